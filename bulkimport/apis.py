@@ -1,0 +1,120 @@
+"""Bulk Patient Create endpoints (SPEC §1), the local upload URL and the local file download."""
+
+from __future__ import annotations
+
+from django.core import signing
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from bulkimport import selectors, services
+from bulkimport.serializers import BulkCreateResponseSerializer, BulkRequestSerializer
+from metriport_bulk.api.authentication import customer_of
+from metriport_bulk.api.errors import envelope
+from metriport_bulk.api.pagination import paginator_for
+from metriport_bulk.lib import storage
+
+
+def _parse_dry_run(value: str | None) -> bool:
+    if value is None or value == "":
+        return False
+    if value in ("true", "false"):
+        return value == "true"
+    raise exceptions.ValidationError({"dryRun": 'Must be "true" or "false".'})
+
+
+class BulkCreateListApi(APIView):
+    pagination_class = paginator_for("requests")
+
+    @extend_schema(
+        operation_id="bulk_patient_create",
+        request=None,
+        parameters=[
+            OpenApiParameter("facilityId", str, description="Optional when the account has exactly one facility."),
+            OpenApiParameter("dryRun", bool, description="true validates only; nothing is created."),
+        ],
+        responses=BulkCreateResponseSerializer,
+    )
+    def post(self, request):
+        dry_run = _parse_dry_run(request.query_params.get("dryRun"))
+        try:
+            bulk = services.bulk_request_create(
+                customer=customer_of(request), facility_id=request.query_params.get("facilityId"), dry_run=dry_run
+            )
+        except services.BulkRequestError as exc:
+            raise (exceptions.NotFound if exc.status == 404 else exceptions.ValidationError)(str(exc)) from None
+        return Response(
+            {"requestId": str(bulk.id), "facilityId": str(bulk.facility_id), "status": bulk.status, "uploadUrl": services.bulk_upload_url(bulk)}
+        )
+
+    @extend_schema(
+        operation_id="bulk_patient_create_list",
+        parameters=[OpenApiParameter("facilityId", str), OpenApiParameter("status", str)],
+        responses=BulkRequestSerializer(many=True),
+    )
+    def get(self, request):
+        try:
+            requests = selectors.bulk_request_list(
+                customer=customer_of(request),
+                facility_id=request.query_params.get("facilityId"),
+                status=request.query_params.get("status"),
+            )
+        except selectors.InvalidFilter as exc:
+            raise exceptions.ValidationError(str(exc)) from None
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(requests, request, view=self)
+        return paginator.get_paginated_response(BulkRequestSerializer(page, many=True).data)
+
+
+class BulkDetailApi(APIView):
+    @extend_schema(operation_id="bulk_patient_create_get", responses=BulkRequestSerializer)
+    def get(self, request, request_id):
+        return Response(BulkRequestSerializer(selectors.bulk_request_get(customer=customer_of(request), request_id=request_id)).data)
+
+
+class BulkUploadApi(APIView):
+    """PUT target of the local (embedded default) upload URL: the signed token is the credential."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    parser_classes: list = []
+
+    @extend_schema(operation_id="bulk_upload_local", request={"text/csv": OpenApiTypes.BINARY}, responses={200: None})
+    def put(self, request, token):
+        from django.conf import settings
+
+        try:
+            payload = signing.loads(token, salt=services.UPLOAD_SALT, max_age=settings.UPLOAD_URL_EXPIRY_SECONDS)
+        except signing.SignatureExpired:
+            raise exceptions.PermissionDenied("The upload URL has expired: create a new bulk request.") from None
+        except signing.BadSignature:
+            raise exceptions.PermissionDenied("The upload URL is not valid.") from None
+        length = request.META.get("CONTENT_LENGTH")
+        if not length or not length.isdigit():
+            return Response(envelope(411, "Send the file with a Content-Length header."), status=411)
+        try:
+            services.bulk_upload_receive(request_id=payload["r"], stream=request._request, content_length=int(length))
+        except services.UploadRefused as exc:
+            return Response(envelope(exc.status, str(exc)), status=exc.status)
+        return Response(status=200)
+
+
+class FileDownloadApi(APIView):
+    """Local storage download of a result file through a signed, expiring token."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="file_download_local", responses={200: OpenApiTypes.BINARY})
+    def get(self, request, token):
+        try:
+            key, filename = storage.read_download_token(token)
+        except signing.SignatureExpired:
+            raise exceptions.PermissionDenied("The download URL has expired: get a fresh one from the API.") from None
+        except signing.BadSignature:
+            raise exceptions.PermissionDenied("The download URL is not valid.") from None
+        return FileResponse(open(storage.local_path(key), "rb"), as_attachment=True, filename=filename, content_type="text/csv")

@@ -1,0 +1,125 @@
+"""Bulk Patient Create requests, their rows, row errors and apply chunks. The database is the source of truth:
+every step of the pipeline can be re-run from what is stored here."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class BulkStatus(models.TextChoices):
+    WAITING = "waiting"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class BulkPhase(models.TextChoices):
+    """Where a `processing` request is; lets the sweeper resume the right step."""
+
+    NONE = ""
+    PARSING = "parsing"
+    APPLYING = "applying"
+    FINISHING = "finishing"
+    DONE = "done"
+
+
+class BulkRequest(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey("patients.Customer", on_delete=models.CASCADE, related_name="bulk_requests")
+    facility = models.ForeignKey("patients.Facility", on_delete=models.PROTECT, related_name="bulk_requests")
+    status = models.CharField(max_length=12, choices=BulkStatus.choices, default=BulkStatus.WAITING)
+    phase = models.CharField(max_length=12, choices=BulkPhase.choices, default=BulkPhase.NONE, blank=True)
+    dry_run = models.BooleanField(default=False)
+    reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Touched by every step that makes progress; the sweeper resumes requests whose heartbeat is stale.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    upload_key = models.CharField(max_length=500, blank=True, default="")
+    input_key = models.CharField(max_length=500, blank=True, default="")
+    input_size = models.BigIntegerField(null=True, blank=True)
+    result_key = models.CharField(max_length=500, blank=True, default="")
+    total = models.IntegerField(default=0)
+    processed = models.IntegerField(default=0)
+    successful = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    parse_attempts = models.IntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["customer", "-created_at"]),
+            models.Index(fields=["status", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Bulk request {self.id}"
+
+
+class RowStatus(models.TextChoices):
+    PENDING = "pending"  # valid, waiting to be applied
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class RowAction(models.TextChoices):
+    NONE = ""
+    CREATED = "created"
+    UPDATED = "updated"
+    VALIDATED = "validated"
+
+
+class BulkRow(models.Model):
+    request = models.ForeignKey(BulkRequest, on_delete=models.CASCADE, related_name="rows")
+    number = models.IntegerField()
+    raw = models.JSONField()
+    normalized = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=RowStatus.choices)
+    reason = models.TextField(blank=True, default="")
+    patient = models.ForeignKey("patients.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=10, choices=RowAction.choices, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["request", "number"], name="uniq_bulkrow_request_number")]
+        indexes = [models.Index(fields=["request", "status", "number"])]
+
+    def __str__(self) -> str:
+        return f"Row {self.number}"
+
+
+class BulkRowError(models.Model):
+    """One validation error of one row; a table of its own so counts and filters by code use an index."""
+
+    request = models.ForeignKey(BulkRequest, on_delete=models.CASCADE, related_name="row_errors")
+    row_number = models.IntegerField()
+    code = models.CharField(max_length=40)
+    field = models.CharField(max_length=60)
+    message = models.CharField(max_length=300)
+
+    class Meta:
+        indexes = [models.Index(fields=["request", "code", "row_number"]), models.Index(fields=["request", "row_number"])]
+
+
+class ChunkStatus(models.TextChoices):
+    PENDING = "pending"
+    DONE = "done"
+
+
+class BulkChunk(models.Model):
+    """A range of row numbers applied in one transaction by one actor message."""
+
+    request = models.ForeignKey(BulkRequest, on_delete=models.CASCADE, related_name="chunks")
+    index = models.IntegerField()
+    first_number = models.IntegerField()
+    last_number = models.IntegerField()
+    status = models.CharField(max_length=10, choices=ChunkStatus.choices, default=ChunkStatus.PENDING)
+    attempts = models.IntegerField(default=0)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["request", "index"], name="uniq_bulkchunk_request_index")]
+        indexes = [models.Index(fields=["status", "enqueued_at"])]

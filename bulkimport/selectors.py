@@ -1,0 +1,50 @@
+"""Reads of bulk requests and rows, scoped to one customer."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import Count, QuerySet
+from django.http import Http404
+
+from bulkimport.models import BulkRequest, BulkRowError, BulkStatus
+from patients.models import Customer
+
+
+class InvalidFilter(ValueError):
+    pass
+
+
+def bulk_request_get(*, customer: Customer, request_id) -> BulkRequest:
+    try:
+        key = uuid.UUID(str(request_id))
+    except ValueError:
+        raise Http404(f"Bulk request {request_id} not found.") from None
+    request = BulkRequest.objects.filter(customer=customer, id=key).first()
+    if request is None:
+        raise Http404(f"Bulk request {request_id} not found.")
+    return request
+
+
+def bulk_request_list(*, customer: Customer, facility_id: str | None = None, status: str | None = None) -> QuerySet[BulkRequest]:
+    requests = BulkRequest.objects.filter(customer=customer)
+    if facility_id:
+        try:
+            requests = requests.filter(facility_id=uuid.UUID(facility_id))
+        except ValueError:
+            raise InvalidFilter(f"facilityId {facility_id!r} is not a valid id.") from None
+    if status:
+        if status not in BulkStatus.values:
+            raise InvalidFilter(f"status must be one of {', '.join(BulkStatus.values)}.")
+        requests = requests.filter(status=status)
+    return requests
+
+
+def bulk_error_counts(*, request_id) -> list[tuple[str, int]]:
+    """(error code, rows with it) for one request, most frequent first; uses the (request, code) index."""
+    return list(
+        BulkRowError.objects.filter(request_id=request_id)
+        .values_list("code")
+        .annotate(rows=Count("row_number", distinct=True))
+        .order_by("-rows", "code")
+    )

@@ -1,0 +1,640 @@
+"""Every write of the Bulk Patient Create pipeline (SPEC §2, §3, §5, §7).
+
+Each step reads what it needs from the database, does its work and records progress in the same
+transaction, so any step can be re-run (duplicate message, crashed worker, sweeper) with the same result.
+Status changes go through `states.transition`; queue messages are sent on commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import uuid
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from bulkimport.models import (
+    BulkChunk,
+    BulkPhase,
+    BulkRequest,
+    BulkRow,
+    BulkRowError,
+    BulkStatus,
+    ChunkStatus,
+    RowAction,
+    RowStatus,
+)
+from bulkimport.states import transition
+from bulkimport.validation import CsvFileError, CsvImport, RowResult
+from metriport_bulk.lib import storage
+from metriport_bulk.lib.csvio import ResultCsvWriter
+from patients.matching import match_key, shares_zip
+from patients.models import Customer, Facility, Patient, PatientFacility
+
+logger = logging.getLogger(__name__)
+
+# Patients created by a bulk row get an id derived from (request, row): a re-run of the row after a crash
+# creates the same id, and the result file of a resumed run equals the one of an uninterrupted run.
+PATIENT_ID_NAMESPACE = uuid.UUID("6f1d2a4e-1c55-4c0e-9a43-7d7c1b9e6b10")
+PARSE_BATCH_SIZE = 2_000
+BULK_WEBHOOK_TYPE = "medical.bulk-patient-create"
+
+
+class BulkRequestError(Exception):
+    """A customer-facing refusal (bad facility, bad parameter); `status` is the HTTP status to answer."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ParseLeaseLost(Exception):
+    """Another parser took over this request (the sweeper found this one stale); stop quietly."""
+
+
+def _keys(request: BulkRequest) -> tuple[str, str, str]:
+    base = f"bulk/{request.customer_id}/{request.id}"
+    return f"{base}/upload.csv", f"{base}/input.csv", f"{base}/result.csv"
+
+
+def _send_on_commit(actor_name: str, *args) -> None:
+    from bulkimport import tasks
+
+    actor = getattr(tasks, actor_name)
+    transaction.on_commit(lambda: actor.send(*args))
+
+
+# --- Create and upload ----------------------------------------------------------------------------------
+
+
+def bulk_request_create(*, customer: Customer, facility_id: str | None, dry_run: bool) -> BulkRequest:
+    facilities = Facility.objects.filter(customer=customer)
+    if facility_id:
+        try:
+            facility = facilities.filter(id=uuid.UUID(str(facility_id))).first()
+        except ValueError:
+            facility = None
+        if facility is None:
+            raise BulkRequestError(f"Facility {facility_id} not found.", status=404)
+    else:
+        candidates = list(facilities[:2])
+        if not candidates:
+            raise BulkRequestError("The account has no facility: create one first.", status=404)
+        if len(candidates) > 1:
+            raise BulkRequestError("The account has more than one facility: set the facilityId query parameter.")
+        facility = candidates[0]
+    if not facility.active:
+        raise BulkRequestError(f"Facility {facility.id} is inactive.")
+    request = BulkRequest(customer=customer, facility=facility, dry_run=dry_run)
+    request.upload_key = _keys(request)[0]
+    request.save()
+    return request
+
+
+def bulk_upload_url(request: BulkRequest) -> str:
+    if storage.is_s3():
+        return storage.presigned_put_url(request.upload_key, settings.UPLOAD_URL_EXPIRY_SECONDS)
+    from django.core import signing
+    from django.urls import reverse
+
+    token = signing.dumps({"r": str(request.id)}, salt=UPLOAD_SALT)
+    return settings.PUBLIC_BASE_URL + reverse("bulk-upload", args=[token])
+
+
+UPLOAD_SALT = "metriport-bulk.upload"
+
+
+def bulk_result_url(request: BulkRequest) -> str | None:
+    if request.status != BulkStatus.COMPLETED or not request.result_key:
+        return None
+    return storage.download_url(
+        request.result_key, filename=f"bulk-{request.id}-result.csv", expires_in=settings.RESULT_URL_EXPIRY_SECONDS
+    )
+
+
+def bulk_upload_claim(*, request_id, input_key: str, input_size: int | None) -> bool:
+    """waiting -> processing for the first upload; False when another upload (or the expiry) won."""
+    with transaction.atomic():
+        claimed = transition(
+            request_id,
+            source=BulkStatus.WAITING,
+            target=BulkStatus.PROCESSING,
+            input_key=input_key,
+            input_size=input_size,
+            phase=BulkPhase.PARSING,
+        )
+        if claimed:
+            request = BulkRequest.objects.get(id=request_id)
+            _notify(request)
+            _send_on_commit("bulk_parse", str(request_id))
+    return claimed
+
+
+class UploadRefused(Exception):
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def bulk_upload_receive(*, request_id, stream: BinaryIO, content_length: int) -> None:
+    """The local-storage upload (embedded default): streams the body to storage, first complete upload wins.
+
+    Raises UploadRefused (409 already used, 403 expired, 413 too large)."""
+    request = BulkRequest.objects.filter(id=request_id).first()
+    if request is None:
+        raise UploadRefused("The upload URL is not valid.", status=403)
+    _refuse_unless_waiting(request)
+    max_bytes = settings.BULK_MAX_FILE_BYTES
+    if content_length > max_bytes:
+        # The upload happened, it is just too big: the request fails with a reason the customer can act on.
+        if bulk_upload_claim(request_id=request.id, input_key="", input_size=content_length):
+            bulk_request_fail(request_id=request.id, reason=_too_large_reason(content_length))
+        raise UploadRefused(_too_large_reason(content_length), status=413)
+    # Each attempt writes its own key; the conditional claim decides which one becomes the input.
+    attempt_key = f"{request.upload_key.rsplit('/', 1)[0]}/upload-{uuid.uuid4().hex}.csv"
+    storage.save(attempt_key, _LimitedReader(stream, content_length))
+    _, input_key, _ = _keys(request)
+    if not bulk_upload_claim(request_id=request.id, input_key=attempt_key, input_size=content_length):
+        storage.delete(attempt_key)
+        request.refresh_from_db()
+        _refuse_unless_waiting(request)
+        raise UploadRefused("This upload URL was already used.", status=409)
+
+
+def _refuse_unless_waiting(request: BulkRequest) -> None:
+    if request.status == BulkStatus.EXPIRED or (
+        request.status == BulkStatus.WAITING
+        and timezone.now() - request.created_at > timedelta(seconds=settings.UPLOAD_URL_EXPIRY_SECONDS)
+    ):
+        raise UploadRefused("The upload URL has expired: create a new bulk request.", status=403)
+    if request.status != BulkStatus.WAITING:
+        raise UploadRefused("This upload URL was already used.", status=409)
+
+
+def _too_large_reason(size: int) -> str:
+    limit_mb = settings.BULK_MAX_FILE_BYTES / (1024 * 1024)
+    return f"The file is {size / (1024 * 1024):.1f} MB, above the {limit_mb:g} MB limit: split it into smaller files."
+
+
+class _LimitedReader:
+    """Reads at most `limit` bytes of a WSGI input stream (which must not be read past Content-Length)."""
+
+    def __init__(self, stream: BinaryIO, limit: int) -> None:
+        self.stream = stream
+        self.remaining = limit
+
+    def read(self, size: int = -1) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        data = self.stream.read(size)
+        self.remaining -= len(data)
+        return data
+
+
+def bulk_uploads_poll() -> int:
+    """S3: notices uploads to waiting requests (HEAD), copies each to its immutable input key and claims it.
+
+    Whatever is written to the upload key after the copy is ignored: that is what single use means on S3."""
+    if not storage.is_s3():
+        return 0
+    noticed = 0
+    window = timezone.now() - timedelta(seconds=settings.UPLOAD_URL_EXPIRY_SECONDS + 60)
+    for request in BulkRequest.objects.filter(status=BulkStatus.WAITING, created_at__gte=window).order_by("created_at")[:500]:
+        size = storage.object_size(request.upload_key)
+        if size is None:
+            continue
+        _, input_key, _ = _keys(request)
+        storage.copy(request.upload_key, input_key)
+        if bulk_upload_claim(request_id=request.id, input_key=input_key, input_size=size):
+            noticed += 1
+    return noticed
+
+
+def bulk_requests_expire() -> int:
+    """waiting -> expired for requests without an upload within the URL's lifetime."""
+    bulk_uploads_poll()  # an upload made just before expiry must win over the expiry
+    cutoff = timezone.now() - timedelta(seconds=settings.UPLOAD_URL_EXPIRY_SECONDS)
+    expired = 0
+    for request_id in BulkRequest.objects.filter(status=BulkStatus.WAITING, created_at__lt=cutoff).values_list("id", flat=True)[:1000]:
+        expired += transition(request_id, source=BulkStatus.WAITING, target=BulkStatus.EXPIRED, phase=BulkPhase.DONE)
+    return expired
+
+
+# --- Parse and validate ---------------------------------------------------------------------------------
+
+
+def bulk_request_parse(*, request_id) -> None:
+    """File checks and row validation, results stored per row. Re-runs start over from the input file."""
+    request = BulkRequest.objects.filter(id=request_id, status=BulkStatus.PROCESSING, phase=BulkPhase.PARSING).first()
+    if request is None:
+        return  # parsed already, or finished: a duplicate message is a no-op
+    stale = timezone.now() - timedelta(seconds=settings.BULK_STALE_SECONDS)
+    # Lease: parse_attempts is the fencing token; only a fresh request or a stale/released lease is taken.
+    token = request.parse_attempts + 1
+    taken = (
+        BulkRequest.objects.filter(id=request.id, phase=BulkPhase.PARSING, parse_attempts=request.parse_attempts)
+        .filter(Q(parse_attempts=0) | Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale))
+        .update(parse_attempts=token, heartbeat_at=timezone.now())
+    )
+    if not taken:
+        return
+    try:
+        _parse(request, token)
+    except ParseLeaseLost:
+        logger.info("bulk request %s: parse lease lost, another worker continues", request.id)
+    except Exception:
+        # Release the lease so the retry of this message can take it at once.
+        BulkRequest.objects.filter(id=request.id, parse_attempts=token).update(heartbeat_at=None)
+        raise
+
+
+def _heartbeat(request_id, token: int, **fields) -> None:
+    if not BulkRequest.objects.filter(id=request_id, parse_attempts=token, phase=BulkPhase.PARSING).update(
+        heartbeat_at=timezone.now(), **fields
+    ):
+        raise ParseLeaseLost()
+
+
+def _parse(request: BulkRequest, token: int) -> None:
+    with transaction.atomic():
+        _heartbeat(request.id, token, total=0, processed=0, successful=0, failed=0)
+        _delete_rows(request.id)
+    if request.input_size is not None and request.input_size > settings.BULK_MAX_FILE_BYTES:
+        bulk_request_fail(request_id=request.id, reason=_too_large_reason(request.input_size))
+        return
+    total = invalid = 0
+    try:
+        with storage.open_for_read(request.input_key) as stream:
+            csv_import = CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES)
+            batch: list[RowResult] = []
+            for row in csv_import.rows():
+                batch.append(row)
+                if len(batch) >= PARSE_BATCH_SIZE:
+                    invalid += _store_rows(request, token, batch, total + len(batch), invalid)
+                    total += len(batch)
+                    batch = []
+            if batch:
+                invalid += _store_rows(request, token, batch, total + len(batch), invalid)
+                total += len(batch)
+    except CsvFileError as exc:
+        with transaction.atomic():
+            _heartbeat(request.id, token)
+            _delete_rows(request.id)
+        bulk_request_fail(request_id=request.id, reason=exc.message)
+        return
+    if total == 0:
+        bulk_request_fail(request_id=request.id, reason="The file has a header but no patient rows.")
+        return
+    with transaction.atomic():
+        if request.dry_run:
+            BulkRow.objects.filter(request_id=request.id, status=RowStatus.PENDING).update(
+                status=RowStatus.SUCCEEDED, action=RowAction.VALIDATED
+            )
+            _heartbeat(request.id, token, phase=BulkPhase.FINISHING)
+            _send_on_commit("bulk_finish", str(request.id))
+            return
+        chunk_size = settings.BULK_CHUNK_SIZE
+        chunks = [
+            BulkChunk(request_id=request.id, index=i, first_number=start, last_number=min(start + chunk_size - 1, total), enqueued_at=timezone.now())
+            for i, start in enumerate(range(1, total + 1, chunk_size))
+        ]
+        BulkChunk.objects.bulk_create(chunks)
+        _heartbeat(request.id, token, phase=BulkPhase.APPLYING)
+        chunk_ids = list(BulkChunk.objects.filter(request_id=request.id).values_list("id", flat=True))
+        transaction.on_commit(lambda: _send_chunks(chunk_ids))
+
+
+def _send_chunks(chunk_ids: Iterable[int]) -> None:
+    from bulkimport import tasks
+
+    for chunk_id in chunk_ids:
+        tasks.bulk_apply_chunk.send(chunk_id)
+
+
+def _store_rows(request: BulkRequest, token: int, batch: list[RowResult], total: int, invalid_so_far: int) -> int:
+    rows = []
+    errors = []
+    invalid = 0
+    for result in batch:
+        valid = result.valid
+        if not valid:
+            invalid += 1
+            errors.extend(
+                BulkRowError(request_id=request.id, row_number=result.number, code=str(e.code), field=e.field[:60], message=e.message[:300])
+                for e in result.errors
+            )
+        rows.append(
+            BulkRow(
+                request_id=request.id,
+                number=result.number,
+                raw=result.raw,
+                normalized=result.normalized,
+                status=RowStatus.PENDING if valid else RowStatus.FAILED,
+                reason="; ".join(e.message for e in result.errors),
+            )
+        )
+    with transaction.atomic():
+        # Counts so far are the progress figure while parsing: invalid rows are final already.
+        failed = invalid_so_far + invalid
+        _heartbeat(request.id, token, total=total, processed=failed, failed=failed)
+        BulkRow.objects.bulk_create(rows, batch_size=PARSE_BATCH_SIZE)
+        BulkRowError.objects.bulk_create(errors, batch_size=PARSE_BATCH_SIZE)
+    return invalid
+
+
+def _delete_rows(request_id) -> None:
+    BulkRowError.objects.filter(request_id=request_id).delete()
+    BulkChunk.objects.filter(request_id=request_id).delete()
+    # Raw DELETE: Django's cascade collector would load 100k rows into memory first.
+    BulkRow.objects.filter(request_id=request_id)._raw_delete(BulkRow.objects.db)
+
+
+# --- Apply ----------------------------------------------------------------------------------------------
+
+
+def bulk_chunk_apply(*, chunk_id: int) -> None:
+    """Creates or updates the patients of one chunk's valid rows, links them to the facility and starts
+    their Document Queries, all in one transaction. Rows already applied are skipped: re-runs are no-ops."""
+    from docqueries.services import document_queries_start
+
+    with transaction.atomic():
+        chunk = BulkChunk.objects.select_for_update().filter(id=chunk_id).select_related("request").first()
+        if chunk is None or chunk.status == ChunkStatus.DONE:
+            return
+        request = chunk.request
+        if request.status != BulkStatus.PROCESSING or request.phase != BulkPhase.APPLYING:
+            return
+        BulkChunk.objects.filter(id=chunk.id).update(attempts=F("attempts") + 1)
+        rows = list(
+            BulkRow.objects.filter(
+                request_id=request.id,
+                status=RowStatus.PENDING,
+                number__gte=chunk.first_number,
+                number__lte=chunk.last_number,
+            ).order_by("number")
+        )
+        applied = _apply_rows(request, rows)
+        opted_in = list(dict.fromkeys(row.patient_id for row in rows if not row.normalized.get("hieOptOut")))
+        if opted_in:
+            document_queries_start(customer_id=request.customer_id, patient_ids=opted_in, bulk_request_id=request.id)
+        BulkChunk.objects.filter(id=chunk.id).update(status=ChunkStatus.DONE)
+        # Lock the request last: it serializes chunk completions so exactly one sees "no chunk left".
+        locked = BulkRequest.objects.select_for_update().get(id=request.id)
+        BulkRequest.objects.filter(id=request.id).update(
+            processed=F("processed") + applied, successful=F("successful") + applied, heartbeat_at=timezone.now()
+        )
+        if locked.phase == BulkPhase.APPLYING and not BulkChunk.objects.filter(request_id=request.id, status=ChunkStatus.PENDING).exists():
+            BulkRequest.objects.filter(id=request.id, phase=BulkPhase.APPLYING).update(phase=BulkPhase.FINISHING)
+            _send_on_commit("bulk_finish", str(request.id))
+
+
+def _lock_match_keys(customer_id, keys: Iterable[str]) -> None:
+    """PostgreSQL: transaction-scoped advisory locks on the match keys, taken in sorted order (no deadlock),
+    so two imports with the same person never both create it. SQLite serializes writers already."""
+    if connection.vendor != "postgresql":
+        return
+    import hashlib
+
+    lock_ids = sorted(
+        {int.from_bytes(hashlib.blake2b(f"{customer_id}|{key}".encode(), digest_size=8).digest(), "big", signed=True) for key in keys}
+    )
+    if lock_ids:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [lock_ids])
+
+
+def _patient_fields(normalized: dict) -> dict:
+    addresses = normalized["addresses"]
+    phones, emails = normalized.get("phones") or [], normalized.get("emails") or []
+    contacts = [
+        {key: value for key, value in (("phone", phone), ("email", email)) if value}
+        for phone, email in _zip_longest(phones, emails)
+    ]
+    return {
+        "external_id": normalized.get("externalId") or "",
+        "first_name": normalized["firstName"],
+        "last_name": normalized["lastName"],
+        "dob": normalized["dob"],
+        "gender_at_birth": normalized["genderAtBirth"],
+        "ssn": normalized.get("ssn") or "",
+        "drivers_license": normalized.get("driversLicense"),
+        "addresses": addresses,
+        "contacts": contacts,
+        "zips": sorted({address["zip"] for address in addresses}),
+        "match_key": match_key(
+            first_name=normalized["firstName"],
+            last_name=normalized["lastName"],
+            dob=normalized["dob"],
+            gender_at_birth=normalized["genderAtBirth"],
+        ),
+    }
+
+
+def _zip_longest(a: list, b: list) -> list[tuple]:
+    length = max(len(a), len(b))
+    return [(a[i] if i < len(a) else None, b[i] if i < len(b) else None) for i in range(length)]
+
+
+UPDATE_FIELDS = ["external_id", "first_name", "last_name", "ssn", "drivers_license", "addresses", "contacts", "zips", "updated_at"]
+
+
+def _apply_rows(request: BulkRequest, rows: list[BulkRow]) -> int:
+    """Create-or-update for `rows` (valid, pending) inside the caller's transaction; returns the count."""
+    if not rows:
+        return 0
+    fields_by_row = {row.number: _patient_fields(row.normalized) for row in rows}
+    keys = {fields["match_key"] for fields in fields_by_row.values()}
+    _lock_match_keys(request.customer_id, keys)
+    candidates: dict[str, list[Patient]] = {}
+    for patient in Patient.objects.filter(customer_id=request.customer_id, match_key__in=keys).order_by("created_at", "id"):
+        candidates.setdefault(patient.match_key, []).append(patient)
+    to_create: dict[uuid.UUID, Patient] = {}
+    to_update: dict[uuid.UUID, Patient] = {}
+    now = timezone.now()
+    for row in rows:
+        fields = fields_by_row[row.number]
+        match = next((p for p in candidates.get(fields["match_key"], []) if shares_zip(p.zips, fields["zips"])), None)
+        if match is None:
+            patient = Patient(id=uuid.uuid5(PATIENT_ID_NAMESPACE, f"{request.id}:{row.number}"), customer_id=request.customer_id, **fields)
+            patient.created_at = patient.updated_at = now
+            to_create[patient.id] = patient
+            candidates.setdefault(fields["match_key"], []).append(patient)
+            row.action = RowAction.CREATED
+        else:
+            for name in UPDATE_FIELDS[:-1]:
+                setattr(match, name, fields[name])
+            match.updated_at = now
+            if match.id not in to_create:
+                to_update[match.id] = match
+            row.action = RowAction.UPDATED
+            patient = match
+        row.patient_id = patient.id
+        row.status = RowStatus.SUCCEEDED
+    Patient.objects.bulk_create(to_create.values(), batch_size=1000)
+    if to_update:
+        Patient.objects.bulk_update(to_update.values(), UPDATE_FIELDS, batch_size=500)
+    PatientFacility.objects.bulk_create(
+        [PatientFacility(patient_id=pid, facility_id=request.facility_id) for pid in {row.patient_id for row in rows}],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+    _update_rows(rows)
+    return len(rows)
+
+
+def _update_rows(rows: list[BulkRow]) -> None:
+    # Two set-based UPDATEs (one per action) instead of a CASE per row: rows of one action differ only by
+    # patient id, which PostgreSQL takes from a VALUES list.
+    if connection.vendor == "postgresql":
+        table = BulkRow._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS r SET status = %s, action = v.action, patient_id = v.patient_id::uuid "
+                f"FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(id, action, patient_id) WHERE r.id = v.id",
+                [
+                    RowStatus.SUCCEEDED,
+                    [row.id for row in rows],
+                    [row.action for row in rows],
+                    [str(row.patient_id) for row in rows],
+                ],
+            )
+        return
+    BulkRow.objects.bulk_update(rows, ["status", "action", "patient"], batch_size=500)
+
+
+# --- Finish, fail ---------------------------------------------------------------------------------------
+
+
+def bulk_request_finish(*, request_id) -> None:
+    """Writes the result CSV and completes the request (once: the transition is conditional)."""
+    request = BulkRequest.objects.filter(id=request_id, status=BulkStatus.PROCESSING, phase=BulkPhase.FINISHING).first()
+    if request is None:
+        return
+    BulkRequest.objects.filter(id=request.id).update(heartbeat_at=timezone.now())
+    _, _, result_key = _keys(request)
+    _write_result(request, result_key)
+    counts = dict(BulkRow.objects.filter(request_id=request.id).values_list("status").annotate(n=Count("id")).order_by())
+    succeeded, failed = counts.get(RowStatus.SUCCEEDED, 0), counts.get(RowStatus.FAILED, 0)
+    with transaction.atomic():
+        if transition(
+            request.id,
+            source=BulkStatus.PROCESSING,
+            target=BulkStatus.COMPLETED,
+            phase=BulkPhase.DONE,
+            result_key=result_key,
+            total=succeeded + failed,
+            processed=succeeded + failed,
+            successful=succeeded,
+            failed=failed,
+        ):
+            request.refresh_from_db()
+            _notify(request)
+
+
+def _write_result(request: BulkRequest, result_key: str) -> None:
+    header = _input_header(request)
+    with tempfile.TemporaryFile() as out:
+        writer = ResultCsvWriter(out, header)
+        rows = (
+            BulkRow.objects.filter(request_id=request.id)
+            .order_by("number")
+            .values_list("raw", "patient_id", "status", "reason", "action")
+        )
+        for raw, patient_id, status, reason, action in rows.iterator(chunk_size=2000):
+            writer.write(raw, metriport_id=str(patient_id) if patient_id else None, status=status, reason=reason, action=action)
+        out.seek(0)
+        storage.save(result_key, out)
+
+
+def _input_header(request: BulkRequest) -> list[str]:
+    with storage.open_for_read(request.input_key) as stream:
+        return CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES).header
+
+
+def bulk_request_fail(*, request_id, reason: str) -> bool:
+    with transaction.atomic():
+        failed = transition(request_id, source=BulkStatus.PROCESSING, target=BulkStatus.FAILED, reason=reason, phase=BulkPhase.DONE)
+        if failed:
+            _notify(BulkRequest.objects.get(id=request_id))
+    return failed
+
+
+def _notify(request: BulkRequest) -> None:
+    """The bulk-request webhook, stored in the caller's transaction (outbox)."""
+    from webhooks.services import webhook_message_create
+
+    body = {"requestId": str(request.id), "status": request.status, "result": bulk_result_url(request)}
+    if request.status == BulkStatus.FAILED and request.reason:
+        body["reason"] = request.reason
+    webhook_message_create(
+        customer_id=request.customer_id, message_type=BULK_WEBHOOK_TYPE, data={"bulkPatientCreate": body}, request_id=str(request.id)
+    )
+
+
+# --- Sweeper --------------------------------------------------------------------------------------------
+
+
+def bulk_sweep() -> None:
+    """Scheduler job: notice uploads, expire, and resume processing requests whose worker went away."""
+    bulk_uploads_poll()
+    bulk_requests_expire()
+    bulk_requests_resume()
+
+
+def bulk_requests_resume(*, force: bool = False, request_id=None) -> int:
+    """Re-sends the next step of stale processing requests. Each step is idempotent, so a duplicate send
+    (the original worker was merely slow) costs only a no-op."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=0 if force else settings.BULK_STALE_SECONDS)
+    requests = BulkRequest.objects.filter(status=BulkStatus.PROCESSING)
+    if request_id is not None:
+        requests = requests.filter(id=request_id)
+    resumed = 0
+    for request in requests.only("id", "phase", "heartbeat_at"):
+        if request.phase == BulkPhase.PARSING and (force or request.heartbeat_at is None or request.heartbeat_at < stale):
+            if force:
+                BulkRequest.objects.filter(id=request.id).update(heartbeat_at=None)
+            _send_now("bulk_parse", str(request.id))
+            resumed += 1
+        elif request.phase == BulkPhase.APPLYING:
+            pending = BulkChunk.objects.filter(request_id=request.id, status=ChunkStatus.PENDING)
+            if not pending.exists():
+                if BulkRequest.objects.filter(id=request.id, phase=BulkPhase.APPLYING).update(phase=BulkPhase.FINISHING):
+                    _send_now("bulk_finish", str(request.id))
+                    resumed += 1
+                continue
+            stuck = list(pending.filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale), updated_at__lt=stale).values_list("id", flat=True))
+            if stuck:
+                BulkChunk.objects.filter(id__in=stuck).update(enqueued_at=now)
+                _send_chunks(stuck)
+                resumed += 1
+        elif request.phase == BulkPhase.FINISHING and (force or request.heartbeat_at is None or request.heartbeat_at < stale):
+            _send_now("bulk_finish", str(request.id))
+            resumed += 1
+    return resumed
+
+
+def _send_now(actor_name: str, *args) -> None:
+    from bulkimport import tasks
+
+    getattr(tasks, actor_name).send(*args)
+
+
+
+def bulk_request_submit_file(*, request: BulkRequest, stream: BinaryIO, size: int) -> bool:
+    """Operator path (bulk_create command, admin import page): stores a file as the request's upload and
+    claims it, exactly as a customer's upload would be."""
+    if size > settings.BULK_MAX_FILE_BYTES:
+        if bulk_upload_claim(request_id=request.id, input_key="", input_size=size):
+            bulk_request_fail(request_id=request.id, reason=_too_large_reason(size))
+        return False
+    _, input_key, _ = _keys(request)
+    storage.save(input_key, stream)
+    return bulk_upload_claim(request_id=request.id, input_key=input_key, input_size=size)

@@ -1,0 +1,25 @@
+"""Dramatiq actors of the bulk pipeline: thin, ids only, idempotent (the services make them so)."""
+
+from __future__ import annotations
+
+import dramatiq
+
+from bulkimport import services
+
+QUEUE = "bulk"
+RETRY = {"max_retries": 8, "min_backoff": 1_000, "max_backoff": 60_000}
+
+
+@dramatiq.actor(queue_name=QUEUE, time_limit=30 * 60 * 1000, **RETRY)
+def bulk_parse(request_id: str) -> None:
+    services.bulk_request_parse(request_id=request_id)
+
+
+@dramatiq.actor(queue_name=QUEUE, time_limit=10 * 60 * 1000, **RETRY)
+def bulk_apply_chunk(chunk_id: int) -> None:
+    services.bulk_chunk_apply(chunk_id=chunk_id)
+
+
+@dramatiq.actor(queue_name=QUEUE, time_limit=15 * 60 * 1000, **RETRY)
+def bulk_finish(request_id: str) -> None:
+    services.bulk_request_finish(request_id=request_id)

@@ -1,0 +1,672 @@
+"""Bulk Patient Create CSV validation: header mapping, row validation and the streaming CsvImport.
+
+Pure Python, no Django. The rules are Metriport's patient-import rules (packages/core/src/command/
+patient-import/csv): column names compared case-insensitively with spaces and punctuation ignored,
+address groups and contacts indexed -1..-10, and row errors worded as Metriport words them
+("Missing firstName", "Missing/invalid dob", "Missing addressLine1-1", "Patient has no address").
+Each error also has a code (RowErrorCode) so errors can be counted and filtered.
+
+Nothing here logs, and no exception or message carries a cell value: cells are PHI.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from bulkimport.normalize import (
+    DobProblem,
+    normalize_address_line,
+    normalize_city,
+    normalize_drivers_license_value,
+    normalize_email,
+    normalize_external_id,
+    normalize_gender,
+    normalize_hie_opt_out,
+    normalize_name,
+    normalize_phone,
+    normalize_ssn,
+    normalize_state,
+    normalize_zip,
+    parse_dob_text,
+    split_address_unit,
+    title_case_if_not_multi_case,
+)
+from metriport_bulk.lib.csvio import CsvFileError, CsvReader, FileErrorCode
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "MAX_INDEX",
+    "MAX_ROWS",
+    "ColumnPlan",
+    "CsvFileError",
+    "CsvImport",
+    "FileErrorCode",
+    "RowError",
+    "RowErrorCode",
+    "RowResult",
+    "RowValidator",
+    "build_column_plan",
+    "normalize_header_name",
+    "row_reason",
+]
+
+MAX_ROWS = 100_000
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+MAX_INDEX = 10  # address groups, phones and emails: -1 .. -10, as in Metriport
+
+
+class RowErrorCode(enum.StrEnum):
+    MISSING_FIRST_NAME = "missing_first_name"
+    MISSING_LAST_NAME = "missing_last_name"
+    MISSING_DOB = "missing_dob"
+    INVALID_DOB = "invalid_dob"
+    FUTURE_DOB = "future_dob"
+    AMBIGUOUS_DOB = "ambiguous_dob"
+    MISSING_GENDER = "missing_gender"
+    INVALID_GENDER = "invalid_gender"
+    INCOMPLETE_ADDRESS = "incomplete_address"
+    INVALID_STATE = "invalid_state"
+    INVALID_ZIP = "invalid_zip"
+    NO_ADDRESS = "no_address"
+    INVALID_PHONE = "invalid_phone"
+    INVALID_EMAIL = "invalid_email"
+    INVALID_SSN = "invalid_ssn"
+    INVALID_DRIVERS_LICENSE = "invalid_drivers_license"
+    INVALID_HIE_OPT_OUT = "invalid_hie_opt_out"
+    TOO_FEW_CELLS = "too_few_cells"
+    TOO_MANY_CELLS = "too_many_cells"
+
+
+@dataclass(slots=True)
+class RowError:
+    code: RowErrorCode
+    field: str  # the column, as Metriport names it: "dob", "addressLine1-2", "address", "row"
+    message: str  # customer-facing, names the column, never quotes the value
+
+
+@dataclass(slots=True)
+class RowResult:
+    number: int  # 1-based data row number: the header and skipped blank lines are not counted
+    raw: list[str]  # the cells exactly as received (after decoding)
+    normalized: dict[str, typing.Any] | None  # None when the row is invalid
+    errors: list[RowError]
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+
+def row_reason(errors: list[RowError]) -> str:
+    """The result file's `reason`: every error message of the row, "; "-separated (as Metriport)."""
+    return "; ".join(error.message for error in errors)
+
+
+# --- header -------------------------------------------------------------------------------------------
+
+# Metriport's csv-parser mapHeaders drops these characters and all whitespace (so "First Name" and
+# "first_name" both read as firstname); "-" is kept because it introduces the -N index.
+_HEADER_DROP = str.maketrans("", "", "!@#$%^&*()+=[]\\';,./{}|\":<>?~_ \t\r\n\u00a0\ufeff")
+
+# Normalized header name -> canonical field, for columns that occur once.
+_SINGLE_COLUMNS: dict[str, str] = {
+    "firstname": "firstName",
+    "lastname": "lastName",
+    "dob": "dob",
+    "gender": "gender",
+    "genderatbirth": "gender",
+    "ssn": "ssn",
+    "id": "externalId",
+    "externalid": "externalId",
+    "hieoptout": "hieOptOut",
+}
+for _prefix in ("driverslicense", "driverslicence"):  # US and British spelling, both accepted
+    for _suffix in ("", "value", "no", "number"):
+        _SINGLE_COLUMNS[_prefix + _suffix] = "driversLicense"
+    _SINGLE_COLUMNS[_prefix + "state"] = "driversLicenseState"
+
+# Normalized base name -> canonical field, for columns indexed -1..-10 (un-suffixed means -1).
+_INDEXED_COLUMNS: dict[str, str] = {
+    "addressline1": "addressLine1",
+    "address1": "addressLine1",
+    "addressline2": "addressLine2",
+    "address2": "addressLine2",
+    "city": "city",
+    "state": "state",
+    "zip": "zip",
+    "zipcode": "zip",
+    "phone": "phone",
+    "email": "email",
+}
+_ADDRESS_FIELDS = ("addressLine1", "addressLine2", "city", "state", "zip")
+_REQUIRED_ADDRESS_FIELDS = ("addressLine1", "city", "state", "zip")
+_REQUIRED_SINGLE = ("firstName", "lastName", "dob", "gender")
+
+
+def normalize_header_name(name: str) -> str:
+    """A header cell as compared: lower-cased, without whitespace and Metriport's ignored punctuation."""
+    return name.lower().translate(_HEADER_DROP)
+
+
+def _map_header(normalized: str) -> tuple[str, int, bool] | None:
+    """Normalized header name -> (canonical field, index, had an explicit index), or None if unknown."""
+    single = _SINGLE_COLUMNS.get(normalized)
+    if single is not None:
+        return single, 0, False
+    base, dash, index_text = normalized.partition("-")
+    if not dash:
+        field = _INDEXED_COLUMNS.get(normalized)
+        if field is not None:
+            return field, 1, False
+        # "phone_2" and "email 2" read as phone2/email2 (Metriport's contact alternative names).
+        for contact in ("phone", "email"):
+            if normalized.startswith(contact):
+                index_text = normalized[len(contact) :]
+                if index_text.isascii() and index_text.isdigit() and 1 <= int(index_text) <= MAX_INDEX:
+                    return contact, int(index_text), True
+        return None
+    field = _INDEXED_COLUMNS.get(base)
+    if field is None or not (index_text.isascii() and index_text.isdigit()):
+        return None
+    index = int(index_text)
+    if not 1 <= index <= MAX_INDEX or index_text[0] == "0":
+        return None
+    return field, index, True
+
+
+@dataclass(frozen=True, slots=True)
+class AddressColumns:
+    """Column positions of one address group; `suffix` is how the header names the group ("" or "-2")."""
+
+    index: int
+    suffix: str
+    address_line1: int | None
+    address_line2: int | None
+    city: int | None
+    state: int | None
+    zip: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnPlan:
+    """Where each field lives in a row, computed once per header so rows are read by position."""
+
+    width: int
+    first_name: int
+    last_name: int
+    dob: int
+    gender: int
+    external_id: int | None
+    ssn: int | None
+    drivers_license: int | None
+    drivers_license_state: int | None
+    hie_opt_out: int | None
+    addresses: tuple[AddressColumns, ...]
+    phones: tuple[tuple[str, int], ...]  # (column name for messages, position), in index order
+    emails: tuple[tuple[str, int], ...]
+
+
+_HEADER_HINT = "firstName, lastName, dob, gender, addressLine1, city, state, zip"
+
+
+def build_column_plan(header: list[str]) -> ColumnPlan:
+    """Map header cells to fields; raise CsvFileError (NO_HEADER, DUPLICATE_COLUMNS, MISSING_COLUMNS).
+
+    Messages name canonical fields and column positions, never the header text: when the first line
+    is data rather than a header, its cells are PHI.
+    """
+    positions: dict[tuple[str, int], list[int]] = {}
+    unsuffixed: set[tuple[str, int]] = set()
+    unknown: dict[str, list[int]] = {}
+    for position, cell in enumerate(header):
+        normalized = normalize_header_name(cell)
+        mapped = _map_header(normalized)
+        if mapped is None:
+            if normalized:
+                unknown.setdefault(normalized, []).append(position)
+            continue
+        field, index, explicit = mapped
+        positions.setdefault((field, index), []).append(position)
+        if not explicit:
+            unsuffixed.add((field, index))
+
+    if not positions:
+        raise CsvFileError(
+            FileErrorCode.NO_HEADER,
+            f"The first line is not a header: none of its cells is a known column name. The first line "
+            f"must name the columns, e.g. {_HEADER_HINT}.",
+        )
+
+    duplicates = [
+        (_display_name(field, index, (field, index) in unsuffixed), cols)
+        for (field, index), cols in positions.items()
+        if len(cols) > 1
+    ]
+    duplicates += [("an unrecognized column", cols) for cols in unknown.values() if len(cols) > 1]
+    if duplicates:
+        described = "; ".join(
+            f"{name} in columns {', '.join(str(c + 1) for c in cols)}" for name, cols in sorted(duplicates)
+        )
+        raise CsvFileError(
+            FileErrorCode.DUPLICATE_COLUMNS,
+            f"Duplicate columns (names are compared ignoring case, spaces and punctuation, and aliases such "
+            f"as zip/zipCode count as the same column): {described}. Keep one of each.",
+        )
+
+    def position_of(field: str, index: int = 0) -> int | None:
+        cols = positions.get((field, index))
+        return cols[0] if cols else None
+
+    missing = [field for field in _REQUIRED_SINGLE if position_of(field) is None]
+    address_indexes = sorted({index for (field, index) in positions if field in _ADDRESS_FIELDS})
+    complete = [
+        i for i in address_indexes if all(position_of(f, i) is not None for f in _REQUIRED_ADDRESS_FIELDS)
+    ]
+    if not complete:
+        first = address_indexes[0] if address_indexes else 1
+        plain = not address_indexes or any((f, first) in unsuffixed for f in _ADDRESS_FIELDS)
+        missing += [
+            _display_name(f, first, plain) for f in _REQUIRED_ADDRESS_FIELDS if position_of(f, first) is None
+        ]
+    if missing:
+        raise CsvFileError(
+            FileErrorCode.MISSING_COLUMNS,
+            f"Missing required column(s): {', '.join(missing)}. Required: {_HEADER_HINT} "
+            f"(at least one complete address group).",
+        )
+
+    addresses = []
+    for index in address_indexes:
+        # Messages name the group the way the header does: "Missing zip" or "Missing zip-2".
+        named_plain = any((field, index) in unsuffixed for field in _ADDRESS_FIELDS)
+        addresses.append(
+            AddressColumns(
+                index=index,
+                suffix="" if named_plain else f"-{index}",
+                address_line1=position_of("addressLine1", index),
+                address_line2=position_of("addressLine2", index),
+                city=position_of("city", index),
+                state=position_of("state", index),
+                zip=position_of("zip", index),
+            )
+        )
+
+    def contacts(field: str) -> tuple[tuple[str, int], ...]:
+        found = []
+        for index in range(1, MAX_INDEX + 1):
+            column = position_of(field, index)
+            if column is not None:
+                found.append((_display_name(field, index, (field, index) in unsuffixed), column))
+        return tuple(found)
+
+    return ColumnPlan(
+        width=len(header),
+        first_name=typing.cast(int, position_of("firstName")),
+        last_name=typing.cast(int, position_of("lastName")),
+        dob=typing.cast(int, position_of("dob")),
+        gender=typing.cast(int, position_of("gender")),
+        external_id=position_of("externalId"),
+        ssn=position_of("ssn"),
+        drivers_license=position_of("driversLicense"),
+        drivers_license_state=position_of("driversLicenseState"),
+        hie_opt_out=position_of("hieOptOut"),
+        addresses=tuple(addresses),
+        phones=contacts("phone"),
+        emails=contacts("email"),
+    )
+
+
+def _display_name(field: str, index: int, unsuffixed: bool) -> str:
+    if index == 0 or unsuffixed:
+        return field
+    return f"{field}-{index}"
+
+
+# --- rows ---------------------------------------------------------------------------------------------
+
+_DOB_ERRORS = {
+    DobProblem.MISSING: (RowErrorCode.MISSING_DOB, "Missing/invalid dob"),
+    DobProblem.INVALID: (RowErrorCode.INVALID_DOB, "Missing/invalid dob (use YYYY-MM-DD)"),
+    DobProblem.AMBIGUOUS: (
+        RowErrorCode.AMBIGUOUS_DOB,
+        "Missing/invalid dob (ambiguous day/month order or two-digit year: use YYYY-MM-DD)",
+    ),
+    DobProblem.BEFORE_1900: (RowErrorCode.INVALID_DOB, "Missing/invalid dob (must be 1900-01-01 or later)"),
+    DobProblem.FUTURE: (RowErrorCode.FUTURE_DOB, "Missing/invalid dob (date can't be in the future)"),
+}
+_MIN_DOB = "1900-01-01"
+
+
+class RowValidator:
+    """Validates and normalizes rows laid out as `plan` says. `validate` is the hot path."""
+
+    def __init__(self, plan: ColumnPlan, *, today: datetime.date) -> None:
+        self.plan = plan
+        self._today_iso = today.isoformat()
+
+    def _dob(self, value: str, errors: list[RowError]) -> str | None:
+        text = value.strip()
+        if not text:
+            problem: DobProblem | None = DobProblem.MISSING
+        else:
+            iso, problem = parse_dob_text(text)
+            if iso is not None:
+                if iso < _MIN_DOB:
+                    problem = DobProblem.BEFORE_1900
+                elif iso > self._today_iso:
+                    problem = DobProblem.FUTURE
+                else:
+                    return iso
+        code, message = _DOB_ERRORS[typing.cast(DobProblem, problem)]
+        errors.append(RowError(code, "dob", message))
+        return None
+
+    def validate(self, row: list[str]) -> tuple[dict[str, typing.Any] | None, list[RowError]]:
+        """(normalized, []) for a valid row, (None, errors) otherwise. `row` has at least plan.width cells."""
+        plan = self.plan
+        errors: list[RowError] = []
+
+        first_name = normalize_name(row[plan.first_name])
+        if first_name is None:
+            errors.append(RowError(RowErrorCode.MISSING_FIRST_NAME, "firstName", "Missing firstName"))
+        last_name = normalize_name(row[plan.last_name])
+        if last_name is None:
+            errors.append(RowError(RowErrorCode.MISSING_LAST_NAME, "lastName", "Missing lastName"))
+        dob = self._dob(row[plan.dob], errors)
+        gender_value = row[plan.gender]
+        gender = normalize_gender(gender_value)
+        if gender is None:
+            code = RowErrorCode.INVALID_GENDER if gender_value.strip() else RowErrorCode.MISSING_GENDER
+            errors.append(RowError(code, "gender", "Missing/invalid gender"))
+
+        addresses = []
+        for group in plan.addresses:
+            address = _address(row, group, errors)
+            if address is not None:
+                addresses.append(address)
+        if not addresses:
+            errors.append(RowError(RowErrorCode.NO_ADDRESS, "address", "Patient has no address"))
+
+        phones = []
+        for name, column in plan.phones:
+            value = row[column]
+            if value and not value.isspace():
+                phone = normalize_phone(value)
+                if phone is None:
+                    errors.append(RowError(RowErrorCode.INVALID_PHONE, name, f"Invalid {name}"))
+                else:
+                    phones.append(phone)
+        emails = []
+        for name, column in plan.emails:
+            value = row[column]
+            if value and not value.isspace():
+                email = normalize_email(value)
+                if email is None:
+                    errors.append(RowError(RowErrorCode.INVALID_EMAIL, name, f"Invalid {name}"))
+                else:
+                    emails.append(email)
+
+        external_id = normalize_external_id(row[plan.external_id]) if plan.external_id is not None else None
+
+        ssn = None
+        if plan.ssn is not None:
+            value = row[plan.ssn]
+            if value and not value.isspace():
+                ssn = normalize_ssn(value)
+                if ssn is None:
+                    errors.append(RowError(RowErrorCode.INVALID_SSN, "ssn", "Invalid SSN"))
+
+        drivers_license = _drivers_license(row, plan, errors)
+
+        hie_opt_out = False
+        if plan.hie_opt_out is not None:
+            flag = normalize_hie_opt_out(row[plan.hie_opt_out])
+            if flag is None:
+                errors.append(
+                    RowError(
+                        RowErrorCode.INVALID_HIE_OPT_OUT, "hieOptOut", "Invalid hieOptOut (use true or false)"
+                    )
+                )
+            else:
+                hie_opt_out = flag == "true"
+
+        if errors:
+            return None, errors
+        return {
+            "firstName": first_name,
+            "lastName": last_name,
+            "dob": dob,
+            "genderAtBirth": gender,
+            "externalId": external_id,
+            "ssn": ssn,
+            "driversLicense": drivers_license,
+            "addresses": addresses,
+            "phones": phones,
+            "emails": emails,
+            "hieOptOut": hie_opt_out,
+        }, errors
+
+
+def _cell(row: list[str], column: int | None) -> str:
+    return row[column] if column is not None else ""
+
+
+def _address(row: list[str], group: AddressColumns, errors: list[RowError]) -> dict[str, typing.Any] | None:
+    """One address group: None when it is empty (ignored) or incomplete/invalid (errors appended)."""
+    raw_line1 = _cell(row, group.address_line1)
+    raw_line2 = _cell(row, group.address_line2)
+    raw_city = _cell(row, group.city)
+    raw_state = _cell(row, group.state)
+    raw_zip = _cell(row, group.zip)
+    if not (raw_line1 or raw_line2 or raw_city or raw_state or raw_zip):
+        return None
+    if (
+        raw_line1.isspace()
+        or raw_line2.isspace()
+        or raw_city.isspace()
+        or raw_state.isspace()
+        or raw_zip.isspace()
+    ):
+        # Whitespace-only cells count as empty.
+        raw_line1, raw_line2, raw_city = raw_line1.strip(), raw_line2.strip(), raw_city.strip()
+        raw_state, raw_zip = raw_state.strip(), raw_zip.strip()
+        if not (raw_line1 or raw_line2 or raw_city or raw_state or raw_zip):
+            return None
+
+    line2 = normalize_address_line(raw_line2) if raw_line2 else None
+    if line2:
+        # A dedicated addressLine2 wins; line 1 is then kept whole (Metriport: splitting it too would
+        # drop the unit it holds).
+        line1 = title_case_if_not_multi_case(" ".join(raw_line1.split())) or None
+    else:
+        line1 = normalize_address_line(raw_line1) if raw_line1 else None
+        if line1:
+            line1, line2 = split_address_unit(line1)
+    city = normalize_city(raw_city) if raw_city else None
+    state = normalize_state(raw_state) if raw_state else None
+    zip_code = normalize_zip(raw_zip) if raw_zip else None
+
+    suffix = group.suffix
+    start = len(errors)
+    if line1 is None:
+        errors.append(
+            RowError(
+                RowErrorCode.INCOMPLETE_ADDRESS, f"addressLine1{suffix}", f"Missing addressLine1{suffix}"
+            )
+        )
+    if city is None:
+        errors.append(RowError(RowErrorCode.INCOMPLETE_ADDRESS, f"city{suffix}", f"Missing city{suffix}"))
+    if state is None:
+        if raw_state and not raw_state.isspace():
+            errors.append(
+                RowError(
+                    RowErrorCode.INVALID_STATE,
+                    f"state{suffix}",
+                    f"Invalid state{suffix} (use a US state or territory, as a 2-letter code or name)",
+                )
+            )
+        else:
+            errors.append(
+                RowError(RowErrorCode.INCOMPLETE_ADDRESS, f"state{suffix}", f"Missing state{suffix}")
+            )
+    if zip_code is None:
+        if raw_zip and not raw_zip.isspace():
+            errors.append(
+                RowError(
+                    RowErrorCode.INVALID_ZIP, f"zip{suffix}", f"Invalid zip{suffix} (use 5 digits or ZIP+4)"
+                )
+            )
+        else:
+            errors.append(RowError(RowErrorCode.INCOMPLETE_ADDRESS, f"zip{suffix}", f"Missing zip{suffix}"))
+    if len(errors) > start:
+        return None
+    return {
+        "addressLine1": line1,
+        "addressLine2": line2,
+        "city": city,
+        "state": state,
+        "zip": zip_code,
+        "country": "USA",
+    }
+
+
+def _drivers_license(row: list[str], plan: ColumnPlan, errors: list[RowError]) -> dict[str, str] | None:
+    # Metriport's mapCsvDriversLicense: a state that is missing or not a US state only matters when
+    # there is a number; a valid state without a number is an error.
+    if plan.drivers_license is None and plan.drivers_license_state is None:
+        return None
+    value = normalize_drivers_license_value(_cell(row, plan.drivers_license))
+    raw_state = _cell(row, plan.drivers_license_state)
+    state = normalize_state(raw_state) if raw_state.strip() else None
+    if value is None:
+        if state is not None:
+            errors.append(
+                RowError(
+                    RowErrorCode.INVALID_DRIVERS_LICENSE,
+                    "driversLicense",
+                    "Invalid drivers license (missing value)",
+                )
+            )
+        return None
+    if state is None:
+        errors.append(
+            RowError(
+                RowErrorCode.INVALID_DRIVERS_LICENSE,
+                "driversLicense",
+                "Invalid drivers license (missing state)",
+            )
+        )
+        return None
+    return {"value": value, "state": state}
+
+
+# --- the file -----------------------------------------------------------------------------------------
+
+
+def _is_blank(row: list[str]) -> bool:
+    return not row or not "".join(row).strip()
+
+
+class CsvImport:
+    """One uploaded CSV: the header is read and checked on construction, rows are streamed by rows().
+
+    Construction raises CsvFileError (EMPTY_FILE, BINARY_FILE, ENCODING, NO_HEADER, MISSING_COLUMNS,
+    DUPLICATE_COLUMNS, TOO_LARGE, MALFORMED). rows() may raise CsvFileError mid-stream (TOO_MANY_ROWS,
+    TOO_LARGE, BINARY_FILE, ENCODING, MALFORMED); the caller must then fail the whole request.
+    Blank lines (every cell empty or spaces) are skipped and not counted as rows.
+    """
+
+    def __init__(
+        self,
+        stream: typing.BinaryIO,
+        *,
+        max_rows: int = MAX_ROWS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        today: datetime.date | None = None,
+    ) -> None:
+        self._reader = CsvReader(stream, max_bytes=max_bytes)
+        self._source = iter(self._reader)
+        self._max_rows = max_rows
+        self._started = False
+
+        header = self._next_non_blank()
+        if header is None:
+            raise CsvFileError(FileErrorCode.EMPTY_FILE, "The file is empty: it has no header and no rows.")
+        self.header: list[str] = header
+        self.plan = build_column_plan(header)
+        self._validator = RowValidator(self.plan, today=today or datetime.date.today())
+        # Read ahead one row so a header-only file fails now, before anything is processed.
+        self._first_row = self._next_non_blank()
+        if self._first_row is None:
+            raise CsvFileError(FileErrorCode.EMPTY_FILE, "The file has a header but no patient rows.")
+
+    def _next_non_blank(self) -> list[str] | None:
+        for row in self._source:
+            if not _is_blank(row):
+                return row
+        return None
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes of the upload consumed so far (for progress bars)."""
+        return self._reader.bytes_read
+
+    def rows(self) -> Iterator[RowResult]:
+        """The data rows, in order, validated and normalized. Single pass."""
+        if self._started:
+            raise RuntimeError("CsvImport.rows() can only be iterated once")
+        self._started = True
+        return self._rows()
+
+    def _rows(self) -> Iterator[RowResult]:
+        validate = self._validator.validate
+        width = self.plan.width
+        max_rows = self._max_rows
+        number = 0
+        pending = self._first_row
+        self._first_row = None
+        source = self._source
+        while True:
+            if pending is not None:
+                row, pending = pending, None
+            else:
+                row = next(source, None)
+                if row is None:
+                    return
+                if not row or not "".join(row).strip():
+                    continue
+            number += 1
+            if number > max_rows:
+                raise CsvFileError(
+                    FileErrorCode.TOO_MANY_ROWS,
+                    f"The file has more than {max_rows:,} patient rows; split it into files of at most "
+                    f"{max_rows:,} rows.",
+                )
+            cells = len(row)
+            if cells == width or (cells > width and not "".join(row[width:]).strip()):
+                # Extra cells that are all empty (trailing commas from a spreadsheet) lose nothing.
+                normalized, errors = validate(row)
+            elif cells < width:
+                normalized = None
+                errors = [
+                    RowError(
+                        RowErrorCode.TOO_FEW_CELLS,
+                        "row",
+                        f"Row has {cells} cells but the header has {width} (a line break inside an unquoted "
+                        "field splits a row)",
+                    )
+                ]
+            else:
+                normalized = None
+                errors = [
+                    RowError(
+                        RowErrorCode.TOO_MANY_CELLS,
+                        "row",
+                        f"Row has {cells} cells but the header has {width} (a comma inside an unquoted "
+                        "field; quote such fields)",
+                    )
+                ]
+            yield RowResult(number, row, normalized, errors)

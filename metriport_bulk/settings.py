@@ -1,0 +1,251 @@
+"""metriport-bulk settings: one module, driven by environment variables, with embedded defaults.
+
+Embedded default (nothing set): SQLite under DATA_DIR, local file storage, an in-process Dramatiq worker.
+Production: DATABASE_URL (PostgreSQL), S3_BUCKET (+ endpoint/credentials), BROKER_URL (redis:// or amqp://).
+Every variable is listed in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+DATA_DIR = Path(env("DATA_DIR", str(BASE_DIR / "var")))
+SECRET_KEY = env("SECRET_KEY", "embedded-default-insecure-key-change-me-in-production")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "*").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+# Absolute base URL clients use to reach this service (local upload URLs are built from it).
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_dramatiq",
+    "metriport_bulk",
+    "patients",
+    "bulkimport",
+    "webhooks",
+    "docqueries",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "metriport_bulk.urls"
+WSGI_APPLICATION = "metriport_bulk.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# --- Database -------------------------------------------------------------------------------------------
+DATABASE_URL = env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'metriport-bulk.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+if env("TEST_DATABASE_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded worker writes from threads: take the write lock up front and wait for it instead of
+    # failing with "database is locked"; WAL lets readers (the API) run beside the writer.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 60,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Storage --------------------------------------------------------------------------------------------
+S3_BUCKET = env("S3_BUCKET")
+S3_ENDPOINT_URL = env("S3_ENDPOINT_URL") or None
+# The address clients (and webhook receivers) use for pre-signed URLs; defaults to S3_ENDPOINT_URL.
+S3_PUBLIC_ENDPOINT_URL = env("S3_PUBLIC_ENDPOINT_URL") or S3_ENDPOINT_URL
+S3_REGION = env("S3_REGION", "us-east-1")
+S3_ACCESS_KEY_ID = env("S3_ACCESS_KEY_ID") or None
+S3_SECRET_ACCESS_KEY = env("S3_SECRET_ACCESS_KEY") or None
+S3_PREFIX = env("S3_PREFIX", "metriport-bulk").strip("/")
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(DATA_DIR / "files")))
+STORAGE_BACKEND = "s3" if S3_BUCKET else "local"
+STORAGES = {
+    "default": (
+        {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": S3_BUCKET,
+                "endpoint_url": S3_ENDPOINT_URL,
+                "region_name": S3_REGION,
+                "access_key": S3_ACCESS_KEY_ID,
+                "secret_key": S3_SECRET_ACCESS_KEY,
+                "location": S3_PREFIX,
+                "addressing_style": "path",
+                "signature_version": "s3v4",
+                "file_overwrite": True,
+                "default_acl": None,
+            },
+        }
+        if S3_BUCKET
+        else {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MEDIA_ROOT}}
+    ),
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env("STATIC_ROOT", str(DATA_DIR / "static")))
+
+# --- Bulk import ----------------------------------------------------------------------------------------
+UPLOAD_URL_EXPIRY_SECONDS = env_int("UPLOAD_URL_EXPIRY_SECONDS", 600)
+RESULT_URL_EXPIRY_SECONDS = env_int("RESULT_URL_EXPIRY_SECONDS", 600)
+BULK_MAX_FILE_BYTES = env_int("BULK_MAX_FILE_BYTES", 50 * 1024 * 1024)
+BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", 100_000)
+BULK_CHUNK_SIZE = env_int("BULK_CHUNK_SIZE", 2_000)
+# A processing request or chunk untouched for this long is considered abandoned and resumed by the sweeper.
+BULK_STALE_SECONDS = env_int("BULK_STALE_SECONDS", 120)
+SCHEDULER_INTERVAL_SECONDS = float(env("SCHEDULER_INTERVAL_SECONDS", "2"))
+
+# --- Webhooks and Document Queries ----------------------------------------------------------------------
+WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS", "5"))
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
+WEBHOOK_RETRY_HOURS = float(env("WEBHOOK_RETRY_HOURS", "25"))
+WEBHOOK_STANDARD_HEADERS = env_bool("WEBHOOK_STANDARD_HEADERS", True)
+DOCQUERY_BACKEND = env("DOCQUERY_BACKEND", "sandbox")
+DOCQUERY_GATEWAY_URL = env("DOCQUERY_GATEWAY_URL")
+DOCQUERY_GATEWAY_TIMEOUT_SECONDS = float(env("DOCQUERY_GATEWAY_TIMEOUT_SECONDS", "10"))
+DOCQUERY_RATE_LIMIT_PER_MINUTE = env_int("DOCQUERY_RATE_LIMIT_PER_MINUTE", 600)
+DOCQUERY_SANDBOX_DELAY_SECONDS = float(env("DOCQUERY_SANDBOX_DELAY_SECONDS", "2"))
+
+# --- Dramatiq -------------------------------------------------------------------------------------------
+BROKER_URL = env("BROKER_URL")
+DRAMATIQ_NAMESPACE = env("DRAMATIQ_NAMESPACE", "metriport-bulk")
+_dramatiq_middleware = [
+    "dramatiq.middleware.AgeLimit",
+    "dramatiq.middleware.TimeLimit",
+    "dramatiq.middleware.ShutdownNotifications",
+    "dramatiq.middleware.Callbacks",
+    "dramatiq.middleware.Pipelines",
+    "dramatiq.middleware.Retries",
+    # Closes Django connections around each message so long-lived workers never reuse a dead one.
+    "django_dramatiq.middleware.DbConnectionsMiddleware",
+]
+if BROKER_URL.startswith(("redis://", "rediss://")):
+    DRAMATIQ_BROKER = {
+        "BROKER": "dramatiq.brokers.redis.RedisBroker",
+        "OPTIONS": {"url": BROKER_URL, "namespace": DRAMATIQ_NAMESPACE},
+        "MIDDLEWARE": _dramatiq_middleware,
+    }
+elif BROKER_URL.startswith(("amqp://", "amqps://")):
+    DRAMATIQ_BROKER = {
+        "BROKER": "dramatiq.brokers.rabbitmq.RabbitmqBroker",
+        "OPTIONS": {"url": BROKER_URL},
+        "MIDDLEWARE": _dramatiq_middleware,
+    }
+elif not BROKER_URL:
+    # Embedded default: messages stay in this process and an in-process worker consumes them.
+    DRAMATIQ_BROKER = {"BROKER": "dramatiq.brokers.stub.StubBroker", "MIDDLEWARE": _dramatiq_middleware}
+else:
+    raise RuntimeError("BROKER_URL must start with redis://, rediss://, amqp:// or amqps://")
+EMBEDDED_WORKER = not BROKER_URL
+EMBEDDED_WORKER_THREADS = env_int("EMBEDDED_WORKER_THREADS", 4)
+DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+
+# --- DRF / OpenAPI --------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["metriport_bulk.api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["metriport_bulk.api.authentication.IsCustomer"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "metriport_bulk.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "metriport-bulk API",
+    "DESCRIPTION": "Bulk Patient Create, wire-compatible with the Metriport Medical API.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Auth / i18n / logging ------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOG_LEVEL = env("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"redact": {"()": "metriport_bulk.logging.RedactExceptionMessages"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Request lines can carry query strings; our own loggers log ids only.
+        "django.request": {"level": "ERROR"},
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+        "pika": {"level": "WARNING"},
+    },
+}
+
+# --- Scheduler ------------------------------------------------------------------------------------------
+# Periodic, idempotent jobs run by `manage.py run_scheduler` (and in-process in the embedded default).
+SCHEDULER_JOBS = [
+    "bulkimport.services.bulk_sweep",
+    "webhooks.services.webhook_deliver_due",
+    "docqueries.services.document_query_sweep",
+]

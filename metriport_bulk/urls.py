@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+
+
+def healthz(request) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="docs"),
+    path("healthz", healthz),
+    # Bulk routes first: /medical/v1/patient/bulk must not be read as a patient id.
+    path("", include("bulkimport.urls")),
+    path("", include("patients.urls")),
+    path("", include("webhooks.urls")),
+    path("", include("docqueries.urls")),
+]
+
+handler400 = "metriport_bulk.api.errors.json_400"
+handler403 = "metriport_bulk.api.errors.json_403"
+handler404 = "metriport_bulk.api.errors.json_404"
+handler500 = "metriport_bulk.api.errors.json_500"

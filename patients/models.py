@@ -1,0 +1,104 @@
+"""Tenancy (customers, API keys), facilities and patients."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class Customer(models.Model):
+    """A tenant: an organization holding API keys. Every other object hangs off one."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiKey(models.Model):
+    """An API key, stored as a SHA-256 hash; the clear key is shown once at creation.
+
+    Keys are 32 random bytes, so a fast hash is as strong as a slow one here; `prefix` (not secret) finds
+    the row without scanning.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, default="default")
+    prefix = models.CharField(max_length=16, unique=True)
+    hashed_key = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+
+class Facility(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="facilities")
+    name = models.CharField(max_length=200)
+    npi = models.CharField("NPI", max_length=10)
+    tin = models.CharField("TIN", max_length=20, blank=True, default="")
+    active = models.BooleanField(default=True)
+    address = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "facilities"
+        indexes = [models.Index(fields=["customer", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Patient(models.Model):
+    """A patient in Metriport's shape. Lists (addresses, contacts, identifiers) are JSON: they are always read
+    and written whole, and bulk creation of 100k patients stays one INSERT per chunk."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="patients")
+    facilities = models.ManyToManyField(Facility, through="PatientFacility", related_name="patients")
+    external_id = models.CharField(max_length=200, blank=True, default="")
+    first_name = models.CharField(max_length=200)
+    last_name = models.CharField(max_length=200)
+    dob = models.DateField()
+    gender_at_birth = models.CharField(max_length=1)
+    ssn = models.CharField("SSN", max_length=9, blank=True, default="")
+    drivers_license = models.JSONField(null=True, blank=True)
+    addresses = models.JSONField(default=list)
+    contacts = models.JSONField(default=list)
+    # lower(first)|lower(last)|dob|gender: the demographic match key, indexed per customer; zips decide.
+    match_key = models.CharField(max_length=450, editable=False)
+    zips = models.JSONField(default=list, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["customer", "match_key"]),
+            models.Index(fields=["customer", "-created_at"]),
+        ]
+        permissions = [("view_phi", "Can see patient demographics (PHI)")]
+
+    def __str__(self) -> str:
+        return f"Patient {self.id}"
+
+
+class PatientFacility(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE)
+    facility = models.ForeignKey(Facility, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["patient", "facility"], name="uniq_patient_facility")]

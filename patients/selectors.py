@@ -1,0 +1,46 @@
+"""Reads scoped to one customer: another customer's id is indistinguishable from an unknown id."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from patients.models import Customer, Facility, Patient
+
+
+def _uuid_or_404(value) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise Http404("No such resource.") from None
+
+
+def facility_list(*, customer: Customer) -> QuerySet[Facility]:
+    return Facility.objects.filter(customer=customer)
+
+
+def facility_get(*, customer: Customer, facility_id) -> Facility:
+    facility = Facility.objects.filter(customer=customer, id=_uuid_or_404(facility_id)).first()
+    if facility is None:
+        raise Http404(f"Facility {facility_id} not found.")
+    return facility
+
+
+def patient_list(*, customer: Customer, facility_id=None) -> QuerySet[Patient]:
+    patients = Patient.objects.filter(customer=customer)
+    if facility_id:
+        patients = patients.filter(facilities=facility_get(customer=customer, facility_id=facility_id))
+    return patients.prefetch_related("patientfacility_set")
+
+
+def patient_get(*, customer: Customer, patient_id) -> Patient:
+    patient = (
+        Patient.objects.filter(customer=customer, id=_uuid_or_404(patient_id))
+        .prefetch_related("patientfacility_set")
+        .first()
+    )
+    if patient is None:
+        raise Http404(f"Patient {patient_id} not found.")
+    return patient

@@ -1,0 +1,91 @@
+"""Facility and patient JSON in Metriport's shape (camelCase)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from bulkimport.normalize import normalize_state, normalize_zip
+from patients.models import Facility, Patient
+from patients.validators import npi_is_valid
+
+
+class AddressSerializer(serializers.Serializer):
+    addressLine1 = serializers.CharField(max_length=200)
+    addressLine2 = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
+    city = serializers.CharField(max_length=100)
+    state = serializers.CharField(max_length=40)
+    zip = serializers.CharField(max_length=10)
+    country = serializers.CharField(max_length=3, required=False, default="USA")
+
+    def validate_state(self, value: str) -> str:
+        state = normalize_state(value)
+        if state is None:
+            raise serializers.ValidationError("Must be a US state or territory (e.g. CA or California).")
+        return state
+
+    def validate_zip(self, value: str) -> str:
+        zip_code = normalize_zip(value)
+        if zip_code is None:
+            raise serializers.ValidationError("Must be a 5-digit US zip code (ZIP+4 accepted).")
+        return zip_code
+
+    def validate_country(self, value: str) -> str:
+        if value.upper() != "USA":
+            raise serializers.ValidationError('Only "USA" is supported.')
+        return "USA"
+
+
+class FacilitySerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(read_only=True)
+    npi = serializers.CharField(max_length=10)
+    tin = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
+    active = serializers.BooleanField(required=False, default=True)
+    address = AddressSerializer()
+
+    class Meta:
+        model = Facility
+        fields = ["id", "name", "npi", "tin", "active", "address"]
+
+    def validate_npi(self, value: str) -> str:
+        if not npi_is_valid(value):
+            raise serializers.ValidationError("Must be a 10-digit NPI with a valid check digit.")
+        return value
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(read_only=True)
+    facilityIds = serializers.SerializerMethodField()
+    externalId = serializers.CharField(source="external_id")
+    firstName = serializers.CharField(source="first_name")
+    lastName = serializers.CharField(source="last_name")
+    dob = serializers.DateField(format="%Y-%m-%d")
+    genderAtBirth = serializers.CharField(source="gender_at_birth")
+    personalIdentifiers = serializers.SerializerMethodField()
+    address = serializers.JSONField(source="addresses")
+    contact = serializers.JSONField(source="contacts")
+
+    class Meta:
+        model = Patient
+        fields = [
+            "id",
+            "facilityIds",
+            "externalId",
+            "firstName",
+            "lastName",
+            "dob",
+            "genderAtBirth",
+            "personalIdentifiers",
+            "address",
+            "contact",
+        ]
+
+    def get_facilityIds(self, patient: Patient) -> list[str]:
+        return [str(link.facility_id) for link in patient.patientfacility_set.all()]
+
+    def get_personalIdentifiers(self, patient: Patient) -> list[dict]:
+        identifiers = []
+        if patient.ssn:
+            identifiers.append({"type": "ssn", "value": patient.ssn})
+        if patient.drivers_license:
+            identifiers.append({"type": "driversLicense", **patient.drivers_license})
+        return identifiers

@@ -1,0 +1,57 @@
+"""Shared fixtures. The suite runs on real PostgreSQL, Redis and SeaweedFS (see tests/settings.py)."""
+
+from __future__ import annotations
+
+import dramatiq
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import Tenant, make_tenant
+from tests.receiver import Receiver
+
+
+@pytest.fixture
+def tenant(db) -> Tenant:
+    return make_tenant("Acme Health")
+
+
+@pytest.fixture
+def other_tenant(db) -> Tenant:
+    return make_tenant("Other Clinic Group")
+
+
+def client_for(api_key: str | None) -> APIClient:
+    client = APIClient()
+    if api_key:
+        client.credentials(HTTP_X_API_KEY=api_key)
+    return client
+
+
+@pytest.fixture
+def api(tenant) -> APIClient:
+    return client_for(tenant.api_key)
+
+
+@pytest.fixture
+def broker():
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    yield broker
+    broker.flush_all()
+
+
+@pytest.fixture
+def worker(broker, transactional_db):
+    """A real Dramatiq worker (threads in this process) consuming from the real broker."""
+    from metriport_bulk.runtime import start_embedded_worker
+
+    worker = start_embedded_worker(threads=2)
+    yield worker
+    worker.stop(timeout=10_000)
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver().start()
+    yield server
+    server.stop()

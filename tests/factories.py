@@ -1,0 +1,30 @@
+"""Small builders for test data (customers with keys, facilities)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from patients.models import Customer, Facility
+from patients.services import api_key_create, customer_create, facility_create
+from patients.validators import npi_with_check_digit
+
+
+@dataclass
+class Tenant:
+    customer: Customer
+    api_key: str
+    facility: Facility
+
+
+def make_facility(customer: Customer, name: str = "Main Clinic", npi_body: str = "123456789") -> Facility:
+    return facility_create(
+        customer=customer,
+        name=name,
+        npi=npi_with_check_digit(npi_body),
+        address={"addressLine1": "1 Main St", "addressLine2": None, "city": "Springfield", "state": "IL", "zip": "62701", "country": "USA"},
+    )
+
+
+def make_tenant(name: str = "Acme Health") -> Tenant:
+    customer = customer_create(name=name)
+    return Tenant(customer=customer, api_key=api_key_create(customer=customer).clear_key, facility=make_facility(customer))

@@ -1,0 +1,97 @@
+"""Facility endpoints: validation (NPI check digit, address), isolation, update, pagination."""
+
+import pytest
+
+from patients.validators import npi_is_valid, npi_with_check_digit
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+ADDRESS = {"addressLine1": "2 Oak Ave", "city": "Austin", "state": "texas", "zip": "78701-1234", "country": "USA"}
+
+
+@pytest.mark.parametrize(
+    ("npi", "valid"),
+    [("1234567893", True), ("1234567890", False), ("123456789", False), ("12345678931", False), ("abcdefghij", False), ("1245319599", True)],
+)
+def test_npi_luhn_check_digit(npi, valid):
+    assert npi_is_valid(npi) is valid
+
+
+def test_npi_with_check_digit_round_trips():
+    assert npi_is_valid(npi_with_check_digit("987654321"))
+
+
+def test_create_facility_normalizes_address(api):
+    response = api.post("/medical/v1/facility", {"name": "North", "npi": "1234567893", "address": ADDRESS}, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["address"]["state"] == "TX"
+    assert body["address"]["zip"] == "78701"
+    assert body["active"] is True
+    assert api.get(f"/medical/v1/facility/{body['id']}").json()["name"] == "North"
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"name": "X", "npi": "1234567890", "address": ADDRESS}, "npi"),
+        ({"name": "X", "npi": "1234567893", "address": {**ADDRESS, "state": "Narnia"}}, "address.state"),
+        ({"name": "X", "npi": "1234567893", "address": {**ADDRESS, "zip": "abc"}}, "address.zip"),
+        ({"name": "X", "npi": "1234567893", "address": {**ADDRESS, "country": "CAN"}}, "address.country"),
+        ({"npi": "1234567893", "address": ADDRESS}, "name"),
+        ({"name": "X", "npi": "1234567893"}, "address"),
+    ],
+)
+def test_invalid_facility_is_400_naming_the_field(api, payload, field):
+    response = api.post("/medical/v1/facility", payload, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["name"] == "BadRequestError"
+    assert body["detail"].startswith(f"{field}:")
+
+
+def test_malformed_json_is_400(api):
+    response = api.generic("POST", "/medical/v1/facility", "{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["name"] == "BadRequestError"
+
+
+def test_update_facility(api, tenant):
+    url = f"/medical/v1/facility/{tenant.facility.id}"
+    response = api.put(url, {"name": "Renamed", "npi": "1234567893", "active": False, "address": ADDRESS}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["name"] == "Renamed" and response.json()["active"] is False
+
+
+def test_other_customers_facility_is_404_like_unknown(api, other_tenant):
+    foreign = api.get(f"/medical/v1/facility/{other_tenant.facility.id}")
+    unknown = api.get("/medical/v1/facility/00000000-0000-0000-0000-000000000000")
+    garbage = api.get("/medical/v1/facility/not-an-id")
+    assert foreign.status_code == unknown.status_code == garbage.status_code == 404
+    assert foreign.json()["name"] == "NotFoundError"
+    put = api.put(f"/medical/v1/facility/{other_tenant.facility.id}", {"name": "x", "npi": "1234567893", "address": ADDRESS}, format="json")
+    assert put.status_code == 404
+    other_tenant.facility.refresh_from_db()
+    assert other_tenant.facility.name != "x"
+
+
+def test_list_only_own_facilities_cursor_paginated(api, tenant, other_tenant):
+    for i in range(3):
+        api.post("/medical/v1/facility", {"name": f"F{i}", "npi": "1234567893", "address": ADDRESS}, format="json")
+    first = api.get("/medical/v1/facility", {"count": 2}).json()
+    assert first["meta"]["itemsOnPage"] == 2 and first["meta"]["nextPage"]
+    second = client_for(tenant.api_key).get(first["meta"]["nextPage"]).json()
+    names = {f["name"] for f in first["facilities"] + second["facilities"]}
+    assert names == {"F0", "F1", "F2", "Main Clinic"}
+    assert str(other_tenant.facility.id) not in {f["id"] for f in first["facilities"] + second["facilities"]}
+
+
+def test_create_facility_command_validates(tenant, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="npi"):
+        call_command("create_facility", str(tenant.customer.id), "--name", "B", "--npi", "1234567890", "--address-line1", "1 A St", "--city", "X", "--state", "CA", "--zip", "90210")
+    call_command("create_facility", str(tenant.customer.id), "--name", "B", "--npi", "1234567893", "--address-line1", "1 A St", "--city", "X", "--state", "CA", "--zip", "90210")
+    assert capsys.readouterr().out.startswith("facility_id=")

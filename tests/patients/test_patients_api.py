@@ -1,0 +1,72 @@
+"""Patient endpoints in Metriport's shape, scoped per customer."""
+
+import datetime
+
+import pytest
+
+from patients.models import Patient, PatientFacility
+from tests.factories import make_facility
+
+pytestmark = pytest.mark.django_db
+
+
+def _patient(tenant, **overrides) -> Patient:
+    fields = {
+        "customer": tenant.customer,
+        "first_name": "Ana",
+        "last_name": "Silva",
+        "dob": datetime.date(1980, 2, 3),
+        "gender_at_birth": "F",
+        "external_id": "ext-1",
+        "ssn": "123456789",
+        "addresses": [{"addressLine1": "1 A St", "addressLine2": None, "city": "Austin", "state": "TX", "zip": "78701", "country": "USA"}],
+        "contacts": [{"phone": "5125550100", "email": "ana@example.com"}],
+        "match_key": "ana|silva|1980-02-03|F",
+        "zips": ["78701"],
+    }
+    fields.update(overrides)
+    patient = Patient.objects.create(**fields)
+    PatientFacility.objects.create(patient=patient, facility=tenant.facility)
+    return patient
+
+
+def test_patient_detail_shape(api, tenant):
+    patient = _patient(tenant)
+    body = api.get(f"/medical/v1/patient/{patient.id}").json()
+    assert body == {
+        "id": str(patient.id),
+        "facilityIds": [str(tenant.facility.id)],
+        "externalId": "ext-1",
+        "firstName": "Ana",
+        "lastName": "Silva",
+        "dob": "1980-02-03",
+        "genderAtBirth": "F",
+        "personalIdentifiers": [{"type": "ssn", "value": "123456789"}],
+        "address": patient.addresses,
+        "contact": patient.contacts,
+    }
+
+
+def test_patient_list_filters_by_facility_and_paginates(api, tenant):
+    other_facility = make_facility(tenant.customer, name="Second", npi_body="111111111")
+    first = _patient(tenant)
+    second = _patient(tenant, first_name="Bo", match_key="bo|silva|1980-02-03|F")
+    PatientFacility.objects.filter(patient=second).update(facility=other_facility)
+    listed = api.get("/medical/v1/patient", {"facilityId": str(tenant.facility.id)}).json()
+    assert [p["id"] for p in listed["patients"]] == [str(first.id)]
+    everything = api.get("/medical/v1/patient", {"count": 1}).json()
+    assert everything["meta"]["itemsOnPage"] == 1 and everything["meta"]["nextPage"]
+
+
+def test_other_customers_patient_is_404(api, other_tenant):
+    foreign = _patient(other_tenant)
+    assert api.get(f"/medical/v1/patient/{foreign.id}").status_code == 404
+    assert api.get("/medical/v1/patient", {"facilityId": str(other_tenant.facility.id)}).status_code == 404
+    assert api.get("/medical/v1/patient").json()["patients"] == []
+
+
+def test_patient_list_query_count_is_constant(api, tenant, django_assert_max_num_queries):
+    for i in range(5):
+        _patient(tenant, first_name=f"P{i}", match_key=f"p{i}|silva|1980-02-03|F")
+    with django_assert_max_num_queries(4):
+        assert len(api.get("/medical/v1/patient").json()["patients"]) == 5

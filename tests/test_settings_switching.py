@@ -1,0 +1,52 @@
+"""Settings switch between the embedded default and real services from environment variables alone."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBE = (
+    "import json; from django.conf import settings; import django; django.setup(); import dramatiq; "
+    "print(json.dumps({'engine': settings.DATABASES['default']['ENGINE'], 'storage': settings.STORAGES['default']['BACKEND'],"
+    " 'broker': type(dramatiq.get_broker()).__name__, 'embedded': settings.EMBEDDED_WORKER}))"
+)
+
+
+def _settings_with(env: dict) -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "BROKER_URL", "S3_", "TEST_"))}
+    clean.update(env, DJANGO_SETTINGS_MODULE="metriport_bulk.settings")
+    out = subprocess.run([sys.executable, "-c", PROBE], env=clean, cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_embedded_default_needs_no_services(tmp_path):
+    got = _settings_with({"DATA_DIR": str(tmp_path)})
+    assert got == {
+        "engine": "django.db.backends.sqlite3",
+        "storage": "django.core.files.storage.FileSystemStorage",
+        "broker": "StubBroker",
+        "embedded": True,
+    }
+
+
+def test_real_services_from_environment():
+    got = _settings_with(
+        {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test", "BROKER_URL": "redis://127.0.0.1:6379/0", "S3_BUCKET": "b", "S3_ENDPOINT_URL": "http://127.0.0.1:1"}
+    )
+    assert got == {"engine": "django.db.backends.postgresql", "storage": "storages.backends.s3.S3Storage", "broker": "RedisBroker", "embedded": False}
+
+
+def test_rabbitmq_broker_from_environment():
+    assert _settings_with({"BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/"})["broker"] == "RabbitmqBroker"
+
+
+def test_the_suite_itself_runs_on_real_services(settings):
+    from django.db import connection
+
+    import dramatiq
+
+    assert connection.vendor == "postgresql"
+    assert type(dramatiq.get_broker()).__name__ == "RedisBroker"
+    assert settings.S3_BUCKET and settings.S3_ENDPOINT_URL

@@ -1,0 +1,85 @@
+"""Webhook endpoint per customer, the outbox of messages and the log of every delivery attempt."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class WebhookEndpoint(models.Model):
+    """A customer's webhook URL and signing key (one per customer). The key survives clearing the URL, so a
+    receiver keeps verifying with the same key when the URL is set again."""
+
+    customer = models.OneToOneField(
+        "patients.Customer", primary_key=True, on_delete=models.CASCADE, related_name="webhook_endpoint"
+    )
+    url = models.CharField("URL", max_length=2000, blank=True, default="")
+    key = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"Webhook endpoint of {self.customer_id}: {self.url or '(no URL)'}"
+
+
+class MessageStatus(models.TextChoices):
+    PENDING = "pending"  # waiting for its first attempt or a retry
+    DELIVERED = "delivered"
+    FAILED = "failed"  # gave up (retry window over, or no URL); support can redeliver
+
+
+class WebhookMessage(models.Model):
+    """One logical webhook message. `body` is serialized once and sent byte-identical on every attempt; the
+    primary key is the payload's meta.messageId."""
+
+    id = models.UUIDField("message id", primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey("patients.Customer", on_delete=models.CASCADE, related_name="webhook_messages")
+    message_type = models.CharField(max_length=60)
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    body = models.BinaryField(editable=False)
+    status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.PENDING)
+    attempts = models.IntegerField(default=0)
+    # Failed attempts since the message was created or last redelivered by hand: drives the backoff.
+    failures = models.IntegerField(default=0)
+    # When a pending message is due (its retry time, or the end of a delivery lease); null once final.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    give_up_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.IntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="webhookmsg_due_idx"),
+            models.Index(fields=["customer", "status", "-created_at"], name="webhookmsg_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_type} {self.id} ({self.status})"
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP attempt of one message. `error` never holds PHI: a status code, a timeout, a refusal."""
+
+    message = models.ForeignKey(WebhookMessage, on_delete=models.CASCADE, related_name="delivery_attempts")
+    number = models.IntegerField()
+    started_at = models.DateTimeField()
+    succeeded = models.BooleanField(default=False)
+    status_code = models.IntegerField(null=True, blank=True)
+    latency_ms = models.IntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["message", "number"])]
+        ordering = ["message", "number"]
+
+    def __str__(self) -> str:
+        outcome = "ok" if self.succeeded else (self.error or "failed")
+        return f"Attempt {self.number} of {self.message_id}: {outcome}"
