@@ -88,8 +88,9 @@ def title_case_if_not_multi_case(value: str) -> str:
 
 
 def normalize_name(value: str) -> str | None:
-    """First or last name: trimmed, title-cased unless mixed case (Metriport's normalizeNameOrFail)."""
-    result = title_case_if_not_multi_case(value)
+    """First or last name: whitespace (line breaks, tabs, runs of spaces) collapsed to single spaces as
+    Metriport's importer does to every cell, then title-cased unless mixed case (normalizeNameOrFail)."""
+    result = title_case_if_not_multi_case(" ".join(value.split()))
     return result or None
 
 

@@ -7,13 +7,15 @@ running two schedulers is harmless; production runs one `manage.py run_scheduler
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import threading
 import time
 
 import dramatiq
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
@@ -21,12 +23,10 @@ logger = logging.getLogger(__name__)
 
 def start_embedded_worker(threads: int | None = None) -> dramatiq.Worker:
     """Starts a Dramatiq worker on this process's broker (the StubBroker of the embedded default)."""
-    import_string("bulkimport.tasks")  # noqa: F401 - registers actors before the worker starts
-    for module in ("webhooks.tasks", "docqueries.tasks"):
-        try:
-            import_string(module)
-        except ImportError:
-            pass
+    # Actors register on import; the worker only consumes queues of registered actors.
+    for module in ("bulkimport.tasks", "webhooks.tasks", "docqueries.tasks"):
+        with contextlib.suppress(ModuleNotFoundError):
+            importlib.import_module(module)
     broker = dramatiq.get_broker()
     worker = dramatiq.Worker(broker, worker_threads=threads or settings.EMBEDDED_WORKER_THREADS, worker_timeout=100)
     worker.start()
@@ -50,12 +50,16 @@ class SchedulerThread(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.is_set():
-            run_scheduled_jobs_once()
-            self.stopped.wait(self.interval)
+        try:
+            while not self.stopped.is_set():
+                run_scheduled_jobs_once()
+                self.stopped.wait(self.interval)
+        finally:
+            connections.close_all()
 
     def stop(self) -> None:
         self.stopped.set()
+        self.join(timeout=30)
 
 
 def run_scheduler_forever(interval: float | None = None) -> None:

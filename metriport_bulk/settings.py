@@ -92,6 +92,7 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int
 if env("TEST_DATABASE_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The embedded worker writes from threads: take the write lock up front and wait for it instead of
     # failing with "database is locked"; WAL lets readers (the API) run beside the writer.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -161,6 +162,9 @@ DOCQUERY_GATEWAY_URL = env("DOCQUERY_GATEWAY_URL")
 DOCQUERY_GATEWAY_TIMEOUT_SECONDS = float(env("DOCQUERY_GATEWAY_TIMEOUT_SECONDS", "10"))
 DOCQUERY_RATE_LIMIT_PER_MINUTE = env_int("DOCQUERY_RATE_LIMIT_PER_MINUTE", 600)
 DOCQUERY_SANDBOX_DELAY_SECONDS = float(env("DOCQUERY_SANDBOX_DELAY_SECONDS", "2"))
+# Gateway retries (5xx, 429, timeouts): first delay, doubling per attempt (capped at 5 min), at most this many calls.
+DOCQUERY_RETRY_BASE_SECONDS = float(env("DOCQUERY_RETRY_BASE_SECONDS", "5"))
+DOCQUERY_MAX_ATTEMPTS = env_int("DOCQUERY_MAX_ATTEMPTS", 8)
 
 # --- Dramatiq -------------------------------------------------------------------------------------------
 BROKER_URL = env("BROKER_URL")

@@ -55,3 +55,20 @@ def receiver():
     server = Receiver().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def scheduler(transactional_db, settings):
+    """The periodic jobs (S3 upload polling, expiry, resume, webhook delivery) in a background thread."""
+    from metriport_bulk.runtime import SchedulerThread
+
+    thread = SchedulerThread(interval=0.3)
+    thread.start()
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture
+def pipeline(worker, scheduler):
+    """Everything a bulk request needs to run end to end: a real worker and the scheduler."""
+    return worker

@@ -232,7 +232,8 @@ def escape_cell(value: str) -> str:
 
 
 class ResultCsvWriter:
-    """Writes the result CSV (UTF-8, no BOM, LF line endings) straight to `out`, one row per call.
+    """Writes the result CSV (UTF-8, no BOM, LF row endings, any cell holding a CR or LF quoted)
+    straight to `out`, one row per call.
 
     Each call writes its own bytes to `out`, so nothing is lost if the caller never flushes this
     object, and memory stays flat however many rows are written.
@@ -242,13 +243,17 @@ class ResultCsvWriter:
         self._out = out
         self._width = len(header)
         self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer, lineterminator="\n")
+        # The csv module quotes a cell holding any character of the line terminator; with "\n" alone
+        # it would leave a bare CR unquoted, which readers take for a row break. So rows are formatted
+        # with "\r\n" (every CR or LF inside a cell gets quoted) and written with a plain "\n".
+        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
         self._emit([*header, *RESULT_COLUMNS])
 
     def _emit(self, cells: list[str]) -> None:
         buffer = self._buffer
         self._writer.writerow([escape_cell(cell) for cell in cells])
-        self._out.write(buffer.getvalue().encode("utf-8"))
+        line = buffer.getvalue()
+        self._out.write(line[:-2].encode("utf-8", "replace") + b"\n")
         buffer.seek(0)
         buffer.truncate()
 

@@ -85,7 +85,9 @@ def checked_addresses(host: str, port: int) -> list[str]:
     for ip in addresses:
         refusal = address_refusal(ip)
         if refusal:
-            raise UnsafeUrlError(f"the host {host} resolves to {ip}, {refusal}; private and internal addresses are refused")
+            raise UnsafeUrlError(
+                f"the host {host} resolves to {ip}, {refusal}; private and internal addresses are refused"
+            )
     return addresses
 
 
@@ -161,7 +163,10 @@ class GuardedAdapter(HTTPAdapter):
 
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPConnectionPool, "https": _GuardedHTTPSConnectionPool}
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _GuardedHTTPConnectionPool,
+            "https": _GuardedHTTPSConnectionPool,
+        }
 
 
 def guarded_session(*, allow_private: bool | None = None) -> requests.Session:

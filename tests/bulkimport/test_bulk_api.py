@@ -1,0 +1,73 @@
+"""POST/GET of bulk requests: facilityId and dryRun rules, list filters, isolation."""
+
+import pytest
+
+from bulkimport.models import BulkRequest
+from tests.factories import make_facility
+
+pytestmark = pytest.mark.django_db
+
+
+def test_facility_optional_when_only_one(api, tenant):
+    response = api.post("/medical/v1/patient/bulk")
+    assert response.status_code == 200, response.json()
+    assert response.json()["facilityId"] == str(tenant.facility.id)
+    assert BulkRequest.objects.get(id=response.json()["requestId"]).dry_run is False
+
+
+def test_facility_required_when_several(api, tenant):
+    make_facility(tenant.customer, name="Second", npi_body="222222222")
+    response = api.post("/medical/v1/patient/bulk")
+    assert response.status_code == 400
+    assert "facilityId" in response.json()["detail"]
+    assert not BulkRequest.objects.exists()
+
+
+@pytest.mark.parametrize("facility_id", ["00000000-0000-0000-0000-000000000000", "garbage"])
+def test_unknown_facility_is_404(api, facility_id):
+    response = api.post(f"/medical/v1/patient/bulk?facilityId={facility_id}")
+    assert response.status_code == 404 and response.json()["name"] == "NotFoundError"
+
+
+def test_other_customers_facility_is_404(api, other_tenant):
+    assert api.post(f"/medical/v1/patient/bulk?facilityId={other_tenant.facility.id}").status_code == 404
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("false", False)])
+def test_dry_run_values(api, value, expected):
+    response = api.post(f"/medical/v1/patient/bulk?dryRun={value}")
+    assert BulkRequest.objects.get(id=response.json()["requestId"]).dry_run is expected
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "TRUE", "maybe"])
+def test_bad_dry_run_is_400(api, value):
+    response = api.post(f"/medical/v1/patient/bulk?dryRun={value}")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("dryRun:")
+    assert not BulkRequest.objects.exists()
+
+
+def test_get_shape_and_list_filters(api, tenant):
+    created = api.post("/medical/v1/patient/bulk").json()
+    body = api.get(f"/medical/v1/patient/bulk/{created['requestId']}").json()
+    assert set(body) == {
+        "requestId", "facilityId", "status", "dryRun", "reason", "createdAt", "startedAt", "finishedAt",
+        "total", "processed", "successful", "failed", "result",
+    }
+    assert body["status"] == "waiting" and body["result"] is None and body["total"] == 0
+    listed = api.get("/medical/v1/patient/bulk", {"status": "waiting", "facilityId": str(tenant.facility.id)}).json()
+    assert [r["requestId"] for r in listed["requests"]] == [created["requestId"]]
+    assert api.get("/medical/v1/patient/bulk", {"status": "completed"}).json()["requests"] == []
+    assert api.get("/medical/v1/patient/bulk", {"status": "bogus"}).status_code == 400
+
+
+def test_list_is_newest_first_and_paginated(api):
+    ids = [api.post("/medical/v1/patient/bulk").json()["requestId"] for _ in range(3)]
+    page = api.get("/medical/v1/patient/bulk", {"count": 2}).json()
+    assert [r["requestId"] for r in page["requests"]] == ids[::-1][:2]
+    assert page["meta"]["nextPage"]
+
+
+def test_no_body_is_read(api):
+    response = api.post("/medical/v1/patient/bulk", data="not json at all", content_type="text/plain")
+    assert response.status_code == 200
