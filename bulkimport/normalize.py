@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime
 import enum
 import re
-from functools import lru_cache
 
 __all__ = [
     "DobProblem",
@@ -205,9 +204,9 @@ def _parse_month_name(text: str) -> tuple[str | None, DobProblem | None]:
     return (iso, None) if iso else (None, DobProblem.INVALID)
 
 
-@lru_cache(maxsize=65536)
 def parse_dob_text(text: str) -> tuple[str | None, DobProblem | None]:
-    # Memoized: a 100k-row file has a few tens of thousands of distinct birth dates at most.
+    """Parse a trimmed, non-empty date of birth (no range checks). Deliberately not memoized: birth
+    dates are high-cardinality, so a cache big enough to hit would make memory grow with the file."""
     if len(text) == 10 and text[4] == "-" and text[7] == "-":
         return _parse_year_first([text[:4], text[5:7], text[8:]])
     # Drop a time of day exported with the date ("1990-05-12T00:00:00.000Z", "3/4/1990 0:00").

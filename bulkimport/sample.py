@@ -488,7 +488,7 @@ def sample_rows_with_truth(
 
 
 def sample_rows(rows: int, *, invalid_ratio: float = 0.05, seed: int = 0) -> Iterator[list[str]]:
-    """`rows` data rows matching SAMPLE_HEADER; about `invalid_ratio` of them invalid. Deterministic per seed."""
+    """`rows` rows matching SAMPLE_HEADER, about `invalid_ratio` of them invalid; same seed, same rows."""
     for row, _ in sample_rows_with_truth(rows, invalid_ratio=invalid_ratio, seed=seed):
         yield row
 

@@ -160,6 +160,19 @@ def _remaining_size(stream: typing.BinaryIO) -> int | None:
         return None
 
 
+def _read_head(stream: typing.BinaryIO, size: int) -> bytes:
+    # A socket-like stream may return fewer bytes than asked; sniffing needs a fair sample.
+    chunks = []
+    remaining = size
+    while remaining > 0:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
 class CsvReader:
     """Rows (lists of cells) of a UTF-8 CSV byte stream, read lazily in fixed-size chunks.
 
@@ -171,7 +184,7 @@ class CsvReader:
         size = _remaining_size(stream)
         if size is not None and size > max_bytes:
             raise _too_large_error(max_bytes)
-        head = stream.read(_SNIFF_BYTES) or b""
+        head = _read_head(stream, _SNIFF_BYTES)
         if len(head) > max_bytes:
             raise _too_large_error(max_bytes)
         _sniff(head)
@@ -231,6 +244,19 @@ def escape_cell(value: str) -> str:
     return value
 
 
+class _LineSink:
+    """File-like target for csv.writer, which calls write() once per row with the whole row: each row
+    goes straight to `out` as UTF-8 with its "\r\n" terminator replaced by "\n"."""
+
+    __slots__ = ("_out",)
+
+    def __init__(self, out: typing.BinaryIO) -> None:
+        self._out = out
+
+    def write(self, line: str) -> None:
+        self._out.write(line[:-2].encode("utf-8", "replace") + b"\n")
+
+
 class ResultCsvWriter:
     """Writes the result CSV (UTF-8, no BOM, LF row endings, any cell holding a CR or LF quoted)
     straight to `out`, one row per call.
@@ -242,20 +268,16 @@ class ResultCsvWriter:
     def __init__(self, out: typing.BinaryIO, header: list[str]) -> None:
         self._out = out
         self._width = len(header)
-        self._buffer = io.StringIO()
         # The csv module quotes a cell holding any character of the line terminator; with "\n" alone
         # it would leave a bare CR unquoted, which readers take for a row break. So rows are formatted
         # with "\r\n" (every CR or LF inside a cell gets quoted) and written with a plain "\n".
-        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
+        self._writer = csv.writer(_LineSink(out), lineterminator="\r\n")
         self._emit([*header, *RESULT_COLUMNS])
 
     def _emit(self, cells: list[str]) -> None:
-        buffer = self._buffer
-        self._writer.writerow([escape_cell(cell) for cell in cells])
-        line = buffer.getvalue()
-        self._out.write(line[:-2].encode("utf-8", "replace") + b"\n")
-        buffer.seek(0)
-        buffer.truncate()
+        triggers = _FORMULA_TRIGGERS
+        # escape_cell, inlined: this runs for every cell of every row.
+        self._writer.writerow([("'" + cell) if cell and cell[0] in triggers else cell for cell in cells])
 
     def write(
         self, raw: list[str], *, metriport_id: str | None, status: str, reason: str, action: str
