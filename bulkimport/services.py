@@ -11,6 +11,7 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import BinaryIO
 
@@ -33,6 +34,7 @@ from bulkimport.models import (
 from bulkimport.states import transition
 from bulkimport.validation import CsvFileError, CsvImport, RowResult
 from metriport_bulk.lib import storage
+from metriport_bulk.lib.bulkdb import copy_insert, update_by_id
 from metriport_bulk.lib.csvio import ResultCsvWriter
 from patients.matching import match_key, shares_zip
 from patients.models import Customer, Facility, Patient, PatientFacility
@@ -318,6 +320,10 @@ def _send_chunks(chunk_ids: Iterable[int]) -> None:
         tasks.bulk_apply_chunk.send(chunk_id)
 
 
+ROW_COLUMNS = ("request_id", "number", "raw", "normalized", "status", "reason", "action")
+ERROR_COLUMNS = ("request_id", "row_number", "code", "field", "message")
+
+
 def _store_rows(request: BulkRequest, token: int, batch: list[RowResult], total: int, invalid_so_far: int) -> int:
     rows = []
     errors = []
@@ -326,26 +332,15 @@ def _store_rows(request: BulkRequest, token: int, batch: list[RowResult], total:
         valid = result.valid
         if not valid:
             invalid += 1
-            errors.extend(
-                BulkRowError(request_id=request.id, row_number=result.number, code=str(e.code), field=e.field[:60], message=e.message[:300])
-                for e in result.errors
-            )
-        rows.append(
-            BulkRow(
-                request_id=request.id,
-                number=result.number,
-                raw=result.raw,
-                normalized=result.normalized,
-                status=RowStatus.PENDING if valid else RowStatus.FAILED,
-                reason="; ".join(e.message for e in result.errors),
-            )
-        )
+            errors.extend((request.id, result.number, str(e.code), e.field[:60], e.message[:300]) for e in result.errors)
+        reason = "; ".join(e.message for e in result.errors)
+        rows.append((request.id, result.number, result.raw, result.normalized, RowStatus.PENDING if valid else RowStatus.FAILED, reason, ""))
     with transaction.atomic():
         # Counts so far are the progress figure while parsing: invalid rows are final already.
         failed = invalid_so_far + invalid
         _heartbeat(request.id, token, total=total, processed=failed, failed=failed)
-        BulkRow.objects.bulk_create(rows, batch_size=PARSE_BATCH_SIZE)
-        BulkRowError.objects.bulk_create(errors, batch_size=PARSE_BATCH_SIZE)
+        copy_insert(BulkRow, ROW_COLUMNS, rows)
+        copy_insert(BulkRowError, ERROR_COLUMNS, errors)
     return invalid
 
 
@@ -372,14 +367,17 @@ def bulk_chunk_apply(*, chunk_id: int) -> None:
         if request.status != BulkStatus.PROCESSING or request.phase != BulkPhase.APPLYING:
             return
         BulkChunk.objects.filter(id=chunk.id).update(attempts=F("attempts") + 1)
-        rows = list(
-            BulkRow.objects.filter(
+        rows = [
+            PendingRow(*values)
+            for values in BulkRow.objects.filter(
                 request_id=request.id,
                 status=RowStatus.PENDING,
                 number__gte=chunk.first_number,
                 number__lte=chunk.last_number,
-            ).order_by("number")
-        )
+            )
+            .order_by("number")
+            .values_list("id", "number", "normalized")
+        ]
         applied = _apply_rows(request, rows)
         opted_in = list(dict.fromkeys(row.patient_id for row in rows if not row.normalized.get("hieOptOut")))
         if opted_in:
@@ -393,6 +391,27 @@ def bulk_chunk_apply(*, chunk_id: int) -> None:
         if locked.phase == BulkPhase.APPLYING and not BulkChunk.objects.filter(request_id=request.id, status=ChunkStatus.PENDING).exists():
             BulkRequest.objects.filter(id=request.id, phase=BulkPhase.APPLYING).update(phase=BulkPhase.FINISHING)
             _send_on_commit("bulk_finish", str(request.id))
+
+
+@dataclass(slots=True)
+class PendingRow:
+    id: int
+    number: int
+    normalized: dict
+    patient_id: uuid.UUID | None = None
+    action: str = ""
+
+
+@dataclass(slots=True)
+class NewPatient:
+    """A patient created by this chunk, not inserted yet (a later row of the chunk may update it)."""
+
+    id: uuid.UUID
+    fields: dict
+
+    @property
+    def zips(self) -> list[str]:
+        return self.fields["zips"]
 
 
 def _lock_match_keys(customer_id, keys: Iterable[str]) -> None:
@@ -443,70 +462,61 @@ def _zip_longest(a: list, b: list) -> list[tuple]:
 
 
 UPDATE_FIELDS = ["external_id", "first_name", "last_name", "ssn", "drivers_license", "addresses", "contacts", "zips", "updated_at"]
+PATIENT_COLUMNS = (
+    "id", "customer_id", "external_id", "first_name", "last_name", "dob", "gender_at_birth", "ssn",
+    "drivers_license", "addresses", "contacts", "match_key", "zips", "created_at", "updated_at",
+)  # fmt: skip
 
 
-def _apply_rows(request: BulkRequest, rows: list[BulkRow]) -> int:
+def _apply_rows(request: BulkRequest, rows: list[PendingRow]) -> int:
     """Create-or-update for `rows` (valid, pending) inside the caller's transaction; returns the count."""
     if not rows:
         return 0
     fields_by_row = {row.number: _patient_fields(row.normalized) for row in rows}
     keys = {fields["match_key"] for fields in fields_by_row.values()}
     _lock_match_keys(request.customer_id, keys)
-    candidates: dict[str, list[Patient]] = {}
+    candidates: dict[str, list[Patient | NewPatient]] = {}
     for patient in Patient.objects.filter(customer_id=request.customer_id, match_key__in=keys).order_by("created_at", "id"):
         candidates.setdefault(patient.match_key, []).append(patient)
-    to_create: dict[uuid.UUID, Patient] = {}
-    to_update: dict[uuid.UUID, Patient] = {}
+    created: list[NewPatient] = []
+    updated: dict[uuid.UUID, Patient] = {}
     now = timezone.now()
     for row in rows:
         fields = fields_by_row[row.number]
         match = next((p for p in candidates.get(fields["match_key"], []) if shares_zip(p.zips, fields["zips"])), None)
         if match is None:
-            patient = Patient(id=uuid.uuid5(PATIENT_ID_NAMESPACE, f"{request.id}:{row.number}"), customer_id=request.customer_id, **fields)
-            patient.created_at = patient.updated_at = now
-            to_create[patient.id] = patient
-            candidates.setdefault(fields["match_key"], []).append(patient)
+            match = NewPatient(id=uuid.uuid5(PATIENT_ID_NAMESPACE, f"{request.id}:{row.number}"), fields=fields)
+            created.append(match)
+            candidates.setdefault(fields["match_key"], []).append(match)
             row.action = RowAction.CREATED
+        elif isinstance(match, NewPatient):
+            match.fields = {**fields, "match_key": match.fields["match_key"]}
+            row.action = RowAction.UPDATED
         else:
             for name in UPDATE_FIELDS[:-1]:
                 setattr(match, name, fields[name])
             match.updated_at = now
-            if match.id not in to_create:
-                to_update[match.id] = match
+            updated[match.id] = match
             row.action = RowAction.UPDATED
-            patient = match
-        row.patient_id = patient.id
-        row.status = RowStatus.SUCCEEDED
-    Patient.objects.bulk_create(to_create.values(), batch_size=1000)
-    if to_update:
-        Patient.objects.bulk_update(to_update.values(), UPDATE_FIELDS, batch_size=500)
-    PatientFacility.objects.bulk_create(
-        [PatientFacility(patient_id=pid, facility_id=request.facility_id) for pid in {row.patient_id for row in rows}],
-        ignore_conflicts=True,
-        batch_size=1000,
+        row.patient_id = match.id
+    copy_insert(
+        Patient,
+        PATIENT_COLUMNS,
+        (
+            (p.id, request.customer_id, *(p.fields[name] for name in PATIENT_COLUMNS[2:13]), now, now)
+            for p in created
+        ),
     )
-    _update_rows(rows)
+    if updated:
+        Patient.objects.bulk_update(updated.values(), UPDATE_FIELDS, batch_size=500)
+        PatientFacility.objects.bulk_create(
+            [PatientFacility(patient_id=pid, facility_id=request.facility_id) for pid in updated],
+            ignore_conflicts=True,
+        )
+    # Patients created here are new, so are their links: no conflict to ignore.
+    copy_insert(PatientFacility, ("patient_id", "facility_id", "created_at"), ((p.id, request.facility_id, now) for p in created))
+    update_by_id(BulkRow, ("status", "action", "patient_id"), [(row.id, RowStatus.SUCCEEDED, row.action, row.patient_id) for row in rows])
     return len(rows)
-
-
-def _update_rows(rows: list[BulkRow]) -> None:
-    # Two set-based UPDATEs (one per action) instead of a CASE per row: rows of one action differ only by
-    # patient id, which PostgreSQL takes from a VALUES list.
-    if connection.vendor == "postgresql":
-        table = BulkRow._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} AS r SET status = %s, action = v.action, patient_id = v.patient_id::uuid "
-                f"FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS v(id, action, patient_id) WHERE r.id = v.id",
-                [
-                    RowStatus.SUCCEEDED,
-                    [row.id for row in rows],
-                    [row.action for row in rows],
-                    [str(row.patient_id) for row in rows],
-                ],
-            )
-        return
-    BulkRow.objects.bulk_update(rows, ["status", "action", "patient"], batch_size=500)
 
 
 # --- Finish, fail ---------------------------------------------------------------------------------------

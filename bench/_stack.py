@@ -1,0 +1,73 @@
+"""The real stack for benchmarks: a fresh PostgreSQL database, a Redis namespace and a SeaweedFS S3 server,
+exported as environment variables before Django loads. Cleaned up at exit."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def start_stack(tag: str = "bench") -> dict[str, str]:
+    import psycopg
+
+    from metriport_bulk.devtools.seaweed import start_seaweed
+
+    db_name = f"mb_{tag}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+
+    def drop_db() -> None:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+    atexit.register(drop_db)
+    seaweed = start_seaweed()
+    atexit.register(seaweed.stop)
+    env = {
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}",
+        "BROKER_URL": REDIS_URL,
+        "DRAMATIQ_NAMESPACE": f"mb-{tag}-{uuid.uuid4().hex[:6]}",
+        "DJANGO_SETTINGS_MODULE": "metriport_bulk.settings",
+        "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+        "LOG_LEVEL": "WARNING",
+        **seaweed.env,
+    }
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    return env
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the peak resident set size of a live process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            child = int(stat.parent.name)
+            found.append(child)
+            found.extend(children_of(child))
+    return found

@@ -1,0 +1,101 @@
+"""End-to-end pipeline benchmark on the real stack: PostgreSQL + Redis + SeaweedFS S3, N Dramatiq worker
+processes (`manage.py rundramatiq`), the scheduler noticing the upload, 100,000 rows by default.
+
+Prints wall time per phase (upload noticed -> parsed -> applied -> completed), rows/s and the peak RSS of
+each worker process. Usage: .venv/bin/python bench/pipeline.py [--rows 100000] [--processes 2] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from _stack import ROOT, children_of, peak_rss_mb, start_stack
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--invalid-ratio", type=float, default=0.05)
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args()
+
+    env = start_stack("pipeline")
+    import requests
+
+    from bulkimport import services
+    from bulkimport.models import BulkPhase, BulkRequest, BulkStatus
+    from bulkimport.sample import write_sample_csv
+    from metriport_bulk.runtime import SchedulerThread
+    from tests.factories import make_tenant
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "patients.csv")
+        with open(path, "wb") as out:
+            write_sample_csv(out, args.rows, invalid_ratio=args.invalid_ratio, seed=42)
+        size = os.path.getsize(path)
+        print(f"file: {args.rows:,} rows, {size / 1e6:.1f} MB, {args.invalid_ratio:.0%} invalid")
+
+        workers = subprocess.Popen(
+            [sys.executable, "manage.py", "rundramatiq", "--processes", str(args.processes), "--threads", str(args.threads)],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        scheduler = SchedulerThread(interval=0.5)
+        scheduler.start()
+        try:
+            time.sleep(3)  # workers import Django and connect
+            tenant = make_tenant("Bench")
+            request = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=args.dry_run)
+            url = services.bulk_upload_url(request)
+            t0 = time.monotonic()
+            with open(path, "rb") as body:
+                assert requests.put(url, data=body, timeout=120).status_code == 200
+            t_uploaded = time.monotonic()
+            marks: dict[str, float] = {}
+            while True:
+                current = BulkRequest.objects.get(id=request.id)
+                now = time.monotonic()
+                if current.status == BulkStatus.PROCESSING:
+                    marks.setdefault("noticed", now)
+                if current.phase in (BulkPhase.APPLYING, BulkPhase.FINISHING, BulkPhase.DONE) and current.status != BulkStatus.WAITING:
+                    marks.setdefault("parsed", now)
+                if current.phase in (BulkPhase.FINISHING, BulkPhase.DONE):
+                    marks.setdefault("applied", now)
+                if current.status in (BulkStatus.COMPLETED, BulkStatus.FAILED):
+                    marks.setdefault("completed", now)
+                    break
+                time.sleep(0.05)
+            rss = {pid: peak_rss_mb(pid) for pid in children_of(workers.pid)}
+        finally:
+            scheduler.stop()
+            os.killpg(workers.pid, signal.SIGKILL)
+            workers.wait()
+
+    end_to_end = marks["completed"] - marks["noticed"]
+    print(f"status: {current.status} {current.reason}")
+    print(f"rows: total={current.total:,} succeeded={current.successful:,} failed={current.failed:,}")
+    print(f"upload PUT:          {t_uploaded - t0:6.2f} s")
+    print(f"upload -> noticed:   {marks['noticed'] - t_uploaded:6.2f} s (scheduler polls every 0.5 s)")
+    print(f"parse + validate:    {marks['parsed'] - marks['noticed']:6.2f} s")
+    print(f"apply (chunks):      {marks['applied'] - marks['parsed']:6.2f} s")
+    print(f"finish (result CSV): {marks['completed'] - marks['applied']:6.2f} s")
+    print(f"end to end (noticed -> completed): {end_to_end:.2f} s, {args.rows / end_to_end:,.0f} rows/s")
+    print(f"worker processes: {args.processes} x {args.threads} threads")
+    for pid, mb in sorted(rss.items()):
+        print(f"  worker pid {pid}: peak RSS {mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "bench"))
+    main()

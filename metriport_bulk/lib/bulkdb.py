@@ -1,0 +1,109 @@
+"""Set-based writes for the hot paths of the pipeline. On PostgreSQL they use COPY (tens of thousands of
+rows per second, where Django's bulk_create spends most of its time quoting parameters); elsewhere they
+fall back to the ORM so the embedded SQLite default behaves the same."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+
+from django.db import connection, models
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _fields(model: type[models.Model], names: Sequence[str]) -> list[models.Field]:
+    return [model._meta.get_field(name) for name in names]
+
+
+def _encode(fields: list[models.Field], rows: Iterable[Sequence]) -> Iterable[list]:
+    json_positions = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
+    for row in rows:
+        values = list(row)
+        for i in json_positions:
+            if values[i] is not None:
+                values[i] = json.dumps(values[i], separators=(",", ":"))
+        yield values
+
+
+def copy_insert(model: type[models.Model], names: Sequence[str], rows: Iterable[Sequence]) -> None:
+    """Inserts `rows` (value tuples in the order of the field attnames `names`) in the caller's transaction."""
+    fields = _fields(model, names)
+    if not _is_postgres():
+        model.objects.bulk_create((model(**dict(zip(names, row, strict=True))) for row in rows), batch_size=1000)
+        return
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy:
+        for values in _encode(fields, rows):
+            copy.write_row(values)
+
+
+def update_by_id(model: type[models.Model], names: Sequence[str], rows: Sequence[Sequence]) -> None:
+    """UPDATE model SET names... for each (id, *values) in `rows`: one COPY into a temporary table and one
+    UPDATE ... FROM on PostgreSQL; bulk_update elsewhere."""
+    if not rows:
+        return
+    fields = _fields(model, names)
+    if not _is_postgres():
+        objects = []
+        for row in rows:
+            obj = model(pk=row[0])
+            for name, value in zip(names, row[1:], strict=True):
+                setattr(obj, name, value)
+            objects.append(obj)
+        model.objects.bulk_update(objects, list(names), batch_size=500)
+        return
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    temp = quote(f"_upd_{model._meta.db_table}")
+    pk = model._meta.pk
+    with connection.cursor() as cursor:
+        definitions = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in [pk, *fields])
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {temp} ({definitions}) ON COMMIT DELETE ROWS")
+        columns = ", ".join(quote(f.column) for f in [pk, *fields])
+        with cursor.cursor.copy(f"COPY {temp} ({columns}) FROM STDIN") as copy:
+            for values in _encode([pk, *fields], rows):
+                copy.write_row(values)
+        assignments = ", ".join(f"{quote(f.column)} = u.{quote(f.column)}" for f in fields)
+        cursor.execute(f"UPDATE {table} AS t SET {assignments} FROM {temp} AS u WHERE t.{quote(pk.column)} = u.{quote(pk.column)}")
+        cursor.execute(f"DELETE FROM {temp}")  # the session may run more of these in one transaction
+
+
+def insert_ignoring_conflicts(model: type[models.Model], names: Sequence[str], rows: Sequence[Sequence]) -> list:
+    """INSERT ... ON CONFLICT DO NOTHING of `rows`; returns the primary keys of the rows actually inserted.
+
+    PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT ... RETURNING. Elsewhere:
+    bulk_create(ignore_conflicts=True) and a lookup of which keys are now present (the caller's
+    transaction holds the write lock on SQLite, so nothing else inserted them meanwhile)."""
+    if not rows:
+        return []
+    pk = model._meta.pk
+    pk_position = list(names).index(pk.attname)
+    if not _is_postgres():
+        wanted = [row[pk_position] for row in rows]
+        existing = set(model.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+        fresh = [row for row in rows if row[pk_position] not in existing]
+        model.objects.bulk_create(
+            (model(**dict(zip(names, row, strict=True))) for row in fresh), batch_size=1000, ignore_conflicts=True
+        )
+        return [row[pk_position] for row in fresh]
+    fields = _fields(model, names)
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    temp = quote(f"_ins_{model._meta.db_table}")
+    columns = ", ".join(quote(f.column) for f in fields)
+    with connection.cursor() as cursor:
+        definitions = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {temp} ({definitions}) ON COMMIT DELETE ROWS")
+        with cursor.cursor.copy(f"COPY {temp} ({columns}) FROM STDIN") as copy:
+            for values in _encode(fields, rows):
+                copy.write_row(values)
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {temp} ON CONFLICT DO NOTHING RETURNING {quote(pk.column)}"
+        )
+        inserted = [row[0] for row in cursor.fetchall()]
+        cursor.execute(f"DELETE FROM {temp}")
+    return inserted
