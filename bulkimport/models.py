@@ -102,6 +102,9 @@ class BulkRowError(models.Model):
     class Meta:
         indexes = [models.Index(fields=["request", "code", "row_number"]), models.Index(fields=["request", "row_number"])]
 
+    def __str__(self) -> str:
+        return f"Row {self.row_number}: {self.code}"
+
 
 class ChunkStatus(models.TextChoices):
     PENDING = "pending"
@@ -123,3 +126,6 @@ class BulkChunk(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["request", "index"], name="uniq_bulkchunk_request_index")]
         indexes = [models.Index(fields=["status", "enqueued_at"])]
+
+    def __str__(self) -> str:
+        return f"Chunk {self.index} (rows {self.first_number}-{self.last_number})"

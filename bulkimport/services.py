@@ -648,3 +648,126 @@ def bulk_request_submit_file(*, request: BulkRequest, stream: BinaryIO, size: in
     _, input_key, _ = _keys(request)
     storage.save(input_key, stream)
     return bulk_upload_claim(request_id=request.id, input_key=input_key, input_size=size)
+
+
+# --- Operations: reprocess, expire one ------------------------------------------------------------------
+
+
+class ReprocessRefused(Exception):
+    pass
+
+
+def bulk_request_reprocess(*, request_id, failed_only: bool = False) -> str:
+    """What support and operators use after a fix (a normalizer bug, a stuck worker).
+
+    - processing: resumes it now (the sweeper would, after BULK_STALE_SECONDS).
+    - completed: re-validates rows from the stored input file (only the failed ones with failed_only),
+      applies the rows that are now valid, rewrites the result CSV and sends a new `completed` webhook.
+      The status stays `completed`: the state machine has no way back.
+    Returns a one-line description of what was done; raises ReprocessRefused otherwise."""
+    request = BulkRequest.objects.filter(id=request_id).first()
+    if request is None:
+        raise ReprocessRefused(f"No bulk request {request_id}.")
+    if request.status == BulkStatus.PROCESSING:
+        resumed = bulk_requests_resume(force=True, request_id=request.id)
+        return f"resumed ({resumed} step(s) re-sent, phase {request.phase or 'none'})"
+    if request.status != BulkStatus.COMPLETED:
+        raise ReprocessRefused(
+            f"A {request.status} request cannot be reprocessed: only processing (resume) or completed requests can."
+        )
+    targets = BulkRow.objects.filter(request_id=request.id)
+    if failed_only:
+        targets = targets.filter(status=RowStatus.FAILED)
+    numbers = set(targets.values_list("number", flat=True))
+    if not numbers:
+        return "nothing to reprocess (no failed rows)"
+    revalidated = _revalidate_rows(request, numbers)
+    applied = 0
+    if not request.dry_run:
+        pending = BulkRow.objects.filter(request_id=request.id, status=RowStatus.PENDING).order_by("number")
+        batch = settings.BULK_CHUNK_SIZE
+        while True:
+            with transaction.atomic():
+                rows = [PendingRow(*values) for values in pending.values_list("id", "number", "normalized")[:batch]]
+                if not rows:
+                    break
+                applied += _apply_rows(request, rows)
+                opted_in = list(dict.fromkeys(row.patient_id for row in rows if not row.normalized.get("hieOptOut")))
+                if opted_in:
+                    from docqueries.services import document_queries_start
+
+                    document_queries_start(customer_id=request.customer_id, patient_ids=opted_in, bulk_request_id=request.id)
+    else:
+        BulkRow.objects.filter(request_id=request.id, status=RowStatus.PENDING).update(
+            status=RowStatus.SUCCEEDED, action=RowAction.VALIDATED
+        )
+    _write_result(request, request.result_key)
+    counts = dict(BulkRow.objects.filter(request_id=request.id).values_list("status").annotate(n=Count("id")).order_by())
+    with transaction.atomic():
+        BulkRequest.objects.filter(id=request.id).update(
+            successful=counts.get(RowStatus.SUCCEEDED, 0),
+            failed=counts.get(RowStatus.FAILED, 0),
+            processed=counts.get(RowStatus.SUCCEEDED, 0) + counts.get(RowStatus.FAILED, 0),
+            heartbeat_at=timezone.now(),
+        )
+        _notify(BulkRequest.objects.get(id=request.id))
+    return f"re-validated {revalidated} row(s), applied {applied}"
+
+
+def _revalidate_rows(request: BulkRequest, numbers: set[int]) -> int:
+    """Re-runs validation of the rows `numbers` from the stored input file; they become pending or failed."""
+    done = 0
+    with storage.open_for_read(request.input_key) as stream:
+        batch: list[RowResult] = []
+        for result in CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES).rows():
+            if result.number in numbers:
+                batch.append(result)
+            if len(batch) >= PARSE_BATCH_SIZE:
+                done += _replace_rows(request, batch)
+                batch = []
+        if batch:
+            done += _replace_rows(request, batch)
+    return done
+
+
+def _replace_rows(request: BulkRequest, batch: list[RowResult]) -> int:
+    by_number = {result.number: result for result in batch}
+    with transaction.atomic():
+        BulkRowError.objects.filter(request_id=request.id, row_number__in=by_number).delete()
+        copy_insert(
+            BulkRowError,
+            ERROR_COLUMNS,
+            [(request.id, r.number, str(e.code), e.field[:60], e.message[:300]) for r in batch for e in r.errors],
+        )
+        ids = dict(BulkRow.objects.filter(request_id=request.id, number__in=by_number).values_list("number", "id"))
+        update_by_id(
+            BulkRow,
+            ("normalized", "status", "reason", "action", "patient_id"),
+            [
+                (
+                    ids[r.number],
+                    r.normalized,
+                    RowStatus.PENDING if r.valid else RowStatus.FAILED,
+                    "; ".join(e.message for e in r.errors),
+                    "",
+                    None,
+                )
+                for r in batch
+            ],
+        )
+    return len(batch)
+
+
+def bulk_request_expire(*, request_id) -> bool:
+    """Support action: ends a waiting request now (its upload URL stops being accepted)."""
+    return transition(request_id, source=BulkStatus.WAITING, target=BulkStatus.EXPIRED, phase=BulkPhase.DONE)
+
+
+def bulk_request_resend_webhook(*, request_id) -> bool:
+    """Support action: a new webhook message with the request's current status (and a fresh result URL)."""
+    request = BulkRequest.objects.filter(id=request_id).first()
+    if request is None or request.status not in (BulkStatus.PROCESSING, BulkStatus.COMPLETED, BulkStatus.FAILED):
+        return False
+    with transaction.atomic():
+        _notify(request)
+    return True

@@ -3,13 +3,13 @@ from __future__ import annotations
 import os
 
 from django.conf import settings
-from metriport_bulk.lib.ids import as_uuid
 from django.core.management.base import BaseCommand, CommandError
 
 from bulkimport import selectors, services
 from bulkimport.management.progress import summary_lines, wait_with_progress
 from bulkimport.models import BulkStatus
 from metriport_bulk.lib import storage
+from metriport_bulk.lib.ids import as_uuid
 from patients.models import Facility
 
 
