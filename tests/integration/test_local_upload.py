@@ -1,0 +1,89 @@
+"""The embedded default's upload URL (local storage): signed token, single use, expiry, tampering, size."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from bulkimport.models import BulkRequest, BulkStatus
+from patients.models import Patient
+from tests.bulkimport.helpers import Api, csv_bytes, person, read_result, wait_final
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def local_api(live_server, tenant, pipeline, settings, tmp_path):
+    settings.PUBLIC_BASE_URL = live_server.url
+    settings.S3_BUCKET = ""
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": tmp_path}}}
+    return Api(live_server.url, tenant.api_key)
+
+
+def test_local_flow_end_to_end(local_api, live_server):
+    created = local_api.create().json()
+    assert created["uploadUrl"].startswith(f"{live_server.url}/uploads/bulk/")
+    assert requests.put(created["uploadUrl"], data=csv_bytes([person("Ann"), person("Bob")]), timeout=30).status_code == 200
+    wait_final(created["requestId"])
+    final = local_api.get(created["requestId"]).json()
+    assert final["status"] == "completed" and final["successful"] == 2
+    assert final["result"].startswith(f"{live_server.url}/files/")
+    assert [r["firstName"] for r in read_result(final["result"])] == ["Ann", "Bob"]
+
+
+def test_second_put_is_409_and_first_upload_wins(local_api):
+    created = local_api.create().json()
+    assert requests.put(created["uploadUrl"], data=csv_bytes([person("First")]), timeout=30).status_code == 200
+    second = requests.put(created["uploadUrl"], data=csv_bytes([person("Second")]), timeout=30)
+    assert second.status_code == 409 and second.json()["name"] == "ConflictError"
+    wait_final(created["requestId"])
+    assert [r["firstName"] for r in read_result(local_api.get(created["requestId"]).json()["result"])] == ["First"]
+
+
+def test_tampered_token_is_403(local_api):
+    created = local_api.create().json()
+    tampered = created["uploadUrl"][:-3] + ("AAA" if not created["uploadUrl"].endswith("AAA") else "BBB")
+    response = requests.put(tampered, data=csv_bytes([person("Eve")]), timeout=30)
+    assert response.status_code == 403 and response.json()["detail"] == "The upload URL is not valid."
+    assert BulkRequest.objects.get(id=created["requestId"]).status == BulkStatus.WAITING
+
+
+def test_expired_url_is_403(local_api, settings):
+    created = local_api.create().json()
+    settings.UPLOAD_URL_EXPIRY_SECONDS = 0
+    import time
+
+    time.sleep(1.1)
+    response = requests.put(created["uploadUrl"], data=csv_bytes([person("Late")]), timeout=30)
+    assert response.status_code == 403 and "expired" in response.json()["detail"]
+    assert not Patient.objects.exists()
+
+
+def test_too_large_upload_fails_the_request_with_reason(local_api, settings):
+    settings.BULK_MAX_FILE_BYTES = 1000
+    created = local_api.create().json()
+    response = requests.put(created["uploadUrl"], data=b"x" * 5000, timeout=30)
+    assert response.status_code == 413 and "limit" in response.json()["detail"]
+    final = local_api.get(created["requestId"]).json()
+    assert final["status"] == "failed" and "above the" in final["reason"]
+
+
+def test_missing_content_length_is_411(local_api):
+    created = local_api.create().json()
+
+    def chunks():
+        yield csv_bytes([person("Ann")])
+
+    response = requests.put(created["uploadUrl"], data=chunks(), timeout=30)  # chunked: no Content-Length
+    assert response.status_code == 411
+
+
+def test_download_token_tampered_or_expired(local_api, settings):
+    final = local_api.run(csv_bytes([person("Ann")]))
+    assert requests.get(final["result"] + "x", timeout=10).status_code == 403
+    settings.RESULT_URL_EXPIRY_SECONDS = 0
+    import time
+
+    url = local_api.get(final["requestId"]).json()["result"]
+    time.sleep(1.1)
+    assert requests.get(url, timeout=10).status_code == 403

@@ -1,0 +1,188 @@
+"""Crash and resume, duplicate delivery, concurrent imports: nothing lost, nothing duplicated, and the
+result equals an uninterrupted run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+
+import pytest
+
+from bulkimport import services
+from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkRow, BulkStatus, ChunkStatus
+from docqueries.models import DocumentQuery
+from metriport_bulk.lib import storage
+from patients.models import Patient, PatientFacility
+from tests.bulkimport.helpers import sample_bytes, wait_final
+from tests.factories import make_tenant
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def submit(tenant, body: bytes, dry_run: bool = False) -> BulkRequest:
+    request = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=dry_run)
+    services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
+    return request
+
+
+def result_rows(request_id) -> list[dict]:
+    request = BulkRequest.objects.get(id=request_id)
+    with storage.open_for_read(request.result_key) as stream:
+        return list(csv.DictReader(io.StringIO(stream.read().decode())))
+
+
+def without_ids(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "metriportId"} for row in rows]
+
+
+def assert_ids_derived(request_id, rows: list[dict]) -> None:
+    for number, row in enumerate(rows, start=1):
+        if row["action"] == "created":
+            assert row["metriportId"] == str(uuid.uuid5(services.PATIENT_ID_NAMESPACE, f"{request_id}:{number}"))
+
+
+def run_inline(request_id) -> None:
+    """Runs every remaining step in this thread (no worker)."""
+    services.bulk_request_parse(request_id=request_id)
+    for chunk_id in BulkChunk.objects.filter(request_id=request_id).values_list("id", flat=True):
+        services.bulk_chunk_apply(chunk_id=chunk_id)
+    services.bulk_request_finish(request_id=request_id)
+
+
+@pytest.fixture
+def small_chunks(settings):
+    settings.BULK_CHUNK_SIZE = 50
+
+
+def test_crash_mid_chunk_then_resume_equals_clean_run(broker, small_chunks, settings, monkeypatch):
+    body = sample_bytes(400, invalid_ratio=0.1, seed=21)
+    clean_tenant, crash_tenant = make_tenant("Clean"), make_tenant("Crash")
+    clean = submit(clean_tenant, body)
+    run_inline(clean.id)
+
+    crashed = submit(crash_tenant, body)
+    services.bulk_request_parse(request_id=crashed.id)
+    chunk_ids = list(BulkChunk.objects.filter(request_id=crashed.id).order_by("index").values_list("id", flat=True))
+    for chunk_id in chunk_ids[:3]:
+        services.bulk_chunk_apply(chunk_id=chunk_id)
+    # The fourth chunk dies after creating its patients, before it commits.
+    import docqueries.services as dq
+
+    def die(**kwargs):
+        raise SystemExit("worker killed")
+
+    monkeypatch.setattr(dq, "document_queries_start", die)
+    with pytest.raises(SystemExit):
+        services.bulk_chunk_apply(chunk_id=chunk_ids[3])
+    monkeypatch.undo()
+    assert BulkChunk.objects.get(id=chunk_ids[3]).status == ChunkStatus.PENDING
+    broker.flush_all()  # the queued messages died with the worker
+
+    # The sweeper finds the stale request and re-sends what is left; a worker finishes it.
+    settings.BULK_STALE_SECONDS = 0
+    from metriport_bulk.runtime import start_embedded_worker
+
+    worker = start_embedded_worker(threads=2)
+    try:
+        assert services.bulk_requests_resume() >= 1
+        final = wait_final(crashed.id)
+    finally:
+        worker.stop()
+    assert final.status == BulkStatus.COMPLETED
+    crash_rows, clean_rows = result_rows(crashed.id), result_rows(clean.id)
+    assert without_ids(crash_rows) == without_ids(clean_rows)
+    assert_ids_derived(crashed.id, crash_rows)
+    assert Patient.objects.filter(customer=crash_tenant.customer).count() == Patient.objects.filter(customer=clean_tenant.customer).count()
+    assert DocumentQuery.objects.filter(customer=crash_tenant.customer).count() == DocumentQuery.objects.filter(customer=clean_tenant.customer).count()
+    assert (final.total, final.successful, final.failed) == (400, clean.__class__.objects.get(id=clean.id).successful, BulkRequest.objects.get(id=clean.id).failed)
+
+
+def test_every_step_delivered_twice_changes_nothing(broker, small_chunks):
+    tenant = make_tenant()
+    request = submit(tenant, sample_bytes(200, seed=5))
+    run_inline(request.id)
+    first = result_rows(request.id)
+    counts = (Patient.objects.count(), PatientFacility.objects.count(), DocumentQuery.objects.count(), BulkRow.objects.count())
+    run_inline(request.id)  # every message again: parse, each chunk, finish
+    for chunk_id in BulkChunk.objects.filter(request_id=request.id).values_list("id", flat=True):
+        BulkChunk.objects.filter(id=chunk_id).update(status=ChunkStatus.PENDING)  # even a chunk marked undone
+        services.bulk_chunk_apply(chunk_id=chunk_id)
+    assert (Patient.objects.count(), PatientFacility.objects.count(), DocumentQuery.objects.count(), BulkRow.objects.count()) == counts
+    assert result_rows(request.id) == first
+
+
+def test_parse_crash_restarts_cleanly(broker, small_chunks, settings, monkeypatch):
+    tenant = make_tenant()
+    request = submit(tenant, sample_bytes(300, seed=9))
+    calls = {"n": 0}
+    original = services._store_rows
+
+    def crash_on_second_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ConnectionError("database went away")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(services, "PARSE_BATCH_SIZE", 100)
+    monkeypatch.setattr(services, "_store_rows", crash_on_second_batch)
+    with pytest.raises(ConnectionError):
+        services.bulk_request_parse(request_id=request.id)
+    assert BulkRow.objects.filter(request_id=request.id).count() == 100  # partial, to be redone
+    monkeypatch.setattr(services, "_store_rows", original)
+    run_inline(request.id)  # the actor's retry
+    assert BulkRow.objects.filter(request_id=request.id).count() == 300
+    assert BulkRequest.objects.get(id=request.id).status == BulkStatus.COMPLETED
+
+
+def test_two_parsers_racing_one_request_store_rows_once(broker):
+    tenant = make_tenant()
+    request = submit(tenant, sample_bytes(100, seed=2))
+    import threading
+
+    errors = []
+
+    def parse():
+        try:
+            services.bulk_request_parse(request_id=request.id)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+    threads = [threading.Thread(target=parse) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert BulkRow.objects.filter(request_id=request.id).count() == 100
+    assert BulkRequest.objects.get(id=request.id).phase == BulkPhase.APPLYING
+
+
+def test_concurrent_imports_of_the_same_people_create_each_once(pipeline, small_chunks):
+    body = sample_bytes(300, invalid_ratio=0.0, seed=13)
+    reference = make_tenant("Reference")
+    run_inline(submit(reference, body).id)
+    expected = Patient.objects.filter(customer=reference.customer).count()
+
+    tenant = make_tenant("Racing")
+    first, second = submit(tenant, body), submit(tenant, body)
+    assert wait_final(first.id).status == wait_final(second.id).status == BulkStatus.COMPLETED
+    assert Patient.objects.filter(customer=tenant.customer).count() == expected
+    actions = [row["action"] for row in result_rows(first.id) + result_rows(second.id)]
+    assert actions.count("created") == expected
+
+
+def test_completed_request_ignores_late_messages(broker):
+    tenant = make_tenant()
+    request = submit(tenant, sample_bytes(20, seed=1))
+    run_inline(request.id)
+    before = BulkRequest.objects.get(id=request.id)
+    services.bulk_request_parse(request_id=request.id)
+    services.bulk_request_finish(request_id=request.id)
+    assert services.bulk_request_fail(request_id=request.id, reason="late") is False
+    after = BulkRequest.objects.get(id=request.id)
+    assert (after.status, after.finished_at, after.result_key) == (before.status, before.finished_at, before.result_key)
