@@ -163,3 +163,19 @@ def test_patient_ids_are_derived_from_request_and_row(customer_api):
     final = customer_api.run(csv_bytes([person("Ann"), person("Bob")]))
     rows = read_result(final["result"])
     assert [r["metriportId"] for r in rows] == [str(uuid.uuid5(PATIENT_ID_NAMESPACE, f"{final['requestId']}:{n}")) for n in (1, 2)]
+
+
+def test_s3_upload_over_the_size_limit_fails_with_reason(customer_api, settings):
+    settings.BULK_MAX_FILE_BYTES = 2_000
+    final = customer_api.run(sample_bytes(100))
+    assert final["status"] == "failed"
+    assert "above the" in final["reason"] and "MB limit" in final["reason"]
+    assert not Patient.objects.exists()
+
+
+def test_too_many_rows_fails_with_reason_and_creates_nothing(customer_api, settings):
+    settings.BULK_MAX_ROWS = 50
+    final = customer_api.run(sample_bytes(51, invalid_ratio=0.0))
+    assert final["status"] == "failed"
+    assert "50" in final["reason"], final["reason"]
+    assert not Patient.objects.exists() and not BulkRow.objects.exists()
