@@ -3,6 +3,7 @@ script of responses. Used instead of patching `requests`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -67,6 +68,11 @@ class Receiver:
 
             do_POST = do_PUT = do_GET = _handle  # noqa: N815
 
+            def handle(self) -> None:
+                # A client that gives up (timeout, bounded read) resets the connection: not a test failure.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    super().handle()
+
             def log_message(self, *args) -> None:  # keep test output clean
                 pass
 
@@ -98,12 +104,32 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
 
+    @staticmethod
+    def json_reply(payload, status: int = 200, delay: float = 0.0, headers: dict[str, str] | None = None) -> Reply:
+        """A JSON answer, e.g. a gateway's `{"status": "completed", "documents": [...]}`."""
+        return Reply(
+            status=status,
+            body=json.dumps(payload).encode(),
+            headers={"content-type": "application/json", **(headers or {})},
+            delay=delay,
+        )
+
+    def wait_for_count(self, count: int, timeout: float = 20.0) -> list[Received]:
+        """Waits until at least `count` requests arrived; returns all received so far."""
+        return self.wait_for(lambda received: len(received) >= count, timeout=timeout)
+
+    def snapshot(self) -> list[Received]:
+        with self.condition:
+            return list(self.received)
+
     def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 20.0) -> list[Received]:
         deadline = time.monotonic() + timeout
         with self.condition:
             while not predicate(self.received):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"receiver: condition not met in {timeout}s; got {len(self.received)} requests")
+                    raise AssertionError(
+                        f"receiver: condition not met in {timeout}s; got {len(self.received)} requests"
+                    )
                 self.condition.wait(remaining)
             return list(self.received)

@@ -37,7 +37,9 @@ def retry_delay(failures: int, *, rng: random.Random | None = None) -> timedelta
     return timedelta(seconds=nominal * factor)
 
 
-def next_attempt_at(*, failures: int, now: datetime, give_up_at: datetime, rng: random.Random | None = None) -> datetime | None:
+def next_attempt_at(
+    *, failures: int, now: datetime, give_up_at: datetime, rng: random.Random | None = None
+) -> datetime | None:
     """When to try again after the `failures`-th failure at `now`, or None when the window is over."""
     if now >= give_up_at:
         return None

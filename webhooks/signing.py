@@ -49,5 +49,7 @@ def signature_headers(*, body: bytes, key: str, message_id: str, timestamp: int,
     if standard:
         headers["webhook-id"] = message_id
         headers["webhook-timestamp"] = str(timestamp)
-        headers["webhook-signature"] = standard_signature(body=body, key=key, message_id=message_id, timestamp=timestamp)
+        headers["webhook-signature"] = standard_signature(
+            body=body, key=key, message_id=message_id, timestamp=timestamp
+        )
     return headers

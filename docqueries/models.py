@@ -1,0 +1,60 @@
+"""Document Queries (SPEC §8): one per applied patient unless opted out, answered by a pluggable backend."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class QueryStatus(models.TextChoices):
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class DocumentQuery(models.Model):
+    """`id` is the requestId the API and the webhook show. While processing, `next_attempt_at` says when the
+    next backend call is due (a retry, a poll, the end of a worker's lease); the sweeper resumes queries left
+    behind it. Unique per (patient, bulk request): a re-run chunk never starts a second query. Queries started
+    outside a bulk request have a null `bulk_request_id`, and NULLs never collide."""
+
+    id = models.UUIDField("request id", primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey("patients.Customer", on_delete=models.CASCADE, related_name="document_queries")
+    patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="document_queries")
+    bulk_request_id = models.UUIDField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=QueryStatus.choices, default=QueryStatus.PROCESSING)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    documents = models.JSONField(default=list, blank=True)
+    attempts = models.IntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        verbose_name = "Document Query"
+        verbose_name_plural = "Document Queries"
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "bulk_request_id"], name="uniq_docquery_patient_bulk"),
+        ]
+        indexes = [
+            models.Index(fields=["patient", "-started_at"], name="docquery_patient_latest_idx"),
+            models.Index(fields=["next_attempt_at"], condition=Q(status="processing"), name="docquery_due_idx"),
+            models.Index(fields=["customer", "-started_at"], name="docquery_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Document Query {self.id} ({self.status})"
+
+
+class RateLimitBucket(models.Model):
+    """A token bucket shared by every worker (one row per key, e.g. a customer's gateway calls)."""
+
+    key = models.CharField(max_length=100, primary_key=True)
+    tokens = models.FloatField()
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.tokens:.2f} tokens"

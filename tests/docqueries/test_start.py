@@ -1,0 +1,105 @@
+"""document_queries_start: idempotent per (patient, bulk request), efficient for 2,000 patients, tenant-safe,
+dispatched in batches on commit."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from docqueries import tasks
+from docqueries.models import DocumentQuery, QueryStatus
+from docqueries.services import DISPATCH_BATCH_SIZE, document_queries_start
+from tests.docqueries.conftest import make_patients
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[list[str]]:
+    """Records the actor messages instead of queueing them (no worker in these tests)."""
+    messages: list[list[str]] = []
+    monkeypatch.setattr(tasks.document_queries_run, "send", lambda ids: messages.append(ids))
+    return messages
+
+
+def test_creates_one_processing_query_per_patient_and_dispatches_on_commit(
+    tenant, sent, django_capture_on_commit_callbacks
+):
+    patients = make_patients(tenant.customer, 3)
+    bulk_id = uuid.uuid4()
+    with django_capture_on_commit_callbacks(execute=True):
+        created = document_queries_start(
+            customer_id=tenant.customer.id, patient_ids=[p.id for p in patients], bulk_request_id=bulk_id
+        )
+        assert sent == []  # nothing before commit
+    assert created == 3
+    queries = DocumentQuery.objects.filter(bulk_request_id=bulk_id)
+    assert {q.patient_id for q in queries} == {p.id for p in patients}
+    assert all(q.status == QueryStatus.PROCESSING and q.next_attempt_at and q.attempts == 0 for q in queries)
+    assert sorted(sum(sent, [])) == sorted(str(q.id) for q in queries)
+
+
+def test_re_running_never_duplicates(tenant, sent, django_capture_on_commit_callbacks):
+    patients = make_patients(tenant.customer, 4)
+    bulk_id = uuid.uuid4()
+    ids = [p.id for p in patients]
+    assert document_queries_start(customer_id=tenant.customer.id, patient_ids=ids[:2], bulk_request_id=bulk_id) == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        assert (
+            document_queries_start(customer_id=tenant.customer.id, patient_ids=ids + ids, bulk_request_id=bulk_id) == 2
+        )
+    assert document_queries_start(customer_id=tenant.customer.id, patient_ids=ids, bulk_request_id=bulk_id) == 0
+    assert DocumentQuery.objects.count() == 4
+    assert len(sum(sent, [])) == 2  # only the new ones are dispatched
+    # Another bulk request of the same patients gets its own queries.
+    assert document_queries_start(customer_id=tenant.customer.id, patient_ids=ids, bulk_request_id=uuid.uuid4()) == 4
+
+
+def test_the_unique_constraint_holds_in_the_database(tenant):
+    (patient,) = make_patients(tenant.customer, 1)
+    bulk_id = uuid.uuid4()
+    DocumentQuery.objects.create(customer=tenant.customer, patient=patient, bulk_request_id=bulk_id)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        DocumentQuery.objects.create(customer=tenant.customer, patient=patient, bulk_request_id=bulk_id)
+    # Queries outside a bulk request (null bulk_request_id) never collide.
+    DocumentQuery.objects.create(customer=tenant.customer, patient=patient)
+    DocumentQuery.objects.create(customer=tenant.customer, patient=patient)
+
+
+def test_without_a_bulk_request_a_processing_query_is_not_started_twice(tenant, sent):
+    (patient,) = make_patients(tenant.customer, 1)
+    assert document_queries_start(customer_id=tenant.customer.id, patient_ids=[patient.id]) == 1
+    assert document_queries_start(customer_id=tenant.customer.id, patient_ids=[patient.id]) == 0
+    DocumentQuery.objects.update(status=QueryStatus.COMPLETED)
+    assert document_queries_start(customer_id=tenant.customer.id, patient_ids=[patient.id]) == 1
+
+
+def test_another_customers_patients_are_ignored(tenant, other_tenant, sent):
+    (mine,) = make_patients(tenant.customer, 1)
+    (theirs,) = make_patients(other_tenant.customer, 1, prefix="other")
+    created = document_queries_start(
+        customer_id=tenant.customer.id, patient_ids=[mine.id, theirs.id, uuid.uuid4()], bulk_request_id=uuid.uuid4()
+    )
+    assert created == 1
+    assert not DocumentQuery.objects.filter(patient=theirs).exists()
+
+
+def test_two_thousand_patients_take_a_handful_of_queries_and_batched_messages(
+    tenant, sent, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    patients = make_patients(tenant.customer, 2_000)
+    # PostgreSQL: 4 (patients, existing queries, one INSERT, the created ids). SQLite splits the INSERT and the
+    # IN lists by its bound-parameter limit.
+    budget = 6 if connection.vendor == "postgresql" else 40
+    with django_capture_on_commit_callbacks(execute=True), django_assert_max_num_queries(budget):
+        created = document_queries_start(
+            customer_id=tenant.customer.id, patient_ids=[p.id for p in patients], bulk_request_id=uuid.uuid4()
+        )
+    assert created == 2_000
+    assert len(sent) == 2_000 // DISPATCH_BATCH_SIZE
+    assert all(len(batch) <= DISPATCH_BATCH_SIZE for batch in sent)
+    assert len(set(sum(sent, []))) == 2_000
+
+
+def test_an_empty_list_does_nothing(tenant, sent):
+    assert document_queries_start(customer_id=tenant.customer.id, patient_ids=[]) == 0
