@@ -84,12 +84,14 @@ def insert_ignoring_conflicts(model: type[models.Model], names: Sequence[str], r
     pk_position = list(names).index(pk.attname)
     if not _is_postgres():
         wanted = [row[pk_position] for row in rows]
-        existing = set(model.objects.filter(pk__in=wanted).values_list("pk", flat=True))
-        fresh = [row for row in rows if row[pk_position] not in existing]
+        before = set(model.objects.filter(pk__in=wanted).values_list("pk", flat=True))
         model.objects.bulk_create(
-            (model(**dict(zip(names, row, strict=True))) for row in fresh), batch_size=1000, ignore_conflicts=True
+            (model(**dict(zip(names, row, strict=True))) for row in rows if row[pk_position] not in before),
+            batch_size=1000,
+            ignore_conflicts=True,
         )
-        return [row[pk_position] for row in fresh]
+        present = set(model.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+        return [pk for pk in wanted if pk in present and pk not in before]
     fields = _fields(model, names)
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
