@@ -12,14 +12,18 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler, get_internal_wsgi_application
+from django.db.models import Count
 
 from bulkimport.management.progress import summary_lines, wait_with_progress
 from bulkimport.sample import write_sample_csv
 from bulkimport.selectors import bulk_error_counts
+from docqueries.models import DocumentQuery
+from metriport_bulk.devtools.receiver import Receiver
 from metriport_bulk.runtime import SchedulerThread, start_embedded_worker
 from patients.models import Customer
 from patients.services import api_key_create, customer_create, facility_create
 from patients.validators import npi_with_check_digit
+from webhooks.signing import metriport_signature_verify
 
 DEMO_CUSTOMER = "Demo Health (metriport-bulk demo)"
 
@@ -72,6 +76,14 @@ class Command(BaseCommand):
 
         session = requests.Session()
         session.headers["x-api-key"] = api_key
+        # A local webhook receiver, subscribed the way a customer does it (POST /settings, ping/pong).
+        settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
+        receiver = Receiver().start()
+        subscribed = session.post(f"{base_url}/settings", json={"webhookUrl": receiver.url}, timeout=30)
+        if subscribed.status_code != 200:
+            raise CommandError(f"webhook subscription failed: {subscribed.status_code} {subscribed.text}")
+        webhook_key = subscribed.json()["webhookKey"]
+        self.stdout.write(f"POST /settings -> webhook receiver {receiver.url} answered the ping")
         created = session.post(
             f"{base_url}/medical/v1/patient/bulk",
             params={"facilityId": str(facility.id), "dryRun": "true" if options["dry_run"] else "false"},
@@ -100,4 +112,39 @@ class Command(BaseCommand):
         result_path = path.with_name(f"result-{body['requestId']}.csv")
         result_path.write_bytes(result.content)
         self.stdout.write(f"result CSV: {result_path}")
+        self._report_document_queries(body["requestId"])
+        self._report_webhooks(receiver, webhook_key, body["requestId"])
+        receiver.stop()
         server.shutdown()
+
+    def _report_document_queries(self, request_id: str) -> None:
+        """Document Queries finish after the request (the sandbox network answers after a delay)."""
+        queries = DocumentQuery.objects.filter(bulk_request_id=request_id)
+        deadline = time.monotonic() + 60
+        while queries.filter(status="processing").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        counts = dict(queries.values_list("status").annotate(n=Count("id")).order_by())
+        self.stdout.write(f"doc queries: {', '.join(f'{n} {status}' for status, n in sorted(counts.items())) or 'none'}")
+
+    def _report_webhooks(self, receiver: Receiver, key: str, request_id: str) -> None:
+        def bulk_statuses(items) -> list[str]:
+            return [
+                i.json()["bulkPatientCreate"]["status"]
+                for i in items
+                if b"bulkPatientCreate" in i.body and i.json()["meta"].get("requestId") == request_id
+            ]
+
+        try:
+            receiver.wait_for(lambda items: "completed" in bulk_statuses(items) or "failed" in bulk_statuses(items), timeout=30)
+        except AssertionError:
+            self.stdout.write("webhooks: the final bulk webhook did not arrive within 30 s")
+        received = receiver.snapshot()
+        verified = all(
+            metriport_signature_verify(body=i.body, key=key, signature=i.headers.get("x-metriport-signature", ""))
+            for i in received
+        )
+        types = sorted({i.json()["meta"]["type"] for i in received if i.body})
+        self.stdout.write(
+            f"webhooks:   {len(received)} received so far ({', '.join(types)}); bulk statuses "
+            f"{' -> '.join(bulk_statuses(received))}; signatures {'verified' if verified else 'NOT verified'}"
+        )
