@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.db.models import Count, QuerySet
 from django.http import Http404
 
 from bulkimport.models import BulkRequest, BulkRowError, BulkStatus
+from metriport_bulk.lib.ids import as_uuid
 from patients.models import Customer
 
 
@@ -16,11 +15,7 @@ class InvalidFilter(ValueError):
 
 
 def bulk_request_get(*, customer: Customer, request_id) -> BulkRequest:
-    try:
-        key = uuid.UUID(str(request_id))
-    except ValueError:
-        raise Http404(f"Bulk request {request_id} not found.") from None
-    request = BulkRequest.objects.filter(customer=customer, id=key).first()
+    request = BulkRequest.objects.filter(customer=customer, id=as_uuid(request_id)).first()
     if request is None:
         raise Http404(f"Bulk request {request_id} not found.")
     return request
@@ -29,10 +24,9 @@ def bulk_request_get(*, customer: Customer, request_id) -> BulkRequest:
 def bulk_request_list(*, customer: Customer, facility_id: str | None = None, status: str | None = None) -> QuerySet[BulkRequest]:
     requests = BulkRequest.objects.filter(customer=customer)
     if facility_id:
-        try:
-            requests = requests.filter(facility_id=uuid.UUID(facility_id))
-        except ValueError:
-            raise InvalidFilter(f"facilityId {facility_id!r} is not a valid id.") from None
+        if as_uuid(facility_id) is None:
+            raise InvalidFilter(f"facilityId {facility_id!r} is not a valid id.")
+        requests = requests.filter(facility_id=as_uuid(facility_id))
     if status:
         if status not in BulkStatus.values:
             raise InvalidFilter(f"status must be one of {', '.join(BulkStatus.values)}.")

@@ -36,6 +36,7 @@ from bulkimport.validation import CsvFileError, CsvImport, RowResult
 from metriport_bulk.lib import storage
 from metriport_bulk.lib.bulkdb import copy_insert, update_by_id
 from metriport_bulk.lib.csvio import ResultCsvWriter
+from metriport_bulk.lib.ids import as_uuid
 from patients.matching import match_key, shares_zip
 from patients.models import Customer, Facility, Patient, PatientFacility
 
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 PATIENT_ID_NAMESPACE = uuid.UUID("6f1d2a4e-1c55-4c0e-9a43-7d7c1b9e6b10")
 PARSE_BATCH_SIZE = 2_000
 BULK_WEBHOOK_TYPE = "medical.bulk-patient-create"
+UPLOAD_SALT = "metriport-bulk.upload"
 
 
 class BulkRequestError(Exception):
@@ -78,10 +80,7 @@ def _send_on_commit(actor_name: str, *args) -> None:
 def bulk_request_create(*, customer: Customer, facility_id: str | None, dry_run: bool) -> BulkRequest:
     facilities = Facility.objects.filter(customer=customer)
     if facility_id:
-        try:
-            facility = facilities.filter(id=uuid.UUID(str(facility_id))).first()
-        except ValueError:
-            facility = None
+        facility = facilities.filter(id=as_uuid(facility_id)).first()
         if facility is None:
             raise BulkRequestError(f"Facility {facility_id} not found.", status=404)
     else:
@@ -107,9 +106,6 @@ def bulk_upload_url(request: BulkRequest) -> str:
 
     token = signing.dumps({"r": str(request.id)}, salt=UPLOAD_SALT)
     return settings.PUBLIC_BASE_URL + reverse("bulk-upload", args=[token])
-
-
-UPLOAD_SALT = "metriport-bulk.upload"
 
 
 def bulk_result_url(request: BulkRequest) -> str | None:
@@ -161,7 +157,6 @@ def bulk_upload_receive(*, request_id, stream: BinaryIO, content_length: int) ->
     # Each attempt writes its own key; the conditional claim decides which one becomes the input.
     attempt_key = f"{request.upload_key.rsplit('/', 1)[0]}/upload-{uuid.uuid4().hex}.csv"
     storage.save(attempt_key, _LimitedReader(stream, content_length))
-    _, input_key, _ = _keys(request)
     if not bulk_upload_claim(request_id=request.id, input_key=attempt_key, input_size=content_length):
         storage.delete(attempt_key)
         request.refresh_from_db()

@@ -102,3 +102,6 @@ class PatientFacility(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["patient", "facility"], name="uniq_patient_facility")]
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} @ {self.facility_id}"

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.db.models import QuerySet
 from django.http import Http404
 
+from metriport_bulk.lib.ids import as_uuid
 from patients.models import Customer, Facility, Patient
-
-
-def _uuid_or_404(value) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise Http404("No such resource.") from None
 
 
 def facility_list(*, customer: Customer) -> QuerySet[Facility]:
@@ -22,7 +14,7 @@ def facility_list(*, customer: Customer) -> QuerySet[Facility]:
 
 
 def facility_get(*, customer: Customer, facility_id) -> Facility:
-    facility = Facility.objects.filter(customer=customer, id=_uuid_or_404(facility_id)).first()
+    facility = Facility.objects.filter(customer=customer, id=as_uuid(facility_id)).first()
     if facility is None:
         raise Http404(f"Facility {facility_id} not found.")
     return facility
@@ -37,7 +29,7 @@ def patient_list(*, customer: Customer, facility_id=None) -> QuerySet[Patient]:
 
 def patient_get(*, customer: Customer, patient_id) -> Patient:
     patient = (
-        Patient.objects.filter(customer=customer, id=_uuid_or_404(patient_id))
+        Patient.objects.filter(customer=customer, id=as_uuid(patient_id))
         .prefetch_related("patientfacility_set")
         .first()
     )

@@ -43,9 +43,8 @@ def test_rabbitmq_broker_from_environment():
 
 
 def test_the_suite_itself_runs_on_real_services(settings):
-    from django.db import connection
-
     import dramatiq
+    from django.db import connection
 
     assert connection.vendor == "postgresql"
     assert type(dramatiq.get_broker()).__name__ == "RedisBroker"

@@ -76,7 +76,7 @@ def test_dry_run_validates_and_creates_nothing(customer_api, tenant):
 @pytest.mark.parametrize(
     ("body", "reason_part"),
     [
-        ("firstName,lastName\nAnn,Doe\n".encode(), "dob"),  # required columns missing
+        (b"firstName,lastName\nAnn,Doe\n", "dob"),  # required columns missing
         (b"", "empty"),
         ("firstName,lastName,dob,gender,addressLine1,city,state,zip\nJos\xe9,Doe,1980-01-01,M,1 A St,X,NY,10001\n".encode("latin-1"), "UTF-8"),
         (b"\x00\x01\x02binary\xff\xfe" * 50, "CSV"),

@@ -1,6 +1,6 @@
-from metriport_bulk.lib.ids import as_uuid
 from django.core.management.base import BaseCommand, CommandError
 
+from metriport_bulk.lib.ids import as_uuid
 from patients.models import Customer
 from patients.services import api_key_create
 

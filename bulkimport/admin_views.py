@@ -1,0 +1,424 @@
+"""Custom admin pages of the bulk import: start an import from a CSV (preview, then confirm), stream a request's
+input or result file, and the side-by-side view of a row. They parse input and call the services and the CSV
+engine; no pipeline logic lives here."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.core import signing
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from bulkimport import services
+from bulkimport.models import BulkRequest
+from bulkimport.validation import ColumnPlan, CsvFileError, CsvImport, build_column_plan
+from metriport_bulk.lib import storage
+from metriport_bulk.lib.csvio import CsvReader
+from metriport_bulk.lib.ids import as_uuid
+from patients.admin import can_view_phi
+from patients.models import Customer, Facility
+
+IMPORT_SALT = "metriport-bulk.admin-import"
+IMPORT_TOKEN_MAX_AGE = 60 * 60
+STAGING_PREFIX = "admin-imports"
+PREVIEW_MAX_ERRORS = 20
+HEADER_PREFIX_BYTES = 256 * 1024
+HEADER_CACHE_SECONDS = 24 * 60 * 60
+DOWNLOAD_CHUNK_BYTES = 256 * 1024
+
+
+# --- The input header (labels of a row's raw cells) -----------------------------------------------------
+
+
+def _first_row(stream: BinaryIO, max_bytes: int) -> list[str] | None:
+    for row in CsvReader(stream, max_bytes=max_bytes):
+        if row and "".join(row).strip():
+            return row
+    return None
+
+
+def _read_prefix(key: str) -> bytes:
+    """The first bytes of a stored file: a ranged GET on S3 (a row page must not download a 50 MB input)."""
+    if storage.is_s3():
+        response = storage.s3_client().get_object(
+            Bucket=settings.S3_BUCKET,
+            Key=storage._s3_key(key),  # the storage module's key layout (prefix) applies to ranged reads too
+            Range=f"bytes=0-{HEADER_PREFIX_BYTES - 1}",
+        )
+        return response["Body"].read()
+    with open(storage.local_path(key), "rb") as file:
+        return file.read(HEADER_PREFIX_BYTES)
+
+
+def bulk_input_header(bulk_request: BulkRequest) -> list[str] | None:
+    """The header row of a request's input file, or None when there is no readable input. Cached: inputs are
+    immutable once a request is processing."""
+    if not bulk_request.input_key:
+        return None
+    cache_key = f"metriport-bulk:admin:input-header:{bulk_request.id}"
+    header = cache.get(cache_key)
+    if header is not None:
+        return header
+    try:
+        prefix = _read_prefix(bulk_request.input_key)
+        header = _first_row(io.BytesIO(prefix), max_bytes=len(prefix) + 1)
+    except Exception:  # a prefix cut inside a multibyte character or a quoted field: read the whole file
+        header = None
+    if header is None:
+        try:
+            with storage.open_for_read(bulk_request.input_key) as stream:
+                header = _first_row(stream, max_bytes=settings.BULK_MAX_FILE_BYTES)
+        except Exception:  # a missing or unreadable input only costs the column names
+            return None
+    if header is not None:
+        cache.set(cache_key, header, HEADER_CACHE_SECONDS)
+    return header
+
+
+# --- A row, raw and normalized side by side -------------------------------------------------------------
+
+
+@dataclass
+class RowCell:
+    column: str  # the header cell as received
+    field: str  # the column as Metriport names it in errors ("dob", "zip-2"), "" when unused
+    raw: str | None  # None: the row has no such cell
+    normalized: str | None  # None: not normalized (unused column, or the row is invalid)
+    errors: list[str] = field(default_factory=list)
+
+
+def _column_fields(plan: ColumnPlan, width: int) -> dict[int, str]:
+    """Column position -> the field name errors use for it."""
+    names: dict[int, str] = {}
+    singles = {
+        plan.first_name: "firstName",
+        plan.last_name: "lastName",
+        plan.dob: "dob",
+        plan.gender: "gender",
+        plan.external_id: "externalId",
+        plan.ssn: "ssn",
+        plan.drivers_license: "driversLicense",
+        plan.drivers_license_state: "driversLicense",
+        plan.hie_opt_out: "hieOptOut",
+    }
+    names.update({column: name for column, name in singles.items() if column is not None})
+    for group in plan.addresses:
+        for column, name in (
+            (group.address_line1, "addressLine1"),
+            (group.address_line2, "addressLine2"),
+            (group.city, "city"),
+            (group.state, "state"),
+            (group.zip, "zip"),
+        ):
+            if column is not None:
+                names[column] = f"{name}{group.suffix}"
+    names.update({column: name for name, column in (*plan.phones, *plan.emails)})
+    return {column: name for column, name in names.items() if column < width}
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _normalized_by_column(plan: ColumnPlan, raw: list[str], normalized: dict) -> dict[int, str]:
+    """Column position -> its normalized value, read back from the stored normalized row."""
+    values: dict[int, str] = {}
+
+    def put(column: int | None, value: Any) -> None:
+        if column is not None:
+            values[column] = _text(value)
+
+    def cell(column: int | None) -> str:
+        return raw[column] if column is not None and column < len(raw) else ""
+
+    put(plan.first_name, normalized.get("firstName"))
+    put(plan.last_name, normalized.get("lastName"))
+    put(plan.dob, normalized.get("dob"))
+    put(plan.gender, normalized.get("genderAtBirth"))
+    put(plan.external_id, normalized.get("externalId"))
+    put(plan.ssn, normalized.get("ssn"))
+    license_ = normalized.get("driversLicense") or {}
+    put(plan.drivers_license, license_.get("value"))
+    put(plan.drivers_license_state, license_.get("state"))
+    put(plan.hie_opt_out, bool(normalized.get("hieOptOut")))
+    # Empty address groups, phones and emails are skipped by validation: walk them in the same order.
+    addresses = iter(normalized.get("addresses") or [])
+    for group in plan.addresses:
+        columns = (group.address_line1, group.address_line2, group.city, group.state, group.zip)
+        if not "".join(cell(column) for column in columns).strip():
+            continue
+        address = next(addresses, None) or {}
+        for column, key in zip(columns, ("addressLine1", "addressLine2", "city", "state", "zip"), strict=True):
+            put(column, address.get(key))
+    for contacts, key in ((plan.phones, "phones"), (plan.emails, "emails")):
+        found = iter(normalized.get(key) or [])
+        for _name, column in contacts:
+            if cell(column).strip():
+                put(column, next(found, None))
+    return values
+
+
+def side_by_side(
+    header: list[str] | None, raw: list[str], normalized: dict | None, errors: list[tuple[str, str]]
+) -> tuple[list[RowCell], list[str]]:
+    """The row as a table (one line per column) and the errors that name no single column."""
+    width = max(len(header or []), len(raw))
+    try:
+        plan = build_column_plan(header) if header else None
+    except CsvFileError:
+        plan = None
+    fields = _column_fields(plan, width) if plan else {}
+    values = _normalized_by_column(plan, raw, normalized) if plan and normalized else {}
+    cells = []
+    for position in range(width):
+        if header and position < len(header):
+            column = header[position]
+        else:
+            column = f"(column {position + 1}, not in the header)"
+        cells.append(
+            RowCell(
+                column=column,
+                field=fields.get(position, ""),
+                raw=raw[position] if position < len(raw) else None,
+                normalized=values.get(position),
+            )
+        )
+    by_field: dict[str, RowCell] = {}
+    for row_cell in cells:
+        if row_cell.field:
+            by_field.setdefault(row_cell.field, row_cell)
+    general = []
+    for error_field, message in errors:
+        target = by_field.get(error_field)
+        if target is not None:
+            target.errors.append(message)
+        else:
+            general.append(message)
+    return cells, general
+
+
+# --- File downloads -------------------------------------------------------------------------------------
+
+
+def _file_chunks(key: str):
+    with storage.open_for_read(key) as stream:
+        while chunk := stream.read(DOWNLOAD_CHUNK_BYTES):
+            yield chunk
+
+
+def download_view(model_admin, request: HttpRequest, object_id: str, kind: str) -> HttpResponse:
+    """Streams a request's input or result CSV from storage. Both hold PHI: staff with the PHI permission only."""
+    bulk_request = model_admin.get_object(request, object_id)
+    if bulk_request is None or kind not in ("input", "result"):
+        raise Http404("No such file.")
+    if not model_admin.has_view_permission(request, bulk_request) or not can_view_phi(request):
+        raise PermissionDenied
+    key = bulk_request.input_key if kind == "input" else bulk_request.result_key
+    size = storage.object_size(key) if key else None
+    if size is None:
+        messages.error(request, f"The {kind} file of this request is not available.")
+        return HttpResponseRedirect(reverse("admin:bulkimport_bulkrequest_change", args=[bulk_request.pk]))
+    response = StreamingHttpResponse(_file_chunks(key), content_type="text/csv")
+    response["Content-Length"] = str(size)
+    response["Content-Disposition"] = f'attachment; filename="bulk-{bulk_request.id}-{kind}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- Start an import: upload, preview, confirm -----------------------------------------------------------
+
+
+class FacilityChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Facility) -> str:
+        return f"{obj.customer.name} — {obj.name} (NPI {obj.npi})"
+
+
+class BulkImportForm(forms.Form):
+    facility = FacilityChoiceField(queryset=Facility.objects.none(), help_text="Customer — facility")
+    dry_run = forms.BooleanField(
+        required=False, label="Dry run", help_text="Validate only: no patient, link or Document Query is created."
+    )
+    file = forms.FileField(label="Patients CSV")
+
+    def __init__(self, *args, customer: Customer | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        facilities = Facility.objects.filter(active=True).select_related("customer").order_by("customer__name", "name")
+        if customer is not None:
+            facilities = facilities.filter(customer=customer)
+        self.fields["facility"].queryset = facilities
+
+
+@dataclass
+class PreviewError:
+    number: int
+    column: str
+    message: str
+
+
+@dataclass
+class ImportPreview:
+    filename: str
+    size: int
+    file_error: str | None = None
+    header: list[str] = field(default_factory=list)
+    rows: int = 0
+    invalid_rows: int = 0
+    errors: list[PreviewError] = field(default_factory=list)
+    error_counts: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def valid_rows(self) -> int:
+        return self.rows - self.invalid_rows
+
+
+def preview_csv(stream: BinaryIO, *, filename: str, size: int) -> ImportPreview:
+    """Runs the CSV engine over the whole file (streaming): file-level error, or the row count and the first
+    row errors. Nothing is stored."""
+    preview = ImportPreview(filename=filename, size=size)
+    counts: Counter[str] = Counter()
+    try:
+        csv_import = CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES)
+        preview.header = csv_import.header
+        for row in csv_import.rows():
+            preview.rows += 1
+            if row.errors:
+                preview.invalid_rows += 1
+                for error in row.errors:
+                    counts[str(error.code)] += 1
+                    if len(preview.errors) < PREVIEW_MAX_ERRORS:
+                        preview.errors.append(PreviewError(row.number, error.field, error.message))
+    except CsvFileError as exc:
+        preview.file_error = exc.message
+    preview.error_counts = counts.most_common()
+    return preview
+
+
+def _render_import(model_admin, request: HttpRequest, context: dict) -> TemplateResponse:
+    opts = model_admin.model._meta
+    return TemplateResponse(
+        request,
+        "admin/bulkimport/bulkrequest/import.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "opts": opts,
+            "title": "Start a bulk import",
+            "max_rows": settings.BULK_MAX_ROWS,
+            "max_megabytes": settings.BULK_MAX_FILE_BYTES // (1024 * 1024),
+            **context,
+        },
+    )
+
+
+def import_view(model_admin, request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm("bulkimport.add_bulkrequest"):
+        raise PermissionDenied
+    customer = None
+    customer_id = as_uuid(request.GET.get("customer", ""))
+    if customer_id is not None:
+        customer = Customer.objects.filter(id=customer_id).first()
+    if request.method == "POST" and "_confirm" in request.POST:
+        return _confirm(request)
+    if request.method == "POST" and "_cancel" in request.POST:
+        _discard(request)
+        messages.info(request, "Import cancelled: nothing was created.")
+        return HttpResponseRedirect(request.get_full_path())
+    if request.method != "POST":
+        return _render_import(model_admin, request, {"form": BulkImportForm(customer=customer), "customer": customer})
+
+    form = BulkImportForm(request.POST, request.FILES, customer=customer)
+    if not form.is_valid():
+        return _render_import(model_admin, request, {"form": form, "customer": customer})
+    upload = form.cleaned_data["file"]
+    with tempfile.TemporaryFile() as spooled:
+        for chunk in upload.chunks():
+            spooled.write(chunk)
+        size = spooled.tell()
+        spooled.seek(0)
+        preview = preview_csv(spooled, filename=upload.name, size=size)
+        token = None
+        if preview.file_error is None:
+            # Staged in storage, not on this machine's disk: the confirmation may reach another web process.
+            staging_key = f"{STAGING_PREFIX}/{uuid.uuid4().hex}.csv"
+            spooled.seek(0)
+            storage.save(staging_key, spooled)
+            facility = form.cleaned_data["facility"]
+            token = signing.dumps(
+                {
+                    "k": staging_key,
+                    "f": str(facility.id),
+                    "d": bool(form.cleaned_data["dry_run"]),
+                    "s": size,
+                    "u": request.user.pk,
+                },
+                salt=IMPORT_SALT,
+            )
+    return _render_import(
+        model_admin,
+        request,
+        {
+            "form": form,
+            "customer": customer,
+            "preview": preview,
+            "token": token,
+            "facility": form.cleaned_data["facility"],
+            "dry_run": form.cleaned_data["dry_run"],
+        },
+    )
+
+
+def _read_token(request: HttpRequest) -> dict | None:
+    try:
+        data = signing.loads(request.POST.get("token", ""), salt=IMPORT_SALT, max_age=IMPORT_TOKEN_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    return data if data.get("u") == request.user.pk else None
+
+
+def _discard(request: HttpRequest) -> None:
+    data = _read_token(request)
+    if data is not None:
+        storage.delete(data["k"])
+
+
+def _confirm(request: HttpRequest) -> HttpResponse:
+    back = HttpResponseRedirect(request.get_full_path())
+    data = _read_token(request)
+    if data is None:
+        messages.error(request, "This preview has expired: upload the file again.")
+        return back
+    size = storage.object_size(data["k"])
+    facility = Facility.objects.select_related("customer").filter(id=data["f"]).first()
+    if size is None or facility is None:
+        messages.error(request, "This preview was already imported or cancelled: upload the file again.")
+        return back
+    try:
+        bulk_request = services.bulk_request_create(
+            customer=facility.customer, facility_id=str(facility.id), dry_run=data["d"]
+        )
+    except services.BulkRequestError as exc:
+        messages.error(request, str(exc))
+        return back
+    with storage.open_for_read(data["k"]) as stream:
+        submitted = services.bulk_request_submit_file(request=bulk_request, stream=stream, size=size)
+    storage.delete(data["k"])
+    if submitted:
+        messages.success(request, f"Bulk request {bulk_request.id} created; its file is being processed.")
+    else:
+        messages.warning(request, f"Bulk request {bulk_request.id} was created but its file was refused.")
+    return HttpResponseRedirect(reverse("admin:bulkimport_bulkrequest_change", args=[bulk_request.pk]))

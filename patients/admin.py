@@ -1,0 +1,432 @@
+"""Admin for support staff: customers, API keys, facilities and patients, plus the helpers every admin module of
+the project shares (PHI rules, the COUNT-free paginator, read-only pages).
+
+PHI rules: only staff with `patients.view_phi` see demographics; everybody else sees ids and statuses with each
+PHI field replaced by a notice. SSNs are masked in lists, even for PHI viewers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from functools import cached_property
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import FieldDoesNotExist
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.text import capfirst
+
+from metriport_bulk.lib.ids import as_uuid
+from patients import services
+from patients.models import ApiKey, Customer, Facility, Patient, PatientFacility
+from patients.validators import npi_is_valid
+
+admin.site.site_header = "metriport-bulk support"
+admin.site.site_title = "metriport-bulk"
+admin.site.index_title = "Support"
+
+PHI_PERMISSION = "patients.view_phi"
+PHI_HIDDEN = "hidden (no PHI permission)"
+
+
+def can_view_phi(request: HttpRequest) -> bool:
+    return request.user.has_perm(PHI_PERMISSION)
+
+
+def mask_ssn(ssn: str) -> str:
+    """***-**-1234: the last four digits only (what support reads back to a caller)."""
+    return f"***-**-{ssn[-4:]}" if ssn else ""
+
+
+def admin_link(obj_or_model: Model | type[Model], pk, label: str | None = None) -> str:
+    """A link to an object's admin page built from its id alone (no query for the related object)."""
+    if pk is None:
+        return "-"
+    opts = obj_or_model._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
+    return format_html('<a href="{}">{}</a>', url, label or str(pk))
+
+
+# --- Large tables ---------------------------------------------------------------------------------------
+
+
+def estimated_row_count(model: type[Model], using: str = "default") -> int | None:
+    """The planner's estimate of a table's rows (pg_class.reltuples), or None off PostgreSQL or when the table
+    was never analyzed."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [model._meta.db_table])
+        row = cursor.fetchone()
+    return int(row[0]) if row and row[0] >= 0 else None
+
+
+class EstimatedCountPaginator(Paginator):
+    """A changelist paginator that never counts a whole huge table: unfiltered, the count is PostgreSQL's
+    estimate; filtered, it is an exact COUNT (admin filters on big tables are all indexed and scoped to one
+    bulk request, so at most 100,000 index entries). Small tables are counted exactly."""
+
+    exact_below = 50_000
+    estimated = False  # True once `count` is the estimate (the pagination template says "about")
+
+    def _estimate(self) -> int | None:
+        queryset = self.object_list
+        if not isinstance(queryset, QuerySet) or queryset.query.where:
+            return None
+        estimate = estimated_row_count(queryset.model, queryset.db)
+        return estimate if estimate is not None and estimate >= self.exact_below else None
+
+    @cached_property
+    def count(self) -> int:
+        estimate = self._estimate()
+        if estimate is None:
+            return super().count
+        self.estimated = True
+        return estimate
+
+
+class LargeTableAdminMixin:
+    """Changelist settings for tables that grow with every import."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # "Show counts" runs one COUNT per filter choice
+    list_per_page = 50
+
+
+class NewestFirstMixin:
+    """Newest first when the list is scoped to a customer (its `(customer, -<time>)` index gives the order);
+    unscoped, primary-key order, which an index also gives: sorting a whole big table by time would not."""
+
+    newest_first_field = "created_at"
+
+    def get_ordering(self, request):
+        if request.GET.get("customer__id__exact"):
+            return (f"-{self.newest_first_field}", "-pk")
+        return ("-pk",)
+
+
+class ReadOnlyAdminMixin:
+    """Pages that show state written by the services; nothing is edited by hand here."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class PhiFieldsMixin:
+    """Swaps each of `phi_fields` for a notice, in the change page and the list, unless the user may see PHI.
+
+    The replacement is a display callable named `<field>__hidden`, created per admin instance, so one page never
+    renders the value itself for a user without the permission."""
+
+    phi_fields: Sequence[str] = ()
+    phi_labels: dict[str, str] = {}
+
+    def __init__(self, model, admin_site) -> None:
+        super().__init__(model, admin_site)
+        for name in self.phi_fields:
+            setattr(self, self._hidden_name(name), self._notice(self._label(name)))
+
+    def _label(self, name: str) -> str:
+        if name in self.phi_labels:
+            return self.phi_labels[name]
+        try:
+            return capfirst(str(self.model._meta.get_field(name).verbose_name))
+        except FieldDoesNotExist:
+            attr = getattr(type(self), name, None)
+            return str(getattr(attr, "short_description", name.replace("_", " ").capitalize()))
+
+    @staticmethod
+    def _hidden_name(name: str) -> str:
+        return f"{name}__hidden"
+
+    @staticmethod
+    def _notice(label: str) -> Callable:
+        def notice(obj) -> str:
+            return PHI_HIDDEN
+
+        notice.short_description = label  # type: ignore[attr-defined]
+        return notice
+
+    def _swap(self, request, names: Sequence) -> list:
+        if can_view_phi(request):
+            return list(names)
+        return [self._hidden_name(name) if name in self.phi_fields else name for name in names]
+
+    def get_fields(self, request, obj=None):
+        return self._swap(request, super().get_fields(request, obj))
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        return [(title, {**options, "fields": self._swap(request, options["fields"])}) for title, options in fieldsets]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        return readonly + [self._hidden_name(name) for name in self.phi_fields]
+
+    def get_list_display(self, request):
+        return self._swap(request, super().get_list_display(request))
+
+    def get_search_fields(self, request):
+        fields = super().get_search_fields(request)
+        if can_view_phi(request):
+            return fields
+        return [field for field in fields if field.lstrip("^=@").split("__")[0] not in self.phi_fields]
+
+
+def hide_save_buttons(context: dict) -> None:
+    """For pages whose fields are all read-only but whose model grants `change` (for actions)."""
+    context.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False, show_delete=False)
+
+
+def search_uuid(term: str) -> uuid.UUID | None:
+    return as_uuid(term.strip()) if term else None
+
+
+# --- Customers ------------------------------------------------------------------------------------------
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("name", "id", "created_at")
+    search_fields = ("name",)
+    search_help_text = "Customer name or id"
+    fields = ("name", "id", "created_at", "related_links")
+    readonly_fields = ("id", "created_at", "related_links")
+
+    def get_search_results(self, request, queryset, search_term):
+        key = search_uuid(search_term)
+        if key is not None:
+            return queryset.filter(id=key), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="Related")
+    def related_links(self, obj: Customer) -> str:
+        if obj.pk is None:
+            return "-"
+        links = [
+            (reverse("admin:patients_facility_changelist") + f"?customer__id__exact={obj.pk}", "Facilities"),
+            (reverse("admin:patients_apikey_changelist") + f"?customer__id__exact={obj.pk}", "API keys"),
+            (reverse("admin:bulkimport_bulkrequest_changelist") + f"?customer__id__exact={obj.pk}", "Bulk requests"),
+            (reverse("admin:patients_patient_changelist") + f"?customer__id__exact={obj.pk}", "Patients"),
+            (reverse("admin:bulkimport_bulkrequest_import") + f"?customer={obj.pk}", "Start a bulk import"),
+        ]
+        return format_html(" · ".join(['<a href="{}">{}</a>'] * len(links)), *[part for link in links for part in link])
+
+    def save_model(self, request, obj: Customer, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created = services.customer_create(name=obj.name)
+        obj.pk, obj.name, obj.created_at = created.pk, created.name, created.created_at
+        obj._state.adding = False
+
+
+# --- API keys -------------------------------------------------------------------------------------------
+
+
+class ApiKeyAddForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ("customer", "name")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are created by the service; the clear key is shown once (a message), the hash never."""
+
+    list_display = ("prefix", "name", "customer", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    list_select_related = ("customer",)
+    search_fields = ("=prefix", "customer__name")
+    search_help_text = "Key prefix (the part after mbk_) or customer name"
+    readonly_fields = ("customer", "prefix", "created_at", "last_used_at", "revoked_at")
+    actions = ("revoke_keys",)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["customer", "name"]
+        return ["name", "customer", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        new = services.api_key_create(customer=obj.customer, name=obj.name)
+        for field in ("id", "prefix", "hashed_key", "created_at"):
+            setattr(obj, field, getattr(new.api_key, field))
+        obj._state.adding = False
+        messages.warning(
+            request,
+            format_html(
+                "New API key for {}: <code>{}</code> — copy it now, it is shown only this once.",
+                obj.customer,
+                new.clear_key,
+            ),
+        )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoke instead: the row documents who had access
+
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def revoke_keys(self, request, queryset) -> None:
+        revoked = 0
+        for api_key in queryset.filter(revoked_at__isnull=True):
+            services.api_key_revoke(api_key=api_key)
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
+
+
+# --- Facilities -----------------------------------------------------------------------------------------
+
+
+class FacilityForm(forms.ModelForm):
+    class Meta:
+        model = Facility
+        fields = ("customer", "name", "npi", "tin", "active", "address")
+
+    def clean_npi(self) -> str:
+        npi = self.cleaned_data["npi"].strip()
+        if not npi_is_valid(npi):
+            raise forms.ValidationError("An NPI is 10 digits ending with a valid check digit.")
+        return npi
+
+
+@admin.register(Facility)
+class FacilityAdmin(admin.ModelAdmin):
+    form = FacilityForm
+    list_display = ("name", "customer", "npi", "active", "id", "created_at")
+    list_filter = ("active", "customer")
+    list_select_related = ("customer",)
+    search_fields = ("name", "=npi", "customer__name")
+    search_help_text = "Facility name, NPI, customer name or facility id"
+    readonly_fields = ("id", "created_at", "updated_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        # The owner of a facility never changes: its patients and requests belong to that customer.
+        return (*self.readonly_fields, "customer") if obj is not None else self.readonly_fields
+
+    def get_search_results(self, request, queryset, search_term):
+        key = search_uuid(search_term)
+        if key is not None:
+            return queryset.filter(id=key), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def save_model(self, request, obj: Facility, form, change: bool) -> None:
+        fields = {name: form.cleaned_data[name] for name in ("name", "npi", "tin", "active", "address")}
+        if change:
+            services.facility_update(facility=obj, **fields)
+            return
+        created = services.facility_create(customer=form.cleaned_data["customer"], **fields)
+        obj.pk, obj.created_at, obj.updated_at = created.pk, created.created_at, created.updated_at
+        obj._state.adding = False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # bulk requests reference facilities (PROTECT); deactivate instead
+
+
+# --- Patients -------------------------------------------------------------------------------------------
+
+
+class PatientFacilityInline(admin.TabularInline):
+    model = PatientFacility
+    fields = ("facility", "created_at")
+    readonly_fields = ("facility", "created_at")
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("facility")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Patient)
+class PatientAdmin(PhiFieldsMixin, NewestFirstMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    phi_fields = (
+        "name",
+        "first_name",
+        "last_name",
+        "dob",
+        "gender_at_birth",
+        "ssn",
+        "ssn_masked",
+        "drivers_license",
+        "addresses",
+        "contacts",
+    )
+    phi_labels = {"name": "Name", "ssn_masked": "SSN"}
+    list_display = ("id", "customer", "external_id", "name", "dob", "ssn_masked", "created_at")
+    list_filter = ("customer",)
+    list_select_related = ("customer",)
+    search_fields = ("=external_id",)
+    search_help_text = "Patient id or external id"
+    fields = (
+        "id",
+        "customer",
+        "external_id",
+        "first_name",
+        "last_name",
+        "dob",
+        "gender_at_birth",
+        "ssn",
+        "drivers_license",
+        "addresses",
+        "contacts",
+        "created_at",
+        "updated_at",
+        "document_queries_link",
+    )
+    readonly_fields = fields
+    inlines = (PatientFacilityInline,)
+
+    def get_queryset(self, request):
+        # The list never needs the JSON lists nor the match key; the change page does (one row).
+        queryset = super().get_queryset(request)
+        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+            queryset = queryset.defer("addresses", "contacts", "drivers_license", "match_key", "zips")
+        return queryset
+
+    def get_search_results(self, request, queryset, search_term):
+        key = search_uuid(search_term)
+        if key is not None:
+            return queryset.filter(id=key), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="Name")
+    def name(self, obj: Patient) -> str:
+        return f"{obj.first_name} {obj.last_name}"
+
+    @admin.display(description="SSN")
+    def ssn_masked(self, obj: Patient) -> str:
+        return mask_ssn(obj.ssn) or "-"
+
+    @admin.display(description="Document Queries")
+    def document_queries_link(self, obj: Patient) -> str:
+        url = reverse("admin:docqueries_documentquery_changelist") + f"?q={obj.pk}"
+        return format_html('<a href="{}">Document Queries of this patient</a>', url)
