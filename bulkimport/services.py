@@ -588,8 +588,7 @@ def _notify(request: BulkRequest) -> None:
 
 def bulk_sweep() -> None:
     """Scheduler job: notice uploads, expire, and resume processing requests whose worker went away."""
-    bulk_uploads_poll()
-    bulk_requests_expire()
+    bulk_requests_expire()  # polls S3 uploads first
     bulk_requests_resume()
 
 
