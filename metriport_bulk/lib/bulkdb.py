@@ -4,6 +4,7 @@ fall back to the ORM so the embedded SQLite default behaves the same."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 
@@ -26,6 +27,13 @@ def _encode(fields: list[models.Field], rows: Iterable[Sequence]) -> Iterable[li
             if values[i] is not None:
                 values[i] = json.dumps(values[i], separators=(",", ":"))
         yield values
+
+
+def _temp_name(kind: str, model: type[models.Model], names: Sequence[str]) -> str:
+    """A session temp table per (model, column set): a session that updates other columns later (reprocess
+    after apply) must not find a table of the wrong shape."""
+    digest = hashlib.blake2b(",".join(names).encode(), digest_size=4).hexdigest()
+    return f"_{kind}_{model._meta.db_table}_{digest}"[:63]
 
 
 def copy_insert(model: type[models.Model], names: Sequence[str], rows: Iterable[Sequence]) -> None:
@@ -58,7 +66,7 @@ def update_by_id(model: type[models.Model], names: Sequence[str], rows: Sequence
         return
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    temp = quote(f"_upd_{model._meta.db_table}")
+    temp = quote(_temp_name("upd", model, names))
     pk = model._meta.pk
     with connection.cursor() as cursor:
         definitions = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in [pk, *fields])
@@ -95,7 +103,7 @@ def insert_ignoring_conflicts(model: type[models.Model], names: Sequence[str], r
     fields = _fields(model, names)
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    temp = quote(f"_ins_{model._meta.db_table}")
+    temp = quote(_temp_name("ins", model, names))
     columns = ", ".join(quote(f.column) for f in fields)
     with connection.cursor() as cursor:
         definitions = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)

@@ -186,3 +186,16 @@ def test_completed_request_ignores_late_messages(broker):
     assert services.bulk_request_fail(request_id=request.id, reason="late") is False
     after = BulkRequest.objects.get(id=request.id)
     assert (after.status, after.finished_at, after.result_key) == (before.status, before.finished_at, before.result_key)
+
+
+def test_one_connection_applies_then_reprocesses(broker, small_chunks):
+    """update_by_id's temporary table is per column set: applying rows (3 columns) and re-validating them
+    (5 columns) on one database connection both work."""
+    tenant = make_tenant()
+    request = submit(tenant, sample_bytes(120, invalid_ratio=0.2, seed=8))
+    run_inline(request.id)
+    from bulkimport.services import bulk_request_reprocess
+
+    outcome = bulk_request_reprocess(request_id=request.id, failed_only=True)
+    assert outcome.startswith("re-validated")
+    assert BulkRequest.objects.get(id=request.id).status == BulkStatus.COMPLETED
