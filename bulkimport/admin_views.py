@@ -37,6 +37,8 @@ PREVIEW_MAX_ERRORS = 20
 HEADER_PREFIX_BYTES = 256 * 1024
 HEADER_CACHE_SECONDS = 24 * 60 * 60
 DOWNLOAD_CHUNK_BYTES = 256 * 1024
+# A file may have thousands of (unknown, kept) columns; the row page shows the first ones.
+MAX_COLUMNS_SHOWN = 300
 
 
 # --- The input header (labels of a row's raw cells) -----------------------------------------------------
@@ -177,8 +179,10 @@ def _normalized_by_column(plan: ColumnPlan, raw: list[str], normalized: dict) ->
 def side_by_side(
     header: list[str] | None, raw: list[str], normalized: dict | None, errors: list[tuple[str, str]]
 ) -> tuple[list[RowCell], list[str]]:
-    """The row as a table (one line per column) and the errors that name no single column."""
-    width = max(len(header or []), len(raw))
+    """The row as a table (one line per column, at most MAX_COLUMNS_SHOWN) and the errors that name no single
+    column."""
+    full_width = max(len(header or []), len(raw))
+    width = min(full_width, MAX_COLUMNS_SHOWN)
     try:
         plan = build_column_plan(header) if header else None
     except CsvFileError:
@@ -204,6 +208,8 @@ def side_by_side(
         if row_cell.field:
             by_field.setdefault(row_cell.field, row_cell)
     general = []
+    if full_width > width:
+        general.append(f"Only the first {width} of the row's {full_width} columns are shown.")
     for error_field, message in errors:
         target = by_field.get(error_field)
         if target is not None:

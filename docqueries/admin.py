@@ -1,0 +1,76 @@
+"""Admin for Document Queries (read-only: the services and the backend write them)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Q
+
+from docqueries.models import DocumentQuery
+from patients.admin import (
+    LargeTableAdminMixin,
+    NewestFirstMixin,
+    PhiFieldsMixin,
+    ReadOnlyAdminMixin,
+    admin_link,
+    search_uuid,
+)
+from patients.models import Patient
+
+
+@admin.register(DocumentQuery)
+class DocumentQueryAdmin(PhiFieldsMixin, NewestFirstMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    # What documents a patient has (discharge summary, lab results...) is health information.
+    phi_fields = ("documents",)
+    list_display = (
+        "id",
+        "customer",
+        "patient_link",
+        "status",
+        "document_count",
+        "attempts",
+        "started_at",
+        "finished_at",
+        "error",
+    )
+    list_filter = ("status", "customer")
+    list_select_related = ("customer",)
+    search_fields = ("=id",)
+    search_help_text = "Document Query id or patient id"
+    newest_first_field = "started_at"
+    fields = (
+        "id",
+        "customer",
+        "patient_link",
+        "bulk_request_link",
+        "status",
+        "started_at",
+        "finished_at",
+        "attempts",
+        "next_attempt_at",
+        "error",
+        "document_count",
+        "documents",
+    )
+    readonly_fields = fields
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        key = search_uuid(search_term)
+        if key is None:
+            return queryset.none(), False
+        return queryset.filter(Q(id=key) | Q(patient_id=key)), False  # both indexed
+
+    @admin.display(description="Patient")
+    def patient_link(self, obj: DocumentQuery) -> str:
+        return admin_link(Patient, obj.patient_id)
+
+    @admin.display(description="Bulk request")
+    def bulk_request_link(self, obj: DocumentQuery) -> str:
+        from bulkimport.models import BulkRequest
+
+        return admin_link(BulkRequest, obj.bulk_request_id)
+
+    @admin.display(description="Documents")
+    def document_count(self, obj: DocumentQuery) -> int:
+        return len(obj.documents or [])

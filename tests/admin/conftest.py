@@ -1,0 +1,91 @@
+"""Fixtures of the admin tests: staff users (support with PHI, staff without it, an operator) and bulk requests
+run through the real services in this thread."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.test import Client
+
+from bulkimport import services
+from bulkimport.models import BulkChunk, BulkRequest
+from tests.bulkimport.helpers import sample_bytes
+from tests.factories import Tenant
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_staff(username: str, *, groups: tuple[Group, ...] = (), superuser: bool = False) -> User:
+    user = User.objects.create_user(username, password=PASSWORD, is_staff=True, is_superuser=superuser)
+    user.groups.add(*groups)
+    return user
+
+
+def run_bulk(tenant: Tenant, body: bytes, *, dry_run: bool = False) -> BulkRequest:
+    """Creates a bulk request for `body` and runs every pipeline step inline (no worker)."""
+    request = services.bulk_request_create(
+        customer=tenant.customer, facility_id=str(tenant.facility.id), dry_run=dry_run
+    )
+    services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
+    services.bulk_request_parse(request_id=request.id)
+    for chunk_id in BulkChunk.objects.filter(request_id=request.id).order_by("index").values_list("id", flat=True):
+        services.bulk_chunk_apply(chunk_id=chunk_id)
+    services.bulk_request_finish(request_id=request.id)
+    return BulkRequest.objects.get(id=request.id)
+
+
+@pytest.fixture
+def support_group(db) -> Group:
+    return Group.objects.get(name="Support")
+
+
+@pytest.fixture
+def no_phi_group(support_group) -> Group:
+    """Support's view rights without `patients.view_phi`."""
+    group = Group.objects.create(name="Support without PHI")
+    group.permissions.set(support_group.permissions.exclude(codename="view_phi"))
+    return group
+
+
+@pytest.fixture
+def support_user(support_group) -> User:
+    return make_staff("support", groups=(support_group,))
+
+
+@pytest.fixture
+def no_phi_user(no_phi_group) -> User:
+    return make_staff("nophi", groups=(no_phi_group,))
+
+
+@pytest.fixture
+def operator(db) -> User:
+    return make_staff("operator", superuser=True)
+
+
+def logged_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def support_client(support_user) -> Client:
+    return logged_in(support_user)
+
+
+@pytest.fixture
+def no_phi_client(no_phi_user) -> Client:
+    return logged_in(no_phi_user)
+
+
+@pytest.fixture
+def operator_client(operator) -> Client:
+    return logged_in(operator)
+
+
+@pytest.fixture
+def completed_request(tenant) -> BulkRequest:
+    """A completed 120-row request, about a fifth of its rows invalid (seeded: always the same rows)."""
+    return run_bulk(tenant, sample_bytes(120, invalid_ratio=0.2, seed=11))

@@ -1,0 +1,147 @@
+"""Support actions go through the services; their effects land in the database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.admin import helpers
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from bulkimport import services
+from bulkimport.models import BulkRequest, BulkRow, BulkStatus, RowStatus
+from patients.models import ApiKey
+from webhooks.models import MessageStatus, WebhookEndpoint, WebhookMessage
+from webhooks.services import webhook_message_create
+
+
+def action_url(name: str, bulk_request: BulkRequest) -> str:
+    return reverse(f"admin:bulkimport_bulkrequest_{name}", args=[bulk_request.id])
+
+
+# Reprocessing runs on the web process's connection, not on the one that ran the pipeline (a worker's): a
+# transactional test that closes the test's connection before the request (the test client keeps it otherwise),
+# with the migrations' data (the Support group) restored for it.
+in_own_connection = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+def as_fresh_web_connection() -> None:
+    connection.close()
+
+
+def break_a_row(bulk_request: BulkRequest) -> BulkRow:
+    """What a normalizer bug looks like: a valid row stored as failed."""
+    row = BulkRow.objects.filter(request=bulk_request, status=RowStatus.SUCCEEDED).order_by("number").first()
+    BulkRow.objects.filter(id=row.id).update(status=RowStatus.FAILED, action="", patient=None, reason="bug")
+    BulkRequest.objects.filter(id=bulk_request.id).update(
+        successful=bulk_request.successful - 1, failed=bulk_request.failed + 1
+    )
+    return row
+
+
+@in_own_connection
+def test_reprocess_failed_rows_fixes_them(completed_request, operator_client):
+    row = break_a_row(completed_request)
+    as_fresh_web_connection()
+    response = operator_client.post(action_url("reprocess", completed_request), {"failed_only": "1"}, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("admin:bulkimport_bulkrequest_change", args=[completed_request.id])
+    message = [str(m) for m in response.context["messages"]][0]
+    assert "reprocessed" in message and f"re-validated {completed_request.failed + 1} row(s), applied 1" in message
+    row.refresh_from_db()
+    assert row.status == RowStatus.SUCCEEDED and row.patient_id is not None
+    completed_request.refresh_from_db()
+    assert (
+        completed_request.failed == BulkRow.objects.filter(request=completed_request, status=RowStatus.FAILED).count()
+    )
+
+
+@in_own_connection
+def test_reprocess_all_from_the_changelist_action(completed_request, operator_client):
+    row = break_a_row(completed_request)
+    as_fresh_web_connection()
+    response = operator_client.post(
+        reverse("admin:bulkimport_bulkrequest_changelist"),
+        {"action": "reprocess_all", helpers.ACTION_CHECKBOX_NAME: [str(completed_request.id)]},
+        follow=True,
+    )
+    assert f"re-validated {completed_request.total} row(s)" in response.content.decode()
+    row.refresh_from_db()
+    assert row.status == RowStatus.SUCCEEDED
+
+
+def test_reprocess_refused_for_a_waiting_request(tenant, operator_client):
+    waiting = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
+    response = operator_client.post(action_url("reprocess", waiting), {"failed_only": "0"}, follow=True)
+    assert "cannot be reprocessed" in response.content.decode()
+
+
+def test_resend_webhook_creates_a_new_message(completed_request, operator_client):
+    WebhookEndpoint.objects.create(customer=completed_request.customer, url="http://127.0.0.1:9/hook", key="k" * 32)
+    response = operator_client.post(action_url("resend", completed_request), follow=True)
+    assert "webhook resent with status completed" in response.content.decode()
+    message = WebhookMessage.objects.get(request_id=str(completed_request.id))
+    assert b'"status":"completed"' in bytes(message.body)
+
+
+def test_expire_a_waiting_request(tenant, operator_client):
+    waiting = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
+    response = operator_client.post(action_url("expire", waiting), follow=True)
+    assert "expired: its upload URL is no longer accepted" in response.content.decode()
+    waiting.refresh_from_db()
+    assert waiting.status == BulkStatus.EXPIRED
+
+
+def test_expire_leaves_a_completed_request_alone(completed_request, operator_client):
+    response = operator_client.post(action_url("expire", completed_request), follow=True)
+    assert "only waiting requests expire" in response.content.decode()
+    completed_request.refresh_from_db()
+    assert completed_request.status == BulkStatus.COMPLETED
+
+
+def test_read_only_support_cannot_act(completed_request, support_client):
+    break_a_row(completed_request)
+    for name in ("reprocess", "resend", "expire"):
+        assert support_client.post(action_url(name, completed_request)).status_code == 403
+    assert support_client.get(action_url("expire", completed_request)).status_code in (403, 405)
+    assert BulkRow.objects.filter(request=completed_request, status=RowStatus.FAILED, reason="bug").exists()
+
+
+def test_actions_need_post(completed_request, operator_client):
+    assert operator_client.get(action_url("reprocess", completed_request)).status_code == 405
+
+
+def test_operator_sees_the_action_buttons(completed_request, operator_client):
+    html = operator_client.get(
+        reverse("admin:bulkimport_bulkrequest_change", args=[completed_request.id])
+    ).content.decode()
+    assert "bulk-reprocess-failed" in html and "bulk-resend-webhook" in html and "bulk-expire" not in html
+
+
+def test_redeliver_selected_webhook_messages(tenant, operator_client):
+    WebhookEndpoint.objects.create(customer=tenant.customer, url="http://127.0.0.1:9/hook", key="k" * 32)
+    message = webhook_message_create(customer_id=tenant.customer.id, message_type="ping", data={"ping": "x"})
+    long_ago = timezone.now() - timedelta(days=2)
+    WebhookMessage.objects.filter(id=message.id).update(
+        status=MessageStatus.FAILED, failures=9, next_attempt_at=None, give_up_at=long_ago
+    )
+    response = operator_client.post(
+        reverse("admin:webhooks_webhookmessage_changelist"),
+        {"action": "redeliver", helpers.ACTION_CHECKBOX_NAME: [str(message.id)]},
+        follow=True,
+    )
+    assert "1 message(s) scheduled for redelivery" in response.content.decode()
+    message.refresh_from_db()
+    assert message.status == MessageStatus.PENDING and message.failures == 0
+    assert message.give_up_at > timezone.now() and message.next_attempt_at <= timezone.now()
+
+
+def test_revoke_api_keys(tenant, operator_client):
+    key = ApiKey.objects.get(customer=tenant.customer)
+    operator_client.post(
+        reverse("admin:patients_apikey_changelist"),
+        {"action": "revoke_keys", helpers.ACTION_CHECKBOX_NAME: [str(key.id)]},
+    )
+    key.refresh_from_db()
+    assert key.revoked_at is not None
