@@ -494,12 +494,14 @@ def _apply_rows(request: BulkRequest, rows: list[PendingRow]) -> int:
             updated[match.id] = match
             row.action = RowAction.UPDATED
         row.patient_id = match.id
+    # One microsecond apart, in row order: lists paginate by a cursor on created_at, and a cursor cannot
+    # step through thousands of equal values.
     copy_insert(
         Patient,
         PATIENT_COLUMNS,
         (
-            (p.id, request.customer_id, *(p.fields[name] for name in PATIENT_COLUMNS[2:13]), now, now)
-            for p in created
+            (p.id, request.customer_id, *(p.fields[name] for name in PATIENT_COLUMNS[2:13]), created_at, created_at)
+            for p, created_at in ((p, now + timedelta(microseconds=i)) for i, p in enumerate(created))
         ),
     )
     if updated:

@@ -56,6 +56,9 @@ __all__ = [
 
 MAX_ROWS = 100_000
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+# Metriport's columns (10 address groups, 10 phones, 10 emails, ...) are under 100; the rest is kept room
+# for customers' own columns, while a header of a million commas cannot blow up every result row.
+MAX_COLUMNS = 500
 MAX_INDEX = 10  # address groups, phones and emails: -1 .. -10, as in Metriport
 
 
@@ -595,6 +598,14 @@ class CsvImport:
         header = self._next_non_blank()
         if header is None:
             raise CsvFileError(FileErrorCode.EMPTY_FILE, "The file is empty: it has no header and no rows.")
+        # Spreadsheets pad headers with empty cells; they name nothing and must not widen the result file.
+        while len(header) > 1 and not header[-1].strip():
+            header.pop()
+        if len(header) > MAX_COLUMNS:
+            raise CsvFileError(
+                FileErrorCode.TOO_MANY_COLUMNS,
+                f"The header has {len(header):,} columns, above the {MAX_COLUMNS} limit: remove unused columns.",
+            )
         self.header: list[str] = header
         self.plan = build_column_plan(header)
         self._validator = RowValidator(self.plan, today=today or datetime.date.today())

@@ -44,6 +44,7 @@ class FileErrorCode(enum.StrEnum):
     MISSING_COLUMNS = "missing_columns"
     DUPLICATE_COLUMNS = "duplicate_columns"
     TOO_MANY_ROWS = "too_many_rows"
+    TOO_MANY_COLUMNS = "too_many_columns"
     TOO_LARGE = "too_large"
     MALFORMED = "malformed"
 

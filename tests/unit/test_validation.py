@@ -705,3 +705,29 @@ def test_row_result_valid_and_raw_as_received() -> None:
     assert result.valid and result.errors == []
     assert result.raw == ["  jane ", "DOE", "3/4/1980", "f", "1 main st", "boston", "ma", "2134"]
     assert result.number == 1
+
+
+def test_trailing_empty_header_cells_are_dropped():
+    import io
+
+    from bulkimport.validation import CsvImport
+
+    body = b"firstName,lastName,dob,gender,addressLine1,city,state,zip,,,\nAnn,Doe,1980-01-02,F,1 A St,X,NY,10001,,,\n"
+    csv_import = CsvImport(io.BytesIO(body))
+    assert csv_import.header == ["firstName", "lastName", "dob", "gender", "addressLine1", "city", "state", "zip"]
+    assert [row.valid for row in csv_import.rows()] == [True]
+
+
+def test_too_many_columns_is_a_file_error_naming_the_limit():
+    import io
+
+    import pytest
+
+    from bulkimport.validation import MAX_COLUMNS, CsvFileError, CsvImport, FileErrorCode
+
+    extra = ",".join(f"custom{i}" for i in range(MAX_COLUMNS))
+    body = f"firstName,lastName,dob,gender,addressLine1,city,state,zip,{extra}\n".encode()
+    with pytest.raises(CsvFileError) as raised:
+        CsvImport(io.BytesIO(body))
+    assert raised.value.code == FileErrorCode.TOO_MANY_COLUMNS
+    assert str(MAX_COLUMNS) in raised.value.message
