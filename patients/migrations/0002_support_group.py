@@ -1,4 +1,5 @@
-"""The "Support" group: read-only access to every admin page of the service, PHI included."""
+"""The "Support" group: read-only access to every admin page of the service, PHI included, plus redelivery of
+webhook messages (SPEC §4: support can redeliver; every field of a message stays read-only)."""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
@@ -25,7 +26,7 @@ def create_support_group(apps, schema_editor):
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     group, _ = Group.objects.get_or_create(name=SUPPORT_GROUP)
-    wanted = [("patients", "view_phi")] + [
+    wanted = [("patients", "view_phi"), ("webhooks", "change_webhookmessage")] + [
         (label, f"view_{model}") for label, models in MODELS.items() for model in models
     ]
     permissions = []

@@ -145,3 +145,17 @@ def test_revoke_api_keys(tenant, operator_client):
     )
     key.refresh_from_db()
     assert key.revoked_at is not None
+
+
+def test_support_staff_redeliver_a_failed_webhook_message(tenant, support_client):
+    """SPEC §4: support can redeliver; the message itself stays read-only for them."""
+    WebhookEndpoint.objects.create(customer=tenant.customer, url="http://127.0.0.1:9/hook", key="k")
+    message = webhook_message_create(customer_id=tenant.customer.id, message_type="ping", data={"ping": "x"})
+    WebhookMessage.objects.filter(id=message.id).update(status=MessageStatus.FAILED)
+    response = support_client.post(
+        reverse("admin:webhooks_webhookmessage_changelist"),
+        {"action": "redeliver", helpers.ACTION_CHECKBOX_NAME: [str(message.id)]},
+        follow=True,
+    )
+    assert "1 message(s) scheduled for redelivery" in response.content.decode()
+    assert WebhookMessage.objects.get(id=message.id).status == MessageStatus.PENDING
