@@ -164,9 +164,7 @@ def _bench(rows: int, directory: Path, *, invalid_ratio: float, seed: int, repea
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--invalid-ratio", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
@@ -181,9 +179,7 @@ def main() -> None:
     print("tracemalloc peak = Python-heap peak (separate run); ru_maxrss delta = process peak RSS growth")
     with tempfile.TemporaryDirectory(prefix="csv-engine-bench-") as directory:
         for rows in sorted({SMALL_ROWS, args.rows}):
-            _bench(
-                rows, Path(directory), invalid_ratio=args.invalid_ratio, seed=args.seed, repeat=args.repeat
-            )
+            _bench(rows, Path(directory), invalid_ratio=args.invalid_ratio, seed=args.seed, repeat=args.repeat)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,15 @@ def main() -> None:
         print(f"file: {args.rows:,} rows, {size / 1e6:.1f} MB, {args.invalid_ratio:.0%} invalid")
 
         workers = subprocess.Popen(
-            [sys.executable, "manage.py", "rundramatiq", "--processes", str(args.processes), "--threads", str(args.threads)],
+            [
+                sys.executable,
+                "manage.py",
+                "rundramatiq",
+                "--processes",
+                str(args.processes),
+                "--threads",
+                str(args.threads),
+            ],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
@@ -68,7 +76,10 @@ def main() -> None:
                 now = time.monotonic()
                 if current.status == BulkStatus.PROCESSING:
                     marks.setdefault("noticed", now)
-                if current.phase in (BulkPhase.APPLYING, BulkPhase.FINISHING, BulkPhase.DONE) and current.status != BulkStatus.WAITING:
+                if (
+                    current.phase in (BulkPhase.APPLYING, BulkPhase.FINISHING, BulkPhase.DONE)
+                    and current.status != BulkStatus.WAITING
+                ):
                     marks.setdefault("parsed", now)
                 if current.phase in (BulkPhase.FINISHING, BulkPhase.DONE):
                     marks.setdefault("applied", now)

@@ -48,7 +48,12 @@ class BulkCreateListApi(APIView):
         except services.BulkRequestError as exc:
             raise (exceptions.NotFound if exc.status == 404 else exceptions.ValidationError)(str(exc)) from None
         return Response(
-            {"requestId": str(bulk.id), "facilityId": str(bulk.facility_id), "status": bulk.status, "uploadUrl": services.bulk_upload_url(bulk)}
+            {
+                "requestId": str(bulk.id),
+                "facilityId": str(bulk.facility_id),
+                "status": bulk.status,
+                "uploadUrl": services.bulk_upload_url(bulk),
+            }
         )
 
     @extend_schema(
@@ -73,7 +78,9 @@ class BulkCreateListApi(APIView):
 class BulkDetailApi(APIView):
     @extend_schema(operation_id="bulk_patient_create_get", responses=BulkRequestSerializer)
     def get(self, request, request_id):
-        return Response(BulkRequestSerializer(selectors.bulk_request_get(customer=customer_of(request), request_id=request_id)).data)
+        return Response(
+            BulkRequestSerializer(selectors.bulk_request_get(customer=customer_of(request), request_id=request_id)).data
+        )
 
 
 class BulkUploadApi(APIView):
@@ -117,4 +124,6 @@ class FileDownloadApi(APIView):
             raise exceptions.PermissionDenied("The download URL has expired: get a fresh one from the API.") from None
         except signing.BadSignature:
             raise exceptions.PermissionDenied("The download URL is not valid.") from None
-        return FileResponse(open(storage.local_path(key), "rb"), as_attachment=True, filename=filename, content_type="text/csv")
+        return FileResponse(
+            open(storage.local_path(key), "rb"), as_attachment=True, filename=filename, content_type="text/csv"
+        )

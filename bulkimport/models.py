@@ -100,7 +100,10 @@ class BulkRowError(models.Model):
     message = models.CharField(max_length=300)
 
     class Meta:
-        indexes = [models.Index(fields=["request", "code", "row_number"]), models.Index(fields=["request", "row_number"])]
+        indexes = [
+            models.Index(fields=["request", "code", "row_number"]),
+            models.Index(fields=["request", "row_number"]),
+        ]
 
     def __str__(self) -> str:
         return f"Row {self.row_number}: {self.code}"

@@ -433,9 +433,7 @@ _UNIT_INDICATORS_EXACT = _UNIT_INDICATORS + "|no|fl|lot|rm|room"
 _UNIT_AFTER_STREET = re.compile(
     rf"(.*?\W+({_STREET_TYPES})\W+.*?)\s*(({_UNIT_INDICATORS})\s*[#]?\s*[\w\s-]+)?$", re.I | re.A
 )
-_UNIT_EXACT = re.compile(
-    rf"(.+?)\s*(({_UNIT_INDICATORS_EXACT})((\s*#\s*[\w\s-]+)|(\s*[\d\s-]+)))?$", re.I | re.A
-)
+_UNIT_EXACT = re.compile(rf"(.+?)\s*(({_UNIT_INDICATORS_EXACT})((\s*#\s*[\w\s-]+)|(\s*[\d\s-]+)))?$", re.I | re.A)
 # Each pattern can only find a unit when the line holds one of its indicator words, and the exact
 # pattern also needs the line to end in a number or hold a "#": cheap tests that skip the
 # backtracking patterns for most lines ("Northwood Ave" holds "no" but cannot split).

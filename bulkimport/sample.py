@@ -361,9 +361,7 @@ def _valid_row(rng: random.Random, number: int) -> list[str]:
         gender = rng.choice(("U", "O", "unknown", "Other"))
 
     city, state_code, state_name, zip_prefix, area = rng.choice(_PLACES)
-    street = (
-        f"{rng.randint(1, 9999)} {rng.choice(_DIRECTIONS)}{rng.choice(_STREETS)} {rng.choice(_STREET_TYPES)}"
-    )
+    street = f"{rng.randint(1, 9999)} {rng.choice(_DIRECTIONS)}{rng.choice(_STREETS)} {rng.choice(_STREET_TYPES)}"
     line2 = ""
     unit_roll = rng.random()
     if unit_roll < 0.12:
@@ -372,9 +370,7 @@ def _valid_row(rng: random.Random, number: int) -> list[str]:
         street = f"{street}, {rng.choice(_UNITS)}"
     if rng.random() < 0.1:
         street = street.upper()
-    state = (
-        state_code if rng.random() < 0.8 else rng.choice((state_name, state_code.lower(), state_name.upper()))
-    )
+    state = state_code if rng.random() < 0.8 else rng.choice((state_name, state_code.lower(), state_name.upper()))
     zip_code = f"{zip_prefix}{rng.randrange(100):02d}"
     zip_roll = rng.random()
     if zip_roll < 0.1:
@@ -394,18 +390,14 @@ def _valid_row(rng: random.Random, number: int) -> list[str]:
     if rng.random() < 0.3:
         area_number, group, serial = rng.randint(900, 999), rng.randint(1, 99), rng.randint(1, 9999)
         ssn = (
-            f"{area_number}-{group:02d}-{serial:04d}"
-            if rng.random() < 0.7
-            else f"{area_number}{group:02d}{serial:04d}"
+            f"{area_number}-{group:02d}-{serial:04d}" if rng.random() < 0.7 else f"{area_number}{group:02d}{serial:04d}"
         )
     license_number = license_state = ""
     if rng.random() < 0.1:
         license_number = f"{rng.choice('ABCDEFGHJKLMNPRSTUVWXYZ')}{rng.randrange(10**7):07d}"
         license_state = state_code
     hie_roll = rng.random()
-    hie_opt_out = (
-        "true" if hie_roll < 0.03 else "yes" if hie_roll < 0.05 else "false" if hie_roll < 0.3 else ""
-    )
+    hie_opt_out = "true" if hie_roll < 0.03 else "yes" if hie_roll < 0.05 else "false" if hie_roll < 0.3 else ""
 
     return [
         f"MRN-{number:07d}",
@@ -459,9 +451,7 @@ def _break_row(rng: random.Random, row: list[str], kind: str) -> list[str]:
     elif kind == "bad_phone":
         row[_COL["phone-1"]] = rng.choice(("555-01", "call mornings", "12345678901234"))
     elif kind == "bad_email":
-        row[_COL["email-1"]] = rng.choice(
-            ("jane.doe@", "jane.doe@example", "jane doe@example.com", "@example.com")
-        )
+        row[_COL["email-1"]] = rng.choice(("jane.doe@", "jane.doe@example", "jane doe@example.com", "@example.com"))
     elif kind == "drivers_license_without_state":
         row[_COL["driversLicenseNo"]] = f"D{rng.randrange(10**7):07d}"
         row[_COL["driversLicenseState"]] = ""

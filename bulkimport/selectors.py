@@ -21,7 +21,9 @@ def bulk_request_get(*, customer: Customer, request_id) -> BulkRequest:
     return request
 
 
-def bulk_request_list(*, customer: Customer, facility_id: str | None = None, status: str | None = None) -> QuerySet[BulkRequest]:
+def bulk_request_list(
+    *, customer: Customer, facility_id: str | None = None, status: str | None = None
+) -> QuerySet[BulkRequest]:
     requests = BulkRequest.objects.filter(customer=customer)
     if facility_id:
         if as_uuid(facility_id) is None:

@@ -203,7 +203,9 @@ def bulk_uploads_poll() -> int:
         return 0
     noticed = 0
     window = timezone.now() - timedelta(seconds=settings.UPLOAD_URL_EXPIRY_SECONDS + 60)
-    for request in BulkRequest.objects.filter(status=BulkStatus.WAITING, created_at__gte=window).order_by("created_at")[:500]:
+    for request in BulkRequest.objects.filter(status=BulkStatus.WAITING, created_at__gte=window).order_by("created_at")[
+        :500
+    ]:
         size = storage.object_size(request.upload_key)
         if size is None:
             continue
@@ -219,7 +221,9 @@ def bulk_requests_expire() -> int:
     bulk_uploads_poll()  # an upload made just before expiry must win over the expiry
     cutoff = timezone.now() - timedelta(seconds=settings.UPLOAD_URL_EXPIRY_SECONDS)
     expired = 0
-    for request_id in BulkRequest.objects.filter(status=BulkStatus.WAITING, created_at__lt=cutoff).values_list("id", flat=True)[:1000]:
+    for request_id in BulkRequest.objects.filter(status=BulkStatus.WAITING, created_at__lt=cutoff).values_list(
+        "id", flat=True
+    )[:1000]:
         expired += transition(request_id, source=BulkStatus.WAITING, target=BulkStatus.EXPIRED, phase=BulkPhase.DONE)
     return expired
 
@@ -299,7 +303,13 @@ def _parse(request: BulkRequest, token: int) -> None:
             return
         chunk_size = settings.BULK_CHUNK_SIZE
         chunks = [
-            BulkChunk(request_id=request.id, index=i, first_number=start, last_number=min(start + chunk_size - 1, total), enqueued_at=timezone.now())
+            BulkChunk(
+                request_id=request.id,
+                index=i,
+                first_number=start,
+                last_number=min(start + chunk_size - 1, total),
+                enqueued_at=timezone.now(),
+            )
             for i, start in enumerate(range(1, total + 1, chunk_size))
         ]
         BulkChunk.objects.bulk_create(chunks)
@@ -327,9 +337,21 @@ def _store_rows(request: BulkRequest, token: int, batch: list[RowResult], total:
         valid = result.valid
         if not valid:
             invalid += 1
-            errors.extend((request.id, result.number, str(e.code), e.field[:60], e.message[:300]) for e in result.errors)
+            errors.extend(
+                (request.id, result.number, str(e.code), e.field[:60], e.message[:300]) for e in result.errors
+            )
         reason = "; ".join(e.message for e in result.errors)
-        rows.append((request.id, result.number, result.raw, result.normalized, RowStatus.PENDING if valid else RowStatus.FAILED, reason, ""))
+        rows.append(
+            (
+                request.id,
+                result.number,
+                result.raw,
+                result.normalized,
+                RowStatus.PENDING if valid else RowStatus.FAILED,
+                reason,
+                "",
+            )
+        )
     with transaction.atomic():
         # Counts so far are the progress figure while parsing: invalid rows are final already.
         failed = invalid_so_far + invalid
@@ -383,7 +405,10 @@ def bulk_chunk_apply(*, chunk_id: int) -> None:
         BulkRequest.objects.filter(id=request.id).update(
             processed=F("processed") + applied, successful=F("successful") + applied, heartbeat_at=timezone.now()
         )
-        if locked.phase == BulkPhase.APPLYING and not BulkChunk.objects.filter(request_id=request.id, status=ChunkStatus.PENDING).exists():
+        if (
+            locked.phase == BulkPhase.APPLYING
+            and not BulkChunk.objects.filter(request_id=request.id, status=ChunkStatus.PENDING).exists()
+        ):
             BulkRequest.objects.filter(id=request.id, phase=BulkPhase.APPLYING).update(phase=BulkPhase.FINISHING)
             _send_on_commit("bulk_finish", str(request.id))
 
@@ -417,7 +442,10 @@ def _lock_match_keys(customer_id, keys: Iterable[str]) -> None:
     import hashlib
 
     lock_ids = sorted(
-        {int.from_bytes(hashlib.blake2b(f"{customer_id}|{key}".encode(), digest_size=8).digest(), "big", signed=True) for key in keys}
+        {
+            int.from_bytes(hashlib.blake2b(f"{customer_id}|{key}".encode(), digest_size=8).digest(), "big", signed=True)
+            for key in keys
+        }
     )
     if lock_ids:
         with connection.cursor() as cursor:
@@ -456,7 +484,17 @@ def _zip_longest(a: list, b: list) -> list[tuple]:
     return [(a[i] if i < len(a) else None, b[i] if i < len(b) else None) for i in range(length)]
 
 
-UPDATE_FIELDS = ["external_id", "first_name", "last_name", "ssn", "drivers_license", "addresses", "contacts", "zips", "updated_at"]
+UPDATE_FIELDS = [
+    "external_id",
+    "first_name",
+    "last_name",
+    "ssn",
+    "drivers_license",
+    "addresses",
+    "contacts",
+    "zips",
+    "updated_at",
+]
 PATIENT_COLUMNS = (
     "id", "customer_id", "external_id", "first_name", "last_name", "dob", "gender_at_birth", "ssn",
     "drivers_license", "addresses", "contacts", "match_key", "zips", "created_at", "updated_at",
@@ -471,7 +509,9 @@ def _apply_rows(request: BulkRequest, rows: list[PendingRow]) -> int:
     keys = {fields["match_key"] for fields in fields_by_row.values()}
     _lock_match_keys(request.customer_id, keys)
     candidates: dict[str, list[Patient | NewPatient]] = {}
-    for patient in Patient.objects.filter(customer_id=request.customer_id, match_key__in=keys).order_by("created_at", "id"):
+    for patient in Patient.objects.filter(customer_id=request.customer_id, match_key__in=keys).order_by(
+        "created_at", "id"
+    ):
         candidates.setdefault(patient.match_key, []).append(patient)
     created: list[NewPatient] = []
     updated: dict[uuid.UUID, Patient] = {}
@@ -511,8 +551,16 @@ def _apply_rows(request: BulkRequest, rows: list[PendingRow]) -> int:
             ignore_conflicts=True,
         )
     # Patients created here are new, so are their links: no conflict to ignore.
-    copy_insert(PatientFacility, ("patient_id", "facility_id", "created_at"), ((p.id, request.facility_id, now) for p in created))
-    update_by_id(BulkRow, ("status", "action", "patient_id"), [(row.id, RowStatus.SUCCEEDED, row.action, row.patient_id) for row in rows])
+    copy_insert(
+        PatientFacility,
+        ("patient_id", "facility_id", "created_at"),
+        ((p.id, request.facility_id, now) for p in created),
+    )
+    update_by_id(
+        BulkRow,
+        ("status", "action", "patient_id"),
+        [(row.id, RowStatus.SUCCEEDED, row.action, row.patient_id) for row in rows],
+    )
     return len(rows)
 
 
@@ -527,7 +575,9 @@ def bulk_request_finish(*, request_id) -> None:
     BulkRequest.objects.filter(id=request.id).update(heartbeat_at=timezone.now())
     _, _, result_key = _keys(request)
     _write_result(request, result_key)
-    counts = dict(BulkRow.objects.filter(request_id=request.id).values_list("status").annotate(n=Count("id")).order_by())
+    counts = dict(
+        BulkRow.objects.filter(request_id=request.id).values_list("status").annotate(n=Count("id")).order_by()
+    )
     succeeded, failed = counts.get(RowStatus.SUCCEEDED, 0), counts.get(RowStatus.FAILED, 0)
     with transaction.atomic():
         if transition(
@@ -555,7 +605,9 @@ def _write_result(request: BulkRequest, result_key: str) -> None:
             .values_list("raw", "patient_id", "status", "reason", "action")
         )
         for raw, patient_id, status, reason, action in rows.iterator(chunk_size=2000):
-            writer.write(raw, metriport_id=str(patient_id) if patient_id else None, status=status, reason=reason, action=action)
+            writer.write(
+                raw, metriport_id=str(patient_id) if patient_id else None, status=status, reason=reason, action=action
+            )
         out.seek(0)
         storage.save(result_key, out)
 
@@ -567,7 +619,9 @@ def _input_header(request: BulkRequest) -> list[str]:
 
 def bulk_request_fail(*, request_id, reason: str) -> bool:
     with transaction.atomic():
-        failed = transition(request_id, source=BulkStatus.PROCESSING, target=BulkStatus.FAILED, reason=reason, phase=BulkPhase.DONE)
+        failed = transition(
+            request_id, source=BulkStatus.PROCESSING, target=BulkStatus.FAILED, reason=reason, phase=BulkPhase.DONE
+        )
         if failed:
             _notify(BulkRequest.objects.get(id=request_id))
     return failed
@@ -581,7 +635,10 @@ def _notify(request: BulkRequest) -> None:
     if request.status == BulkStatus.FAILED and request.reason:
         body["reason"] = request.reason
     webhook_message_create(
-        customer_id=request.customer_id, message_type=BULK_WEBHOOK_TYPE, data={"bulkPatientCreate": body}, request_id=str(request.id)
+        customer_id=request.customer_id,
+        message_type=BULK_WEBHOOK_TYPE,
+        data={"bulkPatientCreate": body},
+        request_id=str(request.id),
     )
 
 
@@ -604,7 +661,9 @@ def bulk_requests_resume(*, force: bool = False, request_id=None) -> int:
         requests = requests.filter(id=request_id)
     resumed = 0
     for request in requests.only("id", "phase", "heartbeat_at"):
-        if request.phase == BulkPhase.PARSING and (force or request.heartbeat_at is None or request.heartbeat_at < stale):
+        if request.phase == BulkPhase.PARSING and (
+            force or request.heartbeat_at is None or request.heartbeat_at < stale
+        ):
             if force:
                 BulkRequest.objects.filter(id=request.id).update(heartbeat_at=None)
             _send_now("bulk_parse", str(request.id))
@@ -612,16 +671,24 @@ def bulk_requests_resume(*, force: bool = False, request_id=None) -> int:
         elif request.phase == BulkPhase.APPLYING:
             pending = BulkChunk.objects.filter(request_id=request.id, status=ChunkStatus.PENDING)
             if not pending.exists():
-                if BulkRequest.objects.filter(id=request.id, phase=BulkPhase.APPLYING).update(phase=BulkPhase.FINISHING):
+                if BulkRequest.objects.filter(id=request.id, phase=BulkPhase.APPLYING).update(
+                    phase=BulkPhase.FINISHING
+                ):
                     _send_now("bulk_finish", str(request.id))
                     resumed += 1
                 continue
-            stuck = list(pending.filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale), updated_at__lt=stale).values_list("id", flat=True))
+            stuck = list(
+                pending.filter(
+                    Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale), updated_at__lt=stale
+                ).values_list("id", flat=True)
+            )
             if stuck:
                 BulkChunk.objects.filter(id__in=stuck).update(enqueued_at=now)
                 _send_chunks(stuck)
                 resumed += 1
-        elif request.phase == BulkPhase.FINISHING and (force or request.heartbeat_at is None or request.heartbeat_at < stale):
+        elif request.phase == BulkPhase.FINISHING and (
+            force or request.heartbeat_at is None or request.heartbeat_at < stale
+        ):
             _send_now("bulk_finish", str(request.id))
             resumed += 1
     return resumed
@@ -631,7 +698,6 @@ def _send_now(actor_name: str, *args) -> None:
     from bulkimport import tasks
 
     getattr(tasks, actor_name).send(*args)
-
 
 
 def bulk_request_submit_file(*, request: BulkRequest, stream: BinaryIO, size: int) -> bool:
@@ -692,13 +758,17 @@ def bulk_request_reprocess(*, request_id, failed_only: bool = False) -> str:
                 if opted_in:
                     from docqueries.services import document_queries_start
 
-                    document_queries_start(customer_id=request.customer_id, patient_ids=opted_in, bulk_request_id=request.id)
+                    document_queries_start(
+                        customer_id=request.customer_id, patient_ids=opted_in, bulk_request_id=request.id
+                    )
     else:
         BulkRow.objects.filter(request_id=request.id, status=RowStatus.PENDING).update(
             status=RowStatus.SUCCEEDED, action=RowAction.VALIDATED
         )
     _write_result(request, request.result_key)
-    counts = dict(BulkRow.objects.filter(request_id=request.id).values_list("status").annotate(n=Count("id")).order_by())
+    counts = dict(
+        BulkRow.objects.filter(request_id=request.id).values_list("status").annotate(n=Count("id")).order_by()
+    )
     with transaction.atomic():
         BulkRequest.objects.filter(id=request.id).update(
             successful=counts.get(RowStatus.SUCCEEDED, 0),

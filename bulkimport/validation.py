@@ -265,15 +265,11 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
 
     missing = [field for field in _REQUIRED_SINGLE if position_of(field) is None]
     address_indexes = sorted({index for (field, index) in positions if field in _ADDRESS_FIELDS})
-    complete = [
-        i for i in address_indexes if all(position_of(f, i) is not None for f in _REQUIRED_ADDRESS_FIELDS)
-    ]
+    complete = [i for i in address_indexes if all(position_of(f, i) is not None for f in _REQUIRED_ADDRESS_FIELDS)]
     if not complete:
         first = address_indexes[0] if address_indexes else 1
         plain = not address_indexes or any((f, first) in unsuffixed for f in _ADDRESS_FIELDS)
-        missing += [
-            _display_name(f, first, plain) for f in _REQUIRED_ADDRESS_FIELDS if position_of(f, first) is None
-        ]
+        missing += [_display_name(f, first, plain) for f in _REQUIRED_ADDRESS_FIELDS if position_of(f, first) is None]
     if missing:
         raise CsvFileError(
             FileErrorCode.MISSING_COLUMNS,
@@ -429,9 +425,7 @@ class RowValidator:
             flag = normalize_hie_opt_out(row[plan.hie_opt_out])
             if flag is None:
                 errors.append(
-                    RowError(
-                        RowErrorCode.INVALID_HIE_OPT_OUT, "hieOptOut", "Invalid hieOptOut (use true or false)"
-                    )
+                    RowError(RowErrorCode.INVALID_HIE_OPT_OUT, "hieOptOut", "Invalid hieOptOut (use true or false)")
                 )
             else:
                 hie_opt_out = flag == "true"
@@ -466,13 +460,7 @@ def _address(row: list[str], group: AddressColumns, errors: list[RowError]) -> d
     raw_zip = _cell(row, group.zip)
     if not (raw_line1 or raw_line2 or raw_city or raw_state or raw_zip):
         return None
-    if (
-        raw_line1.isspace()
-        or raw_line2.isspace()
-        or raw_city.isspace()
-        or raw_state.isspace()
-        or raw_zip.isspace()
-    ):
+    if raw_line1.isspace() or raw_line2.isspace() or raw_city.isspace() or raw_state.isspace() or raw_zip.isspace():
         # Whitespace-only cells count as empty.
         raw_line1, raw_line2, raw_city = raw_line1.strip(), raw_line2.strip(), raw_city.strip()
         raw_state, raw_zip = raw_state.strip(), raw_zip.strip()
@@ -496,9 +484,7 @@ def _address(row: list[str], group: AddressColumns, errors: list[RowError]) -> d
     start = len(errors)
     if line1 is None:
         errors.append(
-            RowError(
-                RowErrorCode.INCOMPLETE_ADDRESS, f"addressLine1{suffix}", f"Missing addressLine1{suffix}"
-            )
+            RowError(RowErrorCode.INCOMPLETE_ADDRESS, f"addressLine1{suffix}", f"Missing addressLine1{suffix}")
         )
     if city is None:
         errors.append(RowError(RowErrorCode.INCOMPLETE_ADDRESS, f"city{suffix}", f"Missing city{suffix}"))
@@ -512,15 +498,11 @@ def _address(row: list[str], group: AddressColumns, errors: list[RowError]) -> d
                 )
             )
         else:
-            errors.append(
-                RowError(RowErrorCode.INCOMPLETE_ADDRESS, f"state{suffix}", f"Missing state{suffix}")
-            )
+            errors.append(RowError(RowErrorCode.INCOMPLETE_ADDRESS, f"state{suffix}", f"Missing state{suffix}"))
     if zip_code is None:
         if raw_zip and not raw_zip.isspace():
             errors.append(
-                RowError(
-                    RowErrorCode.INVALID_ZIP, f"zip{suffix}", f"Invalid zip{suffix} (use 5 digits or ZIP+4)"
-                )
+                RowError(RowErrorCode.INVALID_ZIP, f"zip{suffix}", f"Invalid zip{suffix} (use 5 digits or ZIP+4)")
             )
         else:
             errors.append(RowError(RowErrorCode.INCOMPLETE_ADDRESS, f"zip{suffix}", f"Missing zip{suffix}"))

@@ -35,7 +35,9 @@ class FacilityListCreateApi(APIView):
 class FacilityDetailApi(APIView):
     @extend_schema(responses=FacilitySerializer, operation_id="facility_get")
     def get(self, request, facility_id):
-        return Response(FacilitySerializer(selectors.facility_get(customer=customer_of(request), facility_id=facility_id)).data)
+        return Response(
+            FacilitySerializer(selectors.facility_get(customer=customer_of(request), facility_id=facility_id)).data
+        )
 
     @extend_schema(request=FacilitySerializer, responses=FacilitySerializer, operation_id="facility_update")
     def put(self, request, facility_id):
@@ -51,7 +53,9 @@ class PatientListApi(APIView):
 
     @extend_schema(parameters=[FACILITY_ID], responses=PatientSerializer(many=True), operation_id="patient_list")
     def get(self, request):
-        patients = selectors.patient_list(customer=customer_of(request), facility_id=request.query_params.get("facilityId"))
+        patients = selectors.patient_list(
+            customer=customer_of(request), facility_id=request.query_params.get("facilityId")
+        )
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(patients, request, view=self)
         return paginator.get_paginated_response(PatientSerializer(page, many=True).data)
@@ -60,4 +64,6 @@ class PatientListApi(APIView):
 class PatientDetailApi(APIView):
     @extend_schema(responses=PatientSerializer, operation_id="patient_get")
     def get(self, request, patient_id):
-        return Response(PatientSerializer(selectors.patient_get(customer=customer_of(request), patient_id=patient_id)).data)
+        return Response(
+            PatientSerializer(selectors.patient_get(customer=customer_of(request), patient_id=patient_id)).data
+        )

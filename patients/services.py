@@ -56,7 +56,9 @@ def api_key_revoke(*, api_key: ApiKey) -> None:
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
-def facility_create(*, customer: Customer, name: str, npi: str, tin: str = "", active: bool = True, address: dict) -> Facility:
+def facility_create(
+    *, customer: Customer, name: str, npi: str, tin: str = "", active: bool = True, address: dict
+) -> Facility:
     return Facility.objects.create(customer=customer, name=name, npi=npi, tin=tin, active=active, address=address)
 
 

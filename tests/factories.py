@@ -21,10 +21,19 @@ def make_facility(customer: Customer, name: str = "Main Clinic", npi_body: str =
         customer=customer,
         name=name,
         npi=npi_with_check_digit(npi_body),
-        address={"addressLine1": "1 Main St", "addressLine2": None, "city": "Springfield", "state": "IL", "zip": "62701", "country": "USA"},
+        address={
+            "addressLine1": "1 Main St",
+            "addressLine2": None,
+            "city": "Springfield",
+            "state": "IL",
+            "zip": "62701",
+            "country": "USA",
+        },
     )
 
 
 def make_tenant(name: str = "Acme Health") -> Tenant:
     customer = customer_create(name=name)
-    return Tenant(customer=customer, api_key=api_key_create(customer=customer).clear_key, facility=make_facility(customer))
+    return Tenant(
+        customer=customer, api_key=api_key_create(customer=customer).clear_key, facility=make_facility(customer)
+    )

@@ -33,9 +33,19 @@ def test_embedded_default_needs_no_services(tmp_path):
 
 def test_real_services_from_environment():
     got = _settings_with(
-        {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test", "BROKER_URL": "redis://127.0.0.1:6379/0", "S3_BUCKET": "b", "S3_ENDPOINT_URL": "http://127.0.0.1:1"}
+        {
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+            "BROKER_URL": "redis://127.0.0.1:6379/0",
+            "S3_BUCKET": "b",
+            "S3_ENDPOINT_URL": "http://127.0.0.1:1",
+        }
     )
-    assert got == {"engine": "django.db.backends.postgresql", "storage": "storages.backends.s3.S3Storage", "broker": "RedisBroker", "embedded": False}
+    assert got == {
+        "engine": "django.db.backends.postgresql",
+        "storage": "storages.backends.s3.S3Storage",
+        "broker": "RedisBroker",
+        "embedded": False,
+    }
 
 
 def test_rabbitmq_broker_from_environment():

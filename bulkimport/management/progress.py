@@ -20,7 +20,9 @@ def wait_with_progress(request_id, *, timeout: float = 3600, stream=None) -> Bul
             if request.total and bar.total != request.total:
                 bar.total = request.total
             bar.n = request.processed
-            bar.set_postfix_str(f"{request.status}/{request.phase or '-'} ok={request.successful} failed={request.failed}")
+            bar.set_postfix_str(
+                f"{request.status}/{request.phase or '-'} ok={request.successful} failed={request.failed}"
+            )
             bar.refresh()
             if request.status in FINAL:
                 return request
@@ -32,7 +34,11 @@ def wait_with_progress(request_id, *, timeout: float = 3600, stream=None) -> Bul
 
 
 def summary_lines(request: BulkRequest) -> list[str]:
-    duration = (request.finished_at - request.started_at).total_seconds() if request.finished_at and request.started_at else None
+    duration = (
+        (request.finished_at - request.started_at).total_seconds()
+        if request.finished_at and request.started_at
+        else None
+    )
     lines = [
         f"request:    {request.id}",
         f"status:     {request.status}" + (f" ({request.reason})" if request.reason else ""),

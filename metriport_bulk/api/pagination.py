@@ -16,7 +16,11 @@ class MetriportCursorPagination(CursorPagination):
     def get_paginated_response(self, data) -> Response:
         return Response(
             {
-                "meta": {"itemsOnPage": len(data), "nextPage": self.get_next_link(), "prevPage": self.get_previous_link()},
+                "meta": {
+                    "itemsOnPage": len(data),
+                    "nextPage": self.get_next_link(),
+                    "prevPage": self.get_previous_link(),
+                },
                 self.items_key: data,
             }
         )
@@ -40,4 +44,6 @@ class MetriportCursorPagination(CursorPagination):
 
 
 def paginator_for(items_key: str, ordering: str = "-created_at") -> type[MetriportCursorPagination]:
-    return type(f"{items_key.title()}Pagination", (MetriportCursorPagination,), {"items_key": items_key, "ordering": ordering})
+    return type(
+        f"{items_key.title()}Pagination", (MetriportCursorPagination,), {"items_key": items_key, "ordering": ordering}
+    )

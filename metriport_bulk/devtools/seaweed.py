@@ -134,7 +134,9 @@ def _start_seaweed(bucket: str, timeout: float) -> SeaweedServer:
     ]
     log = open(Path(workdir) / "weed.log", "wb")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir)
-    server = SeaweedServer(endpoint_url=f"http://127.0.0.1:{port['s3']}", bucket=bucket, process=process, workdir=workdir)
+    server = SeaweedServer(
+        endpoint_url=f"http://127.0.0.1:{port['s3']}", bucket=bucket, process=process, workdir=workdir
+    )
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     client = server.client()

@@ -44,7 +44,10 @@ def copy_insert(model: type[models.Model], names: Sequence[str], rows: Iterable[
         return
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy:
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy,
+    ):
         for values in _encode(fields, rows):
             copy.write_row(values)
 
@@ -76,7 +79,9 @@ def update_by_id(model: type[models.Model], names: Sequence[str], rows: Sequence
             for values in _encode([pk, *fields], rows):
                 copy.write_row(values)
         assignments = ", ".join(f"{quote(f.column)} = u.{quote(f.column)}" for f in fields)
-        cursor.execute(f"UPDATE {table} AS t SET {assignments} FROM {temp} AS u WHERE t.{quote(pk.column)} = u.{quote(pk.column)}")
+        cursor.execute(
+            f"UPDATE {table} AS t SET {assignments} FROM {temp} AS u WHERE t.{quote(pk.column)} = u.{quote(pk.column)}"
+        )
         cursor.execute(f"DELETE FROM {temp}")  # the session may run more of these in one transaction
 
 

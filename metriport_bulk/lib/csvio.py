@@ -72,13 +72,9 @@ def _sniff(head: bytes) -> None:
     if not head:
         raise CsvFileError(FileErrorCode.EMPTY_FILE, "The file is empty.")
     if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
-        raise CsvFileError(
-            FileErrorCode.ENCODING, f"The file is encoded as UTF-32, not UTF-8. {_SAVE_AS_UTF8}"
-        )
+        raise CsvFileError(FileErrorCode.ENCODING, f"The file is encoded as UTF-32, not UTF-8. {_SAVE_AS_UTF8}")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise CsvFileError(
-            FileErrorCode.ENCODING, f"The file is encoded as UTF-16, not UTF-8. {_SAVE_AS_UTF8}"
-        )
+        raise CsvFileError(FileErrorCode.ENCODING, f"The file is encoded as UTF-16, not UTF-8. {_SAVE_AS_UTF8}")
     if head.startswith(b"PK\x03\x04") or head.startswith(b"\xd0\xcf\x11\xe0"):
         raise CsvFileError(
             FileErrorCode.BINARY_FILE,
@@ -91,9 +87,7 @@ def _sniff(head: bytes) -> None:
         even_nuls = head[0::2].count(0)
         odd_nuls = head[1::2].count(0)
         if max(even_nuls, odd_nuls) * 2 >= len(head) // 2 and min(even_nuls, odd_nuls) * 8 < len(head):
-            raise CsvFileError(
-                FileErrorCode.ENCODING, f"The file looks encoded as UTF-16, not UTF-8. {_SAVE_AS_UTF8}"
-            )
+            raise CsvFileError(FileErrorCode.ENCODING, f"The file looks encoded as UTF-16, not UTF-8. {_SAVE_AS_UTF8}")
         raise _binary_error()
 
 
@@ -280,9 +274,7 @@ class ResultCsvWriter:
         # escape_cell, inlined: this runs for every cell of every row.
         self._writer.writerow([("'" + cell) if cell and cell[0] in triggers else cell for cell in cells])
 
-    def write(
-        self, raw: list[str], *, metriport_id: str | None, status: str, reason: str, action: str
-    ) -> None:
+    def write(self, raw: list[str], *, metriport_id: str | None, status: str, reason: str, action: str) -> None:
         """One result line: the row's cells (padded or cut to the header's width so the result
         columns line up), then metriportId, status, reason and action."""
         width = self._width

@@ -160,7 +160,9 @@ def test_support_group_is_read_only_with_phi_and_may_redeliver_webhooks(support_
         ("docqueries", "documentquery"),
     ]:
         assert (label, f"view_{model}") in codenames
-    writes = [(label, codename) for label, codename in codenames if codename.split("_")[0] in ("add", "change", "delete")]
+    writes = [
+        (label, codename) for label, codename in codenames if codename.split("_")[0] in ("add", "change", "delete")
+    ]
     assert writes == [("webhooks", "change_webhookmessage")]  # redelivery only: every message field is read-only
     assert Permission.objects.filter(codename="view_phi").count() == 1
 

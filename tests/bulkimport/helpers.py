@@ -22,7 +22,15 @@ def csv_bytes(rows: list[list[str]], header: list[str] = HEADER) -> bytes:
     return out.getvalue().encode()
 
 
-def person(first: str, last: str = "Doe", dob: str = "1980-01-02", gender: str = "F", zip_code: str = "10001", opt_out: str = "", ext: str = "") -> list[str]:
+def person(
+    first: str,
+    last: str = "Doe",
+    dob: str = "1980-01-02",
+    gender: str = "F",
+    zip_code: str = "10001",
+    opt_out: str = "",
+    ext: str = "",
+) -> list[str]:
     return [first, last, dob, gender, "1 Main St", "New York", "NY", zip_code, opt_out, ext]
 
 

@@ -51,8 +51,19 @@ def test_get_shape_and_list_filters(api, tenant):
     created = api.post("/medical/v1/patient/bulk").json()
     body = api.get(f"/medical/v1/patient/bulk/{created['requestId']}").json()
     assert set(body) == {
-        "requestId", "facilityId", "status", "dryRun", "reason", "createdAt", "startedAt", "finishedAt",
-        "total", "processed", "successful", "failed", "result",
+        "requestId",
+        "facilityId",
+        "status",
+        "dryRun",
+        "reason",
+        "createdAt",
+        "startedAt",
+        "finishedAt",
+        "total",
+        "processed",
+        "successful",
+        "failed",
+        "result",
     }
     assert body["status"] == "waiting" and body["result"] is None and body["total"] == 0
     listed = api.get("/medical/v1/patient/bulk", {"status": "waiting", "facilityId": str(tenant.facility.id)}).json()

@@ -68,7 +68,10 @@ def test_dry_run_validates_and_creates_nothing(customer_api, tenant):
     assert final["status"] == "completed" and final["dryRun"] is True
     assert (final["successful"], final["failed"]) == (1, 1)
     rows = read_result(final["result"])
-    assert [(r["status"], r["action"], r["metriportId"]) for r in rows] == [("succeeded", "validated", ""), ("failed", "", "")]
+    assert [(r["status"], r["action"], r["metriportId"]) for r in rows] == [
+        ("succeeded", "validated", ""),
+        ("failed", "", ""),
+    ]
     assert "dob" in rows[1]["reason"]
     assert not Patient.objects.exists() and not PatientFacility.objects.exists()
 
@@ -78,7 +81,12 @@ def test_dry_run_validates_and_creates_nothing(customer_api, tenant):
     [
         (b"firstName,lastName\nAnn,Doe\n", "dob"),  # required columns missing
         (b"", "empty"),
-        ("firstName,lastName,dob,gender,addressLine1,city,state,zip\nJos\xe9,Doe,1980-01-01,M,1 A St,X,NY,10001\n".encode("latin-1"), "UTF-8"),
+        (
+            "firstName,lastName,dob,gender,addressLine1,city,state,zip\nJos\xe9,Doe,1980-01-01,M,1 A St,X,NY,10001\n".encode(
+                "latin-1"
+            ),
+            "UTF-8",
+        ),
         (b"\x00\x01\x02binary\xff\xfe" * 50, "CSV"),
         (b"firstName,lastName,dob,gender,addressLine1,city,state,zip\n", "no patient rows"),
     ],
@@ -162,7 +170,9 @@ def test_patient_ids_are_derived_from_request_and_row(customer_api):
 
     final = customer_api.run(csv_bytes([person("Ann"), person("Bob")]))
     rows = read_result(final["result"])
-    assert [r["metriportId"] for r in rows] == [str(uuid.uuid5(PATIENT_ID_NAMESPACE, f"{final['requestId']}:{n}")) for n in (1, 2)]
+    assert [r["metriportId"] for r in rows] == [
+        str(uuid.uuid5(PATIENT_ID_NAMESPACE, f"{final['requestId']}:{n}")) for n in (1, 2)
+    ]
 
 
 def test_s3_upload_over_the_size_limit_fails_with_reason(customer_api, settings):

@@ -31,9 +31,17 @@ def subscribed(live_server, tenant, pipeline, settings, receiver):
 
 def bulk_messages(receiver, request_id: str, count: int, timeout: float = 30.0) -> list:
     def matching(items):
-        return [i for i in items if i.body and i.json().get("meta", {}).get("type") == BULK and i.json()["meta"].get("requestId") == request_id]
+        return [
+            i
+            for i in items
+            if i.body
+            and i.json().get("meta", {}).get("type") == BULK
+            and i.json()["meta"].get("requestId") == request_id
+        ]
 
-    receiver.wait_for(lambda items: len({m.json()["meta"]["messageId"] for m in matching(items)}) >= count, timeout=timeout)
+    receiver.wait_for(
+        lambda items: len({m.json()["meta"]["messageId"] for m in matching(items)}) >= count, timeout=timeout
+    )
     return matching(receiver.received)
 
 

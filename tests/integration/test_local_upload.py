@@ -16,14 +16,20 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def local_api(live_server, tenant, pipeline, settings, tmp_path):
     settings.PUBLIC_BASE_URL = live_server.url
     settings.S3_BUCKET = ""
-    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": tmp_path}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": tmp_path}},
+    }
     return Api(live_server.url, tenant.api_key)
 
 
 def test_local_flow_end_to_end(local_api, live_server):
     created = local_api.create().json()
     assert created["uploadUrl"].startswith(f"{live_server.url}/uploads/bulk/")
-    assert requests.put(created["uploadUrl"], data=csv_bytes([person("Ann"), person("Bob")]), timeout=30).status_code == 200
+    assert (
+        requests.put(created["uploadUrl"], data=csv_bytes([person("Ann"), person("Bob")]), timeout=30).status_code
+        == 200
+    )
     wait_final(created["requestId"])
     final = local_api.get(created["requestId"]).json()
     assert final["status"] == "completed" and final["successful"] == 2

@@ -20,7 +20,12 @@ handler500 = "metriport_bulk.api.errors.json_500"
 def test_unknown_path_is_json_404():
     response = Client().get("/no/such/path")
     assert response.status_code == 404
-    assert response.json() == {"status": 404, "name": "NotFoundError", "title": "Not found", "detail": "No such resource."}
+    assert response.json() == {
+        "status": 404,
+        "name": "NotFoundError",
+        "title": "Not found",
+        "detail": "No such resource.",
+    }
 
 
 def test_method_not_allowed_is_405_envelope(api):
@@ -47,7 +52,9 @@ def test_logged_tracebacks_drop_exception_messages():
     try:
         raise ValueError(f"dob {values['dob']} for {values['name']}")
     except ValueError:
-        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, exc_info=__import__("sys").exc_info())
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "failed", None, exc_info=__import__("sys").exc_info()
+        )
     assert RedactExceptionMessages().filter(record)
     text = logging.Formatter().format(record)
     assert "Jane" not in text and "1980" not in text

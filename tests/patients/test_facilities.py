@@ -12,7 +12,14 @@ ADDRESS = {"addressLine1": "2 Oak Ave", "city": "Austin", "state": "texas", "zip
 
 @pytest.mark.parametrize(
     ("npi", "valid"),
-    [("1234567893", True), ("1234567890", False), ("123456789", False), ("12345678931", False), ("abcdefghij", False), ("1245319599", True)],
+    [
+        ("1234567893", True),
+        ("1234567890", False),
+        ("123456789", False),
+        ("12345678931", False),
+        ("abcdefghij", False),
+        ("1245319599", True),
+    ],
 )
 def test_npi_luhn_check_digit(npi, valid):
     assert npi_is_valid(npi) is valid
@@ -23,7 +30,9 @@ def test_npi_with_check_digit_round_trips():
 
 
 def test_create_facility_normalizes_address(api):
-    response = api.post("/medical/v1/facility", {"name": "North", "npi": "1234567893", "address": ADDRESS}, format="json")
+    response = api.post(
+        "/medical/v1/facility", {"name": "North", "npi": "1234567893", "address": ADDRESS}, format="json"
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["address"]["state"] == "TX"
@@ -59,7 +68,9 @@ def test_malformed_json_is_400(api):
 
 def test_update_facility(api, tenant):
     url = f"/medical/v1/facility/{tenant.facility.id}"
-    response = api.put(url, {"name": "Renamed", "npi": "1234567893", "active": False, "address": ADDRESS}, format="json")
+    response = api.put(
+        url, {"name": "Renamed", "npi": "1234567893", "active": False, "address": ADDRESS}, format="json"
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["name"] == "Renamed" and response.json()["active"] is False
 
@@ -70,7 +81,11 @@ def test_other_customers_facility_is_404_like_unknown(api, other_tenant):
     garbage = api.get("/medical/v1/facility/not-an-id")
     assert foreign.status_code == unknown.status_code == garbage.status_code == 404
     assert foreign.json()["name"] == "NotFoundError"
-    put = api.put(f"/medical/v1/facility/{other_tenant.facility.id}", {"name": "x", "npi": "1234567893", "address": ADDRESS}, format="json")
+    put = api.put(
+        f"/medical/v1/facility/{other_tenant.facility.id}",
+        {"name": "x", "npi": "1234567893", "address": ADDRESS},
+        format="json",
+    )
     assert put.status_code == 404
     other_tenant.facility.refresh_from_db()
     assert other_tenant.facility.name != "x"
@@ -92,6 +107,36 @@ def test_create_facility_command_validates(tenant, capsys):
     from django.core.management.base import CommandError
 
     with pytest.raises(CommandError, match="npi"):
-        call_command("create_facility", str(tenant.customer.id), "--name", "B", "--npi", "1234567890", "--address-line1", "1 A St", "--city", "X", "--state", "CA", "--zip", "90210")
-    call_command("create_facility", str(tenant.customer.id), "--name", "B", "--npi", "1234567893", "--address-line1", "1 A St", "--city", "X", "--state", "CA", "--zip", "90210")
+        call_command(
+            "create_facility",
+            str(tenant.customer.id),
+            "--name",
+            "B",
+            "--npi",
+            "1234567890",
+            "--address-line1",
+            "1 A St",
+            "--city",
+            "X",
+            "--state",
+            "CA",
+            "--zip",
+            "90210",
+        )
+    call_command(
+        "create_facility",
+        str(tenant.customer.id),
+        "--name",
+        "B",
+        "--npi",
+        "1234567893",
+        "--address-line1",
+        "1 A St",
+        "--city",
+        "X",
+        "--state",
+        "CA",
+        "--zip",
+        "90210",
+    )
     assert capsys.readouterr().out.startswith("facility_id=")

@@ -19,7 +19,16 @@ def _patient(tenant, **overrides) -> Patient:
         "gender_at_birth": "F",
         "external_id": "ext-1",
         "ssn": "123456789",
-        "addresses": [{"addressLine1": "1 A St", "addressLine2": None, "city": "Austin", "state": "TX", "zip": "78701", "country": "USA"}],
+        "addresses": [
+            {
+                "addressLine1": "1 A St",
+                "addressLine2": None,
+                "city": "Austin",
+                "state": "TX",
+                "zip": "78701",
+                "country": "USA",
+            }
+        ],
         "contacts": [{"phone": "5125550100", "email": "ana@example.com"}],
         "match_key": "ana|silva|1980-02-03|F",
         "zips": ["78701"],

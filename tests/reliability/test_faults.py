@@ -42,7 +42,10 @@ def assert_same_as_clean(request, tenant, clean_request, clean_tenant) -> None:
     assert without_ids(rows) == without_ids(clean_rows)
     assert_ids_derived(request.id, rows)
     for model in (Patient, DocumentQuery):
-        assert model.objects.filter(customer=tenant.customer).count() == model.objects.filter(customer=clean_tenant.customer).count()
+        assert (
+            model.objects.filter(customer=tenant.customer).count()
+            == model.objects.filter(customer=clean_tenant.customer).count()
+        )
 
 
 def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:

@@ -93,9 +93,19 @@ def test_crash_mid_chunk_then_resume_equals_clean_run(broker, small_chunks, sett
     crash_rows, clean_rows = result_rows(crashed.id), result_rows(clean.id)
     assert without_ids(crash_rows) == without_ids(clean_rows)
     assert_ids_derived(crashed.id, crash_rows)
-    assert Patient.objects.filter(customer=crash_tenant.customer).count() == Patient.objects.filter(customer=clean_tenant.customer).count()
-    assert DocumentQuery.objects.filter(customer=crash_tenant.customer).count() == DocumentQuery.objects.filter(customer=clean_tenant.customer).count()
-    assert (final.total, final.successful, final.failed) == (400, clean.__class__.objects.get(id=clean.id).successful, BulkRequest.objects.get(id=clean.id).failed)
+    assert (
+        Patient.objects.filter(customer=crash_tenant.customer).count()
+        == Patient.objects.filter(customer=clean_tenant.customer).count()
+    )
+    assert (
+        DocumentQuery.objects.filter(customer=crash_tenant.customer).count()
+        == DocumentQuery.objects.filter(customer=clean_tenant.customer).count()
+    )
+    assert (final.total, final.successful, final.failed) == (
+        400,
+        clean.__class__.objects.get(id=clean.id).successful,
+        BulkRequest.objects.get(id=clean.id).failed,
+    )
 
 
 def test_every_step_delivered_twice_changes_nothing(broker, small_chunks):
@@ -103,12 +113,22 @@ def test_every_step_delivered_twice_changes_nothing(broker, small_chunks):
     request = submit(tenant, sample_bytes(200, seed=5))
     run_inline(request.id)
     first = result_rows(request.id)
-    counts = (Patient.objects.count(), PatientFacility.objects.count(), DocumentQuery.objects.count(), BulkRow.objects.count())
+    counts = (
+        Patient.objects.count(),
+        PatientFacility.objects.count(),
+        DocumentQuery.objects.count(),
+        BulkRow.objects.count(),
+    )
     run_inline(request.id)  # every message again: parse, each chunk, finish
     for chunk_id in BulkChunk.objects.filter(request_id=request.id).values_list("id", flat=True):
         BulkChunk.objects.filter(id=chunk_id).update(status=ChunkStatus.PENDING)  # even a chunk marked undone
         services.bulk_chunk_apply(chunk_id=chunk_id)
-    assert (Patient.objects.count(), PatientFacility.objects.count(), DocumentQuery.objects.count(), BulkRow.objects.count()) == counts
+    assert (
+        Patient.objects.count(),
+        PatientFacility.objects.count(),
+        DocumentQuery.objects.count(),
+        BulkRow.objects.count(),
+    ) == counts
     assert result_rows(request.id) == first
 
 

@@ -131,9 +131,7 @@ def test_random_cells_under_a_valid_header_give_one_result_per_row(rows: list[li
     writer.writerow(HEADER)
     writer.writerows(rows)
     try:
-        results = list(
-            CsvImport(io.BytesIO(out.getvalue().encode("utf-8", "surrogatepass")), today=TODAY).rows()
-        )
+        results = list(CsvImport(io.BytesIO(out.getvalue().encode("utf-8", "surrogatepass")), today=TODAY).rows())
     except CsvFileError:
         return  # e.g. a NUL cell (binary) or a surrogate (not UTF-8), or every row blank
     non_blank = [row for row in rows if "".join(row).strip()]

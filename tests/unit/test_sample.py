@@ -48,16 +48,12 @@ def test_every_row_marked_invalid_fails_validation_and_every_other_row_passes() 
     out.seek(0)
     results = list(CsvImport(out).rows())
     assert [r.raw for r in results] == [row for row, _ in truth]
-    mismatched = [
-        (kind, r.raw) for r, (_, kind) in zip(results, truth, strict=True) if r.valid != (kind is None)
-    ]
+    mismatched = [(kind, r.raw) for r, (_, kind) in zip(results, truth, strict=True) if r.valid != (kind is None)]
     assert mismatched == []
 
 
 def test_invalid_share_is_close_to_the_ratio_and_varied() -> None:
-    kinds = collections.Counter(
-        kind for _, kind in sample_rows_with_truth(20_000, invalid_ratio=0.05, seed=1)
-    )
+    kinds = collections.Counter(kind for _, kind in sample_rows_with_truth(20_000, invalid_ratio=0.05, seed=1))
     invalid = 20_000 - kinds.pop(None)
     assert 800 < invalid < 1200
     assert set(kinds) == set(INVALID_KINDS)  # every way of breaking a row shows up

@@ -199,9 +199,7 @@ def test_missing_required_columns_are_listed() -> None:
     assert "firstName," not in error.message.split("Required")[0]
 
 
-@pytest.mark.parametrize(
-    "column", ["firstName", "lastName", "dob", "gender", "addressLine1", "city", "state", "zip"]
-)
+@pytest.mark.parametrize("column", ["firstName", "lastName", "dob", "gender", "addressLine1", "city", "state", "zip"])
 def test_each_required_column_is_required(column: str) -> None:
     values = without(column)
     error = file_error(csv_bytes(list(values), list(values.values())))
@@ -217,9 +215,7 @@ def test_missing_address_columns_of_an_indexed_group_are_named_with_the_index() 
 
 def test_one_complete_address_group_satisfies_the_header() -> None:
     header = ["firstName", "lastName", "dob", "gender", "address1-3", "city-3", "state-3", "zip code-3"]
-    (result,) = import_rows(
-        csv_bytes(header, ["Jane", "Doe", "1980-03-04", "F", "1 Main St", "Boston", "MA", "02134"])
-    )
+    (result,) = import_rows(csv_bytes(header, ["Jane", "Doe", "1980-03-04", "F", "1 Main St", "Boston", "MA", "02134"]))
     assert result.valid
 
 
@@ -457,9 +453,7 @@ def test_drivers_license_value_column_spellings(column: str) -> None:
 
 
 def test_metriport_splits_address_line_1_when_there_is_no_address_line_2() -> None:
-    result = one_row(
-        {**with_(addressLine1="123 Main Street, Apt 456", city="Springfield", state="CA", zip="90210")}
-    )
+    result = one_row({**with_(addressLine1="123 Main Street, Apt 456", city="Springfield", state="CA", zip="90210")})
     address = result.normalized["addresses"][0]  # type: ignore[index]
     assert (address["addressLine1"], address["addressLine2"]) == ("123 Main Street", "Apt 456")
     assert (address["city"], address["state"], address["zip"]) == ("Springfield", "CA", "90210")
@@ -524,9 +518,7 @@ def test_dob_problems_have_codes_and_say_how_to_fix(dob: str, code: str) -> None
 
 def test_dob_today_is_accepted_and_today_is_injectable() -> None:
     assert one_row(with_(dob="2025-06-15")).valid
-    (result,) = import_rows(
-        csv_bytes(HEADER, list(with_(dob="2025-06-15").values())), today=datetime.date(2025, 6, 14)
-    )
+    (result,) = import_rows(csv_bytes(HEADER, list(with_(dob="2025-06-15").values())), today=datetime.date(2025, 6, 14))
     assert [e.code for e in result.errors] == [RowErrorCode.FUTURE_DOB]
 
 
@@ -655,9 +647,7 @@ def test_hie_opt_out(value: str, expected: bool) -> None:
 
 
 def test_invalid_hie_opt_out_is_an_error() -> None:
-    assert [e.code for e in one_row({**GOOD, "hieOptOut": "maybe"}).errors] == [
-        RowErrorCode.INVALID_HIE_OPT_OUT
-    ]
+    assert [e.code for e in one_row({**GOOD, "hieOptOut": "maybe"}).errors] == [RowErrorCode.INVALID_HIE_OPT_OUT]
 
 
 def test_external_id_from_id_column() -> None:
@@ -699,9 +689,7 @@ def test_row_reason_joins_messages_like_metriport() -> None:
 
 
 def test_row_result_valid_and_raw_as_received() -> None:
-    (result,) = import_rows(
-        csv_bytes(HEADER, ["  jane ", "DOE", "3/4/1980", "f", "1 main st", "boston", "ma", "2134"])
-    )
+    (result,) = import_rows(csv_bytes(HEADER, ["  jane ", "DOE", "3/4/1980", "f", "1 main st", "boston", "ma", "2134"]))
     assert result.valid and result.errors == []
     assert result.raw == ["  jane ", "DOE", "3/4/1980", "f", "1 main st", "boston", "ma", "2134"]
     assert result.number == 1

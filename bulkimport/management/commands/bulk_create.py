@@ -39,7 +39,9 @@ class Command(BaseCommand):
             from metriport_bulk.runtime import start_embedded_worker
 
             start_embedded_worker()
-        request = services.bulk_request_create(customer=facility.customer, facility_id=str(facility.id), dry_run=options["dry_run"])
+        request = services.bulk_request_create(
+            customer=facility.customer, facility_id=str(facility.id), dry_run=options["dry_run"]
+        )
         with open(path, "rb") as stream:
             services.bulk_request_submit_file(request=request, stream=stream, size=os.path.getsize(path))
         request = wait_with_progress(request.id, timeout=options["timeout"], stream=self.stderr._out)

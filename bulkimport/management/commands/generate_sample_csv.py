@@ -13,7 +13,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--rows", type=int, required=True, help="Data rows to write (1..100000 for a valid import).")
+        parser.add_argument(
+            "--rows", type=int, required=True, help="Data rows to write (1..100000 for a valid import)."
+        )
         parser.add_argument("--invalid-ratio", type=float, default=0.05, help="Share of invalid rows, 0..1.")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--output", "-o", default="-", help="File path, or - for standard output.")

@@ -65,7 +65,14 @@ class Command(BaseCommand):
             customer=customer,
             name="Demo Clinic",
             npi=npi_with_check_digit("123456789"),
-            address={"addressLine1": "1 Main St", "addressLine2": None, "city": "Springfield", "state": "IL", "zip": "62701", "country": "USA"},
+            address={
+                "addressLine1": "1 Main St",
+                "addressLine2": None,
+                "city": "Springfield",
+                "state": "IL",
+                "zip": "62701",
+                "country": "USA",
+            },
         )
         path = Path(options["file"] or Path(settings.DATA_DIR) / "demo" / f"patients-{options['rows']}.csv")
         if not options["file"]:
@@ -124,7 +131,9 @@ class Command(BaseCommand):
         while queries.filter(status="processing").exists() and time.monotonic() < deadline:
             time.sleep(0.5)
         counts = dict(queries.values_list("status").annotate(n=Count("id")).order_by())
-        self.stdout.write(f"doc queries: {', '.join(f'{n} {status}' for status, n in sorted(counts.items())) or 'none'}")
+        self.stdout.write(
+            f"doc queries: {', '.join(f'{n} {status}' for status, n in sorted(counts.items())) or 'none'}"
+        )
 
     def _report_webhooks(self, receiver: Receiver, key: str, request_id: str) -> None:
         def bulk_statuses(items) -> list[str]:
@@ -135,7 +144,9 @@ class Command(BaseCommand):
             ]
 
         try:
-            receiver.wait_for(lambda items: "completed" in bulk_statuses(items) or "failed" in bulk_statuses(items), timeout=30)
+            receiver.wait_for(
+                lambda items: "completed" in bulk_statuses(items) or "failed" in bulk_statuses(items), timeout=30
+            )
         except AssertionError:
             self.stdout.write("webhooks: the final bulk webhook did not arrive within 30 s")
         received = receiver.snapshot()
