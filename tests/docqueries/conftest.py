@@ -4,13 +4,12 @@ into webhooks) and a webhook endpoint on the real local receiver."""
 from __future__ import annotations
 
 import datetime
-import time
-from collections.abc import Callable
 
 import pytest
 
 from patients.models import Customer, Patient
 from tests.receiver import Receiver
+from tests.waiting import wait_until  # noqa: F401 - re-exported for the tests of this folder
 from webhooks.models import WebhookEndpoint
 from webhooks.signing import webhook_key_generate
 
@@ -39,6 +38,7 @@ def make_patients(customer: Customer, count: int, *, prefix: str = "ext") -> lis
 
 @pytest.fixture
 def webhook_receiver():
+    """A receiver of its own: the shared `receiver` plays the network gateway in some of these tests."""
     server = Receiver().start()
     yield server
     server.stop()
@@ -49,12 +49,3 @@ def hook(tenant, webhook_receiver) -> WebhookEndpoint:
     return WebhookEndpoint.objects.create(
         customer=tenant.customer, url=f"{webhook_receiver.url}/hook", key=webhook_key_generate()
     )
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, message: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{message} not met within {timeout}s")

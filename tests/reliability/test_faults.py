@@ -16,6 +16,7 @@ from tests.bulkimport.helpers import sample_bytes, wait_final
 from tests.factories import make_tenant
 from tests.reliability.processes import RedisServer, start_scheduler, start_worker
 from tests.reliability.test_resume import assert_ids_derived, result_rows, run_inline, submit, without_ids
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,15 +49,6 @@ def assert_same_as_clean(request, tenant, clean_request, clean_tenant) -> None:
         )
 
 
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def applying_with_progress(request_id) -> bool:
     request = BulkRequest.objects.get(id=request_id)
     return request.phase == BulkPhase.APPLYING and request.successful > 0
@@ -71,7 +63,7 @@ def test_worker_sigkilled_mid_run_then_restarted(clean_run, tmp_path, settings):
     second = scheduler = None
     try:
         request = submit(tenant, body)
-        wait_for(lambda: applying_with_progress(request.id), what="apply phase with progress")
+        wait_until(lambda: applying_with_progress(request.id), timeout=60, message="apply phase with progress")
         worker.kill()  # SIGKILL: in-flight chunk transactions roll back, prefetched messages are lost
         assert BulkRequest.objects.get(id=request.id).status == BulkStatus.PROCESSING
         second = start_worker(tmp_path, "second", **env)
@@ -95,7 +87,7 @@ def test_broker_killed_and_restarted_during_a_run(clean_run, tmp_path, settings)
         # Submitted from here, the first message goes to the suite's broker and is never consumed: the
         # scheduler on the private broker notices the stale parse and re-sends it.
         request = submit(tenant, body)
-        wait_for(lambda: applying_with_progress(request.id), timeout=90, what="apply phase with progress")
+        wait_until(lambda: applying_with_progress(request.id), timeout=90, message="apply phase with progress")
         redis_server.kill()  # every queued message is gone
         time.sleep(1)
         redis_server.start()
@@ -112,7 +104,7 @@ def test_database_connections_dropped_mid_chunk(clean_run, pipeline, settings):
     settings.BULK_STALE_SECONDS = 2
     tenant = make_tenant("Dropped connections")
     request = submit(tenant, body)
-    wait_for(lambda: applying_with_progress(request.id), what="apply phase with progress")
+    wait_until(lambda: applying_with_progress(request.id), timeout=60, message="apply phase with progress")
     dropped = 0
     for _ in range(5):
         with connection.cursor() as cursor:
