@@ -8,6 +8,7 @@ from django.http import Http404
 from bulkimport.models import BulkRequest, BulkRowError, BulkStatus
 from metriport_bulk.lib.ids import as_uuid
 from patients.models import Customer
+from patients.selectors import facility_get
 
 
 class InvalidFilter(ValueError):
@@ -26,9 +27,8 @@ def bulk_request_list(
 ) -> QuerySet[BulkRequest]:
     requests = BulkRequest.objects.filter(customer=customer)
     if facility_id:
-        if as_uuid(facility_id) is None:
-            raise InvalidFilter(f"facilityId {facility_id!r} is not a valid id.")
-        requests = requests.filter(facility_id=as_uuid(facility_id))
+        # As on the patient list: an unknown (or another customer's) facility is a 404, not an empty list.
+        requests = requests.filter(facility=facility_get(customer=customer, facility_id=facility_id))
     if status:
         if status not in BulkStatus.values:
             raise InvalidFilter(f"status must be one of {', '.join(BulkStatus.values)}.")

@@ -662,4 +662,6 @@ class CsvImport:
                         "field; quote such fields)",
                     )
                 ]
-            yield RowResult(number, row, normalized, errors)
+            # Cells past the header's width are never written to the result file; dropping them here keeps a
+            # row of a million trailing commas from being held (and stored) a million cells wide.
+            yield RowResult(number, row if cells <= width else row[:width], normalized, errors)

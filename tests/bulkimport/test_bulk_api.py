@@ -82,3 +82,9 @@ def test_list_is_newest_first_and_paginated(api):
 def test_no_body_is_read(api):
     response = api.post("/medical/v1/patient/bulk", data="not json at all", content_type="text/plain")
     assert response.status_code == 200
+
+
+def test_list_by_unknown_or_foreign_facility_is_404(api, other_tenant):
+    for facility_id in (str(other_tenant.facility.id), "00000000-0000-0000-0000-000000000000", "garbage"):
+        response = api.get("/medical/v1/patient/bulk", {"facilityId": facility_id})
+        assert response.status_code == 404 and response.json()["name"] == "NotFoundError"

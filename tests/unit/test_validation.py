@@ -302,6 +302,7 @@ def test_ragged_rows_are_row_errors_not_file_errors() -> None:
     assert too_few.normalized is None
     assert errors_of(too_many)[0][:2] == ("too_many_cells", "row")
     assert too_many.raw[5] == " Suite 5"  # kept as received for the result file
+    assert len(too_many.raw) == 8  # cells past the header are dropped: the result file never has them
     # Extra cells that are all empty (trailing commas) lose nothing: the row is valid.
     assert trailing_empty.valid, errors_of(trailing_empty)
 
