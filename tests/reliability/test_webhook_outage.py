@@ -1,0 +1,57 @@
+"""The customer's webhook receiver is down for an hour of (simulated) time during a bulk import: every
+message is retried on its backoff schedule, none is lost, and when the receiver comes back each logical
+message arrives exactly once more, byte-identical to its failed attempts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.bulkimport.helpers import sample_bytes
+from tests.factories import make_tenant
+from tests.receiver import Reply
+from tests.reliability.test_resume import run_inline, submit
+from webhooks.models import MessageStatus, WebhookEndpoint, WebhookMessage
+from webhooks.services import webhook_deliver_due
+from webhooks.signing import webhook_key_generate
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_receiver_down_for_an_hour_then_back(broker, receiver):
+    tenant = make_tenant()
+    WebhookEndpoint.objects.create(customer=tenant.customer, url=f"{receiver.url}/hook", key=webhook_key_generate())
+    receiver.default = lambda item: Reply(status=503)
+    request = submit(tenant, sample_bytes(50, seed=3))
+    run_inline(request.id)
+    bulk = WebhookMessage.objects.filter(request_id=str(request.id))
+    assert bulk.count() == 2  # processing and completed, both in the outbox
+
+    simulated = timedelta(0)
+    rounds = 0
+    while simulated < timedelta(hours=1):
+        webhook_deliver_due()
+        rounds += 1
+        pending = list(bulk.filter(status=MessageStatus.PENDING))
+        assert len(pending) == 2, "a message gave up (or was lost) within the first hour"
+        # Jump the clock to the earliest retry: that is how long the receiver stayed down this round.
+        wait = min(m.next_attempt_at for m in pending) - timezone.now()
+        simulated += max(wait, timedelta(0))
+        bulk.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    failed_attempts = len(receiver.snapshot())
+    assert rounds >= 6 and failed_attempts >= 12  # backoff, not a tight loop: ~10 s doubling to the hour
+
+    receiver.default = lambda item: Reply(status=200)
+    webhook_deliver_due()
+    assert set(bulk.values_list("status", flat=True)) == {MessageStatus.DELIVERED}
+    received = receiver.snapshot()
+    assert len(received) == failed_attempts + 2  # exactly one successful attempt per message
+    by_message: dict[str, set[bytes]] = {}
+    for item in received:
+        by_message.setdefault(item.json()["meta"]["messageId"], set()).add(item.body)
+    assert set(by_message) == {str(m) for m in bulk.values_list("id", flat=True)}
+    assert all(len(bodies) == 1 for bodies in by_message.values())
+    webhook_deliver_due()
+    assert len(receiver.snapshot()) == len(received)  # delivered messages are never sent again
