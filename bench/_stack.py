@@ -71,3 +71,17 @@ def children_of(pid: int) -> list[int]:
             found.append(child)
             found.extend(children_of(child))
     return found
+
+
+def start_workers(processes: int, threads: int, env: dict[str, str]):
+    """`manage.py rundramatiq` in its own process group (stop it with os.killpg(pid, SIGKILL))."""
+    import subprocess
+
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "rundramatiq", "--processes", str(processes), "--threads", str(threads)],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )

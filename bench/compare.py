@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _stack import ROOT, children_of, peak_rss_mb, start_stack  # noqa: E402
+from _stack import ROOT, children_of, peak_rss_mb, start_stack, start_workers  # noqa: E402
 
 SEED = 42
 IEX_PROBE_ROWS = 10_000
@@ -93,14 +93,7 @@ def run_ours(path: str, rows: int, *, processes: int, threads: int, stack_env: d
     from tests.factories import make_tenant
 
     _clear_broker()
-    workers = subprocess.Popen(
-        [sys.executable, "manage.py", "rundramatiq", "--processes", str(processes), "--threads", str(threads)],
-        cwd=ROOT,
-        env={**os.environ, **stack_env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    workers = start_workers(processes, threads, stack_env)
     scheduler = SchedulerThread(interval=0.5)
     try:
         _wait_for_workers(workers.pid, processes)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 
-from _stack import ROOT, children_of, peak_rss_mb, start_stack
+from _stack import ROOT, children_of, peak_rss_mb, start_stack, start_workers
 
 
 def main() -> None:
@@ -43,22 +42,7 @@ def main() -> None:
         size = os.path.getsize(path)
         print(f"file: {args.rows:,} rows, {size / 1e6:.1f} MB, {args.invalid_ratio:.0%} invalid")
 
-        workers = subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "rundramatiq",
-                "--processes",
-                str(args.processes),
-                "--threads",
-                str(args.threads),
-            ],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        workers = start_workers(args.processes, args.threads, env)
         scheduler = SchedulerThread(interval=0.5)
         scheduler.start()
         try:
