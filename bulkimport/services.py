@@ -16,8 +16,10 @@ from datetime import timedelta
 from typing import BinaryIO
 
 from django.conf import settings
+from django.core import signing
 from django.db import connection, transaction
 from django.db.models import Count, F, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from bulkimport.models import (
@@ -101,9 +103,6 @@ def bulk_request_create(*, customer: Customer, facility_id: str | None, dry_run:
 def bulk_upload_url(request: BulkRequest) -> str:
     if storage.is_s3():
         return storage.presigned_put_url(request.upload_key, settings.UPLOAD_URL_EXPIRY_SECONDS)
-    from django.core import signing
-    from django.urls import reverse
-
     token = signing.dumps({"r": str(request.id)}, salt=UPLOAD_SALT)
     return settings.PUBLIC_BASE_URL + reverse("bulk-upload", args=[token])
 
@@ -156,7 +155,12 @@ def bulk_upload_receive(*, request_id, stream: BinaryIO, content_length: int) ->
         raise UploadRefused(_too_large_reason(content_length), status=413)
     # Each attempt writes its own key; the conditional claim decides which one becomes the input.
     attempt_key = f"{request.upload_key.rsplit('/', 1)[0]}/upload-{uuid.uuid4().hex}.csv"
-    storage.save(attempt_key, _LimitedReader(stream, content_length))
+    body = _LimitedReader(stream, content_length)
+    storage.save(attempt_key, body)
+    if body.remaining > 0:
+        # The client went away mid-upload: a truncated file must not become the request's input.
+        storage.delete(attempt_key)
+        raise UploadRefused("The upload ended before Content-Length bytes arrived: send the file again.", status=400)
     if not bulk_upload_claim(request_id=request.id, input_key=attempt_key, input_size=content_length):
         storage.delete(attempt_key)
         request.refresh_from_db()

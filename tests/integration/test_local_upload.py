@@ -93,3 +93,20 @@ def test_download_token_tampered_or_expired(local_api, settings):
     url = local_api.get(final["requestId"]).json()["result"]
     time.sleep(1.1)
     assert requests.get(url, timeout=10).status_code == 403
+
+
+def test_upload_cut_short_is_refused_and_the_url_stays_usable(local_api, live_server):
+    import socket
+    from urllib.parse import urlsplit
+
+    created = local_api.create().json()
+    path = urlsplit(created["uploadUrl"]).path
+    body = csv_bytes([person("Ann")])
+    with socket.create_connection((live_server.thread.host, live_server.thread.port), timeout=10) as sock:
+        head = f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body) + 100}\r\nConnection: close\r\n\r\n"
+        sock.sendall(head.encode() + body)
+        sock.shutdown(socket.SHUT_WR)  # the client goes away 100 bytes early
+        answer = sock.recv(4096).decode(errors="replace")
+    assert " 400 " in answer.splitlines()[0], answer
+    assert BulkRequest.objects.get(id=created["requestId"]).status == BulkStatus.WAITING
+    assert requests.put(created["uploadUrl"], data=body, timeout=30).status_code == 200
