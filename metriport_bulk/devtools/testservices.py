@@ -34,6 +34,25 @@ def _check_redis(url: str) -> None:
         raise ServiceUnavailable(f"Redis is not reachable at {url}: {exc}") from exc
 
 
+def _drop_abandoned_test_databases(url: str) -> None:
+    """Test databases of runs that were killed (their pid is gone) would pile up on a long-lived server."""
+    with psycopg.connect(url.replace("postgres://", "postgresql://", 1), connect_timeout=5, autocommit=True) as conn:
+        for (name,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'test_mb_%'").fetchall():
+            pid = name.split("_")[2]
+            if pid.isdigit() and not _alive(int(pid)):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def configure_test_services() -> None:
     mode = os.environ.get("TEST_SERVICES", "real")
     if os.environ.get("CI", "").lower() == "true" and mode != "real":
@@ -46,6 +65,7 @@ def configure_test_services() -> None:
         return
     database_url = os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     _check_postgres(database_url)
+    _drop_abandoned_test_databases(database_url)
     os.environ.setdefault("TEST_DATABASE_NAME", f"test_mb_{run_id}")
     broker_url = os.environ.setdefault("BROKER_URL", "redis://127.0.0.1:6379/0")
     if broker_url.startswith("redis"):
