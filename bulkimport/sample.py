@@ -19,8 +19,24 @@ import random
 import typing
 from collections.abc import Iterator
 
-__all__ = ["INVALID_KINDS", "SAMPLE_HEADER", "sample_rows", "sample_rows_with_truth", "write_sample_csv"]
+__all__ = [
+    "INVALID_KINDS",
+    "SAMPLE_FACILITY_ADDRESS",
+    "SAMPLE_HEADER",
+    "sample_rows",
+    "sample_rows_with_truth",
+    "write_sample_csv",
+]
 
+# The facility demos and tests import into (a real-looking clinic address, not a patient's).
+SAMPLE_FACILITY_ADDRESS = {
+    "addressLine1": "1 Main St",
+    "addressLine2": None,
+    "city": "Springfield",
+    "state": "IL",
+    "zip": "62701",
+    "country": "USA",
+}
 SAMPLE_HEADER: list[str] = [
     "externalId",
     "firstName",

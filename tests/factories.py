@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bulkimport.sample import SAMPLE_FACILITY_ADDRESS
 from patients.models import Customer, Facility
 from patients.services import api_key_create, customer_create, facility_create
 from patients.validators import npi_with_check_digit
@@ -21,14 +22,7 @@ def make_facility(customer: Customer, name: str = "Main Clinic", npi_body: str =
         customer=customer,
         name=name,
         npi=npi_with_check_digit(npi_body),
-        address={
-            "addressLine1": "1 Main St",
-            "addressLine2": None,
-            "city": "Springfield",
-            "state": "IL",
-            "zip": "62701",
-            "country": "USA",
-        },
+        address=dict(SAMPLE_FACILITY_ADDRESS),
     )
 
 

@@ -15,7 +15,7 @@ from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler,
 from django.db.models import Count
 
 from bulkimport.management.progress import summary_lines, wait_with_progress
-from bulkimport.sample import write_sample_csv
+from bulkimport.sample import SAMPLE_FACILITY_ADDRESS, write_sample_csv
 from bulkimport.selectors import bulk_error_counts
 from docqueries.models import DocumentQuery
 from metriport_bulk.devtools.receiver import Receiver
@@ -65,14 +65,7 @@ class Command(BaseCommand):
             customer=customer,
             name="Demo Clinic",
             npi=npi_with_check_digit("123456789"),
-            address={
-                "addressLine1": "1 Main St",
-                "addressLine2": None,
-                "city": "Springfield",
-                "state": "IL",
-                "zip": "62701",
-                "country": "USA",
-            },
+            address=dict(SAMPLE_FACILITY_ADDRESS),
         )
         path = Path(options["file"] or Path(settings.DATA_DIR) / "demo" / f"patients-{options['rows']}.csv")
         if not options["file"]:
