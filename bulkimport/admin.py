@@ -7,16 +7,18 @@ the error-code filter. Actions call the services and report their outcome as a m
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, Exists, OuterRef
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from bulkimport import admin_views, services
+from bulkimport import admin_views, services, tasks
 from bulkimport.models import BulkChunk, BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
 from bulkimport.selectors import bulk_error_counts
 from metriport_bulk.lib.ids import as_uuid
@@ -207,6 +209,17 @@ class BulkRequestAdmin(LargeTableAdminMixin, admin.ModelAdmin):
         return obj
 
     def _reprocess(self, request, obj: BulkRequest, *, failed_only: bool) -> None:
+        rows = obj.failed if failed_only else obj.total
+        if obj.status == BulkStatus.COMPLETED and rows > settings.ADMIN_INLINE_REPROCESS_ROWS:
+            # Too long for a web request: a worker runs it; the counts on the page update when it is done.
+            transaction.on_commit(lambda: tasks.bulk_reprocess.send(str(obj.id), failed_only))
+            self.message_user(
+                request,
+                f"Bulk request {obj.id}: reprocessing of {rows:,} row(s) queued on a worker; "
+                "reload this page to follow the counts.",
+                messages.SUCCESS,
+            )
+            return
         try:
             outcome = services.bulk_request_reprocess(request_id=obj.id, failed_only=failed_only)
         except services.ReprocessRefused as exc:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import dramatiq
 
 from bulkimport import services
+
+logger = logging.getLogger(__name__)
 
 QUEUE = "bulk"
 RETRY = {"max_retries": 8, "min_backoff": 1_000, "max_backoff": 60_000}
@@ -23,3 +27,13 @@ def bulk_apply_chunk(chunk_id: int) -> None:
 @dramatiq.actor(queue_name=QUEUE, time_limit=15 * 60 * 1000, **RETRY)
 def bulk_finish(request_id: str) -> None:
     services.bulk_request_finish(request_id=request_id)
+
+
+@dramatiq.actor(queue_name=QUEUE, time_limit=60 * 60 * 1000, max_retries=0)
+def bulk_reprocess(request_id: str, failed_only: bool) -> None:
+    """Reprocessing of a large request, queued by the admin instead of running in a web request. Not
+    retried on its own: an operator re-runs it (it is idempotent) after looking at why it failed."""
+    try:
+        services.bulk_request_reprocess(request_id=request_id, failed_only=failed_only)
+    except services.ReprocessRefused:
+        logger.warning("bulk request %s: queued reprocess refused (status changed meanwhile)", request_id)

@@ -150,6 +150,8 @@ BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", 100_000)
 BULK_CHUNK_SIZE = env_int("BULK_CHUNK_SIZE", 2_000)
 # A processing request or chunk untouched for this long is considered abandoned and resumed by the sweeper.
 BULK_STALE_SECONDS = env_int("BULK_STALE_SECONDS", 120)
+# The admin reprocesses requests up to this many rows inside the web request; larger ones go to a worker.
+ADMIN_INLINE_REPROCESS_ROWS = env_int("ADMIN_INLINE_REPROCESS_ROWS", 5_000)
 SCHEDULER_INTERVAL_SECONDS = float(env("SCHEDULER_INTERVAL_SECONDS", "2"))
 
 # --- Webhooks and Document Queries ----------------------------------------------------------------------

@@ -159,3 +159,29 @@ def test_support_staff_redeliver_a_failed_webhook_message(tenant, support_client
     )
     assert "1 message(s) scheduled for redelivery" in response.content.decode()
     assert WebhookMessage.objects.get(id=message.id).status == MessageStatus.PENDING
+
+
+def test_reprocess_of_a_large_request_is_queued_on_a_worker(
+    completed_request, operator_client, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Above ADMIN_INLINE_REPROCESS_ROWS the admin does not reprocess inside the web request."""
+    from bulkimport import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.bulk_reprocess, "send", lambda *args: sent.append(args))
+    monkeypatch.setattr(services, "bulk_request_reprocess", lambda **kwargs: pytest.fail("ran inline"))
+    settings.ADMIN_INLINE_REPROCESS_ROWS = completed_request.total - 1
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator_client.post(action_url("reprocess", completed_request), {"failed_only": "0"}, follow=True)
+    assert "queued on a worker" in response.content.decode()
+    assert sent == [(str(completed_request.id), False)]
+
+
+@in_own_connection
+def test_queued_reprocess_actor_runs_the_service(completed_request):
+    from bulkimport import tasks
+
+    row = break_a_row(completed_request)
+    tasks.bulk_reprocess.fn(str(completed_request.id), True)
+    row.refresh_from_db()
+    assert row.status == RowStatus.SUCCEEDED
