@@ -25,10 +25,10 @@ from metriport_bulk.lib.ids import as_uuid
 from patients.admin import (
     LargeTableAdminMixin,
     ReadOnlyAdminMixin,
+    SearchByIdMixin,
     admin_link,
     can_view_phi,
     hide_save_buttons,
-    search_uuid,
 )
 from patients.models import Patient
 
@@ -59,7 +59,7 @@ def _duration(obj: BulkRequest) -> str:
 
 
 @admin.register(BulkRequest)
-class BulkRequestAdmin(LargeTableAdminMixin, admin.ModelAdmin):
+class BulkRequestAdmin(SearchByIdMixin, LargeTableAdminMixin, admin.ModelAdmin):
     list_display = (
         "short_id",
         "customer",
@@ -95,12 +95,6 @@ class BulkRequestAdmin(LargeTableAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
-
-    def get_search_results(self, request, queryset, search_term):
-        key = search_uuid(search_term)
-        if key is not None:
-            return queryset.filter(id=key), False
-        return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="Request", ordering="id")
     def short_id(self, obj: BulkRequest) -> str:

@@ -196,22 +196,26 @@ def search_uuid(term: str) -> uuid.UUID | None:
     return as_uuid(term.strip()) if term else None
 
 
-# --- Customers ------------------------------------------------------------------------------------------
-
-
-@admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
-    list_display = ("name", "id", "created_at")
-    search_fields = ("name",)
-    search_help_text = "Customer name or id"
-    fields = ("name", "id", "created_at", "related_links")
-    readonly_fields = ("id", "created_at", "related_links")
+class SearchByIdMixin:
+    """A search term that is an id finds that object by primary key; other terms use search_fields."""
 
     def get_search_results(self, request, queryset, search_term):
         key = search_uuid(search_term)
         if key is not None:
             return queryset.filter(id=key), False
         return super().get_search_results(request, queryset, search_term)
+
+
+# --- Customers ------------------------------------------------------------------------------------------
+
+
+@admin.register(Customer)
+class CustomerAdmin(SearchByIdMixin, admin.ModelAdmin):
+    list_display = ("name", "id", "created_at")
+    search_fields = ("name",)
+    search_help_text = "Customer name or id"
+    fields = ("name", "id", "created_at", "related_links")
+    readonly_fields = ("id", "created_at", "related_links")
 
     @admin.display(description="Related")
     def related_links(self, obj: Customer) -> str:
@@ -314,7 +318,7 @@ class FacilityForm(forms.ModelForm):
 
 
 @admin.register(Facility)
-class FacilityAdmin(admin.ModelAdmin):
+class FacilityAdmin(SearchByIdMixin, admin.ModelAdmin):
     form = FacilityForm
     list_display = ("name", "customer", "npi", "active", "id", "created_at")
     list_filter = ("active", "customer")
@@ -326,12 +330,6 @@ class FacilityAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # The owner of a facility never changes: its patients and requests belong to that customer.
         return (*self.readonly_fields, "customer") if obj is not None else self.readonly_fields
-
-    def get_search_results(self, request, queryset, search_term):
-        key = search_uuid(search_term)
-        if key is not None:
-            return queryset.filter(id=key), False
-        return super().get_search_results(request, queryset, search_term)
 
     def save_model(self, request, obj: Facility, form, change: bool) -> None:
         fields = {name: form.cleaned_data[name] for name in ("name", "npi", "tin", "active", "address")}
@@ -367,7 +365,9 @@ class PatientFacilityInline(admin.TabularInline):
 
 
 @admin.register(Patient)
-class PatientAdmin(PhiFieldsMixin, NewestFirstMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class PatientAdmin(
+    SearchByIdMixin, PhiFieldsMixin, NewestFirstMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     phi_fields = (
         "name",
         "first_name",
@@ -411,12 +411,6 @@ class PatientAdmin(PhiFieldsMixin, NewestFirstMixin, LargeTableAdminMixin, ReadO
         if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
             queryset = queryset.defer("addresses", "contacts", "drivers_license", "match_key", "zips")
         return queryset
-
-    def get_search_results(self, request, queryset, search_term):
-        key = search_uuid(search_term)
-        if key is not None:
-            return queryset.filter(id=key), False
-        return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="Name")
     def name(self, obj: Patient) -> str:
