@@ -4,7 +4,6 @@ engine; no pipeline logic lives here."""
 
 from __future__ import annotations
 
-import io
 import tempfile
 import uuid
 from collections import Counter
@@ -15,7 +14,6 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core import signing
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
@@ -25,7 +23,6 @@ from bulkimport import services
 from bulkimport.models import BulkRequest
 from bulkimport.validation import ColumnPlan, CsvFileError, CsvImport, build_column_plan
 from metriport_bulk.lib import storage
-from metriport_bulk.lib.csvio import CsvReader
 from metriport_bulk.lib.ids import as_uuid
 from patients.admin import can_view_phi
 from patients.models import Customer, Facility
@@ -34,8 +31,6 @@ IMPORT_SALT = "metriport-bulk.admin-import"
 IMPORT_TOKEN_MAX_AGE = 60 * 60
 STAGING_PREFIX = "admin-imports"
 PREVIEW_MAX_ERRORS = 20
-HEADER_PREFIX_BYTES = 256 * 1024
-HEADER_CACHE_SECONDS = 24 * 60 * 60
 DOWNLOAD_CHUNK_BYTES = 256 * 1024
 # A file may have thousands of (unknown, kept) columns; the row page shows the first ones.
 MAX_COLUMNS_SHOWN = 300
@@ -44,49 +39,9 @@ MAX_COLUMNS_SHOWN = 300
 # --- The input header (labels of a row's raw cells) -----------------------------------------------------
 
 
-def _first_row(stream: BinaryIO, max_bytes: int) -> list[str] | None:
-    for row in CsvReader(stream, max_bytes=max_bytes):
-        if row and "".join(row).strip():
-            return row
-    return None
-
-
-def _read_prefix(key: str) -> bytes:
-    """The first bytes of a stored file: a ranged GET on S3 (a row page must not download a 50 MB input)."""
-    if storage.is_s3():
-        response = storage.s3_client().get_object(
-            Bucket=settings.S3_BUCKET,
-            Key=storage._s3_key(key),  # the storage module's key layout (prefix) applies to ranged reads too
-            Range=f"bytes=0-{HEADER_PREFIX_BYTES - 1}",
-        )
-        return response["Body"].read()
-    with open(storage.local_path(key), "rb") as file:
-        return file.read(HEADER_PREFIX_BYTES)
-
-
 def bulk_input_header(bulk_request: BulkRequest) -> list[str] | None:
-    """The header row of a request's input file, or None when there is no readable input. Cached: inputs are
-    immutable once a request is processing."""
-    if not bulk_request.input_key:
-        return None
-    cache_key = f"metriport-bulk:admin:input-header:{bulk_request.id}"
-    header = cache.get(cache_key)
-    if header is not None:
-        return header
-    try:
-        prefix = _read_prefix(bulk_request.input_key)
-        header = _first_row(io.BytesIO(prefix), max_bytes=len(prefix) + 1)
-    except Exception:  # a prefix cut inside a multibyte character or a quoted field: read the whole file
-        header = None
-    if header is None:
-        try:
-            with storage.open_for_read(bulk_request.input_key) as stream:
-                header = _first_row(stream, max_bytes=settings.BULK_MAX_FILE_BYTES)
-        except Exception:  # a missing or unreadable input only costs the column names
-            return None
-    if header is not None:
-        cache.set(cache_key, header, HEADER_CACHE_SECONDS)
-    return header
+    """The header row of a request's input file (stored when it was parsed), or None before that."""
+    return bulk_request.header or None
 
 
 # --- A row, raw and normalized side by side -------------------------------------------------------------

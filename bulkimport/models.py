@@ -43,6 +43,9 @@ class BulkRequest(models.Model):
     input_key = models.CharField(max_length=500, blank=True, default="")
     input_size = models.BigIntegerField(null=True, blank=True)
     result_key = models.CharField(max_length=500, blank=True, default="")
+    # The input's header as the CSV engine read it: labels of the rows' raw cells and the first columns of
+    # the result file, so neither needs the input file again.
+    header = models.JSONField(default=list, blank=True)
     total = models.IntegerField(default=0)
     processed = models.IntegerField(default=0)
     successful = models.IntegerField(default=0)

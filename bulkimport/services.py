@@ -278,6 +278,7 @@ def _parse(request: BulkRequest, token: int) -> None:
     try:
         with storage.open_for_read(request.input_key) as stream:
             csv_import = CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES)
+            _heartbeat(request.id, token, header=csv_import.header)
             batch: list[RowResult] = []
             for row in csv_import.rows():
                 batch.append(row)
@@ -600,9 +601,8 @@ def bulk_request_finish(*, request_id) -> None:
 
 
 def _write_result(request: BulkRequest, result_key: str) -> None:
-    header = _input_header(request)
     with tempfile.TemporaryFile() as out:
-        writer = ResultCsvWriter(out, header)
+        writer = ResultCsvWriter(out, request.header)
         rows = (
             BulkRow.objects.filter(request_id=request.id)
             .order_by("number")
@@ -614,11 +614,6 @@ def _write_result(request: BulkRequest, result_key: str) -> None:
             )
         out.seek(0)
         storage.save(result_key, out)
-
-
-def _input_header(request: BulkRequest) -> list[str]:
-    with storage.open_for_read(request.input_key) as stream:
-        return CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES).header
 
 
 def bulk_request_fail(*, request_id, reason: str) -> bool:
