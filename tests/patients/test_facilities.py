@@ -106,37 +106,27 @@ def test_create_facility_command_validates(tenant, capsys):
     from django.core.management import call_command
     from django.core.management.base import CommandError
 
-    with pytest.raises(CommandError, match="npi"):
+    def create(npi: str) -> None:
         call_command(
             "create_facility",
             str(tenant.customer.id),
-            "--name",
-            "B",
-            "--npi",
-            "1234567890",
-            "--address-line1",
-            "1 A St",
-            "--city",
-            "X",
-            "--state",
-            "CA",
-            "--zip",
-            "90210",
+            *(
+                "--name",
+                "B",
+                "--npi",
+                npi,
+                "--address-line1",
+                "1 A St",
+                "--city",
+                "X",
+                "--state",
+                "CA",
+                "--zip",
+                "90210",
+            ),
         )
-    call_command(
-        "create_facility",
-        str(tenant.customer.id),
-        "--name",
-        "B",
-        "--npi",
-        "1234567893",
-        "--address-line1",
-        "1 A St",
-        "--city",
-        "X",
-        "--state",
-        "CA",
-        "--zip",
-        "90210",
-    )
+
+    with pytest.raises(CommandError, match="npi"):
+        create("1234567890")
+    create("1234567893")
     assert capsys.readouterr().out.startswith("facility_id=")
