@@ -73,12 +73,16 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def start_workers(processes: int, threads: int, env: dict[str, str]):
-    """`manage.py rundramatiq` in its own process group (stop it with os.killpg(pid, SIGKILL))."""
+def start_workers(processes: int, threads: int, env: dict[str, str], queues: list[str] | None = None):
+    """`manage.py rundramatiq` in its own process group (stop it with os.killpg(pid, SIGKILL)); all queues
+    unless `queues` names some."""
     import subprocess
 
+    command = [sys.executable, "manage.py", "rundramatiq", "--processes", str(processes), "--threads", str(threads)]
+    if queues:
+        command += ["--queues", *queues]
     return subprocess.Popen(
-        [sys.executable, "manage.py", "rundramatiq", "--processes", str(processes), "--threads", str(threads)],
+        command,
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,

@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--invalid-ratio", type=float, default=0.05)
     parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--queues", nargs="*", help="queues the workers consume (default: all)")
     args = parser.parse_args()
 
     env = start_stack("pipeline")
@@ -42,7 +43,7 @@ def main() -> None:
         size = os.path.getsize(path)
         print(f"file: {args.rows:,} rows, {size / 1e6:.1f} MB, {args.invalid_ratio:.0%} invalid")
 
-        workers = start_workers(args.processes, args.threads, env)
+        workers = start_workers(args.processes, args.threads, env, args.queues)
         scheduler = SchedulerThread(interval=0.5)
         scheduler.start()
         try:

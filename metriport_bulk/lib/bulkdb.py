@@ -15,6 +15,17 @@ def _is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+def relax_commit() -> None:
+    """PostgreSQL: this transaction's COMMIT returns before its WAL reaches disk (synchronous_commit off).
+
+    A crash of the database server may then lose the last few hundred milliseconds of committed work, never
+    consistency. Only for pipeline steps whose loss the sweeper repairs: a lost chunk is still pending and
+    runs again, a lost parse or finish has a stale heartbeat and is resumed."""
+    if _is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
 def _fields(model: type[models.Model], names: Sequence[str]) -> list[models.Field]:
     return [model._meta.get_field(name) for name in names]
 

@@ -1,0 +1,187 @@
+"""The apply step (create or update patients from valid rows), pinned row by row: which patient each row
+becomes, what the patient holds afterwards, facility links and Document Queries. Runs the pipeline inline
+(parse, every chunk, finish) so the database writes are the real ones."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import date
+
+import pytest
+
+from bulkimport import services
+from bulkimport.models import BulkChunk, BulkRow
+from docqueries.models import DocumentQuery
+from patients.matching import match_key
+from patients.models import Patient, PatientFacility
+from tests.bulkimport.helpers import csv_bytes
+
+pytestmark = pytest.mark.django_db
+
+WIDE_HEADER = [
+    "externalId", "firstName", "lastName", "dob", "gender",
+    "addressLine1", "addressLine2", "city", "state", "zip",
+    "addressLine1-2", "city-2", "state-2", "zip-2",
+    "phone-1", "phone-2", "phone-3", "email-1", "email-2",
+    "ssn", "driversLicenseNo", "driversLicenseState", "hieOptOut",
+]  # fmt: skip
+
+
+def wide(
+    first: str,
+    *,
+    last: str = "Doe",
+    dob: str = "1980-01-02",
+    gender: str = "F",
+    zip_code: str = "10001",
+    zip2: str = "",
+    phones: tuple[str, ...] = (),
+    emails: tuple[str, ...] = (),
+    ext: str = "",
+    ssn: str = "",
+    license_no: str = "",
+    opt_out: str = "",
+) -> list[str]:
+    second = ["2 Side St", "Boston", "MA", zip2] if zip2 else ["", "", "", ""]
+    phones_cells = [*phones, "", "", ""][:3]
+    email_cells = [*emails, "", ""][:2]
+    return [
+        ext, first, last, dob, gender,
+        "1 Main St", "Apt 4", "New York", "NY", zip_code, *second,
+        *phones_cells, *email_cells,
+        ssn, license_no, "NY" if license_no else "", opt_out,
+    ]  # fmt: skip
+
+
+def run(tenant, rows: list[list[str]], header: list[str] = WIDE_HEADER):
+    body = csv_bytes(rows, header)
+    request = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
+    services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
+    services.bulk_request_parse(request_id=request.id)
+    for chunk_id in BulkChunk.objects.filter(request_id=request.id).order_by("index").values_list("id", flat=True):
+        services.bulk_chunk_apply(chunk_id=chunk_id)
+    services.bulk_request_finish(request_id=request.id)
+    request.refresh_from_db()
+    assert request.status == "completed", request.reason
+    return request, list(BulkRow.objects.filter(request_id=request.id).order_by("number"))
+
+
+def derived_id(request, number: int) -> uuid.UUID:
+    return uuid.uuid5(services.PATIENT_ID_NAMESPACE, f"{request.id}:{number}")
+
+
+def test_a_new_patient_holds_exactly_the_normalized_row(tenant):
+    request, (row,) = run(
+        tenant,
+        [
+            wide(
+                "ann marie",
+                last="o'neil",
+                zip_code="10001",
+                zip2="02134",
+                phones=("(212) 555-0101", "", "212.555.0103"),
+                emails=("Ann@Example.com",),
+                ext="A-1",
+                ssn="123-45-6789",
+                license_no="D123",
+            )
+        ],
+    )
+    assert (row.status, row.action, row.patient_id) == ("succeeded", "created", derived_id(request, 1))
+    patient = Patient.objects.get(id=row.patient_id)
+    normalized = row.normalized
+    assert patient.customer_id == tenant.customer.id
+    assert (patient.first_name, patient.last_name) == (normalized["firstName"], normalized["lastName"])
+    assert patient.dob == date(1980, 1, 2) and patient.gender_at_birth == "F"
+    assert (patient.external_id, patient.ssn) == ("A-1", "123456789")
+    assert patient.drivers_license == normalized["driversLicense"] and patient.drivers_license["value"] == "D123"
+    assert patient.addresses == normalized["addresses"] and len(patient.addresses) == 2
+    assert patient.zips == ["02134", "10001"]  # sorted, distinct
+    # Phones and emails pair up by position; the longer list continues alone.
+    assert patient.contacts == [
+        {"phone": normalized["phones"][0], "email": normalized["emails"][0]},
+        {"phone": normalized["phones"][1]},
+    ]
+    assert patient.match_key == match_key(
+        first_name=patient.first_name, last_name=patient.last_name, dob="1980-01-02", gender_at_birth="F"
+    )
+    assert PatientFacility.objects.filter(patient=patient, facility=tenant.facility).count() == 1
+    assert DocumentQuery.objects.filter(patient=patient, bulk_request_id=request.id).count() == 1
+
+
+def test_optional_fields_absent_leave_empty_values(tenant):
+    _, (row,) = run(tenant, [wide("Bo")])
+    patient = Patient.objects.get(id=row.patient_id)
+    assert (patient.external_id, patient.ssn, patient.drivers_license, patient.contacts) == ("", "", None, [])
+    assert patient.zips == ["10001"]
+
+
+def test_the_same_person_twice_in_a_file_is_one_patient_holding_the_last_row(tenant, settings):
+    settings.BULK_CHUNK_SIZE = 2  # rows 1-2 in one chunk, rows 3-4 in the next
+    request, rows = run(
+        tenant,
+        [
+            wide("Ann", ext="first"),
+            wide("ANN", ext="second", phones=("212-555-0101",)),
+            wide("ann", ext="third", zip_code="10001", zip2="02134"),
+            wide("Ann", ext="elsewhere", zip_code="94105"),  # no shared zip: another person
+        ],
+    )
+    assert [row.action for row in rows] == ["created", "updated", "updated", "created"]
+    first_id = derived_id(request, 1)
+    assert [row.patient_id for row in rows] == [first_id, first_id, first_id, derived_id(request, 4)]
+    patient = Patient.objects.get(id=first_id)
+    assert patient.external_id == "third" and patient.zips == ["02134", "10001"] and patient.contacts == []
+    assert patient.first_name == "Ann"
+    assert Patient.objects.count() == 2
+    assert PatientFacility.objects.count() == 2
+    # One Document Query per patient of the request, not per row.
+    assert DocumentQuery.objects.filter(bulk_request_id=request.id).count() == 2
+
+
+def test_a_later_row_matches_through_zips_an_earlier_row_of_the_same_chunk_replaced(tenant):
+    # Row 2 replaces the zips of row 1's patient ({10001} -> {02134}); row 3 shares only 02134 with it.
+    request, rows = run(
+        tenant,
+        [wide("Cy", zip_code="10001"), wide("Cy", zip_code="10001", zip2="02134"), wide("Cy", zip_code="02134")],
+    )
+    assert [row.action for row in rows] == ["created", "updated", "updated"]
+    assert {row.patient_id for row in rows} == {derived_id(request, 1)}
+
+
+def test_an_existing_patient_is_updated_and_linked_not_duplicated(tenant):
+    _, (earlier,) = run(tenant, [wide("Dee", ext="old", ssn="123-45-6789")])
+    before = Patient.objects.get(id=earlier.patient_id)
+    request, rows = run(tenant, [wide("DEE", ext="new", emails=("dee@example.com",)), wide("Dee", zip_code="73301")])
+    assert [row.action for row in rows] == ["updated", "created"]
+    assert rows[0].patient_id == before.id and rows[1].patient_id == derived_id(request, 2)
+    after = Patient.objects.get(id=before.id)
+    assert after.external_id == "new" and after.ssn == "" and after.contacts == [{"email": "dee@example.com"}]
+    assert after.first_name == "Dee"  # the name as the row spells it after normalization
+    assert after.match_key == before.match_key and after.created_at == before.created_at
+    assert after.updated_at > before.updated_at
+    assert PatientFacility.objects.filter(patient=after).count() == 1
+    assert DocumentQuery.objects.filter(patient=after).count() == 2  # one per bulk request
+
+
+def test_another_customers_identical_patient_is_never_matched(tenant, other_tenant):
+    run(other_tenant, [wide("Eve")])
+    _, (row,) = run(tenant, [wide("Eve")])
+    assert row.action == "created"
+    assert Patient.objects.get(id=row.patient_id).customer_id == tenant.customer.id
+    assert Patient.objects.count() == 2
+
+
+def test_created_patients_are_ordered_by_row_with_distinct_created_at(tenant, settings):
+    settings.BULK_CHUNK_SIZE = 3
+    _, rows = run(tenant, [wide(f"Name{chr(65 + i)}") for i in range(8)])
+    created = [Patient.objects.get(id=row.patient_id).created_at for row in rows]
+    assert created == sorted(created) and len(set(created)) == len(created)
+
+
+def test_opted_out_rows_get_no_document_query_but_their_patient(tenant):
+    request, rows = run(tenant, [wide("Fay", opt_out="true"), wide("Gus", opt_out="false")])
+    assert [row.action for row in rows] == ["created", "created"]
+    assert not DocumentQuery.objects.filter(patient_id=rows[0].patient_id).exists()
+    assert DocumentQuery.objects.filter(patient_id=rows[1].patient_id, bulk_request_id=request.id).count() == 1
