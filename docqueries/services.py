@@ -25,7 +25,7 @@ from django.utils import timezone
 from docqueries.backends import Completed, Pending, PermanentError, QueryInput, TransientError, get_backend
 from docqueries.models import DocumentQuery, QueryStatus
 from docqueries.ratelimit import rate_limit_acquire
-from metriport_bulk.lib.bulkdb import insert_ignoring_conflicts
+from metriport_bulk.lib.bulkdb import bound_cursor, insert_ignoring_conflicts
 from patients.models import Patient
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def _start_sql(customer_id, patient_ids: list[str], bulk_request_id) -> list:
         if bulk_request_id is not None
         else "AND NOT EXISTS (SELECT 1 FROM docqueries_documentquery AS q WHERE q.patient_id = p.id AND q.status = %s)"
     )
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(
             f"""
             INSERT INTO docqueries_documentquery

@@ -5,14 +5,35 @@ fall back to the ORM so the embedded SQLite default behaves the same."""
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
+import orjson
+import psycopg
 from django.db import connection, models
 
 
 def _is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@contextmanager
+def bound_cursor() -> Iterator:
+    """PostgreSQL: a cursor of Django's connection (same transaction) that binds parameters server-side.
+
+    Django's psycopg cursors bind client-side, quoting every element of an array parameter into the SQL
+    text; set-based statements over thousands of ids send them as one binary parameter instead. Errors
+    still pass through Django's wrapper, so a broken connection is noticed and replaced."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, _BinaryParamsCursor(connection.connection) as cursor:
+        yield cursor
+
+
+class _BinaryParamsCursor(psycopg.Cursor):
+    """Sends every %s parameter in binary: arrays then skip the per-element quoting of the text format."""
+
+    def execute(self, query, params=None, **kwargs):
+        return super().execute(query.replace("%s", "%b"), params, **kwargs)
 
 
 def relax_commit() -> None:
@@ -36,7 +57,7 @@ def _encode(fields: list[models.Field], rows: Iterable[Sequence]) -> Iterable[li
         values = list(row)
         for i in json_positions:
             if values[i] is not None:
-                values[i] = json.dumps(values[i], separators=(",", ":"))
+                values[i] = orjson.dumps(values[i]).decode()  # several times faster than json.dumps
         yield values
 
 
