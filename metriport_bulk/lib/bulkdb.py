@@ -5,6 +5,7 @@ fall back to the ORM so the embedded SQLite default behaves the same."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -33,7 +34,14 @@ class _BinaryParamsCursor(psycopg.Cursor):
     """Sends every %s parameter in binary: arrays then skip the per-element quoting of the text format."""
 
     def execute(self, query, params=None, **kwargs):
-        return super().execute(query.replace("%s", "%b"), params, **kwargs)
+        if not connection.queries_logged:
+            return super().execute(query.replace("%s", "%b"), params, **kwargs)
+        # Logged like Django's own debug cursor, so query-count assertions and the debug toolbar see it.
+        start = time.monotonic()
+        try:
+            return super().execute(query.replace("%s", "%b"), params, **kwargs)
+        finally:
+            connection.queries_log.append({"sql": query, "time": f"{time.monotonic() - start:.3f}"})
 
 
 def relax_commit() -> None:
