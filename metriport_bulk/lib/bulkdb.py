@@ -34,12 +34,13 @@ class _BinaryParamsCursor(psycopg.Cursor):
     """Sends every %s parameter in binary: arrays then skip the per-element quoting of the text format."""
 
     def execute(self, query, params=None, **kwargs):
+        binary_query = query.replace("%s", "%b")
         if not connection.queries_logged:
-            return super().execute(query.replace("%s", "%b"), params, **kwargs)
+            return super().execute(binary_query, params, **kwargs)
         # Logged like Django's own debug cursor, so query-count assertions and the debug toolbar see it.
         start = time.monotonic()
         try:
-            return super().execute(query.replace("%s", "%b"), params, **kwargs)
+            return super().execute(binary_query, params, **kwargs)
         finally:
             connection.queries_log.append({"sql": query, "time": f"{time.monotonic() - start:.3f}"})
 
