@@ -7,10 +7,11 @@ Status changes go through `states.transition`; queue messages are sent on commit
 
 from __future__ import annotations
 
+import itertools
 import logging
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import BinaryIO
@@ -281,16 +282,10 @@ def _parse(request: BulkRequest, token: int) -> None:
         with storage.open_for_read(request.input_key) as stream:
             csv_import = CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES)
             _heartbeat(request.id, token, header=csv_import.header)
-            batch: list[RowResult] = []
-            for row in csv_import.rows():
-                batch.append(row)
-                if len(batch) >= PARSE_BATCH_SIZE:
-                    invalid += _store_rows(request, token, batch, total + len(batch), invalid)
-                    total += len(batch)
-                    batch = []
-            if batch:
-                invalid += _store_rows(request, token, batch, total + len(batch), invalid)
-                total += len(batch)
+            rows = csv_import.rows()
+            while stored := _store_rows(request, token, itertools.islice(rows, PARSE_BATCH_SIZE), total, invalid):
+                total += stored.rows
+                invalid += stored.invalid
     except CsvFileError as exc:
         with transaction.atomic():
             _heartbeat(request.id, token)
@@ -336,36 +331,54 @@ ROW_COLUMNS = ("request_id", "number", "raw", "normalized", "status", "reason", 
 ERROR_COLUMNS = ("request_id", "row_number", "code", "field", "message")
 
 
-def _store_rows(request: BulkRequest, token: int, batch: list[RowResult], total: int, invalid_so_far: int) -> int:
-    rows = []
-    errors = []
-    invalid = 0
-    for result in batch:
-        valid = result.valid
-        if not valid:
-            invalid += 1
-            errors.extend(
-                (request.id, result.number, str(e.code), e.field[:60], e.message[:300]) for e in result.errors
-            )
-        reason = "; ".join(e.message for e in result.errors)
-        rows.append(
-            (
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    rows: int
+    invalid: int
+
+    def __bool__(self) -> bool:
+        return self.rows > 0
+
+
+def _store_rows(
+    request: BulkRequest, token: int, batch: Iterable[RowResult], total_before: int, invalid_before: int
+) -> _Stored:
+    """Stores the next batch of rows (and their errors) in one transaction; an empty batch stores nothing.
+
+    `batch` is consumed inside the COPY of the rows: each row is validated while PostgreSQL, on the other
+    core, is still taking in the ones before it, instead of the two taking turns."""
+    errors: list[tuple] = []
+    count = invalid = 0
+
+    def values() -> Iterator[tuple]:
+        nonlocal count, invalid
+        for result in batch:
+            count += 1
+            if not result.valid:
+                invalid += 1
+                errors.extend(
+                    (request.id, result.number, str(e.code), e.field[:60], e.message[:300]) for e in result.errors
+                )
+            yield (
                 request.id,
                 result.number,
                 result.raw,
                 result.normalized,
-                RowStatus.PENDING if valid else RowStatus.FAILED,
-                reason,
+                RowStatus.PENDING if result.valid else RowStatus.FAILED,
+                "; ".join(e.message for e in result.errors),
                 "",
             )
-        )
+
     with transaction.atomic():
-        # Counts so far are the progress figure while parsing: invalid rows are final already.
-        failed = invalid_so_far + invalid
-        _heartbeat(request.id, token, total=total, processed=failed, failed=failed)
-        copy_insert(BulkRow, ROW_COLUMNS, rows)
+        _heartbeat(request.id, token)  # first: a parser that lost its lease writes nothing
+        copy_insert(BulkRow, ROW_COLUMNS, values())
+        if not count:
+            return _Stored(0, 0)
         copy_insert(BulkRowError, ERROR_COLUMNS, errors)
-    return invalid
+        # Counts so far are the progress figure while parsing: invalid rows are final already.
+        failed = invalid_before + invalid
+        _heartbeat(request.id, token, total=total_before + count, processed=failed, failed=failed)
+    return _Stored(count, invalid)
 
 
 def _delete_rows(request_id) -> None:

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from bulkimport import services
-from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkRow, BulkStatus, ChunkStatus
+from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkRow, BulkRowError, BulkStatus, ChunkStatus
 from docqueries.models import DocumentQuery
 from metriport_bulk.lib import storage
 from patients.models import Patient, PatientFacility
@@ -153,6 +153,51 @@ def test_parse_crash_restarts_cleanly(broker, small_chunks, settings, monkeypatc
     run_inline(request.id)  # the actor's retry
     assert BulkRow.objects.filter(request_id=request.id).count() == 300
     assert BulkRequest.objects.get(id=request.id).status == BulkStatus.COMPLETED
+
+
+@pytest.mark.parametrize("batch_size", [100, 250, 300, 1000])
+def test_rows_are_stored_in_batches_with_progress_counts_whatever_the_batch_boundaries(broker, monkeypatch, batch_size):
+    """A batch's rows are validated while its COPY runs: batches ending mid-file, exactly at the end of the
+    file, or past it each store every row once, with its errors and the running counts."""
+    monkeypatch.setattr(services, "PARSE_BATCH_SIZE", batch_size)
+    body = sample_bytes(300, invalid_ratio=0.2, seed=4)
+    request = submit(make_tenant(), body)
+    services.bulk_request_parse(request_id=request.id)
+    rows = BulkRow.objects.filter(request_id=request.id)
+    assert sorted(rows.values_list("number", flat=True)) == list(range(1, 301))
+    invalid = rows.filter(status="failed")
+    assert invalid.count() > 0
+    assert set(BulkRowError.objects.filter(request_id=request.id).values_list("row_number", flat=True)) == set(
+        invalid.values_list("number", flat=True)
+    )
+    parsed = BulkRequest.objects.get(id=request.id)
+    assert (parsed.phase, parsed.total, parsed.failed, parsed.processed) == (
+        BulkPhase.APPLYING, 300, invalid.count(), invalid.count(),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("tail", "reason_part"),
+    [
+        (b'Ann,"Doe,1980-01-01\n', "malformed at the row starting on line 352"),  # a quote never closed
+        ("José,Muñoz,1980-03-04,M,1 Main St,Boston,MA,02134\n".encode("latin-1"), "not valid UTF-8"),
+    ],
+    ids=["malformed", "latin1"],
+)
+def test_a_file_error_after_stored_batches_fails_the_request_and_leaves_no_row(broker, monkeypatch, tail, reason_part):
+    """The error surfaces in the middle of the fourth batch's COPY, after three batches were committed: the
+    open batch is rolled back, the committed ones deleted, and the request fails with the file's reason."""
+    monkeypatch.setattr(services, "PARSE_BATCH_SIZE", 100)
+    body = sample_bytes(350, invalid_ratio=0.1, seed=5) + tail
+    request = submit(make_tenant(), body)
+    services.bulk_request_parse(request_id=request.id)
+    failed = BulkRequest.objects.get(id=request.id)
+    assert failed.status == BulkStatus.FAILED
+    assert reason_part in failed.reason, failed.reason
+    assert not BulkRow.objects.filter(request_id=request.id).exists()
+    assert not BulkRowError.objects.filter(request_id=request.id).exists()
+    assert not BulkChunk.objects.filter(request_id=request.id).exists()
+    assert not Patient.objects.exists()
 
 
 def test_two_parsers_racing_one_request_store_rows_once(broker):
