@@ -12,6 +12,11 @@ The file: write_sample_csv (seed fixed, 5% invalid rows by default). Three measu
   use_transactions=True)` in one process (a child process, so its ru_maxrss is its own).
 - the floor: plain `csv` parsing of the file, and PostgreSQL COPY (psycopg3 cursor.copy) of the valid rows,
   already normalized, into an UNLOGGED copy of the patients table (same columns and indexes).
+- what the floor leaves out, measured on their own so the gap between ours and the floor can be read:
+  validation (our RowValidator over the file, one core, no database), and the state floor: COPY, with nothing
+  computed in the timed part, of every row our pipeline keeps (the bulk rows with raw and normalized cells and
+  their outcome, the row errors, the patients, their facility links and their Document Queries) into the real,
+  logged tables with their indexes and foreign keys, one transaction per 2,000-row chunk as ours commits.
 
 Nothing is hard-coded: every figure printed is measured, except django-import-export at sizes whose
 predicted time exceeds --iex-budget, which are extrapolated linearly from the measured sizes and labelled so.
@@ -68,6 +73,8 @@ class SizeResult:
     iex: Measure | None = None
     csv_parse: Measure | None = None
     copy: Measure | None = None
+    validation: Measure | None = None
+    state_copy: Measure | None = None
 
     @property
     def floor_seconds(self) -> float:
@@ -347,6 +354,113 @@ def run_copy(path: str) -> Measure:
     return Measure(seconds=seconds, detail={"rows": copied})
 
 
+# --- what the floor leaves out ----------------------------------------------------------------------------
+
+
+def run_validation(path: str) -> Measure:
+    """Our CSV engine and RowValidator over the file, in this process, no database: one core's work."""
+    from bulkimport.validation import CsvImport
+
+    started = time.monotonic()
+    invalid = 0
+    with open(path, "rb") as stream:
+        for row in CsvImport(stream, max_rows=10**9, max_bytes=1 << 40).rows():
+            invalid += not row.valid
+    return Measure(seconds=time.monotonic() - started, detail={"invalid": invalid})
+
+
+STATE_CHUNK_ROWS = 2_000
+
+
+def run_state_copy(path: str) -> Measure:
+    """COPY of the state our pipeline keeps for the file into the real tables, everything prepared beforehand
+    (untimed): per 2,000-row chunk, one transaction (synchronous_commit off, as ours) with the chunk's bulk rows
+    (final status and patient), row errors, patients, facility links and Document Queries. One connection, as
+    one worker thread would."""
+    import psycopg
+    from django.utils import timezone
+
+    from bulkimport.models import BulkRequest, BulkRow, BulkRowError
+    from bulkimport.services import _patient_fields
+    from bulkimport.validation import CsvImport
+    from docqueries.models import DocumentQuery
+    from patients.models import Patient, PatientFacility
+    from tests.factories import make_tenant
+
+    tenant = make_tenant("Compare state floor")
+    request = BulkRequest.objects.create(customer=tenant.customer, facility=tenant.facility, status="processing")
+    customer_id, facility_id = tenant.customer.id, tenant.facility.id
+    now = timezone.now()
+
+    def dumps(value) -> str:
+        return json.dumps(value, separators=(",", ":"))
+
+    json_columns = {"drivers_license", "addresses", "contacts", "zips"}
+    chunks: list[dict[str, list[tuple]]] = []
+    with open(path, "rb") as stream:
+        for row in CsvImport(stream, max_rows=10**9, max_bytes=1 << 40).rows():
+            if (row.number - 1) % STATE_CHUNK_ROWS == 0:
+                chunks.append({"rows": [], "errors": [], "patients": [], "links": [], "queries": []})
+            chunk = chunks[-1]
+            reason = "; ".join(e.message for e in row.errors)
+            patient_id = None
+            if row.valid:
+                patient_id = uuid.uuid4()
+                fields = _patient_fields(row.normalized)
+                values = [dumps(fields[n]) if n in json_columns else fields[n] for n in PATIENT_COLUMNS[2:13]]
+                chunk["patients"].append((patient_id, customer_id, *values, now, now))
+                chunk["links"].append((patient_id, facility_id, now))
+                chunk["queries"].append(
+                    (uuid.uuid4(), customer_id, patient_id, request.id, "processing", now, "[]", 0, now, "")
+                )
+            for error in row.errors:
+                chunk["errors"].append((request.id, row.number, str(error.code), error.field[:60], error.message[:300]))
+            chunk["rows"].append(
+                (
+                    request.id, row.number, dumps(row.raw), dumps(row.normalized) if row.normalized else None,
+                    "succeeded" if row.valid else "failed", reason, "created" if row.valid else "", patient_id,
+                )
+            )  # fmt: skip
+
+    tables = {
+        "patients": (Patient._meta.db_table, ", ".join(PATIENT_COLUMNS)),
+        "links": (PatientFacility._meta.db_table, "patient_id, facility_id, created_at"),
+        "queries": (
+            DocumentQuery._meta.db_table,
+            "id, customer_id, patient_id, bulk_request_id, status, started_at, documents, attempts, next_attempt_at, error",
+        ),
+        "rows": (BulkRow._meta.db_table, "request_id, number, raw, normalized, status, reason, action, patient_id"),
+        "errors": (BulkRowError._meta.db_table, "request_id, row_number, code, field, message"),
+    }
+    with psycopg.connect(os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1)) as conn:
+        conn.execute("SET synchronous_commit TO OFF")  # as our chunk transactions (bulkdb.relax_commit)
+        conn.commit()
+        per_table = dict.fromkeys([*tables, "commit"], 0.0)
+        started = time.monotonic()
+        for chunk in chunks:
+            with conn.cursor() as cursor:
+                for kind, (table, columns) in tables.items():  # patients first: the others reference them
+                    table_started = time.monotonic()
+                    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                        for values in chunk[kind]:
+                            copy.write_row(values)
+                    per_table[kind] += time.monotonic() - table_started
+            commit_started = time.monotonic()
+            conn.commit()  # the deferred foreign-key checks run here
+            per_table["commit"] += time.monotonic() - commit_started
+        seconds = time.monotonic() - started
+        # Gone again before our pipeline runs: its workers would otherwise run these Document Queries.
+        patients = [row[0] for chunk in chunks for row in chunk["patients"]]
+        conn.execute(f"DELETE FROM {tables['queries'][0]} WHERE bulk_request_id = %s", [request.id])
+        conn.execute(f"DELETE FROM {tables['links'][0]} WHERE patient_id = ANY(%s)", [patients])
+        conn.execute(f"DELETE FROM {tables['errors'][0]} WHERE request_id = %s", [request.id])
+        conn.execute(f"DELETE FROM {tables['rows'][0]} WHERE request_id = %s", [request.id])
+        conn.execute(f"DELETE FROM {tables['patients'][0]} WHERE customer_id = %s", [customer_id])
+        conn.commit()
+    counts = {kind: sum(len(chunk[kind]) for chunk in chunks) for kind in tables}
+    return Measure(seconds=seconds, detail={"counts": counts, "seconds": per_table})
+
+
 # --- extrapolation ----------------------------------------------------------------------------------------
 
 
@@ -399,6 +513,19 @@ def print_size(result: SizeResult) -> None:
         f"{'floor: COPY into UNLOGGED table':34} {result.copy.seconds:9.2f} {rate(result.copy.detail['rows'], result.copy.seconds)}  ({result.copy.detail['rows']:,} valid rows)"
     )
     print(f"{'floor: total':34} {result.floor_seconds:9.2f} {rate(rows, result.floor_seconds)}")
+    print(
+        f"{'left out: validation (one core)':34} {result.validation.seconds:9.2f} {rate(rows, result.validation.seconds)}"
+    )
+    state = result.state_copy
+    print(
+        f"{'left out: COPY of the kept state':34} {state.seconds:9.2f} {rate(rows, state.seconds)}  "
+        f"(logged tables, indexes, foreign keys)"
+    )
+    for kind, n in state.detail["counts"].items():
+        print(f"{'':4}{n:>9,} {kind:<30} {state.detail['seconds'][kind]:9.2f}")
+    print(f"{'':4}{'':>9} {'commits (foreign-key checks)':<30} {state.detail['seconds']['commit']:9.2f}")
+    work = result.csv_parse.seconds + result.validation.seconds + state.seconds
+    print(f"{'csv parse + validation + state COPY':34} {work:9.2f} {rate(rows, work)}  (one core, nothing overlapped)")
     print(f"ours: {ours.detail['succeeded']:,} succeeded, {ours.detail['failed']:,} failed")
     if not iex.extrapolated:
         d = iex.detail
@@ -413,7 +540,10 @@ def print_size(result: SizeResult) -> None:
                 f"before loading (ours reports them as failed rows)."
             )
     label = "import-export / ours (extrapolated)" if iex.extrapolated else "import-export / ours"
-    print(f"ratio {label}: {iex.seconds / ours.seconds:.1f}x; ours / floor: {ours.seconds / result.floor_seconds:.1f}x")
+    print(
+        f"ratio {label}: {iex.seconds / ours.seconds:.1f}x; ours / floor: {ours.seconds / result.floor_seconds:.1f}x; "
+        f"ours / (csv parse + validation + state COPY): {ours.seconds / work:.1f}x"
+    )
 
 
 def plot(results: list[SizeResult], out_dir: Path) -> Path:
@@ -504,6 +634,8 @@ def main() -> None:
             print(f"\n{rows:,} rows: floor...", flush=True)
             result.csv_parse = run_csv_parse(path)
             result.copy = run_copy(path)
+            result.validation = run_validation(path)
+            result.state_copy = run_state_copy(path)
             predicted = predict(iex_points, rows) if iex_points else None
             iex = None
             if predicted is None or predicted <= args.iex_budget:
@@ -529,7 +661,9 @@ def main() -> None:
         mark = " (extrapolated)" if r.iex.extrapolated else ""
         print(
             f"{r.rows:>9,} rows: ours {r.ours.seconds:7.1f} s | import-export {r.iex.seconds:7.1f} s{mark} | "
-            f"floor {r.floor_seconds:5.1f} s | import-export/ours {r.iex.seconds / r.ours.seconds:5.1f}x"
+            f"floor {r.floor_seconds:5.1f} s | validation {r.validation.seconds:5.1f} s | "
+            f"state COPY {r.state_copy.seconds:5.1f} s | import-export/ours {r.iex.seconds / r.ours.seconds:5.1f}x | "
+            f"ours/floor {r.ours.seconds / r.floor_seconds:5.1f}x"
         )
     if final.iex.extrapolated:
         measured = ", ".join(f"{n:,}" for n, _ in sorted(iex_points))
