@@ -1,6 +1,6 @@
 """Our pipeline against django-import-export and against the machine's physical floor, on one file.
 
-The file: write_sample_csv (seed fixed, 5% invalid rows by default). Three measurements per size:
+The file: write_sample_csv (seed fixed, 5% invalid rows by default). The measurements, per size:
 
 - ours: the real pipeline end to end (PostgreSQL + Redis + SeaweedFS S3, `manage.py rundramatiq` worker
   processes, the scheduler thread noticing the S3 upload), timed from upload noticed to completed. Peak
@@ -456,6 +456,7 @@ def run_state_copy(path: str) -> Measure:
         conn.execute(f"DELETE FROM {tables['errors'][0]} WHERE request_id = %s", [request.id])
         conn.execute(f"DELETE FROM {tables['rows'][0]} WHERE request_id = %s", [request.id])
         conn.execute(f"DELETE FROM {tables['patients'][0]} WHERE customer_id = %s", [customer_id])
+        conn.execute(f"DELETE FROM {BulkRequest._meta.db_table} WHERE id = %s", [request.id])
         conn.commit()
     counts = {kind: sum(len(chunk[kind]) for chunk in chunks) for kind in tables}
     return Measure(seconds=seconds, detail={"counts": counts, "seconds": per_table})
