@@ -288,7 +288,8 @@ def _parse(request: BulkRequest, token: int) -> None:
                 invalid += stored.invalid
     except CsvFileError as exc:
         with transaction.atomic():
-            _heartbeat(request.id, token)
+            # The rows stored before the error go, and so do the counts they made.
+            _heartbeat(request.id, token, total=0, processed=0, successful=0, failed=0)
             _delete_rows(request.id)
         bulk_request_fail(request_id=request.id, reason=exc.message)
         return

@@ -194,6 +194,7 @@ def test_a_file_error_after_stored_batches_fails_the_request_and_leaves_no_row(b
     failed = BulkRequest.objects.get(id=request.id)
     assert failed.status == BulkStatus.FAILED
     assert reason_part in failed.reason, failed.reason
+    assert (failed.total, failed.processed, failed.failed, failed.successful) == (0, 0, 0, 0)
     assert not BulkRow.objects.filter(request_id=request.id).exists()
     assert not BulkRowError.objects.filter(request_id=request.id).exists()
     assert not BulkChunk.objects.filter(request_id=request.id).exists()
