@@ -37,7 +37,7 @@ from bulkimport.models import (
     RowStatus,
 )
 from bulkimport.states import transition
-from bulkimport.validation import CsvFileError, CsvImport, RowResult
+from bulkimport.validation import CsvFileError, CsvImport, RowResult, row_reason
 from metriport_bulk.lib import storage
 from metriport_bulk.lib.bulkdb import bound_cursor, copy_insert, relax_commit, update_by_id
 from metriport_bulk.lib.csvio import ResultCsvWriter
@@ -357,16 +357,14 @@ def _store_rows(
             count += 1
             if not result.valid:
                 invalid += 1
-                errors.extend(
-                    (request.id, result.number, str(e.code), e.field[:60], e.message[:300]) for e in result.errors
-                )
+                errors.extend(_error_values(request.id, result))
             yield (
                 request.id,
                 result.number,
                 result.raw,
                 result.normalized,
                 RowStatus.PENDING if result.valid else RowStatus.FAILED,
-                "; ".join(e.message for e in result.errors),
+                row_reason(result.errors),
                 "",
             )
 
@@ -380,6 +378,11 @@ def _store_rows(
         failed = invalid_before + invalid
         _heartbeat(request.id, token, total=total_before + count, processed=failed, failed=failed)
     return _Stored(count, invalid)
+
+
+def _error_values(request_id, result: RowResult) -> Iterator[tuple]:
+    """The BulkRowError values (ERROR_COLUMNS) of a row's errors, cut to the columns' lengths."""
+    return ((request_id, result.number, str(e.code), e.field[:60], e.message[:300]) for e in result.errors)
 
 
 def _delete_rows(request_id) -> None:
@@ -768,10 +771,7 @@ def bulk_request_finish(*, request_id) -> None:
     BulkRequest.objects.filter(id=request.id).update(heartbeat_at=timezone.now())
     _, _, result_key = _keys(request)
     _write_result(request, result_key)
-    counts = dict(
-        BulkRow.objects.filter(request_id=request.id).values_list("status").annotate(n=Count("id")).order_by()
-    )
-    succeeded, failed = counts.get(RowStatus.SUCCEEDED, 0), counts.get(RowStatus.FAILED, 0)
+    succeeded, failed = _row_counts(request.id)
     with transaction.atomic():
         if transition(
             request.id,
@@ -786,6 +786,14 @@ def bulk_request_finish(*, request_id) -> None:
         ):
             request.refresh_from_db()
             _notify(request)
+
+
+def _row_counts(request_id) -> tuple[int, int]:
+    """(succeeded, failed) rows of a request, counted in the database."""
+    counts = dict(
+        BulkRow.objects.filter(request_id=request_id).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    return counts.get(RowStatus.SUCCEEDED, 0), counts.get(RowStatus.FAILED, 0)
 
 
 def _write_result(request: BulkRequest, result_key: str) -> None:
@@ -971,15 +979,10 @@ def bulk_request_reprocess(*, request_id, failed_only: bool = False) -> str:
             status=RowStatus.SUCCEEDED, action=RowAction.VALIDATED
         )
     _write_result(request, request.result_key)
-    counts = dict(
-        BulkRow.objects.filter(request_id=request.id).values_list("status").annotate(n=Count("id")).order_by()
-    )
+    succeeded, failed = _row_counts(request.id)
     with transaction.atomic():
         BulkRequest.objects.filter(id=request.id).update(
-            successful=counts.get(RowStatus.SUCCEEDED, 0),
-            failed=counts.get(RowStatus.FAILED, 0),
-            processed=counts.get(RowStatus.SUCCEEDED, 0) + counts.get(RowStatus.FAILED, 0),
-            heartbeat_at=timezone.now(),
+            successful=succeeded, failed=failed, processed=succeeded + failed, heartbeat_at=timezone.now()
         )
         _notify(BulkRequest.objects.get(id=request.id))
     return f"re-validated {revalidated} row(s), applied {applied}"
@@ -1008,7 +1011,7 @@ def _replace_rows(request: BulkRequest, batch: list[RowResult]) -> int:
         copy_insert(
             BulkRowError,
             ERROR_COLUMNS,
-            [(request.id, r.number, str(e.code), e.field[:60], e.message[:300]) for r in batch for e in r.errors],
+            [values for result in batch for values in _error_values(request.id, result)],
         )
         ids = dict(BulkRow.objects.filter(request_id=request.id, number__in=by_number).values_list("number", "id"))
         update_by_id(
@@ -1019,7 +1022,7 @@ def _replace_rows(request: BulkRequest, batch: list[RowResult]) -> int:
                     ids[r.number],
                     r.normalized,
                     RowStatus.PENDING if r.valid else RowStatus.FAILED,
-                    "; ".join(e.message for e in r.errors),
+                    row_reason(r.errors),
                     "",
                     None,
                 )
