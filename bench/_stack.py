@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import sys
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,3 +93,35 @@ def start_workers(processes: int, threads: int, env: dict[str, str], queues: lis
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def wait_for_workers(root_pid: int, processes: int, timeout: float = 60.0) -> None:
+    """rundramatiq forks `processes` workers that import Django: wait until they exist and settle."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(children_of(root_pid)) >= processes + 1:
+            break
+        time.sleep(0.2)
+    time.sleep(3)  # the workers import Django, the actors and connect to Redis
+
+
+@contextmanager
+def running_workers(
+    processes: int, threads: int, env: dict[str, str], queues: list[str] | None = None
+) -> Iterator[int]:
+    """Worker processes (start_workers), once up, and the scheduler thread beside them (it notices S3 uploads
+    every 0.5 s and sweeps); on exit the scheduler stops and the workers are SIGKILLed. Yields the workers'
+    root pid."""
+    from metriport_bulk.runtime import SchedulerThread
+
+    workers = start_workers(processes, threads, env, queues)
+    scheduler = SchedulerThread(interval=0.5)
+    try:
+        wait_for_workers(workers.pid, processes)
+        scheduler.start()
+        yield workers.pid
+    finally:
+        if scheduler.is_alive():
+            scheduler.stop()
+        os.killpg(workers.pid, signal.SIGKILL)
+        workers.wait()

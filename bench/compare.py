@@ -34,7 +34,6 @@ import json
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _stack import ROOT, children_of, peak_rss_mb, start_stack, start_workers  # noqa: E402
+from _stack import ROOT, children_of, peak_rss_mb, running_workers, start_stack  # noqa: E402
 
 SEED = 42
 IEX_PROBE_ROWS = 10_000
@@ -101,35 +100,28 @@ def run_ours(path: str, rows: int, *, processes: int, threads: int, stack_env: d
 
     from bulkimport import services
     from bulkimport.models import BulkRequest, BulkStatus
-    from metriport_bulk.runtime import SchedulerThread
     from tests.factories import make_tenant
 
     _clear_broker()
     tenant = make_tenant(f"Compare ours {rows}")
     request = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
-    workers = start_workers(processes, threads, stack_env)
-    scheduler = SchedulerThread(interval=0.5)
     try:
-        _wait_for_workers(workers.pid, processes)
-        scheduler.start()
-        with open(path, "rb") as body:
-            response = requests.put(services.bulk_upload_url(request), data=body, timeout=300)
-        if response.status_code != 200:
-            raise RuntimeError(f"upload failed: HTTP {response.status_code}")
-        noticed = None
-        while True:
-            current = BulkRequest.objects.get(id=request.id)
-            now = time.monotonic()
-            if noticed is None and current.status != BulkStatus.WAITING:
-                noticed = now
-            if current.status in (BulkStatus.COMPLETED, BulkStatus.FAILED):
-                break
-            time.sleep(0.05)
-        worker_peaks = {pid: peak_rss_mb(pid) for pid in children_of(workers.pid)}
+        with running_workers(processes, threads, stack_env) as workers_pid:
+            with open(path, "rb") as body:
+                response = requests.put(services.bulk_upload_url(request), data=body, timeout=300)
+            if response.status_code != 200:
+                raise RuntimeError(f"upload failed: HTTP {response.status_code}")
+            noticed = None
+            while True:
+                current = BulkRequest.objects.get(id=request.id)
+                now = time.monotonic()
+                if noticed is None and current.status != BulkStatus.WAITING:
+                    noticed = now
+                if current.status in (BulkStatus.COMPLETED, BulkStatus.FAILED):
+                    break
+                time.sleep(0.05)
+            worker_peaks = {pid: peak_rss_mb(pid) for pid in children_of(workers_pid)}
     finally:
-        scheduler.stop()
-        os.killpg(workers.pid, signal.SIGKILL)
-        workers.wait()
         # The Document Queries this run started must not load the next run: neither their queued messages
         # nor, through the scheduler's sweep of due queries, the rows themselves.
         _clear_broker()
@@ -162,16 +154,6 @@ def _clear_broker() -> None:
     client = dramatiq.get_broker().client
     for key in client.scan_iter(f"{settings.DRAMATIQ_NAMESPACE}:*", count=1000):
         client.delete(key)
-
-
-def _wait_for_workers(root_pid: int, processes: int, timeout: float = 60.0) -> None:
-    """rundramatiq forks `processes` workers that import Django: wait until they exist and settle."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(children_of(root_pid)) >= processes + 1:
-            break
-        time.sleep(0.2)
-    time.sleep(3)  # the workers import Django, the actors and connect to Redis
 
 
 # --- django-import-export ---------------------------------------------------------------------------------

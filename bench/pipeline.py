@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import tempfile
 import time
 
-from _stack import ROOT, children_of, peak_rss_mb, start_stack, start_workers
+from _stack import ROOT, children_of, peak_rss_mb, running_workers, start_stack
 
 
 def main() -> None:
@@ -35,7 +34,6 @@ def main() -> None:
     from bulkimport import services
     from bulkimport.models import BulkPhase, BulkRequest, BulkStatus
     from bulkimport.sample import write_sample_csv
-    from metriport_bulk.runtime import SchedulerThread
     from tests.factories import make_tenant
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,11 +43,7 @@ def main() -> None:
         size = os.path.getsize(path)
         print(f"file: {args.rows:,} rows, {size / 1e6:.1f} MB, {args.invalid_ratio:.0%} invalid")
 
-        workers = start_workers(args.processes, args.threads, env, args.queues)
-        scheduler = SchedulerThread(interval=0.5)
-        scheduler.start()
-        try:
-            time.sleep(3)  # workers import Django and connect
+        with running_workers(args.processes, args.threads, env, args.queues) as workers_pid:
             tenant = make_tenant("Bench")
             request = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=args.dry_run)
             url = services.bulk_upload_url(request)
@@ -74,11 +68,7 @@ def main() -> None:
                     marks.setdefault("completed", now)
                     break
                 time.sleep(0.05)
-            rss = {pid: peak_rss_mb(pid) for pid in children_of(workers.pid)}
-        finally:
-            scheduler.stop()
-            os.killpg(workers.pid, signal.SIGKILL)
-            workers.wait()
+            rss = {pid: peak_rss_mb(pid) for pid in children_of(workers_pid)}
 
     end_to_end = marks["completed"] - marks["noticed"]
     print(f"status: {current.status} {current.reason}")
