@@ -6,15 +6,15 @@ from django.core import signing
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions
+from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from bulkimport import selectors, services
+from bulkimport import operations, selectors, services
 from bulkimport.serializers import BulkCreateResponseSerializer, BulkRequestSerializer
 from metriport_bulk.api.authentication import customer_of
-from metriport_bulk.api.errors import envelope
+from metriport_bulk.api.errors import Conflict, envelope
 from metriport_bulk.api.pagination import paginator_for
 from metriport_bulk.lib import storage
 
@@ -80,6 +80,50 @@ class BulkDetailApi(APIView):
     def get(self, request, request_id):
         return Response(
             BulkRequestSerializer(selectors.bulk_request_get(customer=customer_of(request), request_id=request_id)).data
+        )
+
+    @extend_schema(
+        operation_id="bulk_patient_create_cancel",
+        description=(
+            "Cancels a waiting or processing request: it ends failed with reason `Cancelled by the customer`; "
+            "rows already applied stay applied and are reported in `result`. 409 once it has ended."
+        ),
+        responses={200: BulkRequestSerializer, 409: OpenApiTypes.OBJECT},
+    )
+    def delete(self, request, request_id):
+        bulk = selectors.bulk_request_get(customer=customer_of(request), request_id=request_id)
+        try:
+            bulk = operations.bulk_request_cancel(request=bulk)
+        except operations.OperationRefused as exc:
+            raise Conflict(str(exc)) from None
+        return Response(BulkRequestSerializer(bulk).data)
+
+
+class BulkConfirmApi(APIView):
+    @extend_schema(
+        operation_id="bulk_patient_create_confirm",
+        request=None,
+        description=(
+            "Imports the stored file of a completed dry run for real, without a new upload: a new request, "
+            "already processing. 409 for anything but a completed dry run, or one confirmed already."
+        ),
+        responses={200: BulkCreateResponseSerializer, 409: OpenApiTypes.OBJECT},
+    )
+    def post(self, request, request_id):
+        customer = customer_of(request)
+        bulk = selectors.bulk_request_get(customer=customer, request_id=request_id)
+        try:
+            confirmed = operations.bulk_request_confirm(customer=customer, request=bulk)
+        except operations.OperationRefused as exc:
+            raise Conflict(str(exc)) from None
+        return Response(
+            {
+                "requestId": str(confirmed.id),
+                "facilityId": str(confirmed.facility_id),
+                "status": confirmed.status,
+                "params": {"dryRun": confirmed.dry_run},
+                "createdAt": serializers.DateTimeField().to_representation(confirmed.created_at),
+            }
         )
 
 

@@ -51,6 +51,11 @@ class BulkRequest(models.Model):
     successful = models.IntegerField(default=0)
     failed = models.IntegerField(default=0)
     parse_attempts = models.IntegerField(default=0)
+    # A real import made by confirming a dry run (POST .../confirm) points at that dry run; unique, so a
+    # dry run is confirmed at most once even by two racing calls.
+    confirms = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="confirmation"
+    )
 
     class Meta:
         indexes = [

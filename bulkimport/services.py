@@ -111,7 +111,9 @@ def bulk_upload_url(request: BulkRequest) -> str:
 
 
 def bulk_result_url(request: BulkRequest) -> str | None:
-    if request.status != BulkStatus.COMPLETED or not request.result_key:
+    """A fresh download URL of the result file: a completed request's, or the partial one of a request the
+    customer cancelled (bulkimport.operations)."""
+    if request.status not in (BulkStatus.COMPLETED, BulkStatus.FAILED) or not request.result_key:
         return None
     return storage.download_url(
         request.result_key, filename=f"bulk-{request.id}-result.csv", expires_in=settings.RESULT_URL_EXPIRY_SECONDS
@@ -414,6 +416,10 @@ def bulk_chunk_apply(*, chunk_id: int) -> None:
         BulkChunk.objects.filter(id=chunk.id).update(status=ChunkStatus.DONE)
         # Lock the request last: it serializes chunk completions so exactly one sees "no chunk left".
         locked = BulkRequest.objects.select_for_update().get(id=request.id)
+        if locked.status != BulkStatus.PROCESSING:
+            # Cancelled while this chunk ran: its rows are reported as cancelled, so none may be applied.
+            transaction.set_rollback(True)
+            return
         BulkRequest.objects.filter(id=request.id).update(
             processed=F("processed") + applied, successful=F("successful") + applied, heartbeat_at=timezone.now()
         )
@@ -868,8 +874,11 @@ def _notify(request: BulkRequest) -> None:
 
 def bulk_sweep() -> None:
     """Scheduler job: notice uploads, expire, and resume processing requests whose worker went away."""
+    from bulkimport.operations import bulk_cancellations_settle
+
     bulk_requests_expire()  # polls S3 uploads first
     bulk_requests_resume()
+    bulk_cancellations_settle()
 
 
 def bulk_requests_resume(*, force: bool = False, request_id=None) -> int:
@@ -1045,3 +1054,16 @@ def bulk_request_resend_webhook(*, request_id) -> bool:
     with transaction.atomic():
         _notify(request)
     return True
+
+
+# --- Used by bulkimport.operations (confirm, cancel) ----------------------------------------------------
+
+
+def cancelled_result_key(request: BulkRequest) -> str:
+    """A key of its own: a finish that lost the race to the cancel may still be writing result.csv."""
+    return _keys(request)[2].replace("result.csv", "result-cancelled.csv")
+
+
+write_result = _write_result
+row_counts = _row_counts
+notify = _notify

@@ -8,7 +8,8 @@ from django.utils import timezone
 from bulkimport.models import BulkRequest, BulkStatus
 
 ALLOWED: dict[str, set[str]] = {
-    BulkStatus.WAITING: {BulkStatus.PROCESSING, BulkStatus.EXPIRED},
+    # waiting -> failed: cancelled by the customer before any upload.
+    BulkStatus.WAITING: {BulkStatus.PROCESSING, BulkStatus.EXPIRED, BulkStatus.FAILED},
     BulkStatus.PROCESSING: {BulkStatus.COMPLETED, BulkStatus.FAILED},
     BulkStatus.COMPLETED: set(),
     BulkStatus.FAILED: set(),

@@ -1,0 +1,139 @@
+"""What a customer can do with a bulk request after creating it (SPEC §1, our additions to Metriport's API):
+confirm a completed dry run as a real import of the same stored file, and cancel a request that has not
+ended.
+
+Both race the pipeline, and both are decided by one conditional UPDATE of the request (states.transition):
+- confirm: the unique `confirms` link lets one confirmation of a dry run win; a second answers 409.
+- cancel against a chunk: a chunk's transaction locks the request row last and rolls back when the request
+  is no longer processing (services.bulk_chunk_apply), so a chunk either committed before the cancel (its
+  rows are applied and reported) or applies nothing.
+- cancel against finish: both move the request out of `processing` conditionally; exactly one wins.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, transaction
+
+from bulkimport import services
+from bulkimport.models import BulkPhase, BulkRequest, BulkRow, BulkRowError, BulkStatus, RowAction, RowStatus
+from bulkimport.states import transition
+from patients.models import Customer
+
+logger = logging.getLogger(__name__)
+
+CANCELLED_REASON = "Cancelled by the customer"
+CANCELLED_ROW_CODE = "cancelled"
+CANCELLED_ROW_MESSAGE = "Cancelled"
+
+
+class OperationRefused(Exception):
+    """The request is not in a state that allows the operation (HTTP 409)."""
+
+
+def bulk_request_confirm(*, customer: Customer, request: BulkRequest) -> BulkRequest:
+    """A completed dry run becomes a new, real request importing the very same stored input file.
+
+    The new request starts `processing` at once (no upload URL); it is a request like any other from there
+    on (webhooks, result file, reprocess)."""
+    if not request.dry_run or request.status != BulkStatus.COMPLETED:
+        what = "a dry run" if request.dry_run else "not a dry run"
+        raise OperationRefused(
+            f"Only a completed dry run can be confirmed; this request is {what} and {request.status}."
+        )
+    if not request.facility.active:
+        raise OperationRefused(f"Facility {request.facility_id} is inactive.")
+    existing = BulkRequest.objects.filter(confirms=request).values_list("id", flat=True).first()
+    if existing is not None:
+        raise OperationRefused(f"This dry run was already confirmed as request {existing}.")
+    try:
+        with transaction.atomic():
+            confirmed = BulkRequest.objects.create(
+                customer=customer,
+                facility_id=request.facility_id,
+                dry_run=False,
+                confirms=request,
+                upload_key="",
+            )
+            claimed = services.bulk_upload_claim(
+                request_id=confirmed.id, input_key=request.input_key, input_size=request.input_size
+            )
+    except IntegrityError:
+        # A concurrent confirmation of the same dry run won.
+        existing = BulkRequest.objects.filter(confirms=request).values_list("id", flat=True).first()
+        raise OperationRefused(f"This dry run was already confirmed as request {existing}.") from None
+    assert claimed, "a request created in this transaction is waiting"
+    logger.info("bulk request %s confirmed dry run %s", confirmed.id, request.id)
+    confirmed.refresh_from_db()
+    return confirmed
+
+
+def bulk_request_cancel(*, request: BulkRequest) -> BulkRequest:
+    """waiting/processing -> failed with `Cancelled by the customer`.
+
+    Rows already applied stay applied and are reported in the result file; rows not applied yet become
+    failed `Cancelled`; the failed webhook goes out. A request that ended already is refused.
+
+    Two transactions, in the lock order of a chunk (request row last there, first here would deadlock):
+    the status change and its webhook commit first, so a chunk in flight sees the request failed when it
+    locks it and rolls back; then the rows are settled once no chunk holds them. A crash between the two
+    leaves pending rows in a cancelled request: the sweeper settles them (bulk_cancellations_settle)."""
+    with transaction.atomic():
+        source = request.status
+        if source not in (BulkStatus.WAITING, BulkStatus.PROCESSING) or not transition(
+            request.id, source=source, target=BulkStatus.FAILED, reason=CANCELLED_REASON, phase=BulkPhase.DONE
+        ):
+            request.refresh_from_db()
+            raise OperationRefused(
+                f"The request is {request.status}: only a waiting or processing one can be cancelled."
+            )
+        services.notify(BulkRequest.objects.get(id=request.id))
+    if source == BulkStatus.PROCESSING:
+        _settle_cancelled(request)
+    logger.info("bulk request %s cancelled by the customer (was %s)", request.id, source)
+    request.refresh_from_db()
+    return request
+
+
+def _settle_cancelled(request: BulkRequest) -> None:
+    """Rows not applied become failed `Cancelled`; the result file reports every row; counts follow it."""
+    with transaction.atomic():
+        pending = BulkRow.objects.filter(request_id=request.id, status=RowStatus.PENDING)
+        numbers = list(pending.select_for_update().values_list("number", flat=True))
+        BulkRowError.objects.bulk_create(
+            [
+                BulkRowError(
+                    request_id=request.id,
+                    row_number=n,
+                    code=CANCELLED_ROW_CODE,
+                    field="",
+                    message=CANCELLED_ROW_MESSAGE,
+                )
+                for n in numbers
+            ],
+            batch_size=2000,
+        )
+        pending.update(status=RowStatus.FAILED, reason=CANCELLED_ROW_MESSAGE, action=RowAction.NONE)
+        result_key = services.cancelled_result_key(request)
+        services.write_result(request, result_key)
+        succeeded, failed = services.row_counts(request.id)
+        BulkRequest.objects.filter(id=request.id).update(
+            result_key=result_key,
+            total=succeeded + failed,
+            processed=succeeded + failed,
+            successful=succeeded,
+            failed=failed,
+        )
+
+
+def bulk_cancellations_settle() -> int:
+    """Sweeper job: cancelled requests whose rows were never settled (the cancelling process died)."""
+    settled = 0
+    stuck = BulkRequest.objects.filter(
+        status=BulkStatus.FAILED, reason=CANCELLED_REASON, result_key="", rows__status=RowStatus.PENDING
+    ).distinct()
+    for request in stuck[:100]:
+        _settle_cancelled(request)
+        settled += 1
+    return settled
