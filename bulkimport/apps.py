@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class BulkimportConfig(AppConfig):
     name = "bulkimport"
     verbose_name = "Bulk patient create"
+
+    def ready(self) -> None:
+        from bulkimport import services
+        from docqueries.signals import document_queries_ended
+
+        document_queries_ended.connect(services.on_document_queries_ended, dispatch_uid="bulk-documents-wait")

@@ -22,6 +22,8 @@ class BulkPhase(models.TextChoices):
     NONE = ""
     PARSING = "parsing"
     APPLYING = "applying"
+    # Patients written; waiting for their Document Queries (the medical data) or the request's deadline.
+    DOCUMENTS = "documents"
     FINISHING = "finishing"
     DONE = "done"
 

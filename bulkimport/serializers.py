@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bulkimport.models import BulkRequest
@@ -13,6 +14,13 @@ class BulkCreateResponseSerializer(serializers.Serializer):
     uploadUrl = serializers.URLField()
 
 
+class DocumentQueryCountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    pending = serializers.IntegerField()
+
+
 class BulkRequestSerializer(serializers.ModelSerializer):
     requestId = serializers.UUIDField(source="id")
     facilityId = serializers.UUIDField(source="facility_id")
@@ -21,6 +29,7 @@ class BulkRequestSerializer(serializers.ModelSerializer):
     startedAt = serializers.DateTimeField(source="started_at")
     finishedAt = serializers.DateTimeField(source="finished_at")
     result = serializers.SerializerMethodField()
+    documentQueries = serializers.SerializerMethodField()
 
     class Meta:
         model = BulkRequest
@@ -37,8 +46,15 @@ class BulkRequestSerializer(serializers.ModelSerializer):
             "processed",
             "successful",
             "failed",
+            "documentQueries",
             "result",
         ]
 
     def get_result(self, request: BulkRequest) -> str | None:
         return bulk_result_url(request)
+
+    @extend_schema_field(DocumentQueryCountsSerializer)
+    def get_documentQueries(self, request: BulkRequest) -> dict[str, int]:
+        from docqueries.services import bulk_query_counts
+
+        return bulk_query_counts(bulk_request_id=request.id)

@@ -774,6 +774,15 @@ def bulk_request_finish(*, request_id) -> None:
     request = BulkRequest.objects.filter(id=request_id, status=BulkStatus.PROCESSING, phase=BulkPhase.FINISHING).first()
     if request is None:
         return
+    if not _documents_ready(request):
+        # The medical data is not there yet: wait for it. The end of the last query (or the sweeper, at the
+        # latest at the deadline) moves the request back to finishing.
+        BulkRequest.objects.filter(id=request.id, phase=BulkPhase.FINISHING).update(
+            phase=BulkPhase.DOCUMENTS, heartbeat_at=timezone.now()
+        )
+        # A query that ended between the check and the phase change found no request waiting: look again.
+        bulk_documents_check(request_ids=[request.id])
+        return
     BulkRequest.objects.filter(id=request.id).update(heartbeat_at=timezone.now())
     _, _, result_key = _keys(request)
     _write_result(request, result_key)
@@ -794,6 +803,40 @@ def bulk_request_finish(*, request_id) -> None:
             _notify(request)
 
 
+def _documents_deadline_passed(request: BulkRequest) -> bool:
+    started = request.started_at or request.created_at
+    return timezone.now() - started > timedelta(seconds=settings.BULK_DOCUMENT_DEADLINE_SECONDS)
+
+
+def _documents_ready(request: BulkRequest) -> bool:
+    """True when every Document Query of the request has ended, or its deadline has passed."""
+    from docqueries.services import bulk_queries_open
+
+    return request.dry_run or _documents_deadline_passed(request) or not bulk_queries_open(bulk_request_id=request.id)
+
+
+def bulk_documents_check(*, request_ids: Iterable) -> int:
+    """Requests waiting for medical data whose queries have all ended (or whose deadline passed) go on to
+    finish. Called when queries end (by signal) and by the sweeper; the phase change is conditional, so
+    exactly one caller sends the finish. Returns how many went on."""
+    moved = 0
+    for request in BulkRequest.objects.filter(
+        id__in=list(request_ids), status=BulkStatus.PROCESSING, phase=BulkPhase.DOCUMENTS
+    ):
+        if not _documents_ready(request):
+            continue
+        if BulkRequest.objects.filter(id=request.id, phase=BulkPhase.DOCUMENTS).update(
+            phase=BulkPhase.FINISHING, heartbeat_at=timezone.now()
+        ):
+            _send_now("bulk_finish", str(request.id))
+            moved += 1
+    return moved
+
+
+def on_document_queries_ended(sender, *, bulk_request_ids, **kwargs) -> None:
+    bulk_documents_check(request_ids=bulk_request_ids)
+
+
 def _row_counts(request_id) -> tuple[int, int]:
     """(succeeded, failed) rows of a request, counted in the database."""
     counts = dict(
@@ -805,21 +848,34 @@ def _row_counts(request_id) -> tuple[int, int]:
 def _write_result(request: BulkRequest, result_key: str) -> None:
     with tempfile.TemporaryFile() as out:
         writer = ResultCsvWriter(out, request.header)
-        for raw, patient_id, status, reason, action in _result_rows(request.id):
+        for raw, patient_id, status, reason, action, opted_out, query_status, documents in _result_rows(request.id):
             writer.write(
                 orjson.loads(raw),
                 metriport_id=str(patient_id) if patient_id else None,
                 status=status,
                 reason=reason,
                 action=action,
+                document_query=_document_query_word(status, action, opted_out, query_status),
+                documents="" if query_status != "completed" or documents is None else str(documents),
             )
         out.seek(0)
         storage.save(result_key, out)
 
 
+def _document_query_word(status: str, action: str, opted_out, query_status: str | None) -> str:
+    """The result file's `documentQuery` cell (SPEC §7): how the row's patient's query ended."""
+    if status != RowStatus.SUCCEEDED or action == RowAction.VALIDATED:
+        return ""
+    if query_status is None:
+        return "opted out" if opted_out in (True, "t") else ""
+    # Still processing when the result is written: the request's deadline passed without an answer.
+    return {"completed": "completed", "failed": "failed"}.get(query_status, "timed out")
+
+
 def _result_rows(request_id) -> Iterator[tuple]:
-    """(raw cells as JSON text, patient id, status, reason, action) of every row, in row order. The raw
-    cells are decoded by the caller with orjson: Django's JSONField decoding costs more.
+    """(raw cells as JSON text, patient id, status, reason, action, opted out, its Document Query's status or
+    None, that query's document count) of every row, in row order. The raw cells are decoded by the caller
+    with orjson: Django's JSONField decoding costs more.
 
     PostgreSQL: one COPY TO: the server streams rows while the caller writes the ones before them, instead
     of the two taking turns batch by batch."""
@@ -827,19 +883,34 @@ def _result_rows(request_id) -> Iterator[tuple]:
         with bound_cursor() as cursor, cursor.copy(_RESULT_COPY_SQL, [request_id]) as copy:
             yield from copy.rows()
         return
+    from docqueries.models import DocumentQuery
+
+    queries = {
+        patient_id: (status, len(documents or []))
+        for patient_id, status, documents in DocumentQuery.objects.filter(bulk_request_id=request_id).values_list(
+            "patient_id", "status", "documents"
+        )
+    }
     rows = (
         BulkRow.objects.filter(request_id=request_id)
         .order_by("number")
         .annotate(raw_text=Cast("raw", TextField()))
-        .values_list("raw_text", "patient_id", "status", "reason", "action")
+        .values_list("raw_text", "patient_id", "status", "reason", "action", "normalized")
     )
-    yield from rows.iterator(chunk_size=2000)
+    for raw, patient_id, status, reason, action, normalized in rows.iterator(chunk_size=2000):
+        query_status, documents = queries.get(patient_id, (None, None))
+        opted_out = bool((normalized or {}).get("hieOptOut"))
+        yield raw, patient_id, status, reason, action, opted_out, query_status, documents
 
 
+# Each row with its patient's Document Query of this request (COPY's text format: NULL is \N, booleans t/f).
 _RESULT_COPY_SQL = """
 COPY (
-    SELECT raw::text, patient_id, status, reason, action FROM bulkimport_bulkrow
-    WHERE request_id = %s ORDER BY number
+    SELECT r.raw::text, r.patient_id, r.status, r.reason, r.action,
+           coalesce((r.normalized->>'hieOptOut')::boolean, false), q.status, jsonb_array_length(q.documents)
+    FROM bulkimport_bulkrow AS r
+    LEFT JOIN docqueries_documentquery AS q ON q.patient_id = r.patient_id AND q.bulk_request_id = r.request_id
+    WHERE r.request_id = %s ORDER BY r.number
 ) TO STDOUT
 """
 
@@ -916,6 +987,8 @@ def bulk_requests_resume(*, force: bool = False, request_id=None) -> int:
                 BulkChunk.objects.filter(id__in=stuck).update(enqueued_at=now)
                 _send_chunks(stuck)
                 resumed += 1
+        elif request.phase == BulkPhase.DOCUMENTS:
+            resumed += bulk_documents_check(request_ids=[request.id])
         elif request.phase == BulkPhase.FINISHING and (
             force or request.heartbeat_at is None or request.heartbeat_at < stale
         ):

@@ -43,6 +43,8 @@ class DocumentQuery(models.Model):
             models.Index(fields=["patient", "-started_at"], name="docquery_patient_latest_idx"),
             models.Index(fields=["next_attempt_at"], condition=Q(status="processing"), name="docquery_due_idx"),
             models.Index(fields=["customer", "-started_at"], name="docquery_customer_idx"),
+            # A bulk request waiting for its medical data probes and counts its queries by status.
+            models.Index(fields=["bulk_request_id", "status"], name="docquery_bulk_status_idx"),
         ]
 
     def __str__(self) -> str:

@@ -19,19 +19,21 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
 from docqueries.backends import Completed, Pending, PermanentError, QueryInput, TransientError, get_backend
 from docqueries.models import DocumentQuery, QueryStatus
 from docqueries.ratelimit import rate_limit_acquire
-from metriport_bulk.lib.bulkdb import bound_cursor, insert_ignoring_conflicts
+from docqueries.signals import document_queries_ended
+from metriport_bulk.lib.bulkdb import bound_cursor, insert_ignoring_conflicts, update_by_id
 from patients.models import Patient
 
 logger = logging.getLogger(__name__)
 
 WEBHOOK_TYPE = "medical.document-download"
 DISPATCH_BATCH_SIZE = 50
+SET_BATCH_SIZE = 1_000
 # A query claimed by a worker is retried by others only after this long (covers one gateway call).
 LEASE_EXTRA_SECONDS = 60
 # A delayed message may arrive a little before `next_attempt_at` (clocks of broker and workers differ).
@@ -130,7 +132,10 @@ def _start_sql(customer_id, patient_ids: list[str], bulk_request_id) -> list:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _batches(ids: list, size: int = DISPATCH_BATCH_SIZE) -> list[list[str]]:
+def _batches(ids: list, size: int | None = None) -> list[list[str]]:
+    """Batches of one actor message: large for a set-based backend (a batch costs a few statements), small
+    for one that calls a gateway per query (a batch is that many calls in a row)."""
+    size = size or (SET_BATCH_SIZE if get_backend().set_based else DISPATCH_BATCH_SIZE)
     ids = [str(query_id) for query_id in ids]
     return [ids[index : index + size] for index in range(0, len(ids), size)]
 
@@ -228,18 +233,32 @@ def _finish(
                 customer_id=query.customer_id,
                 message_type=WEBHOOK_TYPE,
                 request_id=str(query.id),
-                data={
-                    "patients": [
-                        {
-                            "patientId": str(query.patient_id),
-                            "externalId": query.patient.external_id or None,
-                            "status": status,
-                            "documents": documents,
-                        }
-                    ]
-                },
+                data=_webhook_data(query, status, documents),
             )
+            _announce_ended([query])
     return bool(finished)
+
+
+def _webhook_data(query: DocumentQuery, status: str, documents: list[dict]) -> dict:
+    """The `medical.document-download` payload (besides meta) of one ended query."""
+    return {
+        "patients": [
+            {
+                "patientId": str(query.patient_id),
+                "externalId": query.patient.external_id or None,
+                "status": status,
+                "documents": documents,
+            }
+        ]
+    }
+
+
+def _announce_ended(queries: list[DocumentQuery]) -> None:
+    """Tells whoever waits on them (a bulk request waiting for its medical data) on commit, by signal: the
+    arrow stays bulkimport -> docqueries."""
+    request_ids = {query.bulk_request_id for query in queries if query.bulk_request_id is not None}
+    if request_ids:
+        transaction.on_commit(lambda: document_queries_ended.send(sender=DocumentQuery, bulk_request_ids=request_ids))
 
 
 def _run_one(query: DocumentQuery, backend, *, deferred: dict[float, list]) -> None:
@@ -307,6 +326,9 @@ def document_queries_run(*, query_ids: list) -> None:
     someone else are skipped; retries, polls and rate-limited queries are rescheduled with delayed messages
     (and stay visible to the sweeper should those be lost)."""
     backend = get_backend()
+    if backend.set_based:
+        _run_set(query_ids, backend)
+        return
     deferred: dict[float, list] = defaultdict(list)
     remaining = [str(query_id) for query_id in query_ids]
     try:
@@ -329,6 +351,67 @@ def document_queries_run(*, query_ids: list) -> None:
     finally:
         for delay, ids in _group_delays(deferred).items():
             _dispatch_on_commit(ids, delay_seconds=delay)
+
+
+def _run_set(query_ids: list, backend) -> None:
+    """A whole batch in a few statements (set-based backends, the sandbox): one claim, one backend call for
+    all, one UPDATE per outcome and the webhooks inserted together, in one transaction. A failure rolls all
+    of it back, claim included, so Dramatiq's retry of the message takes the batch again at once."""
+    now = timezone.now()
+    # A lease end of this call's own (microseconds): the claimed rows are the ones holding it afterwards.
+    lease_until = now + _lease() + timedelta(microseconds=random.randrange(1, 999_999))
+    deferred: dict[float, list] = defaultdict(list)
+    with transaction.atomic():
+        DocumentQuery.objects.filter(
+            id__in=[str(query_id) for query_id in query_ids],
+            status=QueryStatus.PROCESSING,
+            next_attempt_at__lte=now + EARLY_TOLERANCE,
+        ).update(next_attempt_at=lease_until)
+        queries = list(
+            DocumentQuery.objects.filter(id__in=query_ids, next_attempt_at=lease_until).select_related("patient")
+        )
+        if not queries:
+            return
+        expired = [q for q in queries if now - q.started_at > QUERY_DEADLINE]
+        live = [q for q in queries if now - q.started_at <= QUERY_DEADLINE]
+        answers = backend.run_many([_query_input(q) for q in live]) if live else []
+        ended: list[tuple[DocumentQuery, str, list[dict], str]] = [
+            (q, QueryStatus.FAILED, [], "no answer from the network within 24 hours") for q in expired
+        ]
+        for query, answer in zip(live, answers, strict=True):
+            if isinstance(answer, Completed):
+                ended.append((query, QueryStatus.COMPLETED, answer.documents, ""))
+            else:
+                deferred[math.ceil(max(answer.retry_after, 0.05) * 10) / 10].append(query.id)
+        for delay, ids in deferred.items():
+            DocumentQuery.objects.filter(id__in=ids).update(
+                attempts=F("attempts") + 1, next_attempt_at=now + timedelta(seconds=delay)
+            )
+        _finish_many(ended, finished_at=now)
+        for delay, ids in deferred.items():
+            _dispatch_on_commit(ids, delay_seconds=delay)
+
+
+def _finish_many(ended: list[tuple[DocumentQuery, str, list[dict], str]], *, finished_at: datetime) -> None:
+    """processing -> completed/failed for claimed queries, and their webhooks, in the caller's transaction."""
+    from webhooks.services import webhook_messages_create
+
+    if not ended:
+        return
+    update_by_id(
+        DocumentQuery,
+        ("status", "finished_at", "documents", "error", "next_attempt_at", "attempts"),
+        [
+            (q.id, status, finished_at, documents, error[:300], None, q.attempts + 1)
+            for q, status, documents, error in ended
+        ],
+    )
+    by_customer: dict = defaultdict(list)
+    for query, status, documents, _ in ended:
+        by_customer[query.customer_id].append((str(query.id), _webhook_data(query, status, documents)))
+    for customer_id, items in by_customer.items():
+        webhook_messages_create(customer_id=customer_id, message_type=WEBHOOK_TYPE, items=items)
+    _announce_ended([query for query, *_ in ended])
 
 
 def _defer_customer(
@@ -357,6 +440,27 @@ def _group_delays(deferred: dict[float, list]) -> dict[float, list]:
     for delay, ids in deferred.items():
         grouped[math.ceil(delay * 10) / 10].extend(ids)
     return grouped
+
+
+# --- A bulk request's queries ----------------------------------------------------------------------------
+
+
+def bulk_queries_open(*, bulk_request_id) -> bool:
+    """Whether any Document Query started for the bulk request is still processing (one index probe)."""
+    return DocumentQuery.objects.filter(bulk_request_id=bulk_request_id, status=QueryStatus.PROCESSING).exists()
+
+
+def bulk_query_counts(*, bulk_request_id) -> dict[str, int]:
+    """{total, completed, failed, pending} of the queries started for the bulk request (GET, admin)."""
+    counts = dict(
+        DocumentQuery.objects.filter(bulk_request_id=bulk_request_id)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    completed, failed = counts.get(QueryStatus.COMPLETED, 0), counts.get(QueryStatus.FAILED, 0)
+    pending = counts.get(QueryStatus.PROCESSING, 0)
+    return {"total": completed + failed + pending, "completed": completed, "failed": failed, "pending": pending}
 
 
 # --- Sweep ----------------------------------------------------------------------------------------------

@@ -150,6 +150,9 @@ BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", 100_000)
 BULK_CHUNK_SIZE = env_int("BULK_CHUNK_SIZE", 2_000)
 # A processing request or chunk untouched for this long is considered abandoned and resumed by the sweeper.
 BULK_STALE_SECONDS = env_int("BULK_STALE_SECONDS", 120)
+# A request waits at most this long (from the start of its processing) for its patients' Document Queries;
+# queries still open then are reported `timed out` in its result file.
+BULK_DOCUMENT_DEADLINE_SECONDS = env_int("BULK_DOCUMENT_DEADLINE_SECONDS", 24 * 3600)
 # The admin reprocesses requests up to this many rows inside the web request; larger ones go to a worker.
 ADMIN_INLINE_REPROCESS_ROWS = env_int("ADMIN_INLINE_REPROCESS_ROWS", 5_000)
 SCHEDULER_INTERVAL_SECONDS = float(env("SCHEDULER_INTERVAL_SECONDS", "2"))

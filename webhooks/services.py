@@ -92,6 +92,36 @@ def webhook_message_create(
     return message
 
 
+def webhook_messages_create(*, customer_id, message_type: str, items: list[tuple[str, dict]]) -> int:
+    """webhook_message_create for many messages of one customer at once ((request id, data) per message):
+    one INSERT, one dispatch on commit. Returns how many were stored (0 without a webhook URL)."""
+    url = WebhookEndpoint.objects.filter(customer_id=customer_id).values_list("url", flat=True).first()
+    if not url or not items:
+        return 0
+    now = timezone.now()
+    give_up_at = now + schedule.retry_window()
+    messages = []
+    for request_id, data in items:
+        message_id = uuid.uuid4()
+        body = webhook_body(
+            message_id=message_id, message_type=message_type, when=now, data=data, request_id=request_id
+        )
+        messages.append(
+            WebhookMessage(
+                id=message_id,
+                customer_id=customer_id,
+                message_type=message_type,
+                request_id=str(request_id),
+                body=body,
+                next_attempt_at=now,
+                give_up_at=give_up_at,
+            )
+        )
+    WebhookMessage.objects.bulk_create(messages, batch_size=1000)
+    _send_on_commit([message.id for message in messages])
+    return len(messages)
+
+
 def _send_on_commit(message_ids: Iterable) -> None:
     from webhooks import tasks
 

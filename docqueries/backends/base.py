@@ -49,8 +49,13 @@ class Backend(Protocol):
     name: str
     # Calls go to a shared external service and count against the per-customer rate limit.
     rate_limited: bool
+    # Answers a whole batch at once with `run_many` (never raises): the service then handles the batch in a
+    # few statements instead of one claim, call and finish per query.
+    set_based: bool
 
     def run(self, query: QueryInput) -> Completed | Pending: ...
+
+    def run_many(self, queries: list[QueryInput]) -> list[Completed | Pending]: ...
 
 
 def document_metadata(raw: dict) -> dict | None:

@@ -35,6 +35,10 @@ def _retry_after(response: requests.Response, payload: dict | None = None) -> fl
 class HttpGatewayBackend:
     name = "http"
     rate_limited = True
+    set_based = False  # one gateway call per query, each under the customer's rate limit
+
+    def run_many(self, queries: list[QueryInput]) -> list[Completed | Pending]:
+        raise NotImplementedError("the gateway is called per query")
 
     def __init__(self, session: requests.Session | None = None) -> None:
         self.session = session or requests.Session()

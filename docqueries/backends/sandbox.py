@@ -45,6 +45,10 @@ def sandbox_documents(patient_id: str) -> list[dict]:
 class SandboxBackend:
     name = "sandbox"
     rate_limited = False
+    set_based = True
+
+    def run_many(self, queries: list[QueryInput]) -> list[Completed | Pending]:
+        return [self.run(query) for query in queries]
 
     def run(self, query: QueryInput) -> Completed | Pending:
         remaining = settings.DOCQUERY_SANDBOX_DELAY_SECONDS - (timezone.now() - query.started_at).total_seconds()

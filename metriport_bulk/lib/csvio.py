@@ -27,7 +27,7 @@ __all__ = [
     "escape_cell",
 ]
 
-RESULT_COLUMNS = ("metriportId", "status", "reason", "action")
+RESULT_COLUMNS = ("metriportId", "status", "reason", "action", "documentQuery", "documents")
 
 # Big enough that the text layer decodes in few calls, small enough to keep memory flat.
 _READ_CHUNK = 64 * 1024
@@ -274,9 +274,19 @@ class ResultCsvWriter:
         # escape_cell, inlined: this runs for every cell of every row.
         self._writer.writerow([("'" + cell) if cell and cell[0] in triggers else cell for cell in cells])
 
-    def write(self, raw: list[str], *, metriport_id: str | None, status: str, reason: str, action: str) -> None:
+    def write(
+        self,
+        raw: list[str],
+        *,
+        metriport_id: str | None,
+        status: str,
+        reason: str,
+        action: str,
+        document_query: str = "",
+        documents: str = "",
+    ) -> None:
         """One result line: the row's cells (padded or cut to the header's width so the result
-        columns line up), then metriportId, status, reason and action."""
+        columns line up), then metriportId, status, reason, action, documentQuery and documents."""
         width = self._width
         if len(raw) == width:
             cells = list(raw)
@@ -284,7 +294,7 @@ class ResultCsvWriter:
             cells = raw[:width]
         else:
             cells = [*raw, *([""] * (width - len(raw)))]
-        cells.extend((metriport_id or "", status, reason, action))
+        cells.extend((metriport_id or "", status, reason, action, document_query, documents))
         self._emit(cells)
 
     def flush(self) -> None:

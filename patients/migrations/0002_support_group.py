@@ -23,8 +23,11 @@ def create_support_group(apps, schema_editor):
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
 
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
+    fill_support_group(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+
+
+def fill_support_group(Group, Permission):
+    """The group and its permissions (idempotent); tests re-make it after a flush emptied the database."""
     group, _ = Group.objects.get_or_create(name=SUPPORT_GROUP)
     wanted = [("patients", "view_phi"), ("webhooks", "change_webhookmessage")] + [
         (label, f"view_{model}") for label, models in MODELS.items() for model in models
@@ -33,6 +36,7 @@ def create_support_group(apps, schema_editor):
     for app_label, codename in wanted:
         permissions.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
     group.permissions.add(*permissions)
+    return group
 
 
 def delete_support_group(apps, schema_editor):

@@ -3,6 +3,7 @@ run through the real services in this thread."""
 
 from __future__ import annotations
 
+import importlib
 import io
 
 import pytest
@@ -10,8 +11,8 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from bulkimport import services
-from bulkimport.models import BulkChunk, BulkRequest
-from tests.bulkimport.helpers import sample_bytes
+from bulkimport.models import BulkRequest
+from tests.bulkimport.helpers import run_inline, sample_bytes
 from tests.factories import Tenant
 
 PASSWORD = "correct horse battery staple"
@@ -29,16 +30,18 @@ def run_bulk(tenant: Tenant, body: bytes, *, dry_run: bool = False) -> BulkReque
         customer=tenant.customer, facility_id=str(tenant.facility.id), dry_run=dry_run
     )
     services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
-    services.bulk_request_parse(request_id=request.id)
-    for chunk_id in BulkChunk.objects.filter(request_id=request.id).order_by("index").values_list("id", flat=True):
-        services.bulk_chunk_apply(chunk_id=chunk_id)
-    services.bulk_request_finish(request_id=request.id)
+    run_inline(request.id)
     return BulkRequest.objects.get(id=request.id)
 
 
 @pytest.fixture
 def support_group(db) -> Group:
-    return Group.objects.get(name="Support")
+    """The data migration's Support group. A transactional test's flush empties the database (content types
+    and permissions come back by post_migrate, the group does not): re-made here, idempotently."""
+    from django.contrib.auth.models import Permission
+
+    migration = importlib.import_module("patients.migrations.0002_support_group")
+    return migration.fill_support_group(Group, Permission)
 
 
 @pytest.fixture

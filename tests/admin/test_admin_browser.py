@@ -15,7 +15,7 @@ from tests.admin.conftest import PASSWORD, make_staff, run_bulk
 from tests.bulkimport.helpers import sample_bytes
 from tests.factories import make_tenant
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

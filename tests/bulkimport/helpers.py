@@ -7,8 +7,11 @@ import io
 import time
 
 import requests
+from django.test import override_settings
+from django.utils import timezone
 
-from bulkimport.models import BulkRequest
+from bulkimport import services
+from bulkimport.models import BulkChunk, BulkRequest
 from bulkimport.sample import write_sample_csv
 
 HEADER = ["firstName", "lastName", "dob", "gender", "addressLine1", "city", "state", "zip", "hieOptOut", "externalId"]
@@ -87,3 +90,32 @@ class Api:
         assert upload.status_code == 200, upload.text
         wait_final(created.json()["requestId"], timeout=timeout)
         return self.get(created.json()["requestId"]).json()
+
+
+def answer_document_queries(request_id) -> None:
+    """Runs the bulk request's open Document Queries in this thread, answered by the sandbox at once, and
+    lets a request waiting for them go on (what the signal does on commit in a live pipeline)."""
+    from docqueries.models import DocumentQuery, QueryStatus
+    from docqueries.services import document_queries_run
+
+    open_ids = list(
+        DocumentQuery.objects.filter(bulk_request_id=request_id, status=QueryStatus.PROCESSING).values_list(
+            "id", flat=True
+        )
+    )
+    with override_settings(DOCQUERY_SANDBOX_DELAY_SECONDS=0):
+        DocumentQuery.objects.filter(id__in=open_ids).update(next_attempt_at=timezone.now())  # due now
+        if open_ids:
+            document_queries_run(query_ids=open_ids)
+    services.bulk_documents_check(request_ids=[request_id])
+
+
+def run_inline(request_id) -> None:
+    """Runs every remaining step of a bulk request in this thread (no worker): parse, every chunk, finish,
+    its Document Queries (answered at once) and the finish that follows them."""
+    services.bulk_request_parse(request_id=request_id)
+    for chunk_id in BulkChunk.objects.filter(request_id=request_id).order_by("index").values_list("id", flat=True):
+        services.bulk_chunk_apply(chunk_id=chunk_id)
+    services.bulk_request_finish(request_id=request_id)
+    answer_document_queries(request_id)
+    services.bulk_request_finish(request_id=request_id)

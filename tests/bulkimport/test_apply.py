@@ -16,7 +16,7 @@ from bulkimport.models import BulkChunk, BulkRow
 from docqueries.models import DocumentQuery
 from patients.matching import match_key
 from patients.models import Patient, PatientFacility
-from tests.bulkimport.helpers import csv_bytes
+from tests.bulkimport.helpers import csv_bytes, run_inline
 
 pytestmark = pytest.mark.django_db
 
@@ -59,10 +59,7 @@ def run(tenant, rows: list[list[str]], header: list[str] = WIDE_HEADER):
     body = csv_bytes(rows, header)
     request = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
     services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
-    services.bulk_request_parse(request_id=request.id)
-    for chunk_id in BulkChunk.objects.filter(request_id=request.id).order_by("index").values_list("id", flat=True):
-        services.bulk_chunk_apply(chunk_id=chunk_id)
-    services.bulk_request_finish(request_id=request.id)
+    run_inline(request.id)
     request.refresh_from_db()
     assert request.status == "completed", request.reason
     return request, list(BulkRow.objects.filter(request_id=request.id).order_by("number"))

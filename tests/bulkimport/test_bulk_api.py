@@ -63,9 +63,11 @@ def test_get_shape_and_list_filters(api, tenant):
         "processed",
         "successful",
         "failed",
+        "documentQueries",
         "result",
     }
     assert body["status"] == "waiting" and body["result"] is None and body["total"] == 0
+    assert body["documentQueries"] == {"total": 0, "completed": 0, "failed": 0, "pending": 0}
     listed = api.get("/medical/v1/patient/bulk", {"status": "waiting", "facilityId": str(tenant.facility.id)}).json()
     assert [r["requestId"] for r in listed["requests"]] == [created["requestId"]]
     assert api.get("/medical/v1/patient/bulk", {"status": "completed"}).json()["requests"] == []

@@ -15,7 +15,7 @@ from bulkimport.models import BulkChunk, BulkRequest, BulkRow, BulkRowError, Bul
 from docqueries.models import DocumentQuery
 from metriport_bulk.lib import storage
 from patients.models import Patient
-from tests.bulkimport.helpers import csv_bytes, person, sample_bytes, wait_final
+from tests.bulkimport.helpers import answer_document_queries, csv_bytes, person, run_inline, sample_bytes, wait_final
 from tests.conftest import client_for
 from tests.factories import make_tenant
 from tests.waiting import wait_until
@@ -36,13 +36,6 @@ def submit(tenant, body: bytes, dry_run: bool = False) -> BulkRequest:
     request = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=dry_run)
     services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
     return request
-
-
-def run_inline(request_id) -> None:
-    services.bulk_request_parse(request_id=request_id)
-    for chunk_id in BulkChunk.objects.filter(request_id=request_id).values_list("id", flat=True):
-        services.bulk_chunk_apply(chunk_id=chunk_id)
-    services.bulk_request_finish(request_id=request_id)
 
 
 def result_rows(request: BulkRequest) -> list[dict]:
@@ -274,6 +267,8 @@ def test_cancel_racing_finish_exactly_one_wins(broker, monkeypatch):
     services.bulk_request_parse(request_id=request.id)
     for chunk_id in BulkChunk.objects.filter(request_id=request.id).values_list("id", flat=True):
         services.bulk_chunk_apply(chunk_id=chunk_id)
+    services.bulk_request_finish(request_id=request.id)  # waits for the medical data
+    answer_document_queries(request.id)  # which is there now: finishing
     reached, release = _pause_after(monkeypatch, services, "_write_result")
     thread = threading.Thread(target=services.bulk_request_finish, kwargs={"request_id": request.id})
     thread.start()

@@ -10,9 +10,12 @@ import io
 import pytest
 
 from bulkimport import services
-from bulkimport.models import BulkRequest, BulkStatus
+from bulkimport.models import BulkPhase, BulkRequest, BulkStatus
+from docqueries.backends.sandbox import sandbox_documents
+from docqueries.models import DocumentQuery, QueryStatus
+from docqueries.services import bulk_query_counts
 from metriport_bulk.lib import storage
-from tests.bulkimport.helpers import HEADER, csv_bytes, person
+from tests.bulkimport.helpers import HEADER, answer_document_queries, csv_bytes, person, run_inline
 from tests.factories import make_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,17 +39,92 @@ def test_result_cells_equal_the_uploaded_cells_whatever_they_hold(broker):
     body = csv_bytes(rows)
     request = services.bulk_request_create(customer=make_tenant().customer, facility_id=None, dry_run=False)
     services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
-    services.bulk_request_parse(request_id=request.id)
-    for chunk in request.chunks.all():
-        services.bulk_chunk_apply(chunk_id=chunk.id)
-    services.bulk_request_finish(request_id=request.id)
+    run_inline(request.id)
 
     finished = BulkRequest.objects.get(id=request.id)
     assert finished.status == BulkStatus.COMPLETED
     with storage.open_for_read(finished.result_key) as stream:
         result = list(csv.reader(io.StringIO(stream.read().decode("utf-8"), newline="")))
-    assert result[0] == [*HEADER, "metriportId", "status", "reason", "action"]
+    assert result[0] == [*HEADER, "metriportId", "status", "reason", "action", "documentQuery", "documents"]
     assert [line[: len(HEADER)] for line in result[1:]] == rows
-    outcomes = [(line[-3], bool(line[-4]), bool(line[-2])) for line in result[1:]]
+    outcomes = [(line[-5], bool(line[-6]), bool(line[-4])) for line in result[1:]]
     # (status, has a patient id, has a reason): the valid half succeeded, the other half failed with a reason.
     assert outcomes == [("succeeded", True, False)] * len(AWKWARD) + [("failed", False, True)] * len(AWKWARD)
+
+
+def result_of(request: BulkRequest) -> list[dict]:
+    with storage.open_for_read(request.result_key) as stream:
+        return list(csv.DictReader(io.StringIO(stream.read().decode("utf-8"), newline="")))
+
+
+def test_result_reports_each_rows_document_query(broker):
+    tenant = make_tenant()
+    rows = [
+        person("Ann"),
+        person("Bob", opt_out="true"),
+        person("Cy", dob="not a date"),
+        person("Dee", zip_code="10002"),
+    ]
+    request = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
+    body = csv_bytes(rows)
+    services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
+    run_inline(request.id)
+    request.refresh_from_db()
+    assert request.status == BulkStatus.COMPLETED
+    by_name = {row["firstName"]: row for row in result_of(request)}
+    for name in ("Ann", "Dee"):
+        patient_id = by_name[name]["metriportId"]
+        assert by_name[name]["documentQuery"] == "completed"
+        assert by_name[name]["documents"] == str(len(sandbox_documents(patient_id)))
+    assert (by_name["Bob"]["documentQuery"], by_name["Bob"]["documents"]) == ("opted out", "")
+    assert (by_name["Cy"]["documentQuery"], by_name["Cy"]["documents"]) == ("", "")
+
+
+def test_a_dry_run_reports_no_document_query(broker):
+    request = services.bulk_request_create(customer=make_tenant().customer, facility_id=None, dry_run=True)
+    body = csv_bytes([person("Ann")])
+    services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
+    run_inline(request.id)
+    request.refresh_from_db()
+    assert request.status == BulkStatus.COMPLETED
+    assert [(row["documentQuery"], row["documents"]) for row in result_of(request)] == [("", "")]
+
+
+def test_request_waits_for_its_queries_then_completes(broker):
+    request = services.bulk_request_create(customer=make_tenant().customer, facility_id=None, dry_run=False)
+    body = csv_bytes([person("Ann"), person("Bob")])
+    services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
+    services.bulk_request_parse(request_id=request.id)
+    for chunk in request.chunks.all():
+        services.bulk_chunk_apply(chunk_id=chunk.id)
+    services.bulk_request_finish(request_id=request.id)
+    waiting = BulkRequest.objects.get(id=request.id)
+    assert (waiting.status, waiting.phase, waiting.result_key) == (BulkStatus.PROCESSING, BulkPhase.DOCUMENTS, "")
+    assert bulk_query_counts(bulk_request_id=request.id) == {"total": 2, "completed": 0, "failed": 0, "pending": 2}
+    # Late or duplicate finish messages while it waits change nothing; neither does the sweeper.
+    services.bulk_request_finish(request_id=request.id)
+    services.bulk_requests_resume(force=True)
+    assert BulkRequest.objects.get(id=request.id).phase == BulkPhase.DOCUMENTS
+    answer_document_queries(request.id)
+    services.bulk_request_finish(request_id=request.id)
+    done = BulkRequest.objects.get(id=request.id)
+    assert done.status == BulkStatus.COMPLETED
+    assert bulk_query_counts(bulk_request_id=request.id) == {"total": 2, "completed": 2, "failed": 0, "pending": 0}
+
+
+def test_queries_open_at_the_deadline_are_reported_timed_out(broker, settings):
+    request = services.bulk_request_create(customer=make_tenant().customer, facility_id=None, dry_run=False)
+    body = csv_bytes([person("Ann")])
+    services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
+    services.bulk_request_parse(request_id=request.id)
+    for chunk in request.chunks.all():
+        services.bulk_chunk_apply(chunk_id=chunk.id)
+    services.bulk_request_finish(request_id=request.id)
+    assert BulkRequest.objects.get(id=request.id).phase == BulkPhase.DOCUMENTS
+    settings.BULK_DOCUMENT_DEADLINE_SECONDS = 0  # the deadline has passed: the sweeper finishes it
+    services.bulk_requests_resume()
+    services.bulk_request_finish(request_id=request.id)  # the message the sweeper sent
+    done = BulkRequest.objects.get(id=request.id)
+    assert done.status == BulkStatus.COMPLETED
+    assert [row["documentQuery"] for row in result_of(done)] == ["timed out"]
+    assert DocumentQuery.objects.get(bulk_request_id=request.id).status == QueryStatus.PROCESSING

@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 
 from docqueries import tasks
 from docqueries.models import DocumentQuery, QueryStatus
-from docqueries.services import DISPATCH_BATCH_SIZE, document_queries_start
+from docqueries.services import DISPATCH_BATCH_SIZE, SET_BATCH_SIZE, document_queries_start
 from tests.docqueries.conftest import make_patients
 
 
@@ -96,9 +96,21 @@ def test_two_thousand_patients_take_a_handful_of_queries_and_batched_messages(
             customer_id=tenant.customer.id, patient_ids=[p.id for p in patients], bulk_request_id=uuid.uuid4()
         )
     assert created == 2_000
-    assert len(sent) == 2_000 // DISPATCH_BATCH_SIZE
-    assert all(len(batch) <= DISPATCH_BATCH_SIZE for batch in sent)
+    # The sandbox answers a batch set-based: large batches, few messages.
+    assert len(sent) == 2_000 // SET_BATCH_SIZE
+    assert all(len(batch) <= SET_BATCH_SIZE for batch in sent)
     assert len(set(sum(sent, []))) == 2_000
+
+
+def test_a_per_query_backend_gets_small_batches(tenant, sent, settings, django_capture_on_commit_callbacks):
+    settings.DOCQUERY_BACKEND = "http"
+    settings.DOCQUERY_GATEWAY_URL = "http://127.0.0.1:9/gateway"
+    patients = make_patients(tenant.customer, 120)
+    with django_capture_on_commit_callbacks(execute=True):
+        document_queries_start(
+            customer_id=tenant.customer.id, patient_ids=[p.id for p in patients], bulk_request_id=uuid.uuid4()
+        )
+    assert [len(batch) for batch in sent] == [DISPATCH_BATCH_SIZE, DISPATCH_BATCH_SIZE, 120 - 2 * DISPATCH_BATCH_SIZE]
 
 
 def test_an_empty_list_does_nothing(tenant, sent):
