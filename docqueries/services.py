@@ -38,8 +38,6 @@ SET_BATCH_SIZE = 1_000
 LEASE_EXTRA_SECONDS = 60
 # A delayed message may arrive a little before `next_attempt_at` (clocks of broker and workers differ).
 EARLY_TOLERANCE = timedelta(seconds=1)
-# The sweeper resumes a due query only this long after it became due: the fast path goes first.
-SWEEP_GRACE = timedelta(seconds=30)
 SWEEP_BATCH_SIZE = 2_000
 # Waits for a rate-limit token shorter than this are slept through; longer ones are rescheduled.
 MAX_INLINE_WAIT_SECONDS = 2.0
@@ -474,7 +472,10 @@ def document_query_sweep() -> None:
     with transaction.atomic():
         stuck = list(
             DocumentQuery.objects.select_for_update(skip_locked=True)
-            .filter(status=QueryStatus.PROCESSING, next_attempt_at__lte=now - SWEEP_GRACE)
+            .filter(
+                status=QueryStatus.PROCESSING,
+                next_attempt_at__lte=now - timedelta(seconds=settings.DOCQUERY_SWEEP_GRACE_SECONDS),
+            )
             .order_by("next_attempt_at")
             .values_list("id", flat=True)[:SWEEP_BATCH_SIZE]
         )

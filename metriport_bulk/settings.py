@@ -169,6 +169,8 @@ DOCQUERY_RATE_LIMIT_PER_MINUTE = env_int("DOCQUERY_RATE_LIMIT_PER_MINUTE", 600)
 DOCQUERY_SANDBOX_DELAY_SECONDS = float(env("DOCQUERY_SANDBOX_DELAY_SECONDS", "2"))
 # Gateway retries (5xx, 429, timeouts): first delay, doubling per attempt (capped at 5 min), at most this many calls.
 DOCQUERY_RETRY_BASE_SECONDS = float(env("DOCQUERY_RETRY_BASE_SECONDS", "5"))
+# The sweeper resumes a query this long after it became due (lost message, dead worker): the fast path first.
+DOCQUERY_SWEEP_GRACE_SECONDS = float(env("DOCQUERY_SWEEP_GRACE_SECONDS", "30"))
 DOCQUERY_MAX_ATTEMPTS = env_int("DOCQUERY_MAX_ATTEMPTS", 8)
 
 # --- Dramatiq -------------------------------------------------------------------------------------------

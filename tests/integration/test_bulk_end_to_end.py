@@ -42,7 +42,10 @@ def test_full_flow_creates_patients_and_writes_result(customer_api, tenant):
 
     rows = read_result(final["result"])
     assert len(rows) == 300
-    assert list(rows[0])[-4:] == ["metriportId", "status", "reason", "action"]
+    assert list(rows[0])[-6:] == ["metriportId", "status", "reason", "action", "documentQuery", "documents"]
+    # Completed means the medical data is there: every created or updated patient's query has ended.
+    assert final["documentQueries"]["pending"] == 0 and final["documentQueries"]["total"] > 0
+    assert {r["documentQuery"] for r in rows if r["status"] != "failed"} <= {"completed", "opted out"}
     succeeded = [r for r in rows if r["status"] == "succeeded"]
     failed = [r for r in rows if r["status"] == "failed"]
     assert len(succeeded) == final["successful"] and len(failed) == final["failed"]

@@ -28,6 +28,8 @@ def service_env(**overrides: str) -> dict[str, str]:
         DRAMATIQ_NAMESPACE=settings.DRAMATIQ_NAMESPACE,
         DB_CONN_MAX_AGE="0",
         LOG_LEVEL="WARNING",
+        # Document Queries whose messages died with a killed worker are resumed within seconds, not 30 s.
+        DOCQUERY_SWEEP_GRACE_SECONDS="1",
     )
     env.update(overrides)
     return env

@@ -94,7 +94,14 @@ def test_result_file_escapes_every_formula_cell(storage_api):
     assert response.status_code == 200
     result = list(csv.reader(io.StringIO(response.content.decode("utf-8"), newline="")))
     header, lines = result[0], result[1:]
-    assert header == [_expected(cell) for cell in HEADER] + ["metriportId", "status", "reason", "action"]
+    assert header == [_expected(cell) for cell in HEADER] + [
+        "metriportId",
+        "status",
+        "reason",
+        "action",
+        "documentQuery",
+        "documents",
+    ]
     assert header[HEADER.index('=HYPERLINK("http://x")')] == '\'=HYPERLINK("http://x")'
     assert len(lines) == len(rows)
     for raw, line in zip(rows, lines, strict=True):
@@ -103,5 +110,5 @@ def test_result_file_escapes_every_formula_cell(storage_api):
     offenders = [cell for line in result for cell in line if cell.startswith(TRIGGERS)]
     assert offenders == []
     # The rows the validator refused say why, without echoing the payload back unescaped.
-    failed = [line for line in lines if line[-3] == "failed"]
-    assert failed and all(line[-2] for line in failed)
+    failed = [line for line in lines if line[-5] == "failed"]
+    assert failed and all(line[-4] for line in failed)

@@ -227,7 +227,7 @@ def test_result_writer_round_trips_with_escaping(header: list[str], raw: list[st
     writer.write(raw, metriport_id=None, status="failed", reason=reason, action="")
     rows = list(csv.reader(io.StringIO(out.getvalue().decode("utf-8", "surrogatepass"), newline="")))
     assert len(rows) == 2
-    assert len(rows[0]) == len(rows[1]) == len(header) + 4
+    assert len(rows[0]) == len(rows[1]) == len(header) + 6
     padded = (raw + [""] * len(header))[: len(header)]
-    for written, original in zip(rows[1], [*padded, "", "failed", reason, ""], strict=True):
+    for written, original in zip(rows[1], [*padded, "", "failed", reason, "", "", ""], strict=True):
         assert written == original or (written == "'" + original and original[:1] in "=+-@\t\r")
