@@ -123,7 +123,7 @@ class FileDownloadApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="file_download_local", responses={200: OpenApiTypes.BINARY})
+    @extend_schema(operation_id="file_download_local", responses={(200, "text/csv"): OpenApiTypes.BINARY})
     def get(self, request, token):
         try:
             key, filename = storage.read_download_token(token)

@@ -198,3 +198,17 @@ def test_plain_django_error_pages_become_envelopes():
     response = JsonErrorsMiddleware(view)(RequestFactory().post("/x"))
     body = _assert_envelope(response, 405)
     assert body["detail"] == "POST is not allowed here." and response["Allow"] == "GET"
+
+
+def test_openapi_documents_the_error_envelopes():
+    """Regression (schemathesis, undocumented status codes): each operation lists the errors it can answer."""
+    schema = Client().get("/openapi.json").json()
+    assert schema["components"]["schemas"]["Error"]["required"] == ["status", "name", "title", "detail"]
+    paths = schema["paths"]
+    assert {"400", "401", "413", "415"} <= set(paths["/medical/v1/facility"]["post"]["responses"])
+    assert "201" in paths["/medical/v1/facility"]["post"]["responses"]
+    assert {"401", "404"} <= set(paths["/medical/v1/patient/bulk/{request_id}"]["get"]["responses"])
+    assert {"403", "411", "413"} <= set(paths["/uploads/bulk/{token}"]["put"]["responses"])
+    assert "text/csv" in paths["/files/{token}"]["get"]["responses"]["200"]["content"]
+    bulk = schema["components"]["schemas"]["BulkRequest"]["properties"]
+    assert bulk["startedAt"].get("nullable") and bulk["finishedAt"].get("nullable")
