@@ -19,6 +19,7 @@ pytestmark = pytest.mark.django_db
 
 # Per operation and phase; ~16 operations run in ~15 s on one core at 30.
 MAX_EXAMPLES = 30
+STATEFUL_EXAMPLES = 20
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
 
 
@@ -71,3 +72,25 @@ def test_successful_answers_conform(tenant):
     listed = call("/medical/v1/patient/bulk", "GET", query={"count": 1}).json()
     assert listed["requests"]
     call("/medical/v1/facility", "GET", query={"count": 1})
+
+
+def test_stateful_sequences_conform(tenant):
+    """Sequences along the links schemathesis infers from the schema (a created facility or bulk request, then
+    its GET/PUT with the id of the answer), with the same checks."""
+
+    class Workflow(schema.as_state_machine()):
+        def get_call_kwargs(self, case):
+            return {"headers": {"x-api-key": tenant.api_key}}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=CHECKS, headers=kwargs.get("headers"))
+
+    Workflow.run(
+        settings=settings(
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=6,
+            derandomize=True,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
