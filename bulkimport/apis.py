@@ -18,6 +18,9 @@ from metriport_bulk.api.errors import Conflict, envelope
 from metriport_bulk.api.pagination import paginator_for
 from metriport_bulk.lib import storage
 
+# The largest size a bulk request can record (a signed 64-bit column); anything above is a malformed header.
+MAX_CONTENT_LENGTH = 2**63 - 1
+
 
 def _parse_dry_run(value: str | None) -> bool:
     if value is None or value == "":
@@ -147,6 +150,10 @@ class BulkUploadApi(APIView):
         length = request.META.get("CONTENT_LENGTH")
         if not length or not length.isdigit():
             return Response(envelope(411, "Send the file with a Content-Length header."), status=411)
+        if int(length) > MAX_CONTENT_LENGTH:
+            # No file can be that large: a malformed header, not an upload. Nothing is read or stored and
+            # the request stays waiting for a real upload.
+            return Response(envelope(400, "The Content-Length header is not a possible file size."), status=400)
         try:
             services.bulk_upload_receive(request_id=payload["r"], stream=request._request, content_length=int(length))
         except services.UploadRefused as exc:
@@ -160,7 +167,7 @@ class FileDownloadApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="file_download_local", responses={200: OpenApiTypes.BINARY})
+    @extend_schema(operation_id="file_download_local", responses={(200, "text/csv"): OpenApiTypes.BINARY})
     def get(self, request, token):
         try:
             key, filename = storage.read_download_token(token)

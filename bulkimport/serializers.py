@@ -26,8 +26,8 @@ class BulkRequestSerializer(serializers.ModelSerializer):
     facilityId = serializers.UUIDField(source="facility_id")
     dryRun = serializers.BooleanField(source="dry_run")
     createdAt = serializers.DateTimeField(source="created_at")
-    startedAt = serializers.DateTimeField(source="started_at")
-    finishedAt = serializers.DateTimeField(source="finished_at")
+    startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
     result = serializers.SerializerMethodField()
     documentQueries = serializers.SerializerMethodField()
 

@@ -1,10 +1,16 @@
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
+from metriport_bulk.api.errors import json_405
 
+
+@csrf_exempt  # no cookie, no state: a POST is answered 405, not with Django's CSRF page
 def healthz(request) -> JsonResponse:
+    if request.method not in ("GET", "HEAD"):
+        return json_405(request, allowed=["GET", "HEAD"])
     return JsonResponse({"status": "ok"})
 
 

@@ -24,7 +24,7 @@ class FacilityListCreateApi(APIView):
         page = paginator.paginate_queryset(selectors.facility_list(customer=customer_of(request)), request, view=self)
         return paginator.get_paginated_response(FacilitySerializer(page, many=True).data)
 
-    @extend_schema(request=FacilitySerializer, responses=FacilitySerializer, operation_id="facility_create")
+    @extend_schema(request=FacilitySerializer, responses={201: FacilitySerializer}, operation_id="facility_create")
     def post(self, request):
         serializer = FacilitySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -1,7 +1,9 @@
 """The JSON error envelope for every error: {"status", "name", "title", "detail"}.
 
 DRF exceptions go through `exception_handler`; Django-level 404/500 (paths outside DRF, unhandled errors) go
-through `json_404`/`json_500`. No stack trace and no request data ever reach the body.
+through `json_404`/`json_500`, CSRF failures outside the admin through `csrf_failure`, and whatever else answers
+an error page outside the admin is rewritten by `middleware.JsonErrorsMiddleware`. No stack trace and no request
+data ever reach the body.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -90,3 +92,26 @@ def json_400(request, exception=None) -> JsonResponse:
 
 def json_403(request, exception=None) -> JsonResponse:
     return JsonResponse(envelope(403, "Forbidden."), status=403)
+
+
+def json_405(request, allowed: list[str]) -> JsonResponse:
+    response = JsonResponse(
+        envelope(405, f"{request.method} is not allowed here: use {', '.join(allowed)}."), status=405
+    )
+    response["Allow"] = ", ".join(allowed)
+    return response
+
+
+def csrf_failure(request, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: the admin keeps Django's page (a browser reads it), every other path an envelope."""
+    if is_admin_path(request.path_info):
+        from django.views.csrf import csrf_failure as django_csrf_failure
+
+        return django_csrf_failure(request, reason=reason)
+    return JsonResponse(
+        envelope(403, "CSRF verification failed: API requests authenticate with x-api-key."), status=403
+    )
+
+
+def is_admin_path(path: str) -> bool:
+    return path == "/admin" or path.startswith("/admin/")
