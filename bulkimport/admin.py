@@ -24,6 +24,7 @@ from bulkimport.selectors import bulk_error_counts
 from metriport_bulk.lib.ids import as_uuid
 from patients.admin import (
     LargeTableAdminMixin,
+    PhiAccessLogMixin,
     PhiGuardMixin,
     ReadOnlyAdminMixin,
     SearchByIdMixin,
@@ -394,7 +395,7 @@ def _search_request_and_number(request, queryset, search_term: str, number_field
 
 
 @admin.register(BulkRow)
-class BulkRowAdmin(PhiGuardMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class BulkRowAdmin(PhiAccessLogMixin, PhiGuardMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("number", "request_link", "status", "action", "reason", "patient_link")
     list_display_links = ("number",)
     list_filter = (BulkRequestFilter, RowStatusFilter, ErrorCodeFilter)

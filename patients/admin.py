@@ -26,7 +26,8 @@ from django.utils.text import capfirst
 
 from metriport_bulk.lib.ids import as_uuid
 from patients import services
-from patients.models import ApiKey, Customer, Facility, Patient, PatientFacility
+from patients.models import ApiKey, Customer, Facility, Patient, PatientFacility, PhiAccessLog
+from patients.phi_log import phi_access_record
 from patients.validators import npi_is_valid
 
 admin.site.site_header = "metriport-bulk support"
@@ -306,6 +307,36 @@ class PhiFieldsMixin(PhiGuardMixin):
         return [field for field in fields if field.lstrip("^=@").split("__")[0] not in self.phi_fields]
 
 
+class PhiAccessLogMixin:
+    """Writes a PHI access log row each time a PHI viewer is shown one of `phi_log_pages` ("change": the object's
+    page, "changelist": a list with PHI columns, logging the ids on the page)."""
+
+    phi_log_pages: Sequence[str] = ("change",)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if "change" in self.phi_log_pages and self._shows_phi(request, response):
+            original = response.context_data.get("original")
+            if original is not None:
+                self._log(request, PhiAccessLog.Action.VIEW, [original.pk])
+        return response
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        if "changelist" in self.phi_log_pages and self._shows_phi(request, response):
+            changelist = response.context_data.get("cl")
+            if changelist is not None:
+                self._log(request, PhiAccessLog.Action.LIST, [obj.pk for obj in changelist.result_list])
+        return response
+
+    @staticmethod
+    def _shows_phi(request, response) -> bool:
+        return response.status_code == 200 and hasattr(response, "context_data") and can_view_phi(request)
+
+    def _log(self, request, action: str, ids: list) -> None:
+        phi_access_record(request=request, action=action, model=self.model._meta.label_lower, object_ids=ids)
+
+
 def hide_save_buttons(context: dict) -> None:
     """For pages whose fields are all read-only but whose model grants `change` (for actions)."""
     context.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False, show_delete=False)
@@ -485,7 +516,13 @@ class PatientFacilityInline(admin.TabularInline):
 
 @admin.register(Patient)
 class PatientAdmin(
-    SearchByIdMixin, PhiFieldsMixin, NewestFirstMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+    PhiAccessLogMixin,
+    SearchByIdMixin,
+    PhiFieldsMixin,
+    NewestFirstMixin,
+    LargeTableAdminMixin,
+    ReadOnlyAdminMixin,
+    admin.ModelAdmin,
 ):
     phi_fields = (
         "name",
@@ -500,6 +537,7 @@ class PatientAdmin(
         "contacts",
     )
     phi_labels = {"name": "Name", "ssn_masked": "SSN"}
+    phi_log_pages = ("change", "changelist")
     list_display = ("id", "customer", "external_id", "name", "dob", "ssn_masked", "created_at")
     list_filter = ("customer",)
     list_select_related = ("customer",)
@@ -543,3 +581,28 @@ class PatientAdmin(
     def document_queries_link(self, obj: Patient) -> str:
         url = reverse("admin:docqueries_documentquery_changelist") + f"?q={obj.pk}"
         return format_html('<a href="{}">Document Queries of this patient</a>', url)
+
+
+# --- PHI access log -------------------------------------------------------------------------------------
+
+
+@admin.register(PhiAccessLog)
+class PhiAccessLogAdmin(PhiFieldsMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read by support: who saw which patient or row, when, on which page. Nobody adds, changes or deletes
+    (ReadOnlyAdminMixin, superusers included; the model refuses too)."""
+
+    phi_fields = ("query",)  # a PHI viewer's lookups (`?ssn=...`) are PHI themselves
+    list_display = ("at", "username", "action", "model", "object_count", "path")
+    list_filter = (("user", admin.RelatedOnlyFieldListFilter), "action", "model", "at")
+    date_hierarchy = "at"
+    search_fields = ("=username",)
+    search_help_text = "A patient, row or request id (who saw it), or a username"
+    fields = ("at", "user", "username", "action", "model", "object_ids", "object_count", "path", "query")
+    readonly_fields = fields
+    ordering = ("-at", "-id")
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if term and (search_uuid(term) is not None or term.isdigit()):
+            return queryset.filter(object_ids__icontains=f'"{term}"'), False
+        return super().get_search_results(request, queryset, search_term)

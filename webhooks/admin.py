@@ -13,6 +13,7 @@ from patients.admin import (
     PHI_HIDDEN,
     LargeTableAdminMixin,
     NewestFirstMixin,
+    PhiAccessLogMixin,
     PhiGuardMixin,
     ReadOnlyAdminMixin,
     can_view_phi,
@@ -79,7 +80,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookMessage)
-class WebhookMessageAdmin(PhiGuardMixin, NewestFirstMixin, LargeTableAdminMixin, admin.ModelAdmin):
+class WebhookMessageAdmin(PhiAccessLogMixin, PhiGuardMixin, NewestFirstMixin, LargeTableAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "customer",
