@@ -11,6 +11,8 @@ from django.urls import reverse
 from bulkimport.models import BulkRow
 from docqueries.models import DocumentQuery
 from patients.models import Patient, PhiAccessLog
+from webhooks.models import WebhookEndpoint
+from webhooks.services import webhook_message_create
 
 
 @pytest.fixture
@@ -77,6 +79,8 @@ def test_support_reads_and_filters_the_log_but_nobody_writes_it(patients, suppor
     today = datetime.date.today()
     by_date = support_client.get(url, {"at__year": today.year, "at__month": today.month, "at__day": today.day})
     assert len(by_date.context["cl"].result_list) == 2
+    by_model = support_client.get(url, {"model": "patients.patient", "action": "view"})
+    assert len(by_model.context["cl"].result_list) == 2
     by_patient = support_client.get(url, {"q": str(patients[1].id)})
     assert list(by_patient.context["cl"].result_list) == [entry]
     for client in (support_client, operator_client):
@@ -102,3 +106,16 @@ def test_the_model_refuses_updates_and_deletes(patients, support_client):
     with pytest.raises(PermissionError):
         PhiAccessLog.objects.all().delete()
     assert PhiAccessLog.objects.get().username == "support"
+
+
+def test_webhook_message_page_is_logged_for_phi_viewers_only(tenant, support_client, no_phi_client):
+    WebhookEndpoint.objects.create(customer=tenant.customer, url="http://127.0.0.1:9/hook", key="signing-key")
+    message = webhook_message_create(
+        customer_id=tenant.customer.id, message_type="ping", data={"ping": "https://s3.example/x"}, request_id="r1"
+    )
+    url = reverse("admin:webhooks_webhookmessage_change", args=[message.id])
+    assert no_phi_client.get(url).status_code == 200
+    assert support_client.get(url).status_code == 200
+    assert list(PhiAccessLog.objects.values_list("username", "model", "object_ids")) == [
+        ("support", "webhooks.webhookmessage", [str(message.id)])
+    ]
