@@ -24,6 +24,8 @@ from bulkimport.selectors import bulk_error_counts
 from metriport_bulk.lib.ids import as_uuid
 from patients.admin import (
     LargeTableAdminMixin,
+    PhiAccessLogMixin,
+    PhiGuardMixin,
     ReadOnlyAdminMixin,
     SearchByIdMixin,
     admin_link,
@@ -59,7 +61,7 @@ def _duration(obj: BulkRequest) -> str:
 
 
 @admin.register(BulkRequest)
-class BulkRequestAdmin(SearchByIdMixin, LargeTableAdminMixin, admin.ModelAdmin):
+class BulkRequestAdmin(PhiGuardMixin, SearchByIdMixin, LargeTableAdminMixin, admin.ModelAdmin):
     list_display = (
         "short_id",
         "customer",
@@ -393,7 +395,7 @@ def _search_request_and_number(request, queryset, search_term: str, number_field
 
 
 @admin.register(BulkRow)
-class BulkRowAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class BulkRowAdmin(PhiAccessLogMixin, PhiGuardMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("number", "request_link", "status", "action", "reason", "patient_link")
     list_display_links = ("number",)
     list_filter = (BulkRequestFilter, RowStatusFilter, ErrorCodeFilter)
@@ -459,7 +461,7 @@ class ErrorCodeOfRequestFilter(ErrorCodeFilter):
 
 
 @admin.register(BulkRowError)
-class BulkRowErrorAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class BulkRowErrorAdmin(PhiGuardMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("row_number", "request_link", "code", "field", "message")
     # The code filter lists distinct codes: only within one request (its index), never over the table.
     list_filter = (BulkRequestFilter, ErrorCodeOfRequestFilter)

@@ -25,7 +25,8 @@ from bulkimport.validation import ColumnPlan, CsvFileError, CsvImport, build_col
 from metriport_bulk.lib import storage
 from metriport_bulk.lib.ids import as_uuid
 from patients.admin import can_view_phi
-from patients.models import Customer, Facility
+from patients.models import Customer, Facility, PhiAccessLog
+from patients.phi_log import phi_access_record
 
 IMPORT_SALT = "metriport-bulk.admin-import"
 IMPORT_TOKEN_MAX_AGE = 60 * 60
@@ -195,6 +196,12 @@ def download_view(model_admin, request: HttpRequest, object_id: str, kind: str) 
     if size is None:
         messages.error(request, f"The {kind} file of this request is not available.")
         return HttpResponseRedirect(reverse("admin:bulkimport_bulkrequest_change", args=[bulk_request.pk]))
+    phi_access_record(
+        request=request,
+        action=PhiAccessLog.Action.DOWNLOAD,
+        model=f"bulkimport.bulkrequest:{kind}",
+        object_ids=[bulk_request.id],
+    )
     response = StreamingHttpResponse(_file_chunks(key), content_type="text/csv")
     response["Content-Length"] = str(size)
     response["Content-Disposition"] = f'attachment; filename="bulk-{bulk_request.id}-{kind}.csv"'

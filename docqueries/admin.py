@@ -9,6 +9,7 @@ from docqueries.models import DocumentQuery
 from patients.admin import (
     LargeTableAdminMixin,
     NewestFirstMixin,
+    PhiAccessLogMixin,
     PhiFieldsMixin,
     ReadOnlyAdminMixin,
     admin_link,
@@ -18,7 +19,9 @@ from patients.models import Patient
 
 
 @admin.register(DocumentQuery)
-class DocumentQueryAdmin(PhiFieldsMixin, NewestFirstMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class DocumentQueryAdmin(
+    PhiAccessLogMixin, PhiFieldsMixin, NewestFirstMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     # What documents a patient has (discharge summary, lab results...) is health information.
     phi_fields = ("documents",)
     list_display = (

@@ -8,6 +8,7 @@ Every variable is listed in the README's configuration table.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
     "bulkimport",
     "webhooks",
     "docqueries",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -66,7 +68,21 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords an account is locked for
+# AXES_COOLOFF_MINUTES (429), whatever the address; other accounts are unaffected. The API key auth does not
+# go through authenticate() and is not throttled here.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+# Per account: what protects PHI is that no staff password can be guessed. Locking by address as well would lock
+# every staff member out at once behind a proxy whose address all logins share (axes.W006 warns about the
+# missing address; rotating addresses or user agents gains an attacker nothing against a per-account count).
+AXES_LOCKOUT_PARAMETERS = ["username"]
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_RESET_ON_SUCCESS = True
 
 ROOT_URLCONF = "metriport_bulk.urls"
 CSRF_FAILURE_VIEW = "metriport_bulk.api.errors.csrf_failure"

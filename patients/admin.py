@@ -13,10 +13,12 @@ from functools import cached_property
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Model, QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
@@ -24,7 +26,8 @@ from django.utils.text import capfirst
 
 from metriport_bulk.lib.ids import as_uuid
 from patients import services
-from patients.models import ApiKey, Customer, Facility, Patient, PatientFacility
+from patients.models import ApiKey, Customer, Facility, Patient, PatientFacility, PhiAccessLog
+from patients.phi_log import phi_access_record
 from patients.validators import npi_is_valid
 
 admin.site.site_header = "metriport-bulk support"
@@ -126,7 +129,121 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class PhiFieldsMixin:
+# Model fields holding PHI (demographics, a patient's documents, a file row's cells, payloads with links to
+# PHI), by "app_label.model_name". Without `patients.view_phi` no lookup, filter, ordering or search may touch
+# them, directly or through a relation (`patient__ssn`). Patient.external_id is not here: it is the customer's
+# own identifier, shown to every staff member in the patient list and the handle support is given on the phone;
+# a lookup on it tells nothing the list does not show.
+PHI_MODEL_FIELDS: dict[str, frozenset[str]] = {
+    "patients.patient": frozenset(
+        {
+            "first_name",
+            "last_name",
+            "dob",
+            "gender_at_birth",
+            "ssn",
+            "drivers_license",
+            "addresses",
+            "contacts",
+            "match_key",
+            "zips",
+        }
+    ),
+    "bulkimport.bulkrow": frozenset({"raw", "normalized"}),
+    "docqueries.documentquery": frozenset({"documents"}),
+    "webhooks.webhookmessage": frozenset({"body"}),
+    "patients.phiaccesslog": frozenset({"query"}),
+}
+# Secrets: no lookup on them for anybody.
+SECRET_MODEL_FIELDS: dict[str, frozenset[str]] = {
+    "patients.apikey": frozenset({"hashed_key"}),
+    "webhooks.webhookendpoint": frozenset({"key"}),
+}
+
+
+def _touches(model: type[Model], path: str, registry: dict[str, frozenset[str]]) -> bool:
+    """Whether a lookup path (`patient__ssn__startswith`, `raw__0__icontains`, `-dob`) reaches a field of
+    `registry`, following relations (forward and reverse) until the first non-relational field."""
+    for part in path.lstrip("-+?").split(LOOKUP_SEP):
+        if part == "pk":
+            part = model._meta.pk.name
+        try:
+            field = model._meta.get_field(part)
+        except FieldDoesNotExist:
+            return False  # a transform or lookup name: the field before it was not listed
+        if field.name in registry.get(model._meta.label_lower, ()):
+            return True
+        if not field.is_relation or field.related_model is None:
+            return False
+        model = field.related_model
+    return False
+
+
+def lookup_is_refused(request: HttpRequest, model: type[Model], path: str) -> bool:
+    if _touches(model, path, SECRET_MODEL_FIELDS):
+        return True
+    return not can_view_phi(request) and _touches(model, path, PHI_MODEL_FIELDS)
+
+
+def _ordering_path(item) -> str | None:
+    if isinstance(item, str):
+        return item
+    expression = getattr(item, "expression", item)  # OrderBy(F("dob")) -> F("dob")
+    return getattr(expression, "name", None)
+
+
+class PhiGuardedChangeList(ChangeList):
+    """Ignores `o=` columns whose ordering field is refused to this user (the page is then the unordered one)."""
+
+    def __init__(self, request, *args, **kwargs) -> None:
+        self.guarded_request = request  # set first: super().__init__ builds the ordering
+        super().__init__(request, *args, **kwargs)
+
+    def get_ordering_field(self, field_name):
+        order_field = super().get_ordering_field(field_name)
+        path = _ordering_path(order_field)
+        if path is not None and lookup_is_refused(self.guarded_request, self.model, path):
+            return None
+        return order_field
+
+
+class PhiGuardMixin:
+    """The one guard of every admin: refuses (400, SuspiciousOperation) each changelist lookup that reaches a
+    PHI field (PHI_MODEL_FIELDS) for staff without `patients.view_phi`, and a secret (SECRET_MODEL_FIELDS)
+    for everybody; drops such fields from the search fields, list filters and ordering. A refused lookup never
+    reaches the database, so no count or page tells whether anything matched."""
+
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        if request is not None and lookup_is_refused(request, self.model, lookup):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    def get_changelist(self, request, **kwargs):
+        return PhiGuardedChangeList
+
+    def get_ordering(self, request):
+        ordering = super().get_ordering(request) or ()
+        return [item for item in ordering if not self._refused(request, _ordering_path(item))]
+
+    def get_search_fields(self, request):
+        # Django's get_search_results reads these; the admins' own searches look up ids and numbers only.
+        fields = super().get_search_fields(request)
+        return [field for field in fields if not self._refused(request, field.lstrip("^=@"))]
+
+    def get_list_filter(self, request):
+        kept = []
+        for item in super().get_list_filter(request):
+            name = item[0] if isinstance(item, (list, tuple)) else item
+            if isinstance(name, str) and self._refused(request, name):
+                continue
+            kept.append(item)
+        return kept
+
+    def _refused(self, request, path: str | None) -> bool:
+        return path is not None and lookup_is_refused(request, self.model, path)
+
+
+class PhiFieldsMixin(PhiGuardMixin):
     """Swaps each of `phi_fields` for a notice, in the change page and the list, unless the user may see PHI.
 
     The replacement is a display callable named `<field>__hidden`, created per admin instance, so one page never
@@ -187,6 +304,36 @@ class PhiFieldsMixin:
         return [field for field in fields if field.lstrip("^=@").split("__")[0] not in self.phi_fields]
 
 
+class PhiAccessLogMixin:
+    """Writes a PHI access log row each time a PHI viewer is shown one of `phi_log_pages` ("change": the object's
+    page, "changelist": a list with PHI columns, logging the ids on the page)."""
+
+    phi_log_pages: Sequence[str] = ("change",)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if "change" in self.phi_log_pages and self._shows_phi(request, response):
+            original = response.context_data.get("original")
+            if original is not None:
+                self._log(request, PhiAccessLog.Action.VIEW, [original.pk])
+        return response
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        if "changelist" in self.phi_log_pages and self._shows_phi(request, response):
+            changelist = response.context_data.get("cl")
+            if changelist is not None:
+                self._log(request, PhiAccessLog.Action.LIST, [obj.pk for obj in changelist.result_list])
+        return response
+
+    @staticmethod
+    def _shows_phi(request, response) -> bool:
+        return response.status_code == 200 and hasattr(response, "context_data") and can_view_phi(request)
+
+    def _log(self, request, action: str, ids: list) -> None:
+        phi_access_record(request=request, action=action, model=self.model._meta.label_lower, object_ids=ids)
+
+
 def hide_save_buttons(context: dict) -> None:
     """For pages whose fields are all read-only but whose model grants `change` (for actions)."""
     context.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False, show_delete=False)
@@ -210,7 +357,7 @@ class SearchByIdMixin:
 
 
 @admin.register(Customer)
-class CustomerAdmin(SearchByIdMixin, admin.ModelAdmin):
+class CustomerAdmin(PhiGuardMixin, SearchByIdMixin, admin.ModelAdmin):
     list_display = ("name", "id", "created_at")
     search_fields = ("name",)
     search_help_text = "Customer name or id"
@@ -249,7 +396,7 @@ class ApiKeyAddForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(PhiGuardMixin, admin.ModelAdmin):
     """Keys are created by the service; the clear key is shown once (a message), the hash never."""
 
     list_display = ("prefix", "name", "customer", "created_at", "last_used_at", "revoked_at")
@@ -318,7 +465,7 @@ class FacilityForm(forms.ModelForm):
 
 
 @admin.register(Facility)
-class FacilityAdmin(SearchByIdMixin, admin.ModelAdmin):
+class FacilityAdmin(PhiGuardMixin, SearchByIdMixin, admin.ModelAdmin):
     form = FacilityForm
     list_display = ("name", "customer", "npi", "active", "id", "created_at")
     list_filter = ("active", "customer")
@@ -366,7 +513,13 @@ class PatientFacilityInline(admin.TabularInline):
 
 @admin.register(Patient)
 class PatientAdmin(
-    SearchByIdMixin, PhiFieldsMixin, NewestFirstMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+    PhiAccessLogMixin,
+    SearchByIdMixin,
+    PhiFieldsMixin,
+    NewestFirstMixin,
+    LargeTableAdminMixin,
+    ReadOnlyAdminMixin,
+    admin.ModelAdmin,
 ):
     phi_fields = (
         "name",
@@ -381,6 +534,7 @@ class PatientAdmin(
         "contacts",
     )
     phi_labels = {"name": "Name", "ssn_masked": "SSN"}
+    phi_log_pages = ("change", "changelist")
     list_display = ("id", "customer", "external_id", "name", "dob", "ssn_masked", "created_at")
     list_filter = ("customer",)
     list_select_related = ("customer",)
@@ -424,3 +578,50 @@ class PatientAdmin(
     def document_queries_link(self, obj: Patient) -> str:
         url = reverse("admin:docqueries_documentquery_changelist") + f"?q={obj.pk}"
         return format_html('<a href="{}">Document Queries of this patient</a>', url)
+
+
+# --- PHI access log -------------------------------------------------------------------------------------
+
+
+class LoggedModelFilter(admin.SimpleListFilter):
+    """Fixed choices: a DISTINCT over the whole log (what the default filter does) would scan it."""
+
+    title = "page of"
+    parameter_name = "model"
+    logged_models = (
+        "patients.patient",
+        "bulkimport.bulkrow",
+        "docqueries.documentquery",
+        "webhooks.webhookmessage",
+        "bulkimport.bulkrequest:input",
+        "bulkimport.bulkrequest:result",
+    )
+
+    def lookups(self, request, model_admin):
+        return [(choice, choice) for choice in self.logged_models]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset if value is None else queryset.filter(model=value)
+
+
+@admin.register(PhiAccessLog)
+class PhiAccessLogAdmin(PhiFieldsMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read by support: who saw which patient or row, when, on which page. Nobody adds, changes or deletes
+    (ReadOnlyAdminMixin, superusers included; the model refuses too)."""
+
+    phi_fields = ("query",)  # a PHI viewer's lookups (`?ssn=...`) are PHI themselves
+    list_display = ("at", "username", "action", "model", "object_count", "path")
+    list_filter = ("user", "action", LoggedModelFilter, "at")  # every user (few), not a DISTINCT over the log
+    date_hierarchy = "at"
+    search_fields = ("=username",)
+    search_help_text = "A patient, row or request id (who saw it), or a username"
+    fields = ("at", "user", "username", "action", "model", "object_ids", "object_count", "path", "query")
+    readonly_fields = fields
+    ordering = ("-at", "-id")
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if term and (search_uuid(term) is not None or term.isdigit()):
+            return queryset.filter(object_ids__icontains=f'"{term}"'), False
+        return super().get_search_results(request, queryset, search_term)

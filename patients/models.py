@@ -105,3 +105,51 @@ class PatientFacility(models.Model):
 
     def __str__(self) -> str:
         return f"{self.patient_id} @ {self.facility_id}"
+
+
+class PhiAccessLogQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("The PHI access log is append-only.")
+
+    def delete(self):
+        raise PermissionError("The PHI access log is append-only.")
+
+
+class PhiAccessLog(models.Model):
+    """Append-only: one row each time a staff member with `view_phi` opens a page showing PHI (who, when, which
+    objects, which page). Rows are never changed nor deleted through the app; the user is PROTECTed (deactivate
+    a staff account, do not delete it)."""
+
+    class Action(models.TextChoices):
+        VIEW = "view", "viewed an object"
+        LIST = "list", "listed objects"
+        DOWNLOAD = "download", "downloaded a file"
+
+    id = models.BigAutoField(primary_key=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="+")
+    username = models.CharField(max_length=150)  # as it was at the time of the access
+    action = models.CharField(max_length=10, choices=Action.choices)
+    model = models.CharField(max_length=100)  # "patients.patient", "bulkimport.bulkrow"...
+    object_ids = models.JSONField(default=list)  # the ids shown, at most PHI_LOG_MAX_IDS
+    object_count = models.IntegerField(default=0)  # how many were shown (object_ids may be cut)
+    path = models.CharField(max_length=2000)
+    query = models.CharField(max_length=2000, blank=True, default="")  # may hold a PHI viewer's lookups
+
+    objects = PhiAccessLogQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "PHI access"
+        verbose_name_plural = "PHI access log"
+        indexes = [models.Index(fields=["user", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.username} {self.action} {self.model} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise PermissionError("The PHI access log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("The PHI access log is append-only.")

@@ -13,6 +13,8 @@ from patients.admin import (
     PHI_HIDDEN,
     LargeTableAdminMixin,
     NewestFirstMixin,
+    PhiAccessLogMixin,
+    PhiGuardMixin,
     ReadOnlyAdminMixin,
     can_view_phi,
     hide_save_buttons,
@@ -52,7 +54,7 @@ class MessageTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class WebhookEndpointAdmin(PhiGuardMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     # `key` is the signing secret: never shown. The URL is changed by the customer (it must answer a ping).
     list_display = ("customer", "url", "last_success_at", "last_failure_at", "last_error")
     list_select_related = ("customer",)
@@ -78,7 +80,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookMessage)
-class WebhookMessageAdmin(NewestFirstMixin, LargeTableAdminMixin, admin.ModelAdmin):
+class WebhookMessageAdmin(PhiAccessLogMixin, PhiGuardMixin, NewestFirstMixin, LargeTableAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "customer",
@@ -174,7 +176,7 @@ class WebhookMessageAdmin(NewestFirstMixin, LargeTableAdminMixin, admin.ModelAdm
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeliveryAttemptAdmin(PhiGuardMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("message", "number", "started_at", "succeeded", "status_code", "latency_ms", "error")
     list_filter = ("succeeded", "started_at")
     list_select_related = ("message",)
