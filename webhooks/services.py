@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from metriport_bulk.lib.http import UnsafeUrlError, check_url, guarded_session
+from metriport_bulk.lib.http import Deadline, DeadlineExceeded, UnsafeUrlError, check_url, guarded_session
 from patients.models import Customer
 from webhooks import schedule, signing
 from webhooks.models import DeliveryAttempt, MessageStatus, WebhookEndpoint, WebhookMessage
@@ -38,7 +38,7 @@ DUE_BATCH_SIZE = 100
 DELIVERY_THREADS = 8
 # A run of the scheduler job stops taking new batches after this long, so other jobs get their turn.
 DUE_RUN_SECONDS = 20.0
-MAX_PING_ANSWER_BYTES = 64 * 1024
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 def _lease() -> timedelta:
@@ -159,8 +159,8 @@ def _request_error(exc: Exception) -> str:
     anything from the receiver's body."""
     if isinstance(exc, UnsafeUrlError):
         return f"refused: {exc}"[:300]
-    if isinstance(exc, requests.Timeout):
-        return f"timeout after {settings.WEBHOOK_TIMEOUT_SECONDS:g}s"
+    if isinstance(exc, requests.Timeout | DeadlineExceeded):
+        return _timeout_error()
     if isinstance(exc, requests.exceptions.SSLError):
         return "TLS error"
     if isinstance(exc, requests.ConnectionError):
@@ -176,8 +176,10 @@ def _request_error(exc: Exception) -> str:
 def _post(
     *, url: str, key: str, body: bytes, message_id: str, read_answer: bool = False
 ) -> tuple[bytes, AttemptOutcome]:
-    """One signed POST of `body` (these exact bytes, no redirects, SSRF-guarded). Returns the answer's first
-    bytes (only when `read_answer`, for the ping; at most MAX_PING_ANSWER_BYTES + 1) and the outcome."""
+    """One signed POST of `body` (these exact bytes, no redirects, SSRF-guarded), all of it (connect, headers
+    and the answer's body) within WEBHOOK_TIMEOUT_SECONDS of wall-clock time: a receiver that drips its
+    answer is cut off at the deadline and the attempt is a timeout. Returns the answer's first bytes (only
+    when `read_answer`, for the ping) and the outcome."""
     started_at = timezone.now()
     headers = {
         "content-type": "application/json",
@@ -192,37 +194,47 @@ def _post(
     }
     clock = time.monotonic()
     answer = b""
-    with guarded_session() as session:
+    code = None
+    with guarded_session() as session, Deadline(settings.WEBHOOK_TIMEOUT_SECONDS) as deadline:
         try:
             with session.post(
                 url,
                 data=body,
                 headers=headers,
-                timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+                timeout=deadline.timeout(),
                 allow_redirects=False,
                 stream=True,
             ) as response:
-                latency = int((time.monotonic() - clock) * 1000)
                 code = response.status_code
-                if read_answer and 200 <= code < 300:
-                    answer = _read_bounded(response, MAX_PING_ANSWER_BYTES + 1)
-        except (requests.RequestException, UnsafeUrlError) as exc:
+                # The answer is read (bounded) under the same deadline: the attempt is over only once the
+                # receiver has finished answering, or the time is up.
+                answer = _read_bounded(response, MAX_ANSWER_BYTES + 1, deadline)
+                latency = int((time.monotonic() - clock) * 1000)
+        except (requests.RequestException, UnsafeUrlError, DeadlineExceeded, OSError) as exc:
             latency = int((time.monotonic() - clock) * 1000)
-            return b"", AttemptOutcome(started_at, False, None, latency, _request_error(exc))
+            error = _timeout_error() if deadline.expired.is_set() else _request_error(exc)
+            return b"", AttemptOutcome(started_at, False, code, latency, error)
     if 200 <= code < 300:
-        return answer, AttemptOutcome(started_at, True, code, latency, "")
+        return (answer if read_answer else b""), AttemptOutcome(started_at, True, code, latency, "")
     error = f"HTTP {code}: redirects are not followed" if 300 <= code < 400 else f"HTTP {code}"
     return b"", AttemptOutcome(started_at, False, code, latency, error)
 
 
-def _read_bounded(response: requests.Response, limit: int) -> bytes:
-    """At most `limit` bytes of the body: a receiver cannot make us read an endless answer."""
+def _timeout_error() -> str:
+    return f"timeout after {settings.WEBHOOK_TIMEOUT_SECONDS:g}s"
+
+
+def _read_bounded(response: requests.Response, limit: int, deadline: Deadline) -> bytes:
+    """At most `limit` bytes of the body, in small reads, checking the deadline between them: a receiver can
+    make us read neither an endless nor a slow answer."""
     chunks, size = [], 0
-    for chunk in response.iter_content(chunk_size=8192):
+    for chunk in response.iter_content(chunk_size=1024):
+        deadline.check()
         chunks.append(chunk)
         size += len(chunk)
         if size >= limit:
             break
+    deadline.check()
     return b"".join(chunks)[:limit]
 
 
@@ -403,7 +415,7 @@ def webhook_ping(*, url: str, key: str) -> None:
     if not outcome.succeeded:
         raise WebhookUrlRefused(f"The webhook URL did not accept the ping ({outcome.error}).")
     try:
-        pong = json.loads(answer).get("pong") if len(answer) <= MAX_PING_ANSWER_BYTES else None
+        pong = json.loads(answer).get("pong") if len(answer) <= MAX_ANSWER_BYTES else None
     except (ValueError, AttributeError):
         pong = None
     if pong != token:
