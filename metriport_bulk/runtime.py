@@ -21,14 +21,40 @@ from django.utils.module_loading import import_string
 logger = logging.getLogger(__name__)
 
 
+WEBHOOKS_QUEUE = "webhooks"
+WEBHOOK_WORKER_THREADS = 4
+
+
+class EmbeddedWorker(dramatiq.Worker):
+    """The in-process worker: its threads consume every queue but `webhooks`, which a second worker with
+    threads of its own consumes, so webhook deliveries (slow receivers included) never occupy the threads
+    of imports. `stop()` stops both."""
+
+    webhook_worker: dramatiq.Worker | None = None
+
+    def stop(self, timeout: int = 600_000) -> None:
+        if self.webhook_worker is not None:
+            self.webhook_worker.stop(timeout=timeout)
+        super().stop(timeout=timeout)
+
+
 def start_embedded_worker(threads: int | None = None) -> dramatiq.Worker:
-    """Starts a Dramatiq worker on this process's broker (the StubBroker of the embedded default)."""
+    """Starts the Dramatiq workers of this process on its broker (the StubBroker of the embedded default;
+    the tests' Redis broker): one for every queue but `webhooks`, one for `webhooks`."""
     # Actors register on import; the worker only consumes queues of registered actors.
     for module in ("bulkimport.tasks", "webhooks.tasks", "docqueries.tasks"):
         with contextlib.suppress(ModuleNotFoundError):
             importlib.import_module(module)
     broker = dramatiq.get_broker()
-    worker = dramatiq.Worker(broker, worker_threads=threads or settings.EMBEDDED_WORKER_THREADS, worker_timeout=100)
+    others = {queue for queue in broker.get_declared_queues() if queue != WEBHOOKS_QUEUE}
+    worker = EmbeddedWorker(
+        broker, queues=others, worker_threads=threads or settings.EMBEDDED_WORKER_THREADS, worker_timeout=100
+    )
+    if WEBHOOKS_QUEUE in broker.get_declared_queues():
+        worker.webhook_worker = dramatiq.Worker(
+            broker, queues={WEBHOOKS_QUEUE}, worker_threads=WEBHOOK_WORKER_THREADS, worker_timeout=100
+        )
+        worker.webhook_worker.start()
     worker.start()
     return worker
 

@@ -54,6 +54,8 @@ class WebhookMessage(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.IntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True, default="")
+    # When the scheduler last queued a delivery of it: not queued again while that one may still be waiting.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -83,3 +85,20 @@ class DeliveryAttempt(models.Model):
     def __str__(self) -> str:
         outcome = "ok" if self.succeeded else (self.error or "failed")
         return f"Attempt {self.number} of {self.message_id}: {outcome}"
+
+
+class DeliverySlot(models.Model):
+    """One of a customer's WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER delivery slots. An attempt leases a free slot
+    with one conditional UPDATE before its HTTP call and frees it after; a lease whose worker died runs out,
+    so a slot is never lost. Works the same on SQLite and PostgreSQL (no broker-side state)."""
+
+    customer = models.ForeignKey("patients.Customer", on_delete=models.CASCADE, related_name="webhook_slots")
+    number = models.IntegerField()
+    message_id = models.UUIDField(null=True, blank=True)
+    leased_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["customer", "number"], name="webhook_slot_unique")]
+
+    def __str__(self) -> str:
+        return f"Webhook slot {self.number} of {self.customer_id}"

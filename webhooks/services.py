@@ -1,10 +1,13 @@
 """Webhooks (SPEC §4): the outbox, delivery with retries, redelivery, and the customer's URL and key.
 
 An outbox message is stored in the transaction of the state change it reports (`webhook_message_create`),
-with its body serialized once. Delivery is at-least-once: the actor sent on commit is the fast path; the
-scheduler job `webhook_deliver_due` delivers whatever is due (retries, lost actor messages, deliveries whose
-worker died). Whoever delivers first claims the message with one conditional UPDATE that moves
-`next_attempt_at` past a lease, so two deliverers never send the same attempt.
+with its body serialized once. Delivery is at-least-once and runs only in `webhooks` queue actors (their own
+worker threads, never the scheduler's loop nor the threads of imports): the actor sent on commit is the fast
+path; the scheduler job `webhook_deliver_due` only queues whatever is due (retries, lost actor messages,
+deliveries whose worker died, deferred ones). Whoever delivers first claims the message with one conditional
+UPDATE that moves `next_attempt_at` past a lease, so two deliverers never send the same attempt. Each
+attempt has a hard wall-clock deadline, holds one of the customer's few delivery slots (so a slow endpoint
+uses a bounded share of the workers), and waits for earlier messages of its bulk request.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,22 +25,19 @@ import requests
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from metriport_bulk.lib.http import UnsafeUrlError, check_url, guarded_session
+from metriport_bulk.lib.http import Deadline, DeadlineExceeded, UnsafeUrlError, check_url, guarded_session
 from patients.models import Customer
 from webhooks import schedule, signing
-from webhooks.models import DeliveryAttempt, MessageStatus, WebhookEndpoint, WebhookMessage
+from webhooks.models import DeliveryAttempt, DeliverySlot, MessageStatus, WebhookEndpoint, WebhookMessage
 
 logger = logging.getLogger(__name__)
 
 PING_TYPE = "ping"
 DUE_BATCH_SIZE = 100
-DELIVERY_THREADS = 8
-# A run of the scheduler job stops taking new batches after this long, so other jobs get their turn.
-DUE_RUN_SECONDS = 20.0
-MAX_PING_ANSWER_BYTES = 64 * 1024
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 def _lease() -> timedelta:
@@ -159,11 +158,28 @@ class AttemptOutcome:
     error: str
 
 
+def _in_order() -> Q:
+    """Messages free to be sent now as far as order goes: for one bulk request, a message waits while an earlier
+    one of the same request is undelivered (pending or retrying), so `processing` always precedes
+    `completed`/`failed` at the receiver, whatever the threads and retries. Messages of no request
+    (Document Query results) have no order among themselves."""
+    earlier_undelivered = WebhookMessage.objects.filter(
+        customer_id=OuterRef("customer_id"),
+        request_id=OuterRef("request_id"),
+        status=MessageStatus.PENDING,
+        created_at__lt=OuterRef("created_at"),
+    )
+    return Q(request_id="") | ~Exists(earlier_undelivered)
+
+
 def _claim(message_id, *, now: datetime) -> ClaimedAttempt | None:
-    """Takes the next attempt of a due message (one conditional UPDATE); None when not due or taken."""
-    claimed = WebhookMessage.objects.filter(
-        id=message_id, status=MessageStatus.PENDING, next_attempt_at__lte=now
-    ).update(next_attempt_at=now + _lease(), attempts=F("attempts") + 1, last_attempt_at=now)
+    """Takes the next attempt of a due message (one conditional UPDATE); None when not due, taken, or
+    waiting for an earlier message of its bulk request."""
+    claimed = (
+        WebhookMessage.objects.filter(id=message_id, status=MessageStatus.PENDING, next_attempt_at__lte=now)
+        .filter(_in_order())
+        .update(next_attempt_at=now + _lease(), attempts=F("attempts") + 1, last_attempt_at=now, enqueued_at=None)
+    )
     if not claimed:
         return None
     message = WebhookMessage.objects.only("id", "customer_id", "attempts", "body").get(id=message_id)
@@ -189,8 +205,8 @@ def _request_error(exc: Exception) -> str:
     anything from the receiver's body."""
     if isinstance(exc, UnsafeUrlError):
         return f"refused: {exc}"[:300]
-    if isinstance(exc, requests.Timeout):
-        return f"timeout after {settings.WEBHOOK_TIMEOUT_SECONDS:g}s"
+    if isinstance(exc, requests.Timeout | DeadlineExceeded):
+        return _timeout_error()
     if isinstance(exc, requests.exceptions.SSLError):
         return "TLS error"
     if isinstance(exc, requests.ConnectionError):
@@ -206,8 +222,10 @@ def _request_error(exc: Exception) -> str:
 def _post(
     *, url: str, key: str, body: bytes, message_id: str, read_answer: bool = False
 ) -> tuple[bytes, AttemptOutcome]:
-    """One signed POST of `body` (these exact bytes, no redirects, SSRF-guarded). Returns the answer's first
-    bytes (only when `read_answer`, for the ping; at most MAX_PING_ANSWER_BYTES + 1) and the outcome."""
+    """One signed POST of `body` (these exact bytes, no redirects, SSRF-guarded), all of it (connect, headers
+    and the answer's body) within WEBHOOK_TIMEOUT_SECONDS of wall-clock time: a receiver that drips its
+    answer is cut off at the deadline and the attempt is a timeout. Returns the answer's first bytes (only
+    when `read_answer`, for the ping) and the outcome."""
     started_at = timezone.now()
     headers = {
         "content-type": "application/json",
@@ -222,37 +240,47 @@ def _post(
     }
     clock = time.monotonic()
     answer = b""
-    with guarded_session() as session:
+    code = None
+    with guarded_session() as session, Deadline(settings.WEBHOOK_TIMEOUT_SECONDS) as deadline:
         try:
             with session.post(
                 url,
                 data=body,
                 headers=headers,
-                timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+                timeout=deadline.timeout(),
                 allow_redirects=False,
                 stream=True,
             ) as response:
-                latency = int((time.monotonic() - clock) * 1000)
                 code = response.status_code
-                if read_answer and 200 <= code < 300:
-                    answer = _read_bounded(response, MAX_PING_ANSWER_BYTES + 1)
-        except (requests.RequestException, UnsafeUrlError) as exc:
+                # The answer is read (bounded) under the same deadline: the attempt is over only once the
+                # receiver has finished answering, or the time is up.
+                answer = _read_bounded(response, MAX_ANSWER_BYTES + 1, deadline)
+                latency = int((time.monotonic() - clock) * 1000)
+        except (requests.RequestException, UnsafeUrlError, DeadlineExceeded, OSError) as exc:
             latency = int((time.monotonic() - clock) * 1000)
-            return b"", AttemptOutcome(started_at, False, None, latency, _request_error(exc))
+            error = _timeout_error() if deadline.expired.is_set() else _request_error(exc)
+            return b"", AttemptOutcome(started_at, False, code, latency, error)
     if 200 <= code < 300:
-        return answer, AttemptOutcome(started_at, True, code, latency, "")
+        return (answer if read_answer else b""), AttemptOutcome(started_at, True, code, latency, "")
     error = f"HTTP {code}: redirects are not followed" if 300 <= code < 400 else f"HTTP {code}"
     return b"", AttemptOutcome(started_at, False, code, latency, error)
 
 
-def _read_bounded(response: requests.Response, limit: int) -> bytes:
-    """At most `limit` bytes of the body: a receiver cannot make us read an endless answer."""
+def _timeout_error() -> str:
+    return f"timeout after {settings.WEBHOOK_TIMEOUT_SECONDS:g}s"
+
+
+def _read_bounded(response: requests.Response, limit: int, deadline: Deadline) -> bytes:
+    """At most `limit` bytes of the body, in small reads, checking the deadline between them: a receiver can
+    make us read neither an endless nor a slow answer."""
     chunks, size = [], 0
-    for chunk in response.iter_content(chunk_size=8192):
+    for chunk in response.iter_content(chunk_size=1024):
+        deadline.check()
         chunks.append(chunk)
         size += len(chunk)
         if size >= limit:
             break
+    deadline.check()
     return b"".join(chunks)[:limit]
 
 
@@ -306,20 +334,76 @@ def _record(claimed: ClaimedAttempt, outcome: AttemptOutcome) -> None:
     logger.info("webhook %s attempt %s failed: %s", claimed.message_id, claimed.number, outcome.error)
 
 
-def webhook_message_deliver(*, message_id) -> bool | None:
-    """One attempt of one message if it is due (the actor's fast path). True/False: delivered or not;
-    None: not due, already delivered, or taken by another deliverer."""
-    claimed = _claim(message_id, now=timezone.now())
-    if claimed is None:
-        return None
-    outcome = _attempt(claimed)
+def _slots() -> int:
+    return max(1, int(settings.WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER))
+
+
+def _slot_take(*, customer_id, message_id, now: datetime) -> int | None:
+    """Leases one of the customer's free delivery slots (a conditional UPDATE per slot); None when all are
+    busy. The slot rows are created on first use."""
+    free = Q(leased_until__isnull=True) | Q(leased_until__lte=now)
+    for attempt in range(2):
+        for number in range(_slots()):
+            taken = (
+                DeliverySlot.objects.filter(customer_id=customer_id, number=number)
+                .filter(free)
+                .update(message_id=message_id, leased_until=now + _lease())
+            )
+            if taken:
+                return number
+        if attempt or DeliverySlot.objects.filter(customer_id=customer_id, number__lt=_slots()).count() >= _slots():
+            return None
+        DeliverySlot.objects.bulk_create(
+            [DeliverySlot(customer_id=customer_id, number=number) for number in range(_slots())],
+            ignore_conflicts=True,
+        )
+    return None
+
+
+def _slot_release(*, customer_id, number: int, message_id) -> None:
     try:
-        _record(claimed, outcome)
-    except Exception:
-        # The database failed under us: hand the message back now so the actor's retry (or the scheduler)
-        # takes it again without waiting for the lease. At-least-once: it may be sent once more.
-        _release_quietly(claimed)
-        raise
+        DeliverySlot.objects.filter(customer_id=customer_id, number=number, message_id=message_id).update(
+            message_id=None, leased_until=None
+        )
+    except Exception:  # noqa: BLE001 - best effort; the lease runs out anyway
+        logger.warning("webhook %s: could not free its delivery slot", message_id)
+
+
+def webhook_message_deliver(*, message_id) -> bool | None:
+    """One attempt of one message if it is due (the actor). True/False: delivered or not; None: not due,
+    already delivered, taken by another deliverer, waiting for an earlier message of its request, or
+    deferred because the customer already has WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER deliveries in flight
+    (a deferral is no attempt and no failure: the message stays due and is queued again)."""
+    now = timezone.now()
+    customer_id = (
+        WebhookMessage.objects.filter(id=message_id, status=MessageStatus.PENDING)
+        .values_list("customer_id", flat=True)
+        .first()
+    )
+    if customer_id is None:
+        return None
+    slot = _slot_take(customer_id=customer_id, message_id=message_id, now=now)
+    if slot is None:
+        WebhookMessage.objects.filter(id=message_id, status=MessageStatus.PENDING).update(enqueued_at=None)
+        return None
+    try:
+        claimed = _claim(message_id, now=now)
+        if claimed is None:
+            WebhookMessage.objects.filter(id=message_id, status=MessageStatus.PENDING).update(enqueued_at=None)
+            return None
+        outcome = _attempt(claimed)
+        try:
+            _record(claimed, outcome)
+        except Exception:
+            # The database failed under us: hand the message back now so the actor's retry (or the scheduler)
+            # takes it again without waiting for the lease. At-least-once: it may be sent once more.
+            _release_quietly(claimed)
+            raise
+    finally:
+        _slot_release(customer_id=customer_id, number=slot, message_id=message_id)
+    # The slot is free: hand it on to the customer's next due message (the successor of this one in its
+    # bulk request included) without waiting for the scheduler's next round.
+    webhook_enqueue_due(customer_id=customer_id)
     return outcome.succeeded
 
 
@@ -332,32 +416,61 @@ def _release_quietly(claimed: ClaimedAttempt) -> None:
         logger.warning("webhook %s: could not release its claim", claimed.message_id)
 
 
-def _deliver_claimed(claimed: list[ClaimedAttempt]) -> list[AttemptOutcome]:
-    """The HTTP calls of a batch run in threads (they touch no database); results are recorded here."""
-    if not claimed:
-        return []
-    with ThreadPoolExecutor(max_workers=min(DELIVERY_THREADS, len(claimed)), thread_name_prefix="webhook") as pool:
-        outcomes = list(pool.map(_attempt, claimed))
-    for item, outcome in zip(claimed, outcomes, strict=True):
-        _record(item, outcome)
-    return outcomes
+def webhook_enqueue_due(*, customer_id=None, limit: int | None = None) -> list[uuid.UUID]:
+    """Queues a delivery (a `webhooks` queue message) for due messages: pending, `next_attempt_at` come, in
+    order within their bulk request, and not queued in the last lease period (a queued message that was
+    lost is queued again after it). At most WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER per customer, counting those
+    already queued or in flight, so one customer's backlog never floods the queue ahead of the others. Performs no HTTP.
+    Returns the ids queued."""
+    from webhooks import tasks
+
+    now = timezone.now()
+    stale = now - _lease()
+    not_queued = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
+    pending = WebhookMessage.objects.filter(status=MessageStatus.PENDING)
+    if customer_id is not None:
+        pending = pending.filter(customer_id=customer_id)
+    queued_per_customer = dict(
+        pending.filter(enqueued_at__gte=stale)
+        .values("customer_id")
+        .annotate(n=Count("id"))
+        .values_list("customer_id", "n")
+    )
+    slots_busy = DeliverySlot.objects.filter(leased_until__gt=now)
+    if customer_id is not None:
+        slots_busy = slots_busy.filter(customer_id=customer_id)
+    for owner, busy in slots_busy.values("customer_id").annotate(n=Count("id")).values_list("customer_id", "n"):
+        queued_per_customer[owner] = queued_per_customer.get(owner, 0) + busy
+    due = (
+        pending.filter(next_attempt_at__lte=now)
+        .filter(not_queued)
+        .filter(_in_order())
+        .order_by("next_attempt_at", "created_at")
+        .values_list("id", "customer_id")[:DUE_BATCH_SIZE]
+    )
+    cap = limit if limit is not None else _slots()
+    picked: list[uuid.UUID] = []
+    for message_id, owner in due:
+        if queued_per_customer.get(owner, 0) >= cap:
+            continue
+        if (
+            WebhookMessage.objects.filter(id=message_id, status=MessageStatus.PENDING)
+            .filter(not_queued)
+            .update(enqueued_at=now)
+        ):
+            queued_per_customer[owner] = queued_per_customer.get(owner, 0) + 1
+            picked.append(message_id)
+    for message_id in picked:
+        tasks.webhook_deliver.send(str(message_id))
+    return picked
 
 
-def webhook_deliver_due() -> None:
-    """Scheduler job: delivers every pending message whose `next_attempt_at` has come (first attempts whose
-    actor message was lost, retries, attempts whose worker died), a batch at a time."""
-    started = time.monotonic()
-    while time.monotonic() - started < DUE_RUN_SECONDS:
-        now = timezone.now()
-        due = list(
-            WebhookMessage.objects.filter(status=MessageStatus.PENDING, next_attempt_at__lte=now)
-            .order_by("next_attempt_at")
-            .values_list("id", flat=True)[:DUE_BATCH_SIZE]
-        )
-        claimed = [item for item in (_claim(message_id, now=now) for message_id in due) if item is not None]
-        _deliver_claimed(claimed)
-        if len(due) < DUE_BATCH_SIZE:
-            return
+def webhook_deliver_due() -> list[uuid.UUID]:
+    """Scheduler job: queues the deliveries that are due (first attempts whose actor message was lost,
+    retries, attempts whose worker died, messages deferred by the per-customer cap). Never performs HTTP
+    itself: the `webhooks` queue's workers do, so a slow receiver cannot hold up the scheduler's other jobs
+    (noticing uploads, expiry, resuming stale work)."""
+    return webhook_enqueue_due()
 
 
 # --- Redelivery -----------------------------------------------------------------------------------------
@@ -400,13 +513,14 @@ def webhook_redeliver(*, customer_id=None, message_id=None, dispatch: bool = Tru
 
 
 def webhook_deliver_now(*, message_ids: list) -> dict[uuid.UUID, bool | None]:
-    """Delivers the given messages in this process right away (the command's synchronous mode)."""
-    now = timezone.now()
-    claimed = [item for item in (_claim(message_id, now=now) for message_id in message_ids) if item is not None]
-    outcomes = _deliver_claimed(claimed)
+    """Delivers the given messages in this process right away (the command's synchronous mode), oldest first
+    so the messages of one bulk request keep their order; the per-customer cap applies as for workers."""
+    ordered = list(
+        WebhookMessage.objects.filter(id__in=message_ids).order_by("created_at").values_list("id", flat=True)
+    )
     results: dict[uuid.UUID, bool | None] = dict.fromkeys(message_ids)
-    for item, outcome in zip(claimed, outcomes, strict=True):
-        results[item.message_id] = outcome.succeeded
+    for message_id in ordered:
+        results[message_id] = webhook_message_deliver(message_id=message_id)
     return results
 
 
@@ -433,7 +547,7 @@ def webhook_ping(*, url: str, key: str) -> None:
     if not outcome.succeeded:
         raise WebhookUrlRefused(f"The webhook URL did not accept the ping ({outcome.error}).")
     try:
-        pong = json.loads(answer).get("pong") if len(answer) <= MAX_PING_ANSWER_BYTES else None
+        pong = json.loads(answer).get("pong") if len(answer) <= MAX_ANSWER_BYTES else None
     except (ValueError, AttributeError):
         pong = None
     if pong != token:

@@ -12,12 +12,21 @@ A customer sets the webhook URL, so without a guard it could point our servers a
 - ignores proxy environment variables (a proxy would connect on our behalf, out of the guard's sight).
 
 `settings.WEBHOOK_ALLOW_PRIVATE_URLS` turns the address check off (tests, the embedded demo).
+
+`Deadline` bounds a whole request by wall-clock time (connect, headers and body): `requests` timeouts are per
+socket operation, so a receiver dripping a byte at a time would otherwise hold the call for ever. Every
+socket a session opens inside `with Deadline(...)` is watched, and shut down when the time is up, which
+wakes whatever read or write is blocked on it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import ipaddress
 import socket
+import threading
+import time
 from urllib.parse import urlsplit
 
 import requests
@@ -123,6 +132,91 @@ def check_url(url: str, *, allow_private: bool | None = None) -> None:
     checked_addresses(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
 
 
+_current_deadline: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("deadline", default=None)
+
+
+class DeadlineExceeded(Exception):
+    """The request did not finish within its Deadline."""
+
+
+class Deadline:
+    """A wall-clock budget for one outbound request, covering connect, headers and body.
+
+    Used as a context manager around the request (in the same thread): connections opened meanwhile register
+    a duplicate of their socket here; a timer shuts those sockets down at expiry, so a blocked read returns at
+    once and the request fails. `timeout()` gives per-operation timeouts capped by what remains."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expires_at = time.monotonic() + seconds
+        self.expired = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._token: contextvars.Token | None = None
+
+    def remaining(self) -> float:
+        return max(0.0, self.expires_at - time.monotonic())
+
+    def timeout(self) -> tuple[float, float]:
+        """(connect, read) timeouts for requests, never beyond the deadline (and never zero: requests refuses)."""
+        left = max(self.remaining(), 0.001)
+        return (left, left)
+
+    def check(self) -> None:
+        if self.expired.is_set() or self.remaining() <= 0:
+            self.expired.set()
+            raise DeadlineExceeded
+
+    def watch(self, sock: socket.socket) -> None:
+        """Keeps a duplicate descriptor of `sock`: shutting it down stops the connection whatever wraps it
+        (TLS included), and it stays ours to close, so a recycled descriptor number is never touched."""
+        duplicate = sock.dup()
+        with self._lock:
+            self._sockets.append(duplicate)
+            expired = self.expired.is_set()
+        if expired:
+            self._shutdown(duplicate)
+
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # already closed by the peer: nothing left to stop
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def _expire(self) -> None:
+        self.expired.set()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._shutdown(sock)
+
+    def __enter__(self) -> Deadline:
+        self._token = _current_deadline.set(self)
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._timer.cancel()
+        if self._token is not None:
+            _current_deadline.reset(self._token)
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            sock.close()
+
+
+class _DeadlineConnectionMixin:
+    """Registers each new socket with the Deadline of the request being made in this thread, if any."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        deadline = _current_deadline.get()
+        if deadline is not None:
+            deadline.watch(sock)
+        return sock
+
+
 class _GuardedConnectionMixin:
     """Resolves, checks and connects to the checked IP literal; `self.host` (Host header, TLS SNI and
     certificate check) stays the name."""
@@ -142,12 +236,28 @@ class _GuardedConnectionMixin:
         raise last_error
 
 
-class _GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
+class _GuardedHTTPConnection(_GuardedConnectionMixin, _DeadlineConnectionMixin, HTTPConnection):
     pass
 
 
-class _GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
+class _GuardedHTTPSConnection(_GuardedConnectionMixin, _DeadlineConnectionMixin, HTTPSConnection):
     pass
+
+
+class _DeadlineHTTPConnection(_DeadlineConnectionMixin, HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPSConnection(_DeadlineConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _DeadlineHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
 
 
 class _GuardedHTTPConnectionPool(HTTPConnectionPool):
@@ -158,8 +268,20 @@ class _GuardedHTTPSConnectionPool(HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
 
 
+class DeadlineAdapter(HTTPAdapter):
+    """A requests adapter whose connections obey the Deadline of the current request (no address check)."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _DeadlineHTTPConnectionPool,
+            "https": _DeadlineHTTPSConnectionPool,
+        }
+
+
 class GuardedAdapter(HTTPAdapter):
-    """A requests adapter whose connections refuse non-public addresses (see the module docstring)."""
+    """A requests adapter whose connections refuse non-public addresses (see the module docstring) and obey
+    the Deadline of the current request."""
 
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -176,8 +298,7 @@ def guarded_session(*, allow_private: bool | None = None) -> requests.Session:
     session = requests.Session()
     session.trust_env = False
     session.headers["user-agent"] = USER_AGENT
-    if not _private_allowed(allow_private):
-        adapter = GuardedAdapter(max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+    adapter = DeadlineAdapter(max_retries=0) if _private_allowed(allow_private) else GuardedAdapter(max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session

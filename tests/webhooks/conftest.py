@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from webhooks.models import WebhookEndpoint, WebhookMessage
-from webhooks.services import webhook_message_create
+from webhooks.services import webhook_deliver_due, webhook_message_create, webhook_message_deliver
 from webhooks.signing import webhook_key_generate
 
 
@@ -36,3 +36,16 @@ def create_message(
 def make_due(message: WebhookMessage) -> None:
     """Moves a message's retry time to the past, as if its backoff delay had elapsed."""
     WebhookMessage.objects.filter(id=message.id).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+
+
+def deliver_due(rounds: int = 20) -> None:
+    """The scheduler job plus a synchronous stand-in for the `webhooks` workers: queues what is due, then runs
+    each queued delivery here, until nothing more is due. The queue messages themselves (and those handed on
+    by a finished delivery) go to a broker no worker reads, so they are forgotten as a lost one would be."""
+    for _ in range(rounds):
+        WebhookMessage.objects.update(enqueued_at=None)
+        queued = webhook_deliver_due()
+        if not queued:
+            return
+        for message_id in queued:
+            webhook_message_deliver(message_id=message_id)

@@ -13,11 +13,10 @@ from datetime import timedelta
 from django.utils import timezone
 
 from tests.receiver import Reply
-from tests.webhooks.conftest import create_message, make_due
+from tests.webhooks.conftest import create_message, deliver_due, make_due
 from webhooks.models import DeliveryAttempt, MessageStatus, WebhookEndpoint, WebhookMessage
 from webhooks.services import (
     _claim,
-    webhook_deliver_due,
     webhook_message_create,
     webhook_message_deliver,
     webhook_redeliver,
@@ -89,10 +88,10 @@ def test_a_500_then_200_is_one_logical_message_in_two_attempts_with_identical_by
     assert message.failures == 1 and message.last_status_code == 500 and message.last_error == "HTTP 500"
     # First retry is ~10 s later (+/-20 % jitter): not due yet, so the scheduler job leaves it alone.
     assert before + timedelta(seconds=7) < message.next_attempt_at < timezone.now() + timedelta(seconds=13)
-    webhook_deliver_due()
+    deliver_due()
     assert len(receiver.snapshot()) == 1
     make_due(message)
-    webhook_deliver_due()
+    deliver_due()
     first, second = receiver.wait_for_count(2)
     assert first.body == second.body == bytes(message.body)
     assert first.json()["meta"]["messageId"] == second.json()["meta"]["messageId"] == str(message.id)
@@ -156,7 +155,7 @@ def test_a_failure_at_the_end_of_the_retry_window_is_final(endpoint, tenant, rec
     assert webhook_message_deliver(message_id=message.id) is False
     message.refresh_from_db()
     assert message.status == MessageStatus.FAILED and message.next_attempt_at is None
-    webhook_deliver_due()
+    deliver_due()
     assert len(receiver.snapshot()) == 1
 
 
@@ -166,7 +165,7 @@ def test_a_message_is_claimed_once_and_a_claimed_one_is_not_due(endpoint, tenant
     assert _claim(message.id, now=now) is not None
     assert _claim(message.id, now=now) is None
     assert webhook_message_deliver(message_id=message.id) is None
-    webhook_deliver_due()
+    deliver_due()
     assert receiver.snapshot() == []
 
 
@@ -195,7 +194,7 @@ def test_removing_the_url_fails_pending_messages_without_a_request(endpoint, ten
 def test_deliver_due_delivers_every_due_message_of_every_customer(endpoint, tenant, other_tenant, receiver):
     WebhookEndpoint.objects.create(customer=other_tenant.customer, url=f"{receiver.url}/other", key="whsec_b3RoZXI=")
     messages = [create_message(tenant.customer.id) for _ in range(5)] + [create_message(other_tenant.customer.id)]
-    webhook_deliver_due()
+    deliver_due()
     received = receiver.wait_for_count(6)
     assert sorted(request.json()["meta"]["messageId"] for request in received) == sorted(str(m.id) for m in messages)
     assert sum(request.path == "/other" for request in received) == 1
@@ -206,7 +205,7 @@ def test_redelivering_one_message_sends_the_same_bytes_again(endpoint, tenant, r
     message = create_message(tenant.customer.id)
     webhook_message_deliver(message_id=message.id)
     assert webhook_redeliver(message_id=message.id, dispatch=False) == [message.id]
-    webhook_deliver_due()
+    deliver_due()
     first, second = receiver.wait_for_count(2)
     assert first.body == second.body
     message.refresh_from_db()

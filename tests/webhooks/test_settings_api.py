@@ -11,9 +11,8 @@ from django.db import transaction
 
 from tests.conftest import client_for
 from tests.receiver import Reply
-from tests.webhooks.conftest import create_message
+from tests.webhooks.conftest import create_message, deliver_due
 from webhooks.models import MessageStatus, WebhookEndpoint, WebhookMessage
-from webhooks.services import webhook_deliver_due
 
 
 @pytest.mark.parametrize(
@@ -130,10 +129,10 @@ def test_health_reports_last_success_failures_and_pending_counts(api, tenant, re
     assert api.get("/settings/webhook").json()["status"] == "not-configured"
     api.post("/settings", {"webhookUrl": f"{receiver.url}/hook"}, format="json")
     ok = create_message(tenant.customer.id)
-    webhook_deliver_due()
+    deliver_due()
     receiver.replies = [Reply(status=503)]
     failing = create_message(tenant.customer.id)
-    webhook_deliver_due()
+    deliver_due()
     given_up = create_message(tenant.customer.id)
     WebhookMessage.objects.filter(id=given_up.id).update(status=MessageStatus.FAILED, next_attempt_at=None)
     create_message(tenant.customer.id)  # waiting for its first attempt (not delivered yet)
@@ -157,13 +156,13 @@ def test_retry_redelivers_the_failed_and_failing_messages_now(
     failed = create_message(tenant.customer.id)
     WebhookMessage.objects.filter(id=failed.id).update(status=MessageStatus.FAILED, next_attempt_at=None, failures=40)
     delivered = create_message(tenant.customer.id)
-    webhook_deliver_due()
+    deliver_due()
     assert WebhookMessage.objects.get(id=failed.id).status == MessageStatus.FAILED
     with django_capture_on_commit_callbacks() as callbacks:
         response = api.post("/settings/webhook/retry")
     assert response.status_code == 200 and response.json() == {"retried": 1}
     assert len(callbacks) == 1  # the fast path is queued on commit
-    webhook_deliver_due()
+    deliver_due()
     message = WebhookMessage.objects.get(id=failed.id)
     assert message.status == MessageStatus.DELIVERED and message.failures == 0
     bodies = [request.body for request in receiver.snapshot()]

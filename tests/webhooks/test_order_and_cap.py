@@ -1,0 +1,86 @@
+"""Order of a bulk request's messages and the per-customer cap on concurrent deliveries, with a real worker
+(several threads) and the real receiver."""
+
+from __future__ import annotations
+
+import threading
+
+from django.db import transaction
+
+from tests.receiver import HostileReceiver, Reply
+from tests.waiting import wait_until
+from webhooks.models import DeliveryAttempt, MessageStatus, WebhookEndpoint, WebhookMessage
+from webhooks.services import webhook_deliver_due, webhook_message_create
+from webhooks.signing import webhook_key_generate
+
+
+def _bulk_message(customer_id, request_id: str, status: str) -> WebhookMessage:
+    with transaction.atomic():
+        return webhook_message_create(
+            customer_id=customer_id,
+            message_type="medical.bulk-patient-create",
+            data={"bulkPatientCreate": {"requestId": request_id, "status": status}},
+            request_id=request_id,
+        )
+
+
+def test_processing_is_delivered_before_completed_even_when_its_first_attempt_fails(worker, tenant, receiver, settings):
+    settings.WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER = 4
+    WebhookEndpoint.objects.create(customer=tenant.customer, url=f"{receiver.url}/hook", key=webhook_key_generate())
+    failed_once: set[str] = set()
+    lock = threading.Lock()
+
+    def reply(item):
+        bulk = item.json()["bulkPatientCreate"]
+        with lock:
+            if bulk["status"] == "processing" and bulk["requestId"] not in failed_once:
+                failed_once.add(bulk["requestId"])
+                return Reply(status=503)
+        return Reply()
+
+    receiver.default = reply
+    requests = [f"r-{n}" for n in range(5)]
+    for request_id in requests:
+        _bulk_message(tenant.customer.id, request_id, "processing")
+    for request_id in requests:
+        _bulk_message(tenant.customer.id, request_id, "completed")
+    # The failed first attempts are made due again at once, as the backoff elapsing would.
+    for _ in range(200):
+        WebhookMessage.objects.filter(status=MessageStatus.PENDING, failures__gt=0).update(
+            next_attempt_at="2000-01-01T00:00:00Z", enqueued_at=None
+        )
+        webhook_deliver_due()
+        if WebhookMessage.objects.filter(status=MessageStatus.DELIVERED).count() == 10:
+            break
+        threading.Event().wait(0.1)
+    assert WebhookMessage.objects.filter(status=MessageStatus.DELIVERED).count() == 10
+    delivered = [item.json()["bulkPatientCreate"] for item in receiver.snapshot()]
+    for request_id in requests:
+        statuses = [bulk["status"] for bulk in delivered if bulk["requestId"] == request_id]
+        assert statuses == ["processing", "processing", "completed"]  # 503, retry, then completed
+
+
+def test_a_slow_customer_has_at_most_the_cap_in_flight_and_its_messages_are_deferred_not_failed(
+    worker, tenant, settings
+):
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1
+    settings.WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER = 1
+    server = HostileReceiver("drip", interval=0.3).start()
+    try:
+        WebhookEndpoint.objects.create(customer=tenant.customer, url=server.url, key=webhook_key_generate())
+        messages = []
+        for n in range(4):
+            with transaction.atomic():
+                messages.append(webhook_message_create(customer_id=tenant.customer.id, message_type="t", data={"n": n}))
+        wait_until(lambda: server.requests >= 1, timeout=10)
+        # The fast path sent all four at once; only one may be in flight, the others are deferred.
+        threading.Event().wait(0.5)
+        assert server.requests == 1
+        assert DeliveryAttempt.objects.count() == 0 or DeliveryAttempt.objects.count() == 1
+        # The slot is handed on: every message gets its (timed-out) first attempt, one after the other.
+        wait_until(lambda: DeliveryAttempt.objects.count() >= 4, timeout=20, message="every message attempted")
+        assert set(DeliveryAttempt.objects.values_list("error", flat=True)) == {"timeout after 1s"}
+        assert all(m.failures == 1 for m in WebhookMessage.objects.all())  # deferrals are not failures
+        assert max(server.held_for) < 2.0
+    finally:
+        server.stop()
