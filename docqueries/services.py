@@ -228,18 +228,22 @@ def _finish(
                 customer_id=query.customer_id,
                 message_type=WEBHOOK_TYPE,
                 request_id=str(query.id),
-                data={
-                    "patients": [
-                        {
-                            "patientId": str(query.patient_id),
-                            "externalId": query.patient.external_id or None,
-                            "status": status,
-                            "documents": documents,
-                        }
-                    ]
-                },
+                data={"patients": [_webhook_patient(query, status=status, documents=documents)]},
             )
     return bool(finished)
+
+
+def _webhook_patient(query: DocumentQuery, *, status: str, documents: list[dict]) -> dict:
+    """One entry of `patients` exactly as @metriport/shared's schema has it: `externalId` omitted when the
+    patient has none, documents as DTOs (`mimeType`)."""
+    from docqueries.serializers import document_dto
+
+    entry: dict = {"patientId": str(query.patient_id)}
+    if query.patient.external_id:
+        entry["externalId"] = query.patient.external_id
+    entry["status"] = status
+    entry["documents"] = [document_dto(document) for document in documents]
+    return entry
 
 
 def _run_one(query: DocumentQuery, backend, *, deferred: dict[float, list]) -> None:
