@@ -239,16 +239,7 @@ def _finish(
 
 def _webhook_data(query: DocumentQuery, status: str, documents: list[dict]) -> dict:
     """The `medical.document-download` payload (besides meta) of one ended query."""
-    return {
-        "patients": [
-            {
-                "patientId": str(query.patient_id),
-                "externalId": query.patient.external_id or None,
-                "status": status,
-                "documents": documents,
-            }
-        ]
-    }
+    return {"patients": [_webhook_patient(query, status=status, documents=documents)]}
 
 
 def _announce_ended(queries: list[DocumentQuery]) -> None:
@@ -257,6 +248,19 @@ def _announce_ended(queries: list[DocumentQuery]) -> None:
     request_ids = {query.bulk_request_id for query in queries if query.bulk_request_id is not None}
     if request_ids:
         transaction.on_commit(lambda: document_queries_ended.send(sender=DocumentQuery, bulk_request_ids=request_ids))
+
+
+def _webhook_patient(query: DocumentQuery, *, status: str, documents: list[dict]) -> dict:
+    """One entry of `patients` exactly as @metriport/shared's schema has it: `externalId` omitted when the
+    patient has none, documents as DTOs (`mimeType`)."""
+    from docqueries.serializers import document_dto
+
+    entry: dict = {"patientId": str(query.patient_id)}
+    if query.patient.external_id:
+        entry["externalId"] = query.patient.external_id
+    entry["status"] = status
+    entry["documents"] = [document_dto(document) for document in documents]
+    return entry
 
 
 def _run_one(query: DocumentQuery, backend, *, deferred: dict[float, list]) -> None:

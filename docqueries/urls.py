@@ -4,4 +4,5 @@ from docqueries import apis
 
 urlpatterns = [
     path("medical/v1/document/query", apis.DocumentQueryApi.as_view(), name="document-query"),
+    path("medical/v1/document", apis.DocumentListApi.as_view(), name="document-list"),
 ]

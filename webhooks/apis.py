@@ -14,11 +14,14 @@ from webhooks.serializers import (
     WebhookRetrySerializer,
     WebhookSettingsInputSerializer,
     WebhookSettingsSerializer,
+    WebhookStatusSerializer,
 )
 
 
-def _settings_data(endpoint) -> dict:
+def _settings_data(customer, endpoint) -> dict:
+    """Metriport's SettingsResponse: its `id` is the settings' own id, one per customer (ours: the customer's)."""
     return {
+        "id": str(customer.id),
         "webhookUrl": (endpoint.url or None) if endpoint else None,
         "webhookKey": endpoint.key if endpoint else None,
     }
@@ -27,7 +30,8 @@ def _settings_data(endpoint) -> dict:
 class SettingsApi(APIView):
     @extend_schema(responses=WebhookSettingsSerializer, operation_id="settings_get")
     def get(self, request):
-        return Response(_settings_data(selectors.webhook_endpoint_get(customer=customer_of(request))))
+        customer = customer_of(request)
+        return Response(_settings_data(customer, selectors.webhook_endpoint_get(customer=customer)))
 
     @extend_schema(
         request=WebhookSettingsInputSerializer,
@@ -41,19 +45,25 @@ class SettingsApi(APIView):
     def post(self, request):
         serializer = WebhookSettingsInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        customer = customer_of(request)
         try:
-            endpoint = services.webhook_url_set(
-                customer=customer_of(request), url=serializer.validated_data["webhookUrl"]
-            )
+            endpoint = services.webhook_url_set(customer=customer, url=serializer.validated_data["webhookUrl"])
         except services.WebhookUrlRefused as exc:
             raise exceptions.ValidationError(str(exc)) from exc
-        return Response(_settings_data(endpoint))
+        return Response(_settings_data(customer, endpoint))
 
 
 class WebhookHealthApi(APIView):
-    @extend_schema(responses=WebhookHealthSerializer, operation_id="settings_webhook_health")
+    @extend_schema(responses=WebhookStatusSerializer, operation_id="settings_webhook_health")
     def get(self, request):
-        return Response(WebhookHealthSerializer(selectors.webhook_health(customer=customer_of(request))).data)
+        health = selectors.webhook_health(customer=customer_of(request))
+        # Metriport's WebhookStatusResponse first; `webhookStatusDetail` is an optional string, omitted when empty.
+        body: dict = {"webhookEnabled": health.webhook_url is not None}
+        if health.last_error:
+            body["webhookStatusDetail"] = health.last_error
+        body["webhookRequestsProcessing"] = health.pending
+        body["webhookRequestsFailed"] = health.failed
+        return Response({**body, **WebhookHealthSerializer(health).data})
 
 
 class WebhookRetryApi(APIView):

@@ -12,11 +12,14 @@ class WebhookSettingsInputSerializer(serializers.Serializer):
 
 
 class WebhookSettingsSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The settings' id (one per customer).")
     webhookUrl = serializers.CharField(allow_null=True)  # noqa: N815
     webhookKey = serializers.CharField(allow_null=True)  # noqa: N815
 
 
 class WebhookHealthSerializer(serializers.Serializer):
+    """Ours; the answer of GET /settings/webhook is WebhookStatusSerializer's fields, then these."""
+
     webhookUrl = serializers.CharField(allow_null=True, source="webhook_url")  # noqa: N815
     status = serializers.ChoiceField(choices=["not-configured", "ok", "failing"])
     lastSuccessAt = serializers.DateTimeField(allow_null=True, source="last_success_at")  # noqa: N815
@@ -29,3 +32,10 @@ class WebhookHealthSerializer(serializers.Serializer):
 
 class WebhookRetrySerializer(serializers.Serializer):
     retried = serializers.IntegerField(help_text="How many messages were rescheduled for delivery now.")
+
+
+class WebhookStatusSerializer(WebhookHealthSerializer):
+    webhookEnabled = serializers.BooleanField()  # noqa: N815
+    webhookStatusDetail = serializers.CharField(required=False, help_text="The last delivery error, if any.")  # noqa: N815
+    webhookRequestsProcessing = serializers.IntegerField(help_text="Messages still to be delivered.")  # noqa: N815
+    webhookRequestsFailed = serializers.IntegerField(help_text="Messages given up on.")  # noqa: N815

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from docqueries.backends.sandbox import sandbox_documents
 from docqueries.models import DocumentQuery, QueryStatus
+from docqueries.serializers import document_dto
 from docqueries.services import document_queries_start, document_query_sweep
 from tests.docqueries.conftest import PHI_MARKERS, make_patients, wait_until
 from tests.receiver import Receiver, Reply
@@ -20,6 +21,8 @@ from tests.receiver import Receiver, Reply
 pytestmark = pytest.mark.usefixtures("worker")
 
 DOCUMENT = {"id": "doc-1", "fileName": "ccd.xml", "contentType": "application/xml", "size": 1234, "description": "CCD"}
+# The same document as the webhook carries it: @metriport/shared's DTO (`mimeType`).
+DOCUMENT_DTO = {"id": "doc-1", "fileName": "ccd.xml", "description": "CCD", "mimeType": "application/xml", "size": 1234}
 
 
 def _start(tenant, patients, bulk_request_id=None) -> int:
@@ -54,7 +57,9 @@ def test_sandbox_queries_complete_and_send_document_webhooks_without_phi(tenant,
         assert payload["meta"]["type"] == "medical.document-download"
         assert set(payload) == {"meta", "patients"}
         (entry,) = payload["patients"]
-        assert set(entry) == {"patientId", "externalId", "status", "documents"}
+        assert set(entry) == {"patientId", "externalId", "status", "documents"} - (
+            set() if entry.get("externalId") else {"externalId"}
+        )
         by_patient[entry["patientId"]] = entry
         text = request.body.decode()
         for marker in PHI_MARKERS:
@@ -63,7 +68,9 @@ def test_sandbox_queries_complete_and_send_document_webhooks_without_phi(tenant,
         entry = by_patient[str(patient.id)]
         query = DocumentQuery.objects.get(patient=patient)
         assert entry["status"] == "completed" and entry["externalId"] == patient.external_id
-        assert entry["documents"] == query.documents == sandbox_documents(str(patient.id))
+        assert query.documents == sandbox_documents(str(patient.id))
+        assert entry["documents"] == [document_dto(document) for document in query.documents]
+        assert all("contentType" not in document and document["mimeType"] for document in entry["documents"])
         assert query.status == QueryStatus.COMPLETED and query.finished_at and query.next_attempt_at is None
         assert json.loads(received[0].body)["meta"]["requestId"] in {str(q.id) for q in DocumentQuery.objects.all()}
 
@@ -83,7 +90,7 @@ def test_gateway_503_then_200_is_retried_with_backoff(tenant, hook, webhook_rece
     assert first.json()["patient"]["id"] == str(patient.id)
     assert query.status == QueryStatus.COMPLETED and query.attempts == 2
     assert query.documents == [DOCUMENT]  # metadata only: unknown fields from the gateway are dropped
-    assert webhook.json()["patients"][0]["documents"] == [DOCUMENT]
+    assert webhook.json()["patients"][0]["documents"] == [DOCUMENT_DTO]
     assert "Zebulon" not in webhook.body.decode()
 
 

@@ -135,7 +135,9 @@ def test_webhook_settings_health_and_retry_touch_only_the_callers_own(owned, cus
     # The other customer sees its own (empty) settings: never the tenant's URL or signing key.
     other_settings = _get(other_api, "/settings")
     assert other_settings.status_code == 200
-    assert other_settings.json() == {"webhookUrl": None, "webhookKey": None}
+    other_body = other_settings.json()
+    assert other_body["id"] != own_settings["id"]
+    assert {k: other_body[k] for k in ("webhookUrl", "webhookKey")} == {"webhookUrl": None, "webhookKey": None}
     assert own_settings["webhookKey"] not in other_settings.text
 
     health = _get(other_api, "/settings/webhook").json()

@@ -26,8 +26,8 @@ def test_every_settings_endpoint_requires_an_api_key(db, method, path):
     assert getattr(client_for("mbk_bad_key"), method)(path, {}, format="json").status_code == 401
 
 
-def test_settings_are_empty_before_a_url_is_set(api):
-    assert api.get("/settings").json() == {"webhookUrl": None, "webhookKey": None}
+def test_settings_are_empty_before_a_url_is_set(api, tenant):
+    assert api.get("/settings").json() == {"id": str(tenant.customer.id), "webhookUrl": None, "webhookKey": None}
 
 
 def test_setting_a_url_generates_a_key_and_sends_a_signed_ping_answered_with_its_pong(api, tenant, receiver):
@@ -35,7 +35,7 @@ def test_setting_a_url_generates_a_key_and_sends_a_signed_ping_answered_with_its
     response = api.post("/settings", {"webhookUrl": url}, format="json")
     assert response.status_code == 200, response.json()
     key = response.json()["webhookKey"]
-    assert response.json() == {"webhookUrl": url, "webhookKey": key}
+    assert response.json() == {"id": str(tenant.customer.id), "webhookUrl": url, "webhookKey": key}
     assert key.startswith("whsec_")
     (ping,) = receiver.snapshot()
     assert ping.path == "/hooks/metriport"
@@ -43,10 +43,10 @@ def test_setting_a_url_generates_a_key_and_sends_a_signed_ping_answered_with_its
     assert payload["meta"]["type"] == "ping" and set(payload["meta"]) == {"messageId", "when", "type"}
     assert payload["ping"]
     assert ping.headers["x-metriport-signature"] == hmac.new(key.encode(), ping.body, hashlib.sha256).hexdigest()
-    assert api.get("/settings").json() == {"webhookUrl": url, "webhookKey": key}
+    assert api.get("/settings").json() == {"id": str(tenant.customer.id), "webhookUrl": url, "webhookKey": key}
     # Changing the URL keeps the key.
     second = api.post("/settings", {"webhookUrl": f"{receiver.url}/v2"}, format="json").json()
-    assert second == {"webhookUrl": f"{receiver.url}/v2", "webhookKey": key}
+    assert second == {"id": str(tenant.customer.id), "webhookUrl": f"{receiver.url}/v2", "webhookKey": key}
 
 
 def test_a_url_whose_receiver_does_not_answer_the_pong_is_refused(api, receiver):
@@ -101,11 +101,11 @@ def test_the_url_field_is_required(api):
 
 
 @pytest.mark.parametrize("empty", [None, "", "   "])
-def test_an_empty_url_clears_it_and_keeps_the_key(api, receiver, empty):
+def test_an_empty_url_clears_it_and_keeps_the_key(api, tenant, receiver, empty):
     key = api.post("/settings", {"webhookUrl": f"{receiver.url}/hook"}, format="json").json()["webhookKey"]
     response = api.post("/settings", {"webhookUrl": empty}, format="json")
     assert response.status_code == 200
-    assert response.json() == {"webhookUrl": None, "webhookKey": key}
+    assert response.json() == {"id": str(tenant.customer.id), "webhookUrl": None, "webhookKey": key}
     assert len(receiver.snapshot()) == 1  # clearing sends no ping
 
 
@@ -116,9 +116,19 @@ def test_another_customers_settings_and_health_are_never_visible(api, tenant, ot
 
     webhook_message_deliver(message_id=create_message(tenant.customer.id).id)
     other = client_for(other_tenant.api_key)
-    assert other.get("/settings").json() == {"webhookUrl": None, "webhookKey": None}
+    assert other.get("/settings").json() == {
+        "id": str(other_tenant.customer.id),
+        "webhookUrl": None,
+        "webhookKey": None,
+    }
     health = other.get("/settings/webhook").json()
     assert health["status"] == "not-configured"
+    assert (health["webhookEnabled"], health["webhookRequestsProcessing"], health["webhookRequestsFailed"]) == (
+        False,
+        0,
+        0,
+    )
+    assert "webhookStatusDetail" not in health
     assert (health["pending"], health["failing"], health["failed"]) == (0, 0, 0)
     assert health["lastFailureAt"] is None and health["lastError"] is None
     assert other.post("/settings/webhook/retry").json() == {"retried": 0}
@@ -142,6 +152,8 @@ def test_health_reports_last_success_failures_and_pending_counts(api, tenant, re
     health = api.get("/settings/webhook").json()
     assert health["webhookUrl"] == f"{receiver.url}/hook"
     assert health["status"] == "failing"
+    assert health["webhookEnabled"] is True and health["webhookStatusDetail"] == health["lastError"]
+    assert (health["webhookRequestsProcessing"], health["webhookRequestsFailed"]) == (2, 1)
     assert (health["pending"], health["failing"], health["failed"]) == (2, 1, 1)
     assert health["lastSuccessAt"] and health["lastFailureAt"]
     assert health["lastError"] == "HTTP 503"
