@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import enum
 import re
+import unicodedata
 
 __all__ = [
     "DobProblem",
@@ -84,6 +85,19 @@ def title_case_if_not_multi_case(value: str) -> str:
                 break
             result = again
     return result
+
+
+# Invisible characters a spreadsheet or a copy-paste leaves in cells: zero-width space, non-joiner, joiner,
+# word joiner, and BOMs (U+FEFF) anywhere, not only at the start of the file.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+
+
+def clean_text(value: str) -> str:
+    """A cell as it reads: invisible characters removed, then Unicode NFC, so visually identical names are
+    identical strings (`Jane` and `\u200bJane`; NFC and NFD `José`). ASCII cells come back as they are."""
+    if value.isascii():
+        return value
+    return unicodedata.normalize("NFC", value.translate(_INVISIBLE))
 
 
 def normalize_name(value: str) -> str | None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from bulkimport.normalize import (
     DobProblem,
+    clean_text,
     normalize_address_line,
     normalize_city,
     normalize_drivers_license_value,
@@ -367,6 +368,10 @@ class RowValidator:
         """(normalized, []) for a valid row, (None, errors) otherwise. `row` has at least plan.width cells."""
         plan = self.plan
         errors: list[RowError] = []
+        if not all(cell.isascii() for cell in row):
+            # SPEC §6: every text cell NFC, without zero-width characters or stray BOMs, before validation
+            # and matching. A copy: the raw cells are kept as received.
+            row = [clean_text(cell) for cell in row]
 
         first_name = normalize_name(row[plan.first_name])
         if first_name is None:

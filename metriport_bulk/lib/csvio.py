@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 __all__ = [
     "RESULT_COLUMNS",
+    "RESULT_STATUS_WORDS",
     "CsvFileError",
     "CsvReader",
     "FileErrorCode",
@@ -28,6 +29,9 @@ __all__ = [
 ]
 
 RESULT_COLUMNS = ("metriportId", "status", "reason", "action", "documentQuery", "documents")
+# A row's stored status -> the word of the result file: Metriport's importer writes `successful` (its docs say
+# `succeeded`; its code, and so every file its customers parse, says `successful`).
+RESULT_STATUS_WORDS = {"succeeded": "successful"}
 
 # Big enough that the text layer decodes in few calls, small enough to keep memory flat.
 _READ_CHUNK = 64 * 1024
@@ -294,7 +298,9 @@ class ResultCsvWriter:
             cells = raw[:width]
         else:
             cells = [*raw, *([""] * (width - len(raw)))]
-        cells.extend((metriport_id or "", status, reason, action, document_query, documents))
+        cells.extend(
+            (metriport_id or "", RESULT_STATUS_WORDS.get(status, status), reason, action, document_query, documents)
+        )
         self._emit(cells)
 
     def flush(self) -> None:

@@ -224,3 +224,17 @@ def test_a_chunk_takes_the_same_handful_of_statements_for_any_number_of_rows(
     with django_assert_max_num_queries(17 if connection.vendor == "postgresql" else 60):
         services.bulk_chunk_apply(chunk_id=chunk_id)
     assert BulkRow.objects.filter(request_id=request.id, status="succeeded").count() == 1_000
+
+
+def test_visually_identical_names_are_one_patient(tenant):
+    """Zero-width characters, stray BOMs and NFD decompositions are invisible in a spreadsheet: the people
+    they spell are one patient each (SPEC §6)."""
+    jane = ["Jane", "\u200bJane", "\ufeffJane", "Ja\u200dne\u2060"]
+    jose = [("Jos\u00e9", "Garc\u00eda"), ("Jose\u0301", "Garci\u0301a")]
+    rows = [wide(first) for first in jane] + [wide(first, last=last, zip_code="10002") for first, last in jose]
+    request, stored = run(tenant, rows)
+    assert Patient.objects.filter(customer=tenant.customer).count() == 2
+    assert [row.action for row in stored] == ["created", "updated", "updated", "updated", "created", "updated"]
+    assert {p.first_name for p in Patient.objects.filter(customer=tenant.customer)} == {"Jane", "Jos\u00e9"}
+    # The result file echoes what was uploaded, invisible characters included.
+    assert stored[1].raw[1] == "\u200bJane"

@@ -262,14 +262,14 @@ def test_writer_writes_header_plus_result_columns() -> None:
 def test_writer_pads_short_rows_and_cuts_long_rows_so_result_columns_line_up() -> None:
     data = written(["a", "b", "c"], (["1"], ok()), (["1", "2", "3", "4"], ok(None)), (["1", "2", "3"], ok()))
     rows = list(csv.reader(io.StringIO(data.decode())))
-    assert rows[1] == ["1", "", "", "pat-1", "succeeded", "", "created", "", ""]
-    assert rows[2] == ["1", "2", "3", "", "succeeded", "", "created", "", ""]
+    assert rows[1] == ["1", "", "", "pat-1", "successful", "", "created", "", ""]
+    assert rows[2] == ["1", "2", "3", "", "successful", "", "created", "", ""]
     assert all(len(row) == 9 for row in rows)
 
 
 def test_writer_writes_the_document_query_columns() -> None:
     data = written(["a"], (["x"], {**ok(), "document_query": "completed", "documents": "3"}))
-    assert data.endswith(b"x,pat-1,succeeded,,created,completed,3\n")
+    assert data.endswith(b"x,pat-1,successful,,created,completed,3\n")
 
 
 def test_writer_escapes_every_cell_including_header_and_reason() -> None:
@@ -318,7 +318,7 @@ def test_writer_writes_through_each_row_without_an_explicit_flush() -> None:
     out = io.BytesIO()
     writer = ResultCsvWriter(out, ["a"])
     writer.write(["x"], **ok())  # type: ignore[arg-type]
-    assert out.getvalue().endswith(b"x,pat-1,succeeded,,created,,\n")
+    assert out.getvalue().endswith(b"x,pat-1,successful,,created,,\n")
 
 
 def test_utf16_is_recognized_even_when_the_stream_returns_tiny_reads() -> None:

@@ -12,6 +12,7 @@ from bulkimport.normalize import (
     US_STATES,
     US_TERRITORIES,
     DobProblem,
+    clean_text,
     normalize_address_line,
     normalize_city,
     normalize_dob,
@@ -566,3 +567,19 @@ def test_normalize_hie_opt_out(value: str, expected: str) -> None:
 @pytest.mark.parametrize("value", ["maybe", "2", "opt-out", "t"])
 def test_normalize_hie_opt_out_rejects(value: str) -> None:
     assert normalize_hie_opt_out(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Jane", "Jane"),
+        ("\u200bJane", "Jane"),
+        ("\ufeffJane\ufeff", "Jane"),
+        ("Ja\u200cn\u200de\u2060", "Jane"),
+        ("Jose\u0301 Garci\u0301a", "Jos\u00e9 Garc\u00eda"),
+        ("Jos\u00e9", "Jos\u00e9"),
+        ("\u00c5ngstr\u00f6m", "\u00c5ngstr\u00f6m"),
+    ],
+)
+def test_clean_text_removes_invisible_characters_and_composes(value, expected):
+    assert clean_text(value) == expected
