@@ -56,6 +56,8 @@ class BulkCreateListApi(APIView):
                 "facilityId": str(bulk.facility_id),
                 "status": bulk.status,
                 "uploadUrl": services.bulk_upload_url(bulk),
+                "params": {"dryRun": bulk.dry_run},
+                "createdAt": serializers.DateTimeField().to_representation(bulk.created_at),
             }
         )
 

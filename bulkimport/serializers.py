@@ -7,11 +7,17 @@ from bulkimport.models import BulkRequest
 from bulkimport.services import bulk_result_url
 
 
+class BulkParamsSerializer(serializers.Serializer):
+    dryRun = serializers.BooleanField()
+
+
 class BulkCreateResponseSerializer(serializers.Serializer):
     requestId = serializers.UUIDField()
     facilityId = serializers.UUIDField()
     status = serializers.CharField()
     uploadUrl = serializers.URLField()
+    params = BulkParamsSerializer()
+    createdAt = serializers.DateTimeField()
 
 
 class DocumentQueryCountsSerializer(serializers.Serializer):
@@ -24,6 +30,7 @@ class DocumentQueryCountsSerializer(serializers.Serializer):
 class BulkRequestSerializer(serializers.ModelSerializer):
     requestId = serializers.UUIDField(source="id")
     facilityId = serializers.UUIDField(source="facility_id")
+    params = serializers.SerializerMethodField()
     dryRun = serializers.BooleanField(source="dry_run")
     createdAt = serializers.DateTimeField(source="created_at")
     startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
@@ -37,6 +44,7 @@ class BulkRequestSerializer(serializers.ModelSerializer):
             "requestId",
             "facilityId",
             "status",
+            "params",
             "dryRun",
             "reason",
             "createdAt",
@@ -49,6 +57,10 @@ class BulkRequestSerializer(serializers.ModelSerializer):
             "documentQueries",
             "result",
         ]
+
+    @extend_schema_field(BulkParamsSerializer)
+    def get_params(self, request: BulkRequest) -> dict[str, bool]:
+        return {"dryRun": request.dry_run}
 
     def get_result(self, request: BulkRequest) -> str | None:
         return bulk_result_url(request)

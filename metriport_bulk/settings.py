@@ -38,6 +38,8 @@ DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "*").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 # Absolute base URL clients use to reach this service (local upload URLs are built from it).
+# Facility OIDs are <OID_ROOT>.<customer>.5.<facility>; set it to your organization's registered arc.
+OID_ROOT = env("OID_ROOT", "2.25").rstrip(".")
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [

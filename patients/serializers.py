@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
+
+from django.conf import settings
 from rest_framework import serializers
 
 from bulkimport.normalize import normalize_state, normalize_zip
 from patients.models import Facility, Patient
 from patients.validators import npi_is_valid
+
+
+def omit_empty(values: dict, keys: tuple[str, ...]) -> dict:
+    """Optional strings Metriport's schemas type `string | undefined` are omitted when empty, never null (a
+    null breaks the npm SDK's zod parsing)."""
+    return {k: v for k, v in values.items() if k not in keys or (v is not None and v != "")}
+
+
+def etag_of(obj) -> str:
+    """A version tag that changes with every save (Metriport's eTag; PUT checks it against If-Match)."""
+    return hashlib.sha1(f"{obj.pk}:{obj.updated_at.isoformat()}".encode()).hexdigest()[:16]
+
+
+def facility_oid(facility: Facility) -> str:
+    """The facility's OID in Metriport's form, `<organization OID>.5.<facility number>`: the organization's
+    arc is the customer's UUID as an integer under OID_ROOT (2.25 is X.667's UUID arc), the facility number
+    its own UUID's integer. Stable, unique, and needs no counter."""
+    return f"{settings.OID_ROOT}.{facility.customer_id.int}.5.{facility.id.int}"
 
 
 class AddressSerializer(serializers.Serializer):
@@ -34,9 +55,14 @@ class AddressSerializer(serializers.Serializer):
             raise serializers.ValidationError('Only "USA" is supported.')
         return "USA"
 
+    def to_representation(self, instance) -> dict:
+        return omit_empty(super().to_representation(instance), ("addressLine2",))
+
 
 class FacilitySerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(read_only=True)
+    eTag = serializers.SerializerMethodField()
+    oid = serializers.SerializerMethodField()
     npi = serializers.CharField(max_length=10)
     tin = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
     active = serializers.BooleanField(required=False, default=True)
@@ -44,7 +70,13 @@ class FacilitySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Facility
-        fields = ["id", "name", "npi", "tin", "active", "address"]
+        fields = ["id", "eTag", "oid", "name", "npi", "tin", "active", "address"]
+
+    def get_eTag(self, facility: Facility) -> str:
+        return etag_of(facility)
+
+    def get_oid(self, facility: Facility) -> str:
+        return facility_oid(facility)
 
     def validate_npi(self, value: str) -> str:
         if not npi_is_valid(value):
@@ -54,6 +86,8 @@ class FacilitySerializer(serializers.ModelSerializer):
 
 class PatientSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(read_only=True)
+    eTag = serializers.SerializerMethodField()
+    dateCreated = serializers.DateTimeField(source="created_at", read_only=True)
     facilityIds = serializers.SerializerMethodField()
     externalId = serializers.CharField(source="external_id")
     firstName = serializers.CharField(source="first_name")
@@ -68,8 +102,10 @@ class PatientSerializer(serializers.ModelSerializer):
         model = Patient
         fields = [
             "id",
+            "eTag",
             "facilityIds",
             "externalId",
+            "dateCreated",
             "firstName",
             "lastName",
             "dob",
@@ -78,6 +114,15 @@ class PatientSerializer(serializers.ModelSerializer):
             "address",
             "contact",
         ]
+
+    def get_eTag(self, patient: Patient) -> str:
+        return etag_of(patient)
+
+    def to_representation(self, instance) -> dict:
+        data = omit_empty(super().to_representation(instance), ("externalId",))
+        data["address"] = [omit_empty(a, ("addressLine2",)) for a in data.get("address") or []]
+        data["contact"] = [c for c in (omit_empty(c, ("phone", "email")) for c in data.get("contact") or []) if c]
+        return data
 
     def get_facilityIds(self, patient: Patient) -> list[str]:
         return [str(link.facility_id) for link in patient.patientfacility_set.all()]

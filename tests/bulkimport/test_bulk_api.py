@@ -11,6 +11,8 @@ pytestmark = pytest.mark.django_db
 def test_facility_optional_when_only_one(api, tenant):
     response = api.post("/medical/v1/patient/bulk")
     assert response.status_code == 200, response.json()
+    assert list(response.json()) == ["requestId", "facilityId", "status", "uploadUrl", "params", "createdAt"]
+    assert response.json()["params"] == {"dryRun": False} and response.json()["createdAt"].endswith("Z")
     assert response.json()["facilityId"] == str(tenant.facility.id)
     assert BulkRequest.objects.get(id=response.json()["requestId"]).dry_run is False
 
@@ -54,6 +56,7 @@ def test_get_shape_and_list_filters(api, tenant):
         "requestId",
         "facilityId",
         "status",
+        "params",
         "dryRun",
         "reason",
         "createdAt",

@@ -18,6 +18,8 @@ ADDRESS = {"addressLine1": "2 Oak Ave", "city": "Austin", "state": "texas", "zip
         ("123456789", False),
         ("12345678931", False),
         ("abcdefghij", False),
+        ("\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0663", False),  # Arabic-Indic digits
+        ("\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff13", False),  # fullwidth digits
         ("1245319599", True),
     ],
 )
@@ -130,3 +132,26 @@ def test_create_facility_command_validates(tenant, capsys):
         create("1234567890")
     create("1234567893")
     assert capsys.readouterr().out.startswith("facility_id=")
+
+
+def test_facility_dto_has_etag_and_a_stable_oid_and_omits_an_empty_address_line2(api, tenant):
+    created = api.post(
+        "/medical/v1/facility", {"name": "North", "npi": "1234567893", "address": ADDRESS}, format="json"
+    ).json()
+    assert list(created) == ["id", "eTag", "oid", "name", "npi", "tin", "active", "address"]
+    assert "addressLine2" not in created["address"]
+    arcs = created["oid"].split(".")
+    assert all(arc.isdigit() for arc in arcs) and arcs[-2] == "5"
+    assert created["oid"].startswith("2.25.")
+    again = api.get(f"/medical/v1/facility/{created['id']}").json()
+    assert again["oid"] == created["oid"] and again["eTag"] == created["eTag"]
+    updated = api.put(
+        f"/medical/v1/facility/{created['id']}",
+        {"name": "North 2", "npi": "1234567893", "address": ADDRESS},
+        format="json",
+    ).json()
+    assert updated["oid"] == created["oid"] and updated["eTag"] != created["eTag"]
+    other = api.post("/medical/v1/facility", {"name": "South", "npi": "1245319599", "address": ADDRESS}, format="json")
+    assert other.json()["oid"] != created["oid"]
+    listed = api.get("/medical/v1/facility").json()
+    assert all("addressLine2" not in f["address"] for f in listed["facilities"])

@@ -42,6 +42,9 @@ def _patient(tenant, **overrides) -> Patient:
 def test_patient_detail_shape(api, tenant):
     patient = _patient(tenant)
     body = api.get(f"/medical/v1/patient/{patient.id}").json()
+    assert body.pop("eTag") and body.pop("dateCreated").startswith(patient.created_at.date().isoformat())
+    address_without_null = [{k: v for k, v in a.items() if v is not None} for a in patient.addresses]
+    assert "addressLine2" not in address_without_null[0]  # optional strings are omitted, never null
     assert body == {
         "id": str(patient.id),
         "facilityIds": [str(tenant.facility.id)],
@@ -51,9 +54,15 @@ def test_patient_detail_shape(api, tenant):
         "dob": "1980-02-03",
         "genderAtBirth": "F",
         "personalIdentifiers": [{"type": "ssn", "value": "123456789"}],
-        "address": patient.addresses,
+        "address": address_without_null,
         "contact": patient.contacts,
     }
+
+
+def test_patient_without_external_id_omits_it(api, tenant):
+    patient = _patient(tenant, external_id="", contacts=[{"phone": "5125550100", "email": None}])
+    body = api.get(f"/medical/v1/patient/{patient.id}").json()
+    assert "externalId" not in body and body["contact"] == [{"phone": "5125550100"}]
 
 
 def test_patient_list_filters_by_facility_and_paginates(api, tenant):
