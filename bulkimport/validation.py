@@ -131,7 +131,8 @@ for _prefix in ("driverslicense", "driverslicence"):  # US and British spelling,
         _SINGLE_COLUMNS[_prefix + _suffix] = "driversLicense"
     _SINGLE_COLUMNS[_prefix + "state"] = "driversLicenseState"
 
-# Normalized base name -> canonical field, for columns indexed -1..-10 (un-suffixed means -1).
+# Normalized base name -> canonical field, for columns indexed -1..-10 and un-suffixed. As in Metriport's
+# importer, an un-suffixed group is a group of its own (index 0, read first), not another name for -1.
 _INDEXED_COLUMNS: dict[str, str] = {
     "addressline1": "addressLine1",
     "address1": "addressLine1",
@@ -144,6 +145,9 @@ _INDEXED_COLUMNS: dict[str, str] = {
     "phone": "phone",
     "email": "email",
 }
+# Alternative names: Metriport reads `zip ?? zipCode`, so beside its canonical column an alias is not read
+# (it stays a column of the customer's, echoed in the result file) instead of being a duplicate.
+_ALIASES = frozenset({"address1", "address2", "zipcode"})
 _ADDRESS_FIELDS = ("addressLine1", "addressLine2", "city", "state", "zip")
 _REQUIRED_ADDRESS_FIELDS = ("addressLine1", "city", "state", "zip")
 _REQUIRED_SINGLE = ("firstName", "lastName", "dob", "gender")
@@ -155,7 +159,9 @@ def normalize_header_name(name: str) -> str:
 
 
 def _map_header(normalized: str) -> tuple[str, int, bool] | None:
-    """Normalized header name -> (canonical field, index, had an explicit index), or None if unknown."""
+    """Normalized header name -> (canonical field, index, is an alias), or None if unknown.
+
+    Index 0 is a single column or an un-suffixed group; 1..10 an indexed one."""
     single = _SINGLE_COLUMNS.get(normalized)
     if single is not None:
         return single, 0, False
@@ -163,13 +169,14 @@ def _map_header(normalized: str) -> tuple[str, int, bool] | None:
     if not dash:
         field = _INDEXED_COLUMNS.get(normalized)
         if field is not None:
-            return field, 1, False
+            return field, 0, normalized in _ALIASES
         # "phone_2" and "email 2" read as phone2/email2 (Metriport's contact alternative names).
         for contact in ("phone", "email"):
             if normalized.startswith(contact):
                 index_text = normalized[len(contact) :]
-                if index_text.isascii() and index_text.isdigit() and 1 <= int(index_text) <= MAX_INDEX:
-                    return contact, int(index_text), True
+                digits = index_text.isascii() and index_text.isdigit() and index_text[0] != "0"
+                if digits and int(index_text) <= MAX_INDEX:
+                    return contact, int(index_text), False
         return None
     field = _INDEXED_COLUMNS.get(base)
     if field is None or not (index_text.isascii() and index_text.isdigit()):
@@ -177,7 +184,7 @@ def _map_header(normalized: str) -> tuple[str, int, bool] | None:
     index = int(index_text)
     if not 1 <= index <= MAX_INDEX or index_text[0] == "0":
         return None
-    return field, index, True
+    return field, index, base in _ALIASES
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +229,7 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
     is data rather than a header, its cells are PHI.
     """
     positions: dict[tuple[str, int], list[int]] = {}
-    unsuffixed: set[tuple[str, int]] = set()
+    alias_positions: dict[tuple[str, int], list[int]] = {}
     unknown: dict[str, list[int]] = {}
     for position, cell in enumerate(header):
         normalized = normalize_header_name(cell)
@@ -231,10 +238,15 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
             if normalized:
                 unknown.setdefault(normalized, []).append(position)
             continue
-        field, index, explicit = mapped
-        positions.setdefault((field, index), []).append(position)
-        if not explicit:
-            unsuffixed.add((field, index))
+        field, index, alias = mapped
+        (alias_positions if alias else positions).setdefault((field, index), []).append(position)
+    for key, cols in alias_positions.items():
+        # The canonical name wins over its alias (zip beside zipCode); the alias is then the customer's column.
+        if key in positions:
+            for position in cols:
+                unknown.setdefault(normalize_header_name(header[position]), []).append(position)
+        else:
+            positions[key] = cols
 
     if not positions:
         raise CsvFileError(
@@ -243,11 +255,7 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
             f"must name the columns, e.g. {_HEADER_HINT}.",
         )
 
-    duplicates = [
-        (_display_name(field, index, (field, index) in unsuffixed), cols)
-        for (field, index), cols in positions.items()
-        if len(cols) > 1
-    ]
+    duplicates = [(_display_name(field, index), cols) for (field, index), cols in positions.items() if len(cols) > 1]
     duplicates += [("an unrecognized column", cols) for cols in unknown.values() if len(cols) > 1]
     if duplicates:
         described = "; ".join(
@@ -255,8 +263,8 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
         )
         raise CsvFileError(
             FileErrorCode.DUPLICATE_COLUMNS,
-            f"Duplicate columns (names are compared ignoring case, spaces and punctuation, and aliases such "
-            f"as zip/zipCode count as the same column): {described}. Keep one of each.",
+            f"Duplicate columns (names are compared ignoring case, spaces and punctuation): {described}. "
+            "Keep one of each.",
         )
 
     def position_of(field: str, index: int = 0) -> int | None:
@@ -267,9 +275,8 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
     address_indexes = sorted({index for (field, index) in positions if field in _ADDRESS_FIELDS})
     complete = [i for i in address_indexes if all(position_of(f, i) is not None for f in _REQUIRED_ADDRESS_FIELDS)]
     if not complete:
-        first = address_indexes[0] if address_indexes else 1
-        plain = not address_indexes or any((f, first) in unsuffixed for f in _ADDRESS_FIELDS)
-        missing += [_display_name(f, first, plain) for f in _REQUIRED_ADDRESS_FIELDS if position_of(f, first) is None]
+        first = address_indexes[0] if address_indexes else 0
+        missing += [_display_name(f, first) for f in _REQUIRED_ADDRESS_FIELDS if position_of(f, first) is None]
     if missing:
         raise CsvFileError(
             FileErrorCode.MISSING_COLUMNS,
@@ -280,11 +287,10 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
     addresses = []
     for index in address_indexes:
         # Messages name the group the way the header does: "Missing zip" or "Missing zip-2".
-        named_plain = any((field, index) in unsuffixed for field in _ADDRESS_FIELDS)
         addresses.append(
             AddressColumns(
                 index=index,
-                suffix="" if named_plain else f"-{index}",
+                suffix=f"-{index}" if index else "",
                 address_line1=position_of("addressLine1", index),
                 address_line2=position_of("addressLine2", index),
                 city=position_of("city", index),
@@ -295,10 +301,10 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
 
     def contacts(field: str) -> tuple[tuple[str, int], ...]:
         found = []
-        for index in range(1, MAX_INDEX + 1):
+        for index in range(MAX_INDEX + 1):
             column = position_of(field, index)
             if column is not None:
-                found.append((_display_name(field, index, (field, index) in unsuffixed), column))
+                found.append((_display_name(field, index), column))
         return tuple(found)
 
     return ColumnPlan(
@@ -318,10 +324,8 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
     )
 
 
-def _display_name(field: str, index: int, unsuffixed: bool) -> str:
-    if index == 0 or unsuffixed:
-        return field
-    return f"{field}-{index}"
+def _display_name(field: str, index: int) -> str:
+    return f"{field}-{index}" if index else field
 
 
 # --- rows ---------------------------------------------------------------------------------------------
