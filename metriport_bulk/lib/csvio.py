@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 __all__ = [
     "RESULT_COLUMNS",
+    "RESULT_STATUS_WORDS",
     "CsvFileError",
     "CsvReader",
     "FileErrorCode",
@@ -28,6 +29,9 @@ __all__ = [
 ]
 
 RESULT_COLUMNS = ("metriportId", "status", "reason", "action")
+# The result file's `status` words are the ones Metriport's importer writes (`successful`, its code; only its
+# docs say `succeeded`). The stored row status keeps its own value; the word is chosen here, on writing.
+RESULT_STATUS_WORDS = {"succeeded": "successful", "successful": "successful", "failed": "failed"}
 
 # Big enough that the text layer decodes in few calls, small enough to keep memory flat.
 _READ_CHUNK = 64 * 1024
@@ -276,7 +280,8 @@ class ResultCsvWriter:
 
     def write(self, raw: list[str], *, metriport_id: str | None, status: str, reason: str, action: str) -> None:
         """One result line: the row's cells (padded or cut to the header's width so the result
-        columns line up), then metriportId, status, reason and action."""
+        columns line up), then metriportId, status (a stored row status, written as Metriport's word:
+        RESULT_STATUS_WORDS), reason and action."""
         width = self._width
         if len(raw) == width:
             cells = list(raw)
@@ -284,7 +289,7 @@ class ResultCsvWriter:
             cells = raw[:width]
         else:
             cells = [*raw, *([""] * (width - len(raw)))]
-        cells.extend((metriport_id or "", status, reason, action))
+        cells.extend((metriport_id or "", RESULT_STATUS_WORDS.get(status, status), reason, action))
         self._emit(cells)
 
     def flush(self) -> None:

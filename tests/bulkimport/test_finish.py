@@ -49,4 +49,4 @@ def test_result_cells_equal_the_uploaded_cells_whatever_they_hold(broker):
     assert [line[: len(HEADER)] for line in result[1:]] == rows
     outcomes = [(line[-3], bool(line[-4]), bool(line[-2])) for line in result[1:]]
     # (status, has a patient id, has a reason): the valid half succeeded, the other half failed with a reason.
-    assert outcomes == [("succeeded", True, False)] * len(AWKWARD) + [("failed", False, True)] * len(AWKWARD)
+    assert outcomes == [("successful", True, False)] * len(AWKWARD) + [("failed", False, True)] * len(AWKWARD)

@@ -43,7 +43,7 @@ def test_full_flow_creates_patients_and_writes_result(customer_api, tenant):
     rows = read_result(final["result"])
     assert len(rows) == 300
     assert list(rows[0])[-4:] == ["metriportId", "status", "reason", "action"]
-    succeeded = [r for r in rows if r["status"] == "succeeded"]
+    succeeded = [r for r in rows if r["status"] == "successful"]
     failed = [r for r in rows if r["status"] == "failed"]
     assert len(succeeded) == final["successful"] and len(failed) == final["failed"]
     assert all(r["reason"] and not r["metriportId"] and r["action"] == "" for r in failed)
@@ -69,7 +69,7 @@ def test_dry_run_validates_and_creates_nothing(customer_api, tenant):
     assert (final["successful"], final["failed"]) == (1, 1)
     rows = read_result(final["result"])
     assert [(r["status"], r["action"], r["metriportId"]) for r in rows] == [
-        ("succeeded", "validated", ""),
+        ("successful", "validated", ""),
         ("failed", "", ""),
     ]
     assert "dob" in rows[1]["reason"]
@@ -159,7 +159,7 @@ def test_hie_opt_out_rows_get_no_document_query(customer_api, tenant):
 
     final = customer_api.run(csv_bytes([person("Ann", opt_out="true"), person("Bob")]))
     rows = read_result(final["result"])
-    assert all(r["status"] == "succeeded" for r in rows)
+    assert all(r["status"] == "successful" for r in rows)
     assert list(DocumentQuery.objects.values_list("patient_id", flat=True)) == [
         __import__("uuid").UUID(rows[1]["metriportId"])
     ]

@@ -130,7 +130,7 @@ def test_any_upload_ends_completed_or_failed_with_a_reason(local_api, caplog, bo
         lines = list(csv.reader(io.StringIO(result.content.decode("utf-8"), newline="")))
         assert len(lines) == final["total"] + 1
         assert lines[0][-4:] == ["metriportId", "status", "reason", "action"]
-        assert all(line[-3] in ("succeeded", "failed") for line in lines[1:])
+        assert all(line[-3] in ("successful", "failed") for line in lines[1:])
     # Nothing went wrong behind the scenes either: no actor crashed, no view raised.
     problems = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert problems == [], [f"{r.name}: {r.getMessage()}" for r in problems]

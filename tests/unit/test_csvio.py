@@ -259,11 +259,23 @@ def test_writer_writes_header_plus_result_columns() -> None:
     assert RESULT_COLUMNS == ("metriportId", "status", "reason", "action")
 
 
+def test_writer_writes_metriports_status_words_from_the_stored_row_status() -> None:
+    # Metriport's importer writes `successful` (its docs say `succeeded`; customers parse what its code writes).
+    data = written(
+        ["a"],
+        (["1"], ok()),
+        (["2"], {"metriport_id": None, "status": "failed", "reason": "Missing dob", "action": ""}),
+    )
+    rows = list(csv.reader(io.StringIO(data.decode())))
+    assert [row[2] for row in rows[1:]] == ["successful", "failed"]
+    assert b"succeeded" not in data
+
+
 def test_writer_pads_short_rows_and_cuts_long_rows_so_result_columns_line_up() -> None:
     data = written(["a", "b", "c"], (["1"], ok()), (["1", "2", "3", "4"], ok(None)), (["1", "2", "3"], ok()))
     rows = list(csv.reader(io.StringIO(data.decode())))
-    assert rows[1] == ["1", "", "", "pat-1", "succeeded", "", "created"]
-    assert rows[2] == ["1", "2", "3", "", "succeeded", "", "created"]
+    assert rows[1] == ["1", "", "", "pat-1", "successful", "", "created"]
+    assert rows[2] == ["1", "2", "3", "", "successful", "", "created"]
     assert all(len(row) == 7 for row in rows)
 
 
@@ -313,7 +325,7 @@ def test_writer_writes_through_each_row_without_an_explicit_flush() -> None:
     out = io.BytesIO()
     writer = ResultCsvWriter(out, ["a"])
     writer.write(["x"], **ok())  # type: ignore[arg-type]
-    assert out.getvalue().endswith(b"x,pat-1,succeeded,,created\n")
+    assert out.getvalue().endswith(b"x,pat-1,successful,,created\n")
 
 
 def test_utf16_is_recognized_even_when_the_stream_returns_tiny_reads() -> None:
