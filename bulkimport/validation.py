@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bulkimport.normalize import (
+    INVISIBLE_CHARACTERS,
     DobProblem,
+    clean_text,
     normalize_address_line,
     normalize_city,
     normalize_drivers_license_value,
@@ -112,7 +114,7 @@ def row_reason(errors: list[RowError]) -> str:
 
 # Metriport's csv-parser mapHeaders drops these characters and all whitespace (so "First Name" and
 # "first_name" both read as firstname); "-" is kept because it introduces the -N index.
-_HEADER_DROP = str.maketrans("", "", "!@#$%^&*()+=[]\\';,./{}|\":<>?~_ \t\r\n\u00a0\ufeff")
+_HEADER_DROP = str.maketrans("", "", "!@#$%^&*()+=[]\\';,./{}|\":<>?~_ \t\r\n\u00a0" + INVISIBLE_CHARACTERS)
 
 # Normalized header name -> canonical field, for columns that occur once.
 _SINGLE_COLUMNS: dict[str, str] = {
@@ -556,7 +558,7 @@ def _drivers_license(row: list[str], plan: ColumnPlan, errors: list[RowError]) -
 
 
 def _is_blank(row: list[str]) -> bool:
-    return not row or not "".join(row).strip()
+    return not row or not clean_text("".join(row)).strip()
 
 
 class CsvImport:
@@ -633,8 +635,16 @@ class CsvImport:
                 row = next(source, None)
                 if row is None:
                     return
-                if not row or not "".join(row).strip():
-                    continue
+            joined = "".join(row)
+            if joined.isascii():
+                cells_seen = row
+            else:
+                # Validation and matching see every cell Unicode-cleaned (NFC, no zero-width characters or
+                # stray BOMs); the row itself is kept as received for the result file.
+                cells_seen = [clean_text(cell) for cell in row]
+                joined = "".join(cells_seen)
+            if not joined.strip():
+                continue
             number += 1
             if number > max_rows:
                 raise CsvFileError(
@@ -643,9 +653,9 @@ class CsvImport:
                     f"{max_rows:,} rows.",
                 )
             cells = len(row)
-            if cells == width or (cells > width and not "".join(row[width:]).strip()):
+            if cells == width or (cells > width and not "".join(cells_seen[width:]).strip()):
                 # Extra cells that are all empty (trailing commas from a spreadsheet) lose nothing.
-                normalized, errors = validate(row)
+                normalized, errors = validate(cells_seen)
             elif cells < width:
                 normalized = None
                 errors = [

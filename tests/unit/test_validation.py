@@ -802,3 +802,38 @@ def test_too_many_columns_is_a_file_error_naming_the_limit():
         CsvImport(io.BytesIO(body))
     assert raised.value.code == FileErrorCode.TOO_MANY_COLUMNS
     assert str(MAX_COLUMNS) in raised.value.message
+
+
+# --- Unicode: every cell NFC and without zero-width characters before validation ----------------------
+
+
+@pytest.mark.parametrize(
+    "first",
+    ["Jane", "\u200bJane", "\ufeffJane", "Jane\u2060", "Ja\u200bne"],
+)
+def test_invisible_characters_in_any_cell_do_not_change_the_normalized_row(first: str) -> None:
+    plain = one_row(GOOD).normalized
+    values = {**GOOD, "firstName": first, "zip": "\u200b02134", "state": "M\ufeffA", "dob": "1980-03-04\u200d"}
+    result = one_row(values)
+    assert result.valid, result.errors
+    assert result.normalized == plain
+    assert result.raw[0] == first  # the result file echoes the cell as received
+
+
+def test_nfc_and_nfd_spellings_normalize_to_the_same_row() -> None:
+    composed = one_row({**GOOD, "firstName": "Jos\u00e9", "lastName": "Garc\u00eda", "city": "San Germ\u00e1n"})
+    decomposed = one_row({**GOOD, "firstName": "Jose\u0301", "lastName": "Garci\u0301a", "city": "San Germa\u0301n"})
+    assert composed.valid and decomposed.valid
+    assert composed.normalized == decomposed.normalized
+    assert decomposed.normalized["firstName"] == "Jos\u00e9"
+
+
+def test_a_row_of_only_invisible_characters_is_a_blank_line() -> None:
+    rows = import_rows(csv_bytes(HEADER, list(GOOD.values()), ["\u200b"] * len(HEADER), list(GOOD.values())))
+    assert [r.number for r in rows] == [1, 2]
+
+
+def test_zero_width_characters_in_header_cells_are_ignored() -> None:
+    header = ["\u200bfirstName", "last\u200dName", "dob\ufeff", *HEADER[3:]]
+    (result,) = import_rows(csv_bytes(header, list(GOOD.values())))
+    assert result.valid
