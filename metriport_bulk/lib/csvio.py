@@ -12,6 +12,7 @@ RESULT_COLUMNS) with every cell escaped against spreadsheet formula injection.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import enum
 import io
@@ -116,8 +117,26 @@ def _human_bytes(size: int) -> str:
     return f"{size:,} bytes"
 
 
+def _line_breaks(data: bytes) -> int:
+    """Line breaks in `data` as the csv module counts lines: CR, LF and CRLF each end one line."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def _encoding_error(line: int) -> CsvFileError:
+    return CsvFileError(
+        FileErrorCode.ENCODING,
+        f"The file is not valid UTF-8 (first invalid character on line {line:,}); it was probably saved as "
+        f"Latin-1/Windows-1252. {_SAVE_AS_UTF8}",
+    )
+
+
 class _GuardedRaw(io.RawIOBase):
-    """The caller's stream seen through the byte limit and the NUL check, chunk by chunk.
+    """The caller's stream seen through the byte limit, the NUL check and the UTF-8 check, chunk by chunk.
+
+    The UTF-8 check is done here, on the bytes as they arrive, rather than by the text layer: that one
+    decodes well ahead of the rows handed out, so it cannot tell on which line an invalid byte is. Here
+    the line breaks of every chunk are counted (CR and LF bytes never occur inside a UTF-8 sequence), so
+    the error names the physical line of the invalid byte.
 
     Closing it never closes the caller's stream: the caller owns that.
     """
@@ -128,6 +147,9 @@ class _GuardedRaw(io.RawIOBase):
         self._pending = head
         self._max_bytes = max_bytes
         self.bytes_read = len(head)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self._lines_before = 0  # line breaks in the bytes checked so far
+        self._ended_with_cr = False
 
     def readable(self) -> bool:
         return True
@@ -142,9 +164,23 @@ class _GuardedRaw(io.RawIOBase):
                 raise _too_large_error(self._max_bytes)
             if b"\x00" in data:
                 raise _binary_error()
+        self._check_utf8(data)
         size = len(data)
         buffer[:size] = data
         return size
+
+    def _check_utf8(self, data: bytes) -> None:
+        # A CRLF split across two chunks is one line break, not two.
+        straddling = 1 if self._ended_with_cr and data[:1] == b"\n" else 0
+        try:
+            self._decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            # exc.object is the decoder's few held-back bytes (never a line break) followed by `data`.
+            prefix = exc.object[: exc.start]
+            raise _encoding_error(self._lines_before + _line_breaks(prefix) - straddling + 1) from None
+        if data:
+            self._lines_before += _line_breaks(data) - straddling
+            self._ended_with_cr = data[-1:] == b"\r"
 
 
 def _remaining_size(stream: typing.BinaryIO) -> int | None:
@@ -217,11 +253,8 @@ class CsvReader:
                 yield row
                 row_start = reader.line_num + 1
         except UnicodeDecodeError:
-            raise CsvFileError(
-                FileErrorCode.ENCODING,
-                f"The file is not valid UTF-8 (first invalid character near line {reader.line_num + 1}); "
-                f"it was probably saved as Latin-1/Windows-1252. {_SAVE_AS_UTF8}",
-            ) from None
+            # The raw layer checks UTF-8 first and names the line; this is only a safety net.
+            raise _encoding_error(reader.line_num + 1) from None
         except csv.Error:
             # The csv module's own message can quote the offending text; ours never does.
             raise CsvFileError(

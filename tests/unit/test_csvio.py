@@ -130,6 +130,51 @@ def test_latin1_bytes_fail_as_encoding_with_a_fix(name: str) -> None:
     assert "UTF-8" in error.message and "line" in error.message
 
 
+def lines_with_latin1_on(line: int, *, total: int = 400, newline: bytes = b"\n") -> bytes:
+    """A CSV whose physical line `line` holds a Latin-1 byte; rows are long enough that the text layer's
+    read-ahead spans hundreds of lines, and one quoted cell spans two physical lines."""
+    lines = [b"firstName,lastName,notes"]
+    number = 1
+    while number < total:
+        if number + 1 == 5:
+            lines.append(b'Ann,Lee,"two' + newline + b'lines"')  # physical lines 5 and 6 hold one row
+            number += 2
+            continue
+        number += 1
+        lines.append(b"Ana,Mu\xc3\xb1oz," + b"x" * 200 if number != line else b"Jos\xe9,Mu\xf1oz," + b"x" * 200)
+    return newline.join(lines) + newline
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+@pytest.mark.parametrize("line", [2, 301, 399])
+def test_encoding_error_names_the_line_of_the_invalid_byte(line: int, newline: bytes) -> None:
+    data = lines_with_latin1_on(line, newline=newline)
+    assert data.split(newline)[line - 1].startswith(b"Jos\xe9")  # the fixture is what it claims
+    error = file_error(data)
+    assert error.code == FileErrorCode.ENCODING
+    assert f"on line {line}; " in error.message or f"on line {line})" in error.message
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_encoding_error_line_is_right_whatever_the_stream_read_sizes(chunk: int) -> None:
+    # Tiny reads split CRLF pairs and multi-byte characters across chunks.
+    data = lines_with_latin1_on(301, newline=b"\r\n")
+    with pytest.raises(CsvFileError) as caught:
+        list(CsvReader(NonSeekable(data, chunk=chunk), max_bytes=BIG))  # type: ignore[arg-type]
+    assert "on line 301)" in caught.value.message
+
+
+def test_a_multibyte_character_cut_off_by_the_end_of_the_file_names_the_last_line() -> None:
+    error = file_error(b"a,b\n1,2\n3,\xe2\x82")
+    assert error.code == FileErrorCode.ENCODING and "on line 3)" in error.message
+
+
+def test_valid_multibyte_characters_split_across_reads_are_accepted() -> None:
+    data = "a,b\r\nJos\u00e9,\u674e\u2603\r\n".encode() * 50
+    rows = list(CsvReader(NonSeekable(data, chunk=1), max_bytes=BIG))  # type: ignore[arg-type]
+    assert rows[1] == ["Jos\u00e9", "\u674e\u2603"] and len(rows) == 100
+
+
 def test_latin1_error_message_does_not_quote_the_file() -> None:
     error = file_error(fixture("latin1.csv"))
     assert "Jos" not in error.message and "Mu" not in error.message
