@@ -17,7 +17,9 @@ import re
 import unicodedata
 
 __all__ = [
+    "INVISIBLE_CHARACTERS",
     "DobProblem",
+    "clean_text",
     "US_STATES",
     "US_TERRITORIES",
     "normalize_address_line",
@@ -46,6 +48,24 @@ _ASCII_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
 # Bounded memo tables for low-cardinality columns (state, gender). A plain dict lookup is cheaper than
 # lru_cache's wrapper, and the cap keeps a hostile file full of distinct junk from growing memory.
 _MEMO_CAP = 4096
+
+
+# --- Unicode --------------------------------------------------------------------------------------------
+
+# Zero-width space, non-joiner and joiner, word joiner, and the BOM (a stray one pasted mid-file or
+# glued to a cell by a concatenating export): invisible, so a name holding one looks like the name
+# without it and must be that name.
+INVISIBLE_CHARACTERS = "\u200b\u200c\u200d\u2060\ufeff"
+_DROP_INVISIBLE = dict.fromkeys(map(ord, INVISIBLE_CHARACTERS))
+
+
+def clean_text(value: str) -> str:
+    """A text cell as validated and matched: zero-width characters and stray BOMs removed, then NFC (so
+    "José" typed composed or decomposed is one spelling). ASCII cells, nearly all of them, are returned
+    as they are without further work."""
+    if value.isascii():
+        return value
+    return unicodedata.normalize("NFC", value.translate(_DROP_INVISIBLE))
 
 
 # --- names and casing -------------------------------------------------------------------------------
@@ -87,23 +107,11 @@ def title_case_if_not_multi_case(value: str) -> str:
     return result
 
 
-# Invisible characters a spreadsheet or a copy-paste leaves in cells: zero-width space, non-joiner, joiner,
-# word joiner, and BOMs (U+FEFF) anywhere, not only at the start of the file.
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
-
-
-def clean_text(value: str) -> str:
-    """A cell as it reads: invisible characters removed, then Unicode NFC, so visually identical names are
-    identical strings (`Jane` and `\u200bJane`; NFC and NFD `José`). ASCII cells come back as they are."""
-    if value.isascii():
-        return value
-    return unicodedata.normalize("NFC", value.translate(_INVISIBLE))
-
-
 def normalize_name(value: str) -> str | None:
     """First or last name: whitespace (line breaks, tabs, runs of spaces) collapsed to single spaces as
-    Metriport's importer does to every cell, then title-cased unless mixed case (normalizeNameOrFail)."""
-    result = title_case_if_not_multi_case(" ".join(value.split()))
+    Metriport's importer does to every cell, then title-cased unless mixed case (normalizeNameOrFail).
+    Unicode-cleaned first (clean_text) so callers other than the CSV import match the same way."""
+    result = title_case_if_not_multi_case(" ".join(clean_text(value).split()))
     return result or None
 
 

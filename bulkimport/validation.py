@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bulkimport.normalize import (
+    INVISIBLE_CHARACTERS,
     DobProblem,
     clean_text,
     normalize_address_line,
@@ -113,7 +114,7 @@ def row_reason(errors: list[RowError]) -> str:
 
 # Metriport's csv-parser mapHeaders drops these characters and all whitespace (so "First Name" and
 # "first_name" both read as firstname); "-" is kept because it introduces the -N index.
-_HEADER_DROP = str.maketrans("", "", "!@#$%^&*()+=[]\\';,./{}|\":<>?~_ \t\r\n\u00a0\ufeff")
+_HEADER_DROP = str.maketrans("", "", "!@#$%^&*()+=[]\\';,./{}|\":<>?~_ \t\r\n\u00a0" + INVISIBLE_CHARACTERS)
 
 # Normalized header name -> canonical field, for columns that occur once.
 _SINGLE_COLUMNS: dict[str, str] = {
@@ -132,7 +133,8 @@ for _prefix in ("driverslicense", "driverslicence"):  # US and British spelling,
         _SINGLE_COLUMNS[_prefix + _suffix] = "driversLicense"
     _SINGLE_COLUMNS[_prefix + "state"] = "driversLicenseState"
 
-# Normalized base name -> canonical field, for columns indexed -1..-10 (un-suffixed means -1).
+# Normalized base name -> canonical field, for columns indexed -1..-10 and un-suffixed. As in Metriport's
+# importer, an un-suffixed group is a group of its own (index 0, read first), not another name for -1.
 _INDEXED_COLUMNS: dict[str, str] = {
     "addressline1": "addressLine1",
     "address1": "addressLine1",
@@ -145,6 +147,9 @@ _INDEXED_COLUMNS: dict[str, str] = {
     "phone": "phone",
     "email": "email",
 }
+# Alternative names: Metriport reads `zip ?? zipCode`, so beside its canonical column an alias is not read
+# (it stays a column of the customer's, echoed in the result file) instead of being a duplicate.
+_ALIASES = frozenset({"address1", "address2", "zipcode"})
 _ADDRESS_FIELDS = ("addressLine1", "addressLine2", "city", "state", "zip")
 _REQUIRED_ADDRESS_FIELDS = ("addressLine1", "city", "state", "zip")
 _REQUIRED_SINGLE = ("firstName", "lastName", "dob", "gender")
@@ -156,7 +161,9 @@ def normalize_header_name(name: str) -> str:
 
 
 def _map_header(normalized: str) -> tuple[str, int, bool] | None:
-    """Normalized header name -> (canonical field, index, had an explicit index), or None if unknown."""
+    """Normalized header name -> (canonical field, index, is an alias), or None if unknown.
+
+    Index 0 is a single column or an un-suffixed group; 1..10 an indexed one."""
     single = _SINGLE_COLUMNS.get(normalized)
     if single is not None:
         return single, 0, False
@@ -164,13 +171,14 @@ def _map_header(normalized: str) -> tuple[str, int, bool] | None:
     if not dash:
         field = _INDEXED_COLUMNS.get(normalized)
         if field is not None:
-            return field, 1, False
+            return field, 0, normalized in _ALIASES
         # "phone_2" and "email 2" read as phone2/email2 (Metriport's contact alternative names).
         for contact in ("phone", "email"):
             if normalized.startswith(contact):
                 index_text = normalized[len(contact) :]
-                if index_text.isascii() and index_text.isdigit() and 1 <= int(index_text) <= MAX_INDEX:
-                    return contact, int(index_text), True
+                digits = index_text.isascii() and index_text.isdigit() and index_text[0] != "0"
+                if digits and int(index_text) <= MAX_INDEX:
+                    return contact, int(index_text), False
         return None
     field = _INDEXED_COLUMNS.get(base)
     if field is None or not (index_text.isascii() and index_text.isdigit()):
@@ -178,7 +186,7 @@ def _map_header(normalized: str) -> tuple[str, int, bool] | None:
     index = int(index_text)
     if not 1 <= index <= MAX_INDEX or index_text[0] == "0":
         return None
-    return field, index, True
+    return field, index, base in _ALIASES
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +231,7 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
     is data rather than a header, its cells are PHI.
     """
     positions: dict[tuple[str, int], list[int]] = {}
-    unsuffixed: set[tuple[str, int]] = set()
+    alias_positions: dict[tuple[str, int], list[int]] = {}
     unknown: dict[str, list[int]] = {}
     for position, cell in enumerate(header):
         normalized = normalize_header_name(cell)
@@ -232,10 +240,15 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
             if normalized:
                 unknown.setdefault(normalized, []).append(position)
             continue
-        field, index, explicit = mapped
-        positions.setdefault((field, index), []).append(position)
-        if not explicit:
-            unsuffixed.add((field, index))
+        field, index, alias = mapped
+        (alias_positions if alias else positions).setdefault((field, index), []).append(position)
+    for key, cols in alias_positions.items():
+        # The canonical name wins over its alias (zip beside zipCode); the alias is then the customer's column.
+        if key in positions:
+            for position in cols:
+                unknown.setdefault(normalize_header_name(header[position]), []).append(position)
+        else:
+            positions[key] = cols
 
     if not positions:
         raise CsvFileError(
@@ -244,11 +257,7 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
             f"must name the columns, e.g. {_HEADER_HINT}.",
         )
 
-    duplicates = [
-        (_display_name(field, index, (field, index) in unsuffixed), cols)
-        for (field, index), cols in positions.items()
-        if len(cols) > 1
-    ]
+    duplicates = [(_display_name(field, index), cols) for (field, index), cols in positions.items() if len(cols) > 1]
     duplicates += [("an unrecognized column", cols) for cols in unknown.values() if len(cols) > 1]
     if duplicates:
         described = "; ".join(
@@ -256,8 +265,8 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
         )
         raise CsvFileError(
             FileErrorCode.DUPLICATE_COLUMNS,
-            f"Duplicate columns (names are compared ignoring case, spaces and punctuation, and aliases such "
-            f"as zip/zipCode count as the same column): {described}. Keep one of each.",
+            f"Duplicate columns (names are compared ignoring case, spaces and punctuation): {described}. "
+            "Keep one of each.",
         )
 
     def position_of(field: str, index: int = 0) -> int | None:
@@ -268,9 +277,8 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
     address_indexes = sorted({index for (field, index) in positions if field in _ADDRESS_FIELDS})
     complete = [i for i in address_indexes if all(position_of(f, i) is not None for f in _REQUIRED_ADDRESS_FIELDS)]
     if not complete:
-        first = address_indexes[0] if address_indexes else 1
-        plain = not address_indexes or any((f, first) in unsuffixed for f in _ADDRESS_FIELDS)
-        missing += [_display_name(f, first, plain) for f in _REQUIRED_ADDRESS_FIELDS if position_of(f, first) is None]
+        first = address_indexes[0] if address_indexes else 0
+        missing += [_display_name(f, first) for f in _REQUIRED_ADDRESS_FIELDS if position_of(f, first) is None]
     if missing:
         raise CsvFileError(
             FileErrorCode.MISSING_COLUMNS,
@@ -281,11 +289,10 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
     addresses = []
     for index in address_indexes:
         # Messages name the group the way the header does: "Missing zip" or "Missing zip-2".
-        named_plain = any((field, index) in unsuffixed for field in _ADDRESS_FIELDS)
         addresses.append(
             AddressColumns(
                 index=index,
-                suffix="" if named_plain else f"-{index}",
+                suffix=f"-{index}" if index else "",
                 address_line1=position_of("addressLine1", index),
                 address_line2=position_of("addressLine2", index),
                 city=position_of("city", index),
@@ -296,10 +303,10 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
 
     def contacts(field: str) -> tuple[tuple[str, int], ...]:
         found = []
-        for index in range(1, MAX_INDEX + 1):
+        for index in range(MAX_INDEX + 1):
             column = position_of(field, index)
             if column is not None:
-                found.append((_display_name(field, index, (field, index) in unsuffixed), column))
+                found.append((_display_name(field, index), column))
         return tuple(found)
 
     return ColumnPlan(
@@ -319,10 +326,8 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
     )
 
 
-def _display_name(field: str, index: int, unsuffixed: bool) -> str:
-    if index == 0 or unsuffixed:
-        return field
-    return f"{field}-{index}"
+def _display_name(field: str, index: int) -> str:
+    return f"{field}-{index}" if index else field
 
 
 # --- rows ---------------------------------------------------------------------------------------------
@@ -368,11 +373,6 @@ class RowValidator:
         """(normalized, []) for a valid row, (None, errors) otherwise. `row` has at least plan.width cells."""
         plan = self.plan
         errors: list[RowError] = []
-        if not all(cell.isascii() for cell in row):
-            # SPEC §6: every text cell NFC, without zero-width characters or stray BOMs, before validation
-            # and matching. A copy: the raw cells are kept as received.
-            row = [clean_text(cell) for cell in row]
-
         first_name = normalize_name(row[plan.first_name])
         if first_name is None:
             errors.append(RowError(RowErrorCode.MISSING_FIRST_NAME, "firstName", "Missing firstName"))
@@ -557,7 +557,7 @@ def _drivers_license(row: list[str], plan: ColumnPlan, errors: list[RowError]) -
 
 
 def _is_blank(row: list[str]) -> bool:
-    return not row or not "".join(row).strip()
+    return not row or not clean_text("".join(row)).strip()
 
 
 class CsvImport:
@@ -634,8 +634,16 @@ class CsvImport:
                 row = next(source, None)
                 if row is None:
                     return
-                if not row or not "".join(row).strip():
-                    continue
+            joined = "".join(row)
+            if joined.isascii():
+                cells_seen = row
+            else:
+                # Validation and matching see every cell Unicode-cleaned (NFC, no zero-width characters or
+                # stray BOMs); the row itself is kept as received for the result file.
+                cells_seen = [clean_text(cell) for cell in row]
+                joined = "".join(cells_seen)
+            if not joined.strip():
+                continue
             number += 1
             if number > max_rows:
                 raise CsvFileError(
@@ -644,9 +652,9 @@ class CsvImport:
                     f"{max_rows:,} rows.",
                 )
             cells = len(row)
-            if cells == width or (cells > width and not "".join(row[width:]).strip()):
+            if cells == width or (cells > width and not "".join(cells_seen[width:]).strip()):
                 # Extra cells that are all empty (trailing commas from a spreadsheet) lose nothing.
-                normalized, errors = validate(row)
+                normalized, errors = validate(cells_seen)
             elif cells < width:
                 normalized = None
                 errors = [

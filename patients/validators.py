@@ -4,8 +4,11 @@ from __future__ import annotations
 
 
 def npi_is_valid(npi: str) -> bool:
-    """NPI: 10 digits whose last is the Luhn check digit of the first nine prefixed with 80840 (CMS rule)."""
-    if len(npi) != 10 or not (npi.isascii() and npi.isdigit()):  # "١٢٣" and "１２３" are digits too
+    """NPI: 10 digits whose last is the Luhn check digit of the first nine prefixed with 80840 (CMS rule).
+
+    ASCII digits only: str.isdigit() and int() also take Arabic-Indic, fullwidth and other Unicode digits,
+    which no NPI registry holds and which would be stored and sent on as they were typed."""
+    if len(npi) != 10 or not (npi.isascii() and npi.isdigit()):
         return False
     digits = [int(c) for c in "80840" + npi[:9]]
     total = 0

@@ -21,10 +21,27 @@ ADDRESS = {"addressLine1": "2 Oak Ave", "city": "Austin", "state": "texas", "zip
         ("\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0663", False),  # Arabic-Indic digits
         ("\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff13", False),  # fullwidth digits
         ("1245319599", True),
+        ("\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0663", False),  # Arabic-Indic 1234567893
+        ("\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff13", False),  # fullwidth 1234567893
+        ("123456789\u0663", False),  # one Arabic-Indic digit
+        ("\u00b9234567893", False),  # superscript one: isdigit() but not a decimal digit
     ],
 )
 def test_npi_luhn_check_digit(npi, valid):
     assert npi_is_valid(npi) is valid
+
+
+@pytest.mark.parametrize(
+    "npi",
+    [
+        "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0663",
+        "\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff13",
+    ],
+)
+def test_facility_with_non_ascii_npi_digits_is_400(api, npi):
+    response = api.post("/medical/v1/facility", {"name": "X", "npi": npi, "address": ADDRESS}, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("npi:")
 
 
 def test_npi_with_check_digit_round_trips():

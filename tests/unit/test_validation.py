@@ -153,14 +153,15 @@ def test_header_is_kept_as_received_with_bom_stripped() -> None:
 @pytest.mark.parametrize(
     "columns",
     [
-        ["zip", "zipCode"],
+        ["zip", "Z.I.P."],
+        ["zipCode", "Zip Code"],
         ["gender", "genderAtBirth"],
         ["id", "externalId"],
-        ["zip", "zip-1"],
-        ["phone", "phone-1"],
+        ["zip-1", "Zip 1".replace(" ", "-")],
+        ["phone-1", "PHONE-1"],
         ["phone-2", "phone_2"],
         ["driversLicense", "driversLicenceNo"],
-        ["address1", "Address Line 1"],
+        ["address1-2", "Address1-2"],
         ["notes", "NOTES"],
     ],
 )
@@ -171,6 +172,87 @@ def test_duplicate_columns_after_normalization_fail_the_file(columns: list[str])
         header.append(columns[-1])
     error = file_error(csv_bytes(header, [""] * len(header)))
     assert error.code == FileErrorCode.DUPLICATE_COLUMNS
+
+
+# Header layouts Metriport's importer reads (packages/core/src/command/patient-import/csv/address.ts and
+# contact.ts look up the un-suffixed name and then -1..-10, and `zip ?? zipCode`).
+
+ADDRESS_1 = ["addressLine1-1", "city-1", "state-1", "zip-1"]
+
+
+def test_unsuffixed_address_group_beside_a_first_indexed_group_is_two_addresses() -> None:
+    header = [*HEADER, *ADDRESS_1]
+    (result,) = import_rows(csv_bytes(header, [*GOOD.values(), "9 Elm Ave", "Providence", "RI", "02903"]))
+    assert result.valid
+    assert [(a["addressLine1"], a["zip"]) for a in result.normalized["addresses"]] == [
+        ("123 Main St", "02134"),
+        ("9 Elm Ave", "02903"),
+    ]
+
+
+def test_incomplete_unsuffixed_group_beside_a_first_indexed_group_is_named_without_suffix() -> None:
+    header = [*HEADER, *ADDRESS_1]
+    row = [*GOOD.values(), "9 Elm Ave", "Providence", "RI", ""]
+    row[HEADER.index("city")] = ""
+    (result,) = import_rows(csv_bytes(header, row))
+    assert [(e.field, e.message) for e in result.errors][:2] == [("city", "Missing city"), ("zip-1", "Missing zip-1")]
+
+
+def test_unsuffixed_phone_and_email_beside_the_first_indexed_ones_are_two_each() -> None:
+    header = [*HEADER, "phone", "phone-1", "email", "email-1"]
+    row = [*GOOD.values(), "617 555 0100", "(617) 555-0101", "A@Example.com", "b@example.com"]
+    (result,) = import_rows(csv_bytes(header, row))
+    assert result.valid
+    assert result.normalized["phones"] == ["6175550100", "6175550101"]
+    assert result.normalized["emails"] == ["a@example.com", "b@example.com"]
+
+
+def test_invalid_unsuffixed_phone_beside_phone_1_names_the_column() -> None:
+    header = [*HEADER, "phone", "phone-1"]
+    (result,) = import_rows(csv_bytes(header, [*GOOD.values(), "555", "555"]))
+    assert [e.message for e in result.errors] == ["Invalid phone", "Invalid phone-1"]
+
+
+@pytest.mark.parametrize(
+    ("columns", "cells", "expected"),
+    [
+        (["zip", "zipCode"], ["02134", "99999"], "02134"),
+        (["zipCode", "zip"], ["99999", "02134"], "02134"),
+        (["Zip Code", "ZIP"], ["99999", "02134"], "02134"),
+        (["zip-2", "zipCode-2"], ["02903", "99999"], "02903"),
+    ],
+)
+def test_zip_beside_its_alias_zipcode_is_not_a_duplicate_the_canonical_name_wins(
+    columns: list[str], cells: list[str], expected: str
+) -> None:
+    base = [c for c in HEADER if c != "zip"]
+    values = [GOOD[c] for c in base]
+    extra_group = ["addressLine1-2", "city-2", "state-2"] if columns[0].endswith("-2") else []
+    extra_values = ["9 Elm Ave", "Providence", "RI"] if extra_group else []
+    if not extra_group:
+        header, row = [*base, *columns], [*values, *cells]
+    else:
+        header, row = [*HEADER, *extra_group, *columns], [*GOOD.values(), *extra_values, *cells]
+    imported = CsvImport(io.BytesIO(csv_bytes(header, row)), today=TODAY)
+    assert imported.header == header  # the alias stays a column of the file, echoed in the result
+    (result,) = imported.rows()
+    assert result.valid
+    assert result.normalized["addresses"][-1]["zip"] == expected
+    assert result.raw[-2:] == cells
+
+
+def test_empty_canonical_zip_beside_a_filled_alias_is_still_the_one_read() -> None:
+    # Metriport's `zip ?? zipCode` falls back only when there is no zip column at all.
+    header = [*HEADER, "zipCode"]
+    row = [*GOOD.values(), "02134"]
+    row[HEADER.index("zip")] = ""
+    (result,) = import_rows(csv_bytes(header, row))
+    assert [e.message for e in result.errors][:1] == ["Missing zip"]
+
+
+def test_address1_beside_addressline1_reads_the_canonical_one() -> None:
+    (result,) = import_rows(csv_bytes([*HEADER, "address1"], [*GOOD.values(), "1 Other Rd"]))
+    assert result.valid and result.normalized["addresses"][0]["addressLine1"] == "123 Main St"
 
 
 def test_duplicate_columns_fixture_names_the_field_and_positions() -> None:
@@ -222,12 +304,12 @@ def test_one_complete_address_group_satisfies_the_header() -> None:
 def test_index_above_ten_is_an_unknown_column() -> None:
     plan = build_column_plan([*HEADER, "phone-11", "email-0", "zip-01"])
     assert plan.phones == () and plan.emails == ()
-    assert [group.index for group in plan.addresses] == [1]
+    assert [group.index for group in plan.addresses] == [0]
 
 
 def test_column_plan_names_groups_as_the_header_does() -> None:
     plan = build_column_plan([*HEADER, "addressLine1-2", "city-2", "state-2", "zip-2", "phone", "email-3"])
-    assert [(group.index, group.suffix) for group in plan.addresses] == [(1, ""), (2, "-2")]
+    assert [(group.index, group.suffix) for group in plan.addresses] == [(0, ""), (2, "-2")]
     assert plan.phones == (("phone", 12),)
     assert plan.emails == (("email-3", 13),)
 
@@ -720,3 +802,38 @@ def test_too_many_columns_is_a_file_error_naming_the_limit():
         CsvImport(io.BytesIO(body))
     assert raised.value.code == FileErrorCode.TOO_MANY_COLUMNS
     assert str(MAX_COLUMNS) in raised.value.message
+
+
+# --- Unicode: every cell NFC and without zero-width characters before validation ----------------------
+
+
+@pytest.mark.parametrize(
+    "first",
+    ["Jane", "\u200bJane", "\ufeffJane", "Jane\u2060", "Ja\u200bne"],
+)
+def test_invisible_characters_in_any_cell_do_not_change_the_normalized_row(first: str) -> None:
+    plain = one_row(GOOD).normalized
+    values = {**GOOD, "firstName": first, "zip": "\u200b02134", "state": "M\ufeffA", "dob": "1980-03-04\u200d"}
+    result = one_row(values)
+    assert result.valid, result.errors
+    assert result.normalized == plain
+    assert result.raw[0] == first  # the result file echoes the cell as received
+
+
+def test_nfc_and_nfd_spellings_normalize_to_the_same_row() -> None:
+    composed = one_row({**GOOD, "firstName": "Jos\u00e9", "lastName": "Garc\u00eda", "city": "San Germ\u00e1n"})
+    decomposed = one_row({**GOOD, "firstName": "Jose\u0301", "lastName": "Garci\u0301a", "city": "San Germa\u0301n"})
+    assert composed.valid and decomposed.valid
+    assert composed.normalized == decomposed.normalized
+    assert decomposed.normalized["firstName"] == "Jos\u00e9"
+
+
+def test_a_row_of_only_invisible_characters_is_a_blank_line() -> None:
+    rows = import_rows(csv_bytes(HEADER, list(GOOD.values()), ["\u200b"] * len(HEADER), list(GOOD.values())))
+    assert [r.number for r in rows] == [1, 2]
+
+
+def test_zero_width_characters_in_header_cells_are_ignored() -> None:
+    header = ["\u200bfirstName", "last\u200dName", "dob\ufeff", *HEADER[3:]]
+    (result,) = import_rows(csv_bytes(header, list(GOOD.values())))
+    assert result.valid
