@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, Swagger UI) served by the app itself in every mode: plain `serve`, gunicorn.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "metriport_bulk.api.middleware.JsonErrorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -157,10 +159,12 @@ STORAGES = {
         if S3_BUCKET
         else {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": MEDIA_ROOT}}
     ),
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", str(DATA_DIR / "static")))
+# Without a `collectstatic` run (a fresh clone, `make serve`), WhiteNoise serves the apps' own static files.
+WHITENOISE_USE_FINDERS = True
 
 # --- Bulk import ----------------------------------------------------------------------------------------
 UPLOAD_URL_EXPIRY_SECONDS = env_int("UPLOAD_URL_EXPIRY_SECONDS", 600)
