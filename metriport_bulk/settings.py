@@ -8,6 +8,7 @@ Every variable is listed in the README's configuration table.
 from __future__ import annotations
 
 import os
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,7 +34,21 @@ def env_int(name: str, default: int) -> int:
 
 
 DATA_DIR = Path(env("DATA_DIR", str(BASE_DIR / "var")))
-SECRET_KEY = env("SECRET_KEY", "embedded-default-insecure-key-change-me-in-production")
+
+
+def _install_secret_key(data_dir: Path) -> str:
+    """The embedded default's SECRET_KEY: random, made once per install and kept under DATA_DIR (mode 600),
+    never a constant shipped in the code. Set SECRET_KEY in production (several web processes share it)."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = env("SECRET_KEY") or _install_secret_key(DATA_DIR)
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "*").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]

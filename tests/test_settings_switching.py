@@ -59,3 +59,25 @@ def test_the_suite_itself_runs_on_real_services(settings):
     assert connection.vendor == "postgresql"
     assert type(dramatiq.get_broker()).__name__ == "RedisBroker"
     assert settings.S3_BUCKET and settings.S3_ENDPOINT_URL
+
+
+KEY_PROBE = "from django.conf import settings; print(settings.SECRET_KEY)"
+
+
+def _secret_key(env: dict) -> str:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "BROKER_URL", "S3_", "TEST_"))}
+    clean.pop("SECRET_KEY", None)
+    clean.update(env, DJANGO_SETTINGS_MODULE="metriport_bulk.settings")
+    out = subprocess.run(
+        [sys.executable, "-c", KEY_PROBE], env=clean, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_embedded_secret_key_is_random_per_install_and_kept(tmp_path):
+    first = _secret_key({"DATA_DIR": str(tmp_path / "a")})
+    assert len(first) >= 50 and first == _secret_key({"DATA_DIR": str(tmp_path / "a")})
+    assert (tmp_path / "a" / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert _secret_key({"DATA_DIR": str(tmp_path / "b")}) != first
+    assert _secret_key({"DATA_DIR": str(tmp_path / "c"), "SECRET_KEY": "from-env"}) == "from-env"
+    assert not (tmp_path / "c" / "secret_key").exists()
