@@ -5,6 +5,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from metriport_bulk.api.errors import json_405
+from metriport_bulk.ops.readiness import readyz
 
 
 @csrf_exempt  # no cookie, no state: a POST is answered 405, not with Django's CSRF page
@@ -19,6 +20,7 @@ urlpatterns = [
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="docs"),
     path("healthz", healthz),
+    path("readyz", readyz),
     # Bulk routes first: /medical/v1/patient/bulk must not be read as a patient id.
     path("", include("bulkimport.urls")),
     path("", include("patients.urls")),

@@ -1,0 +1,54 @@
+"""/readyz: 200 when database, broker and storage answer; 503 naming the one that does not. The broker case
+uses a private Redis started and stopped by the test (tests.reliability.processes.RedisServer)."""
+
+from __future__ import annotations
+
+import dramatiq
+import pytest
+from django.test import Client
+
+from tests.reliability.processes import RedisServer
+
+pytestmark = pytest.mark.django_db
+
+
+def test_ready_when_everything_answers():
+    response = Client().get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok", "storage": "ok"}}
+
+
+def test_503_names_a_stopped_broker(tmp_path, monkeypatch):
+    from dramatiq.brokers.redis import RedisBroker
+
+    server = RedisServer(tmp_path)
+    server.start()
+    broker = RedisBroker(url=server.url, socket_timeout=1, socket_connect_timeout=1)
+    monkeypatch.setattr(dramatiq, "get_broker", lambda: broker)
+    try:
+        assert Client().get("/readyz").status_code == 200
+        server.kill()
+        response = Client().get("/readyz")
+    finally:
+        server.kill()
+    assert response.status_code == 503
+    body = response.json()
+    assert body["unavailable"] == ["broker"] and body["checks"]["database"] == "ok"
+    assert body["checks"]["broker"].startswith("unreachable (")
+    assert "redis://" not in response.content.decode()
+
+
+def test_503_names_unreachable_storage(monkeypatch):
+    from metriport_bulk.lib import storage
+
+    def down(key):
+        raise ConnectionError("storage down")
+
+    monkeypatch.setattr(storage, "object_size", down)
+    response = Client().get("/readyz")
+    assert response.status_code == 503 and response.json()["unavailable"] == ["storage"]
+
+
+def test_post_is_a_json_405():
+    response = Client().post("/readyz")
+    assert response.status_code == 405 and response.json()["status"] == 405
