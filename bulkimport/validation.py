@@ -37,7 +37,7 @@ from bulkimport.normalize import (
     split_address_unit,
     title_case_if_not_multi_case,
 )
-from metriport_bulk.lib.csvio import CsvFileError, CsvReader, FileErrorCode
+from metriport_bulk.lib.csvio import RESULT_COLUMNS, CsvFileError, CsvReader, FileErrorCode
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -452,6 +452,16 @@ class RowValidator:
         }, errors
 
 
+_RESULT_NAMES = frozenset(name.lower() for name in RESULT_COLUMNS)
+_ESCAPED = frozenset("=+-@\t\r")
+
+
+def _unescape(cell: str) -> str:
+    """Removes the `'` our result writer puts before a cell starting with = + - @ tab or CR (a name such as
+    `'Neil` keeps its apostrophe)."""
+    return cell[1:] if len(cell) > 1 and cell[0] == "'" and cell[1] in _ESCAPED else cell
+
+
 def _cell(row: list[str], column: int | None) -> str:
     return row[column] if column is not None else ""
 
@@ -593,6 +603,16 @@ class CsvImport:
                 FileErrorCode.TOO_MANY_COLUMNS,
                 f"The header has {len(header):,} columns, above the {MAX_COLUMNS} limit: remove unused columns.",
             )
+        # A result file of ours uploaded again (fixed, or as it is): our result columns are ignored, so the
+        # new result file has the customer's columns once and our own columns once.
+        names = [cell.strip().lower() for cell in header]
+        self._ours = (
+            {i for i, name in enumerate(names) if name in _RESULT_NAMES}
+            if {"metriportid", "status", "reason"} <= set(names)
+            else set()
+        )
+        if self._ours:
+            header = [cell for i, cell in enumerate(header) if i not in self._ours]
         self.header: list[str] = header
         self.plan = build_column_plan(header)
         self._validator = RowValidator(self.plan, today=today or datetime.date.today())
@@ -634,7 +654,14 @@ class CsvImport:
                 row = next(source, None)
                 if row is None:
                     return
+            if self._ours:
+                ours = self._ours
+                row = [cell for i, cell in enumerate(row) if i not in ours]
             joined = "".join(row)
+            if "'" in joined:
+                # Our formula-escape prefix (ResultCsvWriter) comes off: `'+1 602 555 0140` is a phone again.
+                row = [_unescape(cell) for cell in row]
+                joined = "".join(row)
             if joined.isascii():
                 cells_seen = row
             else:

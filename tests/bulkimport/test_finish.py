@@ -128,3 +128,53 @@ def test_queries_open_at_the_deadline_are_reported_timed_out(broker, settings):
     assert done.status == BulkStatus.COMPLETED
     assert [row["documentQuery"] for row in result_of(done)] == ["timed out"]
     assert DocumentQuery.objects.get(bulk_request_id=request.id).status == QueryStatus.PROCESSING
+
+
+def test_a_result_file_uploaded_again_gives_the_same_outcomes(broker):
+    """Fix and upload again (SPEC §6): our result columns are ignored and our formula escape comes off, so
+    an unchanged result file gives every row the same outcome, and the new result has each column once."""
+    tenant = make_tenant()
+    rows = [
+        person("Ann", ext="=1+1"),
+        person("Bob", dob="not a date"),
+        [*person("Cy")[:8], "", "-42"],
+        person("O'Neil"),
+    ]
+    header = [*HEADER[:-1], "externalId"]
+    first = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
+    body = csv_bytes(rows, header)
+    services.bulk_request_submit_file(request=first, stream=io.BytesIO(body), size=len(body))
+    run_inline(first.id)
+    first.refresh_from_db()
+    with storage.open_for_read(first.result_key) as stream:
+        result_bytes = stream.read()
+    assert b"'=1+1" in result_bytes and b"'-42" in result_bytes
+
+    again = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
+    services.bulk_request_submit_file(request=again, stream=io.BytesIO(result_bytes), size=len(result_bytes))
+    run_inline(again.id)
+    again.refresh_from_db()
+    assert again.status == BulkStatus.COMPLETED
+    assert again.header == header
+    before, after = result_of(first), result_of(again)
+    assert list(after[0]) == list(before[0])  # the same columns, each once
+    outcome = ("externalId", "firstName", "status", "reason", "documentQuery")
+    assert [[row[k] for k in outcome] for row in after] == [[row[k] for k in outcome] for row in before]
+    assert [row["metriportId"] for row in after] == [row["metriportId"] for row in before]  # matched
+    assert {row["action"] for row in after if row["status"] == "successful"} == {"updated"}
+    with storage.open_for_read(again.result_key) as stream:
+        assert b"'=1+1" in stream.read()  # escaped once, not twice
+
+
+def test_a_fixed_row_of_a_result_file_succeeds(broker):
+    tenant = make_tenant()
+    first = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
+    body = csv_bytes([person("Ann"), person("Bob", dob="not a date")])
+    services.bulk_request_submit_file(request=first, stream=io.BytesIO(body), size=len(body))
+    run_inline(first.id)
+    with storage.open_for_read(BulkRequest.objects.get(id=first.id).result_key) as stream:
+        fixed = stream.read().replace(b"not a date", b"1980-01-02")
+    again = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
+    services.bulk_request_submit_file(request=again, stream=io.BytesIO(fixed), size=len(fixed))
+    run_inline(again.id)
+    assert [row["status"] for row in result_of(BulkRequest.objects.get(id=again.id))] == ["successful"] * 2
