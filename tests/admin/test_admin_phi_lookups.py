@@ -55,6 +55,7 @@ NOT_PHI = {
         "delivered_at",
         "last_status_code",
         "last_error",
+        "enqueued_at",
     },
 }
 # Key transforms into the bulk row cells: a raw cell by position, normalized values by name.
@@ -157,6 +158,10 @@ def test_no_phi_lookup_answers_anything_but_400_or_the_unfiltered_page(model, wo
     for lookup, value in pairs:
         response = no_phi_client.get(url, {lookup: value})
         if response.status_code == 400:
+            continue
+        if response.status_code == 302 and response["Location"].endswith("?e=1"):
+            # Django's answer to a value its field cannot take (a date lookup given "x"): the same for every
+            # value, so it tells nothing; only non-PHI fields get this far (PHI lookups are refused first).
             continue
         if response.status_code != 200 or result_ids(response) != baseline:
             leaks.append((lookup, value, response.status_code))

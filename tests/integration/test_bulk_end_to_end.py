@@ -27,7 +27,7 @@ def test_full_flow_creates_patients_and_writes_result(customer_api, tenant):
     created = customer_api.create(facilityId=str(tenant.facility.id))
     assert created.status_code == 200
     payload = created.json()
-    assert set(payload) == {"requestId", "facilityId", "status", "uploadUrl"}
+    assert set(payload) == {"requestId", "facilityId", "status", "uploadUrl", "params", "createdAt"}
     assert payload["status"] == "waiting" and payload["facilityId"] == str(tenant.facility.id)
     assert payload["uploadUrl"].startswith("http://127.0.0.1:")  # the public S3 address
     assert "X-Amz-Signature=" in payload["uploadUrl"] and "X-Amz-Expires=600" in payload["uploadUrl"]
