@@ -64,7 +64,11 @@ def main() -> None:
                     marks.setdefault("parsed", now)
                 if current.phase in (BulkPhase.DOCUMENTS, BulkPhase.FINISHING, BulkPhase.DONE):
                     marks.setdefault("applied", now)
-                if current.phase in (BulkPhase.FINISHING, BulkPhase.DONE):
+                if current.phase == BulkPhase.DOCUMENTS:
+                    marks.setdefault("waiting", now)
+                # The last chunk moves the request to finishing, which moves it to documents while its
+                # queries run: the medical data is there when it is finishing again after that (or done).
+                if current.phase == BulkPhase.DONE or ("waiting" in marks and current.phase == BulkPhase.FINISHING):
                     marks.setdefault("documents", now)
                 if current.status in (BulkStatus.COMPLETED, BulkStatus.FAILED):
                     marks.setdefault("completed", now)
