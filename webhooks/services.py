@@ -72,31 +72,22 @@ def webhook_message_create(
 
     Builds `{"meta": {"messageId", ["requestId",] "when", "type"}, **data}`. Returns None (stores nothing)
     when the customer has no webhook URL."""
-    url = WebhookEndpoint.objects.filter(customer_id=customer_id).values_list("url", flat=True).first()
-    if not url:
-        return None
-    now = timezone.now()
-    message_id = uuid.uuid4()
-    body = webhook_body(message_id=message_id, message_type=message_type, when=now, data=data, request_id=request_id)
-    message = WebhookMessage.objects.create(
-        id=message_id,
-        customer_id=customer_id,
-        message_type=message_type,
-        request_id=str(request_id) if request_id is not None else "",
-        body=body,
-        next_attempt_at=now,
-        give_up_at=now + schedule.retry_window(),
-    )
-    _send_on_commit([message.id])
-    return message
+    stored = _messages_store(customer_id=customer_id, message_type=message_type, items=[(request_id, data)])
+    return stored[0] if stored else None
 
 
 def webhook_messages_create(*, customer_id, message_type: str, items: list[tuple[str, dict]]) -> int:
     """webhook_message_create for many messages of one customer at once ((request id, data) per message):
     one INSERT, one dispatch on commit. Returns how many were stored (0 without a webhook URL)."""
+    return len(_messages_store(customer_id=customer_id, message_type=message_type, items=items))
+
+
+def _messages_store(*, customer_id, message_type: str, items: list[tuple[str | None, dict]]) -> list[WebhookMessage]:
+    """The outbox rows of `items` (each body serialized once), inserted together and dispatched on commit;
+    none when the customer has no webhook URL."""
     url = WebhookEndpoint.objects.filter(customer_id=customer_id).values_list("url", flat=True).first()
     if not url or not items:
-        return 0
+        return []
     now = timezone.now()
     give_up_at = now + schedule.retry_window()
     messages = []
@@ -110,7 +101,7 @@ def webhook_messages_create(*, customer_id, message_type: str, items: list[tuple
                 id=message_id,
                 customer_id=customer_id,
                 message_type=message_type,
-                request_id=str(request_id),
+                request_id=str(request_id) if request_id is not None else "",
                 body=body,
                 next_attempt_at=now,
                 give_up_at=give_up_at,
@@ -118,7 +109,7 @@ def webhook_messages_create(*, customer_id, message_type: str, items: list[tuple
         )
     WebhookMessage.objects.bulk_create(messages, batch_size=1000)
     _send_on_commit([message.id for message in messages])
-    return len(messages)
+    return messages
 
 
 def _send_on_commit(message_ids: Iterable) -> None:
