@@ -30,6 +30,16 @@ def _parse_dry_run(value: str | None) -> bool:
     raise exceptions.ValidationError({"dryRun": 'Must be "true" or "false".'})
 
 
+def _created_answer(bulk, *, upload_url: str | None = None) -> dict:
+    """Metriport's bulk create DTO; a confirmed dry run is processing already and has no upload URL."""
+    answer = {"requestId": str(bulk.id), "facilityId": str(bulk.facility_id), "status": bulk.status}
+    if upload_url is not None:
+        answer["uploadUrl"] = upload_url
+    answer["params"] = {"dryRun": bulk.dry_run}
+    answer["createdAt"] = serializers.DateTimeField().to_representation(bulk.created_at)
+    return answer
+
+
 class BulkCreateListApi(APIView):
     pagination_class = paginator_for("requests")
 
@@ -50,16 +60,7 @@ class BulkCreateListApi(APIView):
             )
         except services.BulkRequestError as exc:
             raise (exceptions.NotFound if exc.status == 404 else exceptions.ValidationError)(str(exc)) from None
-        return Response(
-            {
-                "requestId": str(bulk.id),
-                "facilityId": str(bulk.facility_id),
-                "status": bulk.status,
-                "uploadUrl": services.bulk_upload_url(bulk),
-                "params": {"dryRun": bulk.dry_run},
-                "createdAt": serializers.DateTimeField().to_representation(bulk.created_at),
-            }
-        )
+        return Response(_created_answer(bulk, upload_url=services.bulk_upload_url(bulk)))
 
     @extend_schema(
         operation_id="bulk_patient_create_list",
@@ -121,15 +122,7 @@ class BulkConfirmApi(APIView):
             confirmed = operations.bulk_request_confirm(customer=customer, request=bulk)
         except operations.OperationRefused as exc:
             raise Conflict(str(exc)) from None
-        return Response(
-            {
-                "requestId": str(confirmed.id),
-                "facilityId": str(confirmed.facility_id),
-                "status": confirmed.status,
-                "params": {"dryRun": confirmed.dry_run},
-                "createdAt": serializers.DateTimeField().to_representation(confirmed.created_at),
-            }
-        )
+        return Response(_created_answer(confirmed))
 
 
 class BulkUploadApi(APIView):
