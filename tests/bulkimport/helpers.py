@@ -13,6 +13,7 @@ from django.utils import timezone
 from bulkimport import services
 from bulkimport.models import BulkChunk, BulkRequest
 from bulkimport.sample import write_sample_csv
+from metriport_bulk.lib import storage
 
 HEADER = ["firstName", "lastName", "dob", "gender", "addressLine1", "city", "state", "zip", "hieOptOut", "externalId"]
 
@@ -119,3 +120,17 @@ def run_inline(request_id) -> None:
     services.bulk_request_finish(request_id=request_id)
     answer_document_queries(request_id)
     services.bulk_request_finish(request_id=request_id)
+
+
+def submit(tenant, body: bytes, dry_run: bool = False) -> BulkRequest:
+    """A bulk request of `tenant` with `body` uploaded (the operator path: no HTTP, no worker)."""
+    request = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=dry_run)
+    services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
+    return request
+
+
+def result_rows(request_id) -> list[dict]:
+    """The request's result CSV as dicts, read from storage."""
+    request = BulkRequest.objects.get(id=request_id)
+    with storage.open_for_read(request.result_key) as stream:
+        return list(csv.DictReader(io.StringIO(stream.read().decode("utf-8"), newline="")))

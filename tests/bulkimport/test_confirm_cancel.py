@@ -3,7 +3,6 @@ races against the pipeline (a chunk in flight, finish in flight)."""
 
 from __future__ import annotations
 
-import csv
 import io
 import threading
 
@@ -13,9 +12,17 @@ import pytest
 from bulkimport import operations, services
 from bulkimport.models import BulkChunk, BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
 from docqueries.models import DocumentQuery
-from metriport_bulk.lib import storage
 from patients.models import Patient
-from tests.bulkimport.helpers import answer_document_queries, csv_bytes, person, run_inline, sample_bytes, wait_final
+from tests.bulkimport.helpers import (
+    answer_document_queries,
+    csv_bytes,
+    person,
+    result_rows,
+    run_inline,
+    sample_bytes,
+    submit,
+    wait_final,
+)
 from tests.conftest import client_for
 from tests.factories import make_tenant
 from tests.waiting import wait_until
@@ -30,18 +37,6 @@ def hooked_tenant(name: str = "Acme Health"):
     tenant = make_tenant(name)
     WebhookEndpoint.objects.create(customer=tenant.customer, url="http://127.0.0.1:9/hook", key="k" * 32)
     return tenant
-
-
-def submit(tenant, body: bytes, dry_run: bool = False) -> BulkRequest:
-    request = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=dry_run)
-    services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
-    return request
-
-
-def result_rows(request: BulkRequest) -> list[dict]:
-    request.refresh_from_db()
-    with storage.open_for_read(request.result_key) as stream:
-        return list(csv.DictReader(io.StringIO(stream.read().decode())))
 
 
 def bulk_statuses(request_id) -> list[str]:
@@ -80,8 +75,8 @@ def test_confirm_imports_the_dry_runs_file_once(broker):
     assert (real.total, real.successful, real.failed) == (dry.total, dry.successful, dry.failed)
     assert Patient.objects.filter(customer=tenant.customer).count() == real.successful
     # The dry run's own outcome is untouched; the real one reports created patients row for row.
-    assert [r["status"] for r in result_rows(real)] == [r["status"] for r in result_rows(dry)]
-    assert {r["action"] for r in result_rows(real) if r["status"] == "successful"} == {"created"}
+    assert [r["status"] for r in result_rows(real.id)] == [r["status"] for r in result_rows(dry.id)]
+    assert {r["action"] for r in result_rows(real.id) if r["status"] == "successful"} == {"created"}
     assert bulk_statuses(real.id) == ["processing", "completed"]
 
     again = api.post(f"/medical/v1/patient/bulk/{dry.id}/confirm")
@@ -187,7 +182,7 @@ def test_cancel_mid_import_keeps_applied_rows_and_fails_the_rest(broker, small_c
     assert request.status == BulkStatus.FAILED
     assert set(Patient.objects.filter(customer=tenant.customer).values_list("id", flat=True)) == applied
     assert DocumentQuery.objects.filter(patient_id__in=applied).count() == len(applied)
-    rows = result_rows(request)
+    rows = result_rows(request.id)
     successful = [r for r in rows if r["status"] == "successful"]
     assert {r["metriportId"] for r in successful} == {str(i) for i in applied}
     cancelled = [r for r in rows if r["status"] == "failed"]
@@ -244,7 +239,7 @@ def test_cancel_while_a_chunk_is_applying_rolls_that_chunk_back(broker, small_ch
     assert not errors and not thread.is_alive() and not cancel.is_alive()
     assert not Patient.objects.filter(customer=tenant.customer).exists()
     assert not DocumentQuery.objects.exists()
-    assert {r["status"] for r in result_rows(request)} == {"failed"}
+    assert {r["status"] for r in result_rows(request.id)} == {"failed"}
 
 
 def test_a_chunk_that_committed_first_is_reported_applied(broker, small_chunks):
@@ -258,7 +253,7 @@ def test_a_chunk_that_committed_first_is_reported_applied(broker, small_chunks):
     services.bulk_request_finish(request_id=request.id)
     request.refresh_from_db()
     assert request.status == BulkStatus.FAILED and request.successful == 20
-    assert {r["status"] for r in result_rows(request)} == {"successful"}
+    assert {r["status"] for r in result_rows(request.id)} == {"successful"}
 
 
 def test_cancel_racing_finish_exactly_one_wins(broker, monkeypatch):
@@ -280,7 +275,7 @@ def test_cancel_racing_finish_exactly_one_wins(broker, monkeypatch):
     request.refresh_from_db()
     assert request.status == BulkStatus.FAILED and request.reason == "Cancelled by the customer"
     assert request.result_key.endswith("result-cancelled.csv")
-    assert {r["status"] for r in result_rows(request)} == {"successful"}
+    assert {r["status"] for r in result_rows(request.id)} == {"successful"}
     assert bulk_statuses(request.id) == ["processing", "failed"]
 
 

@@ -15,7 +15,7 @@ from docqueries.backends.sandbox import sandbox_documents
 from docqueries.models import DocumentQuery, QueryStatus
 from docqueries.services import bulk_query_counts
 from metriport_bulk.lib import storage
-from tests.bulkimport.helpers import HEADER, answer_document_queries, csv_bytes, person, run_inline
+from tests.bulkimport.helpers import HEADER, answer_document_queries, csv_bytes, person, result_rows, run_inline
 from tests.factories import make_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,11 +52,6 @@ def test_result_cells_equal_the_uploaded_cells_whatever_they_hold(broker):
     assert outcomes == [("successful", True, False)] * len(AWKWARD) + [("failed", False, True)] * len(AWKWARD)
 
 
-def result_of(request: BulkRequest) -> list[dict]:
-    with storage.open_for_read(request.result_key) as stream:
-        return list(csv.DictReader(io.StringIO(stream.read().decode("utf-8"), newline="")))
-
-
 def test_result_reports_each_rows_document_query(broker):
     tenant = make_tenant()
     rows = [
@@ -71,7 +66,7 @@ def test_result_reports_each_rows_document_query(broker):
     run_inline(request.id)
     request.refresh_from_db()
     assert request.status == BulkStatus.COMPLETED
-    by_name = {row["firstName"]: row for row in result_of(request)}
+    by_name = {row["firstName"]: row for row in result_rows(request.id)}
     for name in ("Ann", "Dee"):
         patient_id = by_name[name]["metriportId"]
         assert by_name[name]["documentQuery"] == "completed"
@@ -87,7 +82,7 @@ def test_a_dry_run_reports_no_document_query(broker):
     run_inline(request.id)
     request.refresh_from_db()
     assert request.status == BulkStatus.COMPLETED
-    assert [(row["documentQuery"], row["documents"]) for row in result_of(request)] == [("", "")]
+    assert [(row["documentQuery"], row["documents"]) for row in result_rows(request.id)] == [("", "")]
 
 
 def test_request_waits_for_its_queries_then_completes(broker):
@@ -126,7 +121,7 @@ def test_queries_open_at_the_deadline_are_reported_timed_out(broker, settings):
     services.bulk_request_finish(request_id=request.id)  # the message the sweeper sent
     done = BulkRequest.objects.get(id=request.id)
     assert done.status == BulkStatus.COMPLETED
-    assert [row["documentQuery"] for row in result_of(done)] == ["timed out"]
+    assert [row["documentQuery"] for row in result_rows(done.id)] == ["timed out"]
     assert DocumentQuery.objects.get(bulk_request_id=request.id).status == QueryStatus.PROCESSING
 
 
@@ -156,7 +151,7 @@ def test_a_result_file_uploaded_again_gives_the_same_outcomes(broker):
     again.refresh_from_db()
     assert again.status == BulkStatus.COMPLETED
     assert again.header == header
-    before, after = result_of(first), result_of(again)
+    before, after = result_rows(first.id), result_rows(again.id)
     assert list(after[0]) == list(before[0])  # the same columns, each once
     outcome = ("externalId", "firstName", "status", "reason", "documentQuery")
     assert [[row[k] for k in outcome] for row in after] == [[row[k] for k in outcome] for row in before]
@@ -177,4 +172,4 @@ def test_a_fixed_row_of_a_result_file_succeeds(broker):
     again = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
     services.bulk_request_submit_file(request=again, stream=io.BytesIO(fixed), size=len(fixed))
     run_inline(again.id)
-    assert [row["status"] for row in result_of(BulkRequest.objects.get(id=again.id))] == ["successful"] * 2
+    assert [row["status"] for row in result_rows(again.id)] == ["successful"] * 2

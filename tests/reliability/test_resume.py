@@ -3,8 +3,6 @@ result equals an uninterrupted run."""
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 
 import pytest
@@ -12,24 +10,11 @@ import pytest
 from bulkimport import services
 from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkRow, BulkRowError, BulkStatus, ChunkStatus
 from docqueries.models import DocumentQuery
-from metriport_bulk.lib import storage
 from patients.models import Patient, PatientFacility
-from tests.bulkimport.helpers import run_inline, sample_bytes, wait_final
+from tests.bulkimport.helpers import result_rows, run_inline, sample_bytes, submit, wait_final
 from tests.factories import make_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def submit(tenant, body: bytes, dry_run: bool = False) -> BulkRequest:
-    request = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=dry_run)
-    services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
-    return request
-
-
-def result_rows(request_id) -> list[dict]:
-    request = BulkRequest.objects.get(id=request_id)
-    with storage.open_for_read(request.result_key) as stream:
-        return list(csv.DictReader(io.StringIO(stream.read().decode())))
 
 
 def without_ids(rows: list[dict]) -> list[dict]:
