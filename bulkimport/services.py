@@ -41,9 +41,10 @@ from bulkimport.validation import CsvFileError, CsvImport, RowResult, row_reason
 from metriport_bulk.lib import storage
 from metriport_bulk.lib.bulkdb import bound_cursor, copy_insert, relax_commit, update_by_id
 from metriport_bulk.lib.csvio import ResultCsvWriter
-from metriport_bulk.lib.ids import as_uuid
 from patients.matching import match_key, shares_zip
-from patients.models import Customer, Facility, Patient, PatientFacility
+from patients.models import Customer, Patient, PatientFacility
+from patients.selectors import FacilityChoiceError, facility_resolve
+from patients.services import patient_fields, patient_match_keys_lock
 
 logger = logging.getLogger(__name__)
 
@@ -83,20 +84,10 @@ def _send_on_commit(actor_name: str, *args) -> None:
 
 
 def bulk_request_create(*, customer: Customer, facility_id: str | None, dry_run: bool) -> BulkRequest:
-    facilities = Facility.objects.filter(customer=customer)
-    if facility_id:
-        facility = facilities.filter(id=as_uuid(facility_id)).first()
-        if facility is None:
-            raise BulkRequestError(f"Facility {facility_id} not found.", status=404)
-    else:
-        candidates = list(facilities[:2])
-        if not candidates:
-            raise BulkRequestError("The account has no facility: create one first.", status=404)
-        if len(candidates) > 1:
-            raise BulkRequestError("The account has more than one facility: set the facilityId query parameter.")
-        facility = candidates[0]
-    if not facility.active:
-        raise BulkRequestError(f"Facility {facility.id} is inactive.")
+    try:
+        facility = facility_resolve(customer=customer, facility_id=facility_id)
+    except FacilityChoiceError as exc:
+        raise BulkRequestError(str(exc), status=exc.status) from exc
     request = BulkRequest(customer=customer, facility=facility, dry_run=dry_run)
     request.upload_key = _keys(request)[0]
     request.save()
@@ -500,61 +491,9 @@ class Candidate:
     source_row: int | None = None
 
 
-def _lock_match_keys(customer_id, keys: Iterable[str]) -> None:
-    """PostgreSQL: transaction-scoped advisory locks on the match keys, taken in sorted order (no deadlock),
-    so two imports with the same person never both create it. SQLite serializes writers already."""
-    if connection.vendor != "postgresql":
-        return
-    import hashlib
-
-    customer = str(customer_id)
-    lock_ids = sorted(
-        {
-            int.from_bytes(hashlib.blake2b(f"{customer}|{key}".encode(), digest_size=8).digest(), "big", signed=True)
-            for key in keys
-        }
-    )
-    if lock_ids:
-        with bound_cursor() as cursor:
-            cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [lock_ids])
-
-
-def _patient_fields(normalized: dict) -> dict:
-    """The Patient columns a valid row's normalized values give (the reference for _PATIENT_SQL below)."""
-    addresses = normalized["addresses"]
-    phones, emails = normalized.get("phones") or [], normalized.get("emails") or []
-    contacts = [
-        {key: value for key, value in (("phone", phone), ("email", email)) if value}
-        for phone, email in _zip_longest(phones, emails)
-    ]
-    return {
-        "external_id": normalized.get("externalId") or "",
-        "first_name": normalized["firstName"],
-        "last_name": normalized["lastName"],
-        "dob": normalized["dob"],
-        "gender_at_birth": normalized["genderAtBirth"],
-        "ssn": normalized.get("ssn") or "",
-        "drivers_license": normalized.get("driversLicense"),
-        "addresses": addresses,
-        "contacts": contacts,
-        "zips": sorted({address["zip"] for address in addresses}),
-        "match_key": match_key(
-            first_name=normalized["firstName"],
-            last_name=normalized["lastName"],
-            dob=normalized["dob"],
-            gender_at_birth=normalized["genderAtBirth"],
-        ),
-    }
-
-
-def _zip_longest(a: list, b: list) -> list[tuple]:
-    length = max(len(a), len(b))
-    return [(a[i] if i < len(a) else None, b[i] if i < len(b) else None) for i in range(length)]
-
-
-# Columns a row writes to its patient: the same values as _patient_fields, computed by PostgreSQL from the
-# row's normalized JSON `n` (tests/bulkimport/test_apply.py holds the two equal). match_key is not here: a
-# patient keeps the key it was created with.
+# Columns a row writes to its patient: the same values as patients.services.patient_fields, computed by
+# PostgreSQL from the row's normalized JSON `n` (tests/bulkimport/test_apply.py holds the two equal).
+# match_key is not here: a patient keeps the key it was created with.
 _PHONES = "CASE jsonb_typeof(n->'phones') WHEN 'array' THEN n->'phones' ELSE '[]'::jsonb END"
 _EMAILS = "CASE jsonb_typeof(n->'emails') WHEN 'array' THEN n->'emails' ELSE '[]'::jsonb END"
 _PATIENT_SQL = {
@@ -589,7 +528,7 @@ def _apply_rows(request: BulkRequest, rows: list[PendingRow]) -> int:
     if not rows:
         return 0
     keys = {row.match_key for row in rows}
-    _lock_match_keys(request.customer_id, keys)
+    patient_match_keys_lock(request.customer_id, keys)
     candidates: dict[str, list[Candidate]] = {}
     for patient_id, key, zips in _existing_patients(request.customer_id, keys):
         candidates.setdefault(key, []).append(Candidate(patient_id, zips, key, created=False))
@@ -744,7 +683,7 @@ def _write_patients_orm(
     )
     new = []
     for candidate, at in zip(created, created_at, strict=True):
-        fields = _patient_fields(sources[candidate.source_row])
+        fields = patient_fields(sources[candidate.source_row])
         fields["match_key"] = candidate.match_key
         new.append(Patient(id=candidate.id, customer_id=request.customer_id, created_at=at, updated_at=at, **fields))
     Patient.objects.bulk_create(new, batch_size=500)
@@ -754,7 +693,7 @@ def _write_patients_orm(
     Patient.objects.bulk_update(new, ["created_at", "updated_at"], batch_size=500)
     changed = []
     for candidate in updated:
-        fields = _patient_fields(sources[candidate.source_row])
+        fields = patient_fields(sources[candidate.source_row])
         del fields["match_key"]
         changed.append(Patient(id=candidate.id, updated_at=now, **fields))
     if changed:
@@ -891,6 +830,11 @@ def _result_rows(request_id) -> Iterator[tuple]:
             "patient_id", "status", "documents"
         )
     }
+    opted_out_patients = set(
+        Patient.objects.filter(
+            hie_opt_out=True, id__in=BulkRow.objects.filter(request_id=request_id).values("patient_id")
+        ).values_list("id", flat=True)
+    )
     rows = (
         BulkRow.objects.filter(request_id=request_id)
         .order_by("number")
@@ -899,7 +843,7 @@ def _result_rows(request_id) -> Iterator[tuple]:
     )
     for raw, patient_id, status, reason, action, normalized in rows.iterator(chunk_size=2000):
         query_status, documents = queries.get(patient_id, (None, None))
-        opted_out = bool((normalized or {}).get("hieOptOut"))
+        opted_out = bool((normalized or {}).get("hieOptOut")) or patient_id in opted_out_patients
         yield raw, patient_id, status, reason, action, opted_out, query_status, documents
 
 
@@ -907,9 +851,11 @@ def _result_rows(request_id) -> Iterator[tuple]:
 _RESULT_COPY_SQL = """
 COPY (
     SELECT r.raw::text, r.patient_id, r.status, r.reason, r.action,
-           coalesce((r.normalized->>'hieOptOut')::boolean, false), q.status, jsonb_array_length(q.documents)
+           coalesce((r.normalized->>'hieOptOut')::boolean, false) OR coalesce(p.hie_opt_out, false),
+           q.status, jsonb_array_length(q.documents)
     FROM bulkimport_bulkrow AS r
     LEFT JOIN docqueries_documentquery AS q ON q.patient_id = r.patient_id AND q.bulk_request_id = r.request_id
+    LEFT JOIN patients_patient AS p ON p.id = r.patient_id
     WHERE r.request_id = %s ORDER BY r.number
 ) TO STDOUT
 """

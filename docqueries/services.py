@@ -59,7 +59,7 @@ def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=No
     """Records one Document Query per patient (idempotent per patient and bulk request) in the caller's
     transaction and dispatches them on commit. Returns how many were newly created.
 
-    Patients of other customers are ignored. Without a bulk request, a patient whose query is still
+    Patients of other customers and patients opted out of HIE exchange are ignored. Without a bulk request, a patient whose query is still
     processing gets no second one."""
     wanted = list(dict.fromkeys(str(patient_id) for patient_id in patient_ids))
     if not wanted:
@@ -68,7 +68,9 @@ def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=No
         created = _start_sql(customer_id, wanted, bulk_request_id)
         _dispatch_on_commit(created)
         return len(created)
-    patients = set(Patient.objects.filter(customer_id=customer_id, id__in=wanted).values_list("id", flat=True))
+    patients = set(
+        Patient.objects.filter(customer_id=customer_id, id__in=wanted, hie_opt_out=False).values_list("id", flat=True)
+    )
     if bulk_request_id is None:
         # Outside a bulk request nothing unique protects against a second concurrent query: filter first.
         processing = DocumentQuery.objects.filter(patient_id__in=patients, status=QueryStatus.PROCESSING)
@@ -110,7 +112,8 @@ def _start_sql(customer_id, patient_ids: list[str], bulk_request_id) -> list:
             -- OFFSET 0 keeps this one primary-key lookup per wanted id: on fresh tables (stale statistics)
             -- the planner would otherwise scan all of the customer's patients.
             JOIN LATERAL (
-                SELECT id, customer_id FROM patients_patient WHERE id = wanted.id AND customer_id = %s OFFSET 0
+                SELECT id, customer_id FROM patients_patient
+                WHERE id = wanted.id AND customer_id = %s AND NOT hie_opt_out OFFSET 0
             ) AS p ON true
             WHERE true {not_processing}
             ORDER BY p.id

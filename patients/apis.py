@@ -2,17 +2,58 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from metriport_bulk.api.authentication import customer_of
+from metriport_bulk.api.errors import Conflict, PreconditionFailed
 from metriport_bulk.api.pagination import paginator_for
 from patients import selectors, services
-from patients.serializers import FacilitySerializer, PatientSerializer
+from patients.demographics import demographics_read
+from patients.serializers import (
+    FacilitySerializer,
+    HieOptOutSerializer,
+    PatientInputSerializer,
+    PatientSerializer,
+    etag_of,
+)
 
 FACILITY_ID = OpenApiParameter("facilityId", str, description="Only items of this facility.")
+WRITE_FACILITY_ID = OpenApiParameter(
+    "facilityId", str, description="The facility where the patient receives care; optional with one facility."
+)
+IF_MATCH = OpenApiParameter(
+    "If-Match", str, OpenApiParameter.HEADER, description="The eTag last read; 412 when it is not current."
+)
+
+
+def _check_if_match(request, obj) -> None:
+    """Optimistic concurrency as Metriport's: an If-Match eTag that is not the object's current one is a 412."""
+    given = request.headers.get("If-Match")
+    if given is None:
+        return
+    tags = {tag.strip().removeprefix("W/").strip('"') for tag in given.split(",")}
+    if "*" not in tags and etag_of(obj) not in tags:
+        raise PreconditionFailed()
+
+
+def _write_facility(request):
+    try:
+        return selectors.facility_resolve(
+            customer=customer_of(request), facility_id=request.query_params.get("facilityId")
+        )
+    except selectors.FacilityChoiceError as exc:
+        if exc.status == 404:
+            raise exceptions.NotFound(str(exc)) from exc
+        raise exceptions.ValidationError({"facilityId": str(exc)}) from exc
+
+
+def _patient_answer(patient, *, status_code: int = status.HTTP_200_OK) -> Response:
+    patient = selectors.patient_get(customer=patient.customer, patient_id=patient.id)  # links read fresh
+    return Response(PatientSerializer(patient).data, status=status_code)
 
 
 class FacilityListCreateApi(APIView):
@@ -44,11 +85,22 @@ class FacilityDetailApi(APIView):
         facility = selectors.facility_get(customer=customer_of(request), facility_id=facility_id)
         serializer = FacilitySerializer(facility, data=request.data)
         serializer.is_valid(raise_exception=True)
+        _check_if_match(request, facility)
         facility = services.facility_update(facility=facility, **serializer.validated_data)
         return Response(FacilitySerializer(facility).data)
 
+    @extend_schema(parameters=[IF_MATCH], request=None, responses={204: None}, operation_id="facility_delete")
+    def delete(self, request, facility_id):
+        facility = selectors.facility_get(customer=customer_of(request), facility_id=facility_id)
+        _check_if_match(request, facility)
+        try:
+            services.facility_delete(facility=facility)
+        except services.FacilityInUse as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
-class PatientListApi(APIView):
+
+class PatientListCreateApi(APIView):
     pagination_class = paginator_for("patients")
 
     @extend_schema(parameters=[FACILITY_ID], responses=PatientSerializer(many=True), operation_id="patient_list")
@@ -60,6 +112,21 @@ class PatientListApi(APIView):
         page = paginator.paginate_queryset(patients, request, view=self)
         return paginator.get_paginated_response(PatientSerializer(page, many=True).data)
 
+    @extend_schema(
+        parameters=[WRITE_FACILITY_ID],
+        request=PatientInputSerializer,
+        responses={201: PatientSerializer, 200: PatientSerializer},
+        operation_id="patient_create",
+        description="Creates a patient with Bulk Patient Create's normalization; a patient matching by the bulk "
+        "match rule is answered (200) instead of a duplicate. Starts a Document Query unless opted out.",
+    )
+    def post(self, request):
+        facility = _write_facility(request)
+        written = services.patient_create(
+            customer=customer_of(request), facility=facility, normalized=demographics_read(request.data)
+        )
+        return _patient_answer(written.patient, status_code=201 if written.created else 200)
+
 
 class PatientDetailApi(APIView):
     @extend_schema(responses=PatientSerializer, operation_id="patient_get")
@@ -67,3 +134,87 @@ class PatientDetailApi(APIView):
         return Response(
             PatientSerializer(selectors.patient_get(customer=customer_of(request), patient_id=patient_id)).data
         )
+
+    @extend_schema(
+        parameters=[WRITE_FACILITY_ID, IF_MATCH],
+        request=PatientInputSerializer,
+        responses=PatientSerializer,
+        operation_id="patient_update",
+    )
+    def put(self, request, patient_id):
+        patient = selectors.patient_get(customer=customer_of(request), patient_id=patient_id)
+        facility = _write_facility(request)
+        normalized = demographics_read(request.data)
+        _check_if_match(request, patient)
+        patient = services.patient_update(patient=patient, facility=facility, normalized=normalized)
+        return _patient_answer(patient)
+
+    @extend_schema(parameters=[FACILITY_ID, IF_MATCH], responses={204: None}, operation_id="patient_delete")
+    def delete(self, request, patient_id):
+        customer = customer_of(request)
+        patient = selectors.patient_get(customer=customer, patient_id=patient_id)
+        facility_id = request.query_params.get("facilityId")
+        if facility_id:
+            facility = selectors.facility_get(customer=customer, facility_id=facility_id)
+            if not patient.patientfacility_set.filter(facility=facility).exists():
+                raise exceptions.NotFound(f"Patient {patient_id} is not a patient of facility {facility_id}.")
+        _check_if_match(request, patient)
+        services.patient_delete(patient=patient)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PatientMatchApi(APIView):
+    @extend_schema(
+        request=PatientInputSerializer,
+        responses={200: PatientSerializer},
+        operation_id="patient_match",
+        description="The patient these demographics match by the bulk match rule, or 404.",
+    )
+    def post(self, request):
+        customer = customer_of(request)
+        fields = services.patient_fields(demographics_read(request.data))
+        patient = services.patient_find_match(customer_id=customer.id, fields=fields)
+        if patient is None:
+            raise exceptions.NotFound("No patient matches these demographics.")
+        return _patient_answer(patient)
+
+
+class PatientExternalIdApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("externalId", str, required=True)],
+        responses=PatientSerializer,
+        operation_id="patient_get_by_external_id",
+    )
+    def get(self, request):
+        external_id = (request.query_params.get("externalId") or "").strip()
+        if not external_id:
+            raise exceptions.ValidationError({"externalId": "This query parameter is required."})
+        return _patient_answer(selectors.patient_by_external_id(customer=customer_of(request), external_id=external_id))
+
+
+class PatientHieOptOutApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("hieOptOut", OpenApiTypes.BOOL, required=True)],
+        request=None,
+        responses=HieOptOutSerializer,
+        operation_id="patient_hie_opt_out",
+        description="Opts the patient out of (true) or back into (false) health information exchange: no "
+        "Document Query is started for an opted-out patient.",
+    )
+    def put(self, request, patient_id):
+        patient = selectors.patient_get(customer=customer_of(request), patient_id=patient_id)
+        value = request.query_params.get("hieOptOut")
+        if value not in ("true", "false"):
+            raise exceptions.ValidationError({"hieOptOut": 'Must be "true" or "false".'})
+        patient = services.patient_hie_opt_out_set(patient=patient, opt_out=value == "true")
+        word = "opted out of" if patient.hie_opt_out else "opted into"
+        return Response({"id": str(patient.id), "hieOptOut": patient.hie_opt_out, "message": f"Patient {word} HIE"})
+
+    @extend_schema(
+        parameters=[OpenApiParameter("hieOptOut", OpenApiTypes.BOOL, required=True)],
+        request=None,
+        responses=HieOptOutSerializer,
+        operation_id="patient_hie_opt_out_post",
+    )
+    def post(self, request, patient_id):  # the SPEC's verb; the npm SDK sends PUT
+        return self.put(request, patient_id)

@@ -20,6 +20,31 @@ def facility_get(*, customer: Customer, facility_id) -> Facility:
     return facility
 
 
+class FacilityChoiceError(Exception):
+    def __init__(self, detail: str, *, status: int = 400) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+def facility_resolve(*, customer: Customer, facility_id: str | None) -> Facility:
+    """The active facility a write is for: `facility_id`, or the customer's only facility when none is given."""
+    facilities = Facility.objects.filter(customer=customer)
+    if facility_id:
+        facility = facilities.filter(id=as_uuid(facility_id)).first()
+        if facility is None:
+            raise FacilityChoiceError(f"Facility {facility_id} not found.", status=404)
+    else:
+        candidates = list(facilities[:2])
+        if not candidates:
+            raise FacilityChoiceError("The account has no facility: create one first.", status=404)
+        if len(candidates) > 1:
+            raise FacilityChoiceError("The account has more than one facility: set the facilityId query parameter.")
+        facility = candidates[0]
+    if not facility.active:
+        raise FacilityChoiceError(f"Facility {facility.id} is inactive.")
+    return facility
+
+
 def patient_list(*, customer: Customer, facility_id=None) -> QuerySet[Patient]:
     patients = Patient.objects.filter(customer=customer)
     if facility_id:
@@ -35,4 +60,17 @@ def patient_get(*, customer: Customer, patient_id) -> Patient:
     )
     if patient is None:
         raise Http404(f"Patient {patient_id} not found.")
+    return patient
+
+
+def patient_by_external_id(*, customer: Customer, external_id: str) -> Patient:
+    """The customer's oldest patient with this external id (ids are the customer's, so several may share one)."""
+    patient = (
+        Patient.objects.filter(customer=customer, external_id=external_id)
+        .order_by("created_at", "id")
+        .prefetch_related("patientfacility_set")
+        .first()
+    )
+    if patient is None:
+        raise Http404("No patient with this external id.")
     return patient

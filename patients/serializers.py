@@ -97,6 +97,7 @@ class PatientSerializer(serializers.ModelSerializer):
     personalIdentifiers = serializers.SerializerMethodField()
     address = serializers.JSONField(source="addresses")
     contact = serializers.JSONField(source="contacts")
+    hieOptOut = serializers.BooleanField(source="hie_opt_out", read_only=True)
 
     class Meta:
         model = Patient
@@ -113,6 +114,7 @@ class PatientSerializer(serializers.ModelSerializer):
             "personalIdentifiers",
             "address",
             "contact",
+            "hieOptOut",
         ]
 
     def get_eTag(self, patient: Patient) -> str:
@@ -134,3 +136,37 @@ class PatientSerializer(serializers.ModelSerializer):
         if patient.drivers_license:
             identifiers.append({"type": "driversLicense", **patient.drivers_license})
         return identifiers
+
+
+# --- input, for the OpenAPI schema (bodies are read by patients.demographics, as a bulk row is) -------------
+
+
+class PersonalIdentifierInputSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["ssn", "driversLicense"])
+    value = serializers.CharField()
+    state = serializers.CharField(required=False, help_text="Required for a driversLicense.")
+
+
+class ContactInputSerializer(serializers.Serializer):
+    phone = serializers.CharField(required=False, allow_null=True)
+    email = serializers.CharField(required=False, allow_null=True)
+
+
+class PatientInputSerializer(serializers.Serializer):
+    """Metriport's PatientCreate (and the Demographics of /patient/match)."""
+
+    firstName = serializers.CharField()
+    lastName = serializers.CharField()
+    dob = serializers.CharField(help_text="YYYY-MM-DD (the date formats of the CSV are accepted too).")
+    genderAtBirth = serializers.CharField(help_text="M, F, O or U (the CSV's spellings are accepted too).")
+    externalId = serializers.CharField(required=False, allow_null=True)
+    personalIdentifiers = PersonalIdentifierInputSerializer(many=True, required=False)
+    address = AddressSerializer(many=True, help_text="One address object or a list of 1 to 10.")
+    contact = ContactInputSerializer(many=True, required=False, help_text="One contact object or a list.")
+    hieOptOut = serializers.BooleanField(required=False)
+
+
+class HieOptOutSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    hieOptOut = serializers.BooleanField()
+    message = serializers.CharField()

@@ -1,16 +1,21 @@
-"""Writes for customers, API keys and facilities."""
+"""Writes for customers, API keys, facilities and patients (the single-patient API of SPEC §1; bulk apply
+uses the same patient rules: `patient_fields` and `patient_match_keys_lock`)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from patients.models import ApiKey, Customer, Facility
+from metriport_bulk.lib.bulkdb import bound_cursor
+from patients.matching import match_key, shares_zip
+from patients.models import ApiKey, Customer, Facility, Patient, PatientFacility
 
 API_KEY_PREFIX = "mbk"
 
@@ -67,3 +72,125 @@ def facility_update(*, facility: Facility, **fields) -> Facility:
         setattr(facility, key, value)
     facility.save()
     return facility
+
+
+class FacilityInUse(Exception):
+    """A facility that still has patients cannot be deleted."""
+
+
+@transaction.atomic
+def facility_delete(*, facility: Facility) -> None:
+    if PatientFacility.objects.filter(facility=facility).exists():
+        raise FacilityInUse(f"Facility {facility.id} still has patients: delete or move them first.")
+    facility.delete()
+
+
+# --- patients -------------------------------------------------------------------------------------------
+
+
+def patient_fields(normalized: dict) -> dict:
+    """The Patient columns a valid row's normalized values give (bulk rows and API bodies alike)."""
+    addresses = normalized["addresses"]
+    contacts = [
+        {key: value for key, value in (("phone", phone), ("email", email)) if value}
+        for phone, email in itertools.zip_longest(normalized.get("phones") or [], normalized.get("emails") or [])
+    ]
+    return {
+        "external_id": normalized.get("externalId") or "",
+        "first_name": normalized["firstName"],
+        "last_name": normalized["lastName"],
+        "dob": normalized["dob"],
+        "gender_at_birth": normalized["genderAtBirth"],
+        "ssn": normalized.get("ssn") or "",
+        "drivers_license": normalized.get("driversLicense"),
+        "addresses": addresses,
+        "contacts": contacts,
+        "zips": sorted({address["zip"] for address in addresses}),
+        "match_key": match_key(
+            first_name=normalized["firstName"],
+            last_name=normalized["lastName"],
+            dob=normalized["dob"],
+            gender_at_birth=normalized["genderAtBirth"],
+        ),
+    }
+
+
+def patient_match_keys_lock(customer_id, keys: Iterable[str]) -> None:
+    """PostgreSQL: transaction-scoped advisory locks on the match keys, taken in sorted order (no deadlock),
+    so two writers (imports or API calls) with the same person never both create it. SQLite serializes
+    writers already."""
+    if connection.vendor != "postgresql":
+        return
+    customer = str(customer_id)
+    lock_ids = sorted(
+        {
+            int.from_bytes(hashlib.blake2b(f"{customer}|{key}".encode(), digest_size=8).digest(), "big", signed=True)
+            for key in keys
+        }
+    )
+    if lock_ids:
+        with bound_cursor() as cursor:
+            cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [lock_ids])
+
+
+def patient_find_match(*, customer_id, fields: dict) -> Patient | None:
+    """The customer's oldest patient matching `fields` (patient_fields' output) by the bulk match rule."""
+    candidates = Patient.objects.filter(customer_id=customer_id, match_key=fields["match_key"]).order_by(
+        "created_at", "id"
+    )
+    return next((p for p in candidates if shares_zip(p.zips, fields["zips"])), None)
+
+
+@dataclass(frozen=True)
+class PatientWrite:
+    patient: Patient
+    created: bool
+
+
+def _start_document_query(patient: Patient) -> None:
+    from docqueries.services import document_queries_start  # docqueries depends on patients, not back
+
+    if not patient.hie_opt_out:
+        document_queries_start(customer_id=patient.customer_id, patient_ids=[patient.id])
+
+
+@transaction.atomic
+def patient_create(*, customer: Customer, facility: Facility, normalized: dict) -> PatientWrite:
+    """Creates the patient, or answers the one the bulk match rule finds (never a duplicate), links it to
+    `facility` and starts its Document Query unless it is opted out: what a bulk row does."""
+    fields = patient_fields(normalized)
+    patient_match_keys_lock(customer.id, [fields["match_key"]])
+    patient = patient_find_match(customer_id=customer.id, fields=fields)
+    created = patient is None
+    if patient is None:
+        patient = Patient.objects.create(customer=customer, hie_opt_out=bool(normalized.get("hieOptOut")), **fields)
+    PatientFacility.objects.get_or_create(patient=patient, facility=facility)
+    _start_document_query(patient)
+    return PatientWrite(patient=patient, created=created)
+
+
+@transaction.atomic
+def patient_update(*, patient: Patient, facility: Facility, normalized: dict) -> Patient:
+    """Replaces the patient's demographics (match key included: it is found by its new ones from now on)."""
+    fields = patient_fields(normalized)
+    patient_match_keys_lock(patient.customer_id, [patient.match_key, fields["match_key"]])
+    for name, value in fields.items():
+        setattr(patient, name, value)
+    if normalized.get("hieOptOut") is not None:  # absent from the body: unchanged
+        patient.hie_opt_out = normalized["hieOptOut"]
+    patient.save()
+    PatientFacility.objects.get_or_create(patient=patient, facility=facility)
+    return patient
+
+
+@transaction.atomic
+def patient_delete(*, patient: Patient) -> None:
+    """Deletes the patient with its facility links and Document Queries; bulk rows keep their outcome and
+    lose the link (their result files were written already)."""
+    patient.delete()
+
+
+def patient_hie_opt_out_set(*, patient: Patient, opt_out: bool) -> Patient:
+    Patient.objects.filter(pk=patient.pk).update(hie_opt_out=opt_out, updated_at=timezone.now())
+    patient.refresh_from_db()
+    return patient

@@ -26,6 +26,7 @@ ERROR_NAMES = {
     406: ("NotAcceptableError", "Not acceptable"),
     409: ("ConflictError", "Conflict"),
     411: ("LengthRequiredError", "Length required"),
+    412: ("PreconditionFailedError", "Precondition failed"),
     413: ("PayloadTooLargeError", "Payload too large"),
     415: ("UnsupportedMediaTypeError", "Unsupported media type"),
     429: ("TooManyRequestsError", "Too many requests"),
@@ -37,6 +38,12 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state of the resource."
     default_code = "conflict"
+
+
+class PreconditionFailed(exceptions.APIException):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "The If-Match eTag is not the current one: read the object again and retry."
+    default_code = "precondition_failed"
 
 
 def envelope(status_code: int, detail: str) -> dict:

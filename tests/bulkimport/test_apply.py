@@ -15,6 +15,7 @@ from bulkimport import services
 from bulkimport.models import BulkChunk, BulkRow
 from docqueries.models import DocumentQuery
 from patients.matching import match_key
+from patients import services as patient_services
 from patients.models import Patient, PatientFacility
 from tests.bulkimport.helpers import csv_bytes, run_inline
 
@@ -187,7 +188,7 @@ def test_opted_out_rows_get_no_document_query_but_their_patient(tenant):
 
 def test_patients_built_by_the_database_equal_the_python_reference_on_realistic_rows(tenant):
     """PostgreSQL builds patients from the stored JSON (_PATIENT_SQL); the embedded SQLite default builds
-    them in Python (_patient_fields). Both must give the same patient for every valid sample row."""
+    them in Python (patients.services.patient_fields). Both must give the same patient for every valid sample row."""
     from bulkimport.sample import SAMPLE_HEADER, sample_rows
 
     rows = [row for row in sample_rows(400, invalid_ratio=0.0, seed=11)]
@@ -197,7 +198,7 @@ def test_patients_built_by_the_database_equal_the_python_reference_on_realistic_
     for row in stored:
         if row.action != "created":
             continue
-        expected = services._patient_fields(row.normalized)
+        expected = patient_services.patient_fields(row.normalized)
         patient = patients[row.patient_id]
         actual = {name: getattr(patient, name) for name in expected}
         actual["dob"] = patient.dob.isoformat()

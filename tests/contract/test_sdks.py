@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 from metriport.client import Metriport
 from metriport.commons import Address
+from metriport.core.api_error import ApiError
+from metriport.medical import Contact, PersonalIdentifier_Ssn
 
+from docqueries.backends.sandbox import sandbox_documents
 from tests.bulkimport.helpers import Api, csv_bytes, person, wait_final
 from tests.waiting import wait_until
 
@@ -152,3 +155,150 @@ def test_patients_and_documents_with_both_sdks(live_server, tenant, pipeline, se
     assert got["id"] == patient.id
     query = npm(live_server, tenant.api_key, "getDocumentQueryStatus", patient.id)
     assert query["download"]["status"] == "completed"
+
+
+PATIENT_REQUIRED = ("id", "facilityIds", "firstName", "lastName", "dob", "genderAtBirth", "address")
+DEMOGRAPHICS = {
+    "firstName": "Ann",
+    "lastName": "Doe",
+    "dob": "1980-01-02",
+    "genderAtBirth": "F",
+    "address": [ADDRESS],
+    "contact": [{"phone": "5125550100"}],
+}
+
+
+def with_documents(create):
+    """The sandbox finds 0 to 3 documents, by patient id: creates patients (`create(name)`) until one will have
+    some, so the document answers are never checked vacuously."""
+    for letter in "abcdefghijklmnopqrstuvwxyz":
+        patient = create(f"Doc{letter}")
+        patient_id = patient["id"] if isinstance(patient, dict) else patient.id
+        if sandbox_documents(patient_id):
+            return patient
+    raise AssertionError("26 patients without sandbox documents")
+
+
+def assert_patient(value: dict) -> None:
+    assert_typed(value, required=PATIENT_REQUIRED, optional=("externalId", "eTag"))
+    for address in value["address"]:
+        assert_typed(address, required=ADDRESS_REQUIRED, optional=("addressLine2",))
+    for contact in value.get("contact") or []:
+        assert_typed(contact, required=(), optional=("phone", "email"))
+
+
+def test_single_patient_api_with_the_python_sdk(live_server, tenant, pipeline, settings):
+    settings.PUBLIC_BASE_URL = live_server.url
+    client = Metriport(api_key=tenant.api_key, base_url=live_server.url)
+    facility_id = str(tenant.facility.id)
+    address = [Address(address_line_1="2 Oak Ave", city="Austin", state="TX", zip="78701", country="USA")]
+    person_fields = {"first_name": "Ann", "last_name": "Doe", "dob": "1980-01-02", "gender_at_birth": "F"}
+    created = client.medical.patient.create(
+        facility_id=facility_id,
+        address=address,
+        contact=[Contact(phone="(512) 555-0100", email="ann@example.com")],
+        personal_identifiers=[PersonalIdentifier_Ssn(value="123-45-6789")],
+        external_id="MRN-7",
+        **person_fields,
+    )
+    assert created.id and created.external_id == "MRN-7" and created.facility_ids == [facility_id]
+    again = client.medical.patient.create(facility_id=facility_id, address=address, **person_fields)
+    assert again.id == created.id  # matched by the bulk rule, not a duplicate
+    assert client.medical.patient.match(address=address, **person_fields).id == created.id
+    updated = client.medical.patient.update(
+        created.id, facility_id=facility_id, address=address, **{**person_fields, "last_name": "Smith"}
+    )
+    assert updated.last_name == "Smith"
+
+    patient = with_documents(
+        lambda name: client.medical.patient.create(
+            facility_id=facility_id, address=address, **{**person_fields, "first_name": name}
+        )
+    )
+    query = client.medical.document.start_query(patient_id=patient.id, facility_id=facility_id)
+    assert query.download is not None and query.download.status in ("processing", "completed")
+    wait_until(
+        lambda: client.medical.document.get_query_status(patient_id=patient.id).download.status == "completed",
+        message="the sandbox answers the Document Query",
+    )
+    documents = client.medical.document.list(patient_id=patient.id).documents
+    assert {d.id for d in documents} == {d["id"] for d in sandbox_documents(patient.id)}
+
+    client.medical.patient.delete(created.id, facility_id=facility_id)
+    with pytest.raises(ApiError) as gone:
+        client.medical.patient.get(created.id)
+    assert gone.value.status_code == 404
+
+    spare = client.medical.facility.create(
+        name="Spare", npi="1234567893", address=Address(address_line_1="1 A St", city="Austin", state="TX", zip="78701")
+    )
+    client.medical.facility.delete(spare.id)
+    assert {f.id for f in client.medical.facility.list().facilities} == {facility_id}
+
+
+def test_single_patient_api_with_the_npm_sdk(live_server, tenant, pipeline, settings):
+    settings.PUBLIC_BASE_URL = live_server.url
+    facility_id = str(tenant.facility.id)
+    created = npm(live_server, tenant.api_key, "createPatient", {**DEMOGRAPHICS, "externalId": "MRN-8"}, facility_id)
+    assert_patient(created)
+    assert npm(live_server, tenant.api_key, "getPatient", created["id"])["eTag"] == created["eTag"]
+    assert npm(live_server, tenant.api_key, "matchPatient", DEMOGRAPHICS)["id"] == created["id"]
+    assert npm(live_server, tenant.api_key, "matchPatient", {**DEMOGRAPHICS, "firstName": "Zed"}) == {"undefined": True}
+    assert npm(live_server, tenant.api_key, "getPatientByExternalId", "MRN-8")["id"] == created["id"]
+
+    updated = npm(live_server, tenant.api_key, "updatePatient", {**created, "lastName": "Smith"}, facility_id)
+    assert_patient(updated)
+    assert updated["lastName"] == "Smith" and updated["eTag"] != created["eTag"]
+    # The SDK sends the eTag it was given as If-Match: a stale one is refused.
+    stale = node(
+        {
+            "method": "updatePatient",
+            "args": [{**created, "lastName": "Jones"}, facility_id],
+            "baseAddress": live_server.url,
+            "apiKey": tenant.api_key,
+        }
+    )
+    assert not stale["ok"] and stale["error"]["status"] == 412
+
+    opted = npm(live_server, tenant.api_key, "updatePatientHieOptOut", created["id"], True)
+    assert opted["id"] == created["id"] and opted["hieOptOut"] is True and isinstance(opted["message"], str)
+    npm(live_server, tenant.api_key, "updatePatientHieOptOut", created["id"], False)
+
+    second = npm(live_server, tenant.api_key, "createPatient", {**DEMOGRAPHICS, "firstName": "Bea"}, facility_id)
+    page = npm(live_server, tenant.api_key, "listPatients", {"pagination": {"fromItem": second["id"], "count": 1}})
+    assert [p["id"] for p in page["patients"]] == [second["id"]]
+    following = npm(live_server, tenant.api_key, "listPatientsPage", page["meta"]["nextPage"])
+    assert [p["id"] for p in following["patients"]] == [created["id"]] and "nextPage" not in following["meta"]
+
+    query = npm(live_server, tenant.api_key, "startDocumentQuery", created["id"], facility_id)  # zod-parsed
+    assert query["download"]["status"] in ("processing", "completed")
+    wait_until(
+        lambda: (
+            npm(live_server, tenant.api_key, "getDocumentQueryStatus", created["id"])["download"]["status"]
+            == "completed"
+        ),
+        message="the sandbox answers the Document Query",
+    )
+    fhir = npm(live_server, tenant.api_key, "listDocuments", created["id"])
+    assert fhir["documents"] and all(d["resourceType"] == "DocumentReference" for d in fhir["documents"])
+    dtos = npm(live_server, tenant.api_key, "listDocumentsAsDTO", created["id"])
+    for document in dtos["documents"] if isinstance(dtos, dict) else dtos:
+        assert_typed(document, required=("id", "fileName", "mimeType"), optional=("description", "status", "indexed"))
+    assert npm(live_server, tenant.api_key, "retryWebhookRequests") == {"undefined": True}
+
+    in_use = node(
+        {"method": "deleteFacility", "args": [facility_id], "baseAddress": live_server.url, "apiKey": tenant.api_key}
+    )
+    assert not in_use["ok"] and in_use["error"]["status"] == 409  # it still has patients
+    latest = npm(live_server, tenant.api_key, "getPatient", created["id"])
+    gone = npm(live_server, tenant.api_key, "deletePatient", created["id"], facility_id, latest["eTag"])
+    assert gone == {"undefined": True}
+    npm(live_server, tenant.api_key, "deletePatient", second["id"], facility_id)
+    for left in npm(live_server, tenant.api_key, "listPatients")["patients"]:
+        npm(live_server, tenant.api_key, "deletePatient", left["id"], facility_id)
+    assert npm(live_server, tenant.api_key, "listPatients")["patients"] == []
+    spare = npm(
+        live_server, tenant.api_key, "createFacility", {"name": "Spare", "npi": "1234567893", "address": ADDRESS}
+    )
+    assert npm(live_server, tenant.api_key, "deleteFacility", spare["id"], spare["eTag"]) == {"undefined": True}
+    assert [f["id"] for f in npm(live_server, tenant.api_key, "listFacilities")] == [facility_id]

@@ -59,7 +59,7 @@ def _all_pages(api: Api, path: str, items_key: str, *, expected: int, page_size:
         response = api.session.get(url, timeout=30)
         assert response.status_code == 200, response.text
         items.extend(response.json()[items_key])
-        url = response.json()["meta"]["nextPage"]
+        url = response.json()["meta"].get("nextPage")
     return items
 
 

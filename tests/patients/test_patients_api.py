@@ -56,6 +56,7 @@ def test_patient_detail_shape(api, tenant):
         "personalIdentifiers": [{"type": "ssn", "value": "123456789"}],
         "address": address_without_null,
         "contact": patient.contacts,
+        "hieOptOut": False,
     }
 
 
@@ -88,3 +89,26 @@ def test_patient_list_query_count_is_constant(api, tenant, django_assert_max_num
         _patient(tenant, first_name=f"P{i}", match_key=f"p{i}|silva|1980-02-03|F")
     with django_assert_max_num_queries(4):
         assert len(api.get("/medical/v1/patient").json()["patients"]) == 5
+
+
+def test_patient_list_reads_metriports_from_item_and_to_item(api, tenant):
+    """Metriport's pagination parameters: fromItem starts a page at an item, toItem ends one there, and the
+    answer's nextPage/prevPage continue from it (omitted, never null, at either end)."""
+    patients = [_patient(tenant, first_name=f"P{i}", match_key=f"p{i}|silva|1980-02-03|F") for i in range(5)]
+    newest_first = [str(p.id) for p in reversed(patients)]
+    page = api.get("/medical/v1/patient", {"fromItem": newest_first[1], "count": 2}).json()
+    assert [p["id"] for p in page["patients"]] == newest_first[1:3]
+    assert api.get(page["meta"]["nextPage"]).json()["patients"][0]["id"] == newest_first[3]
+    assert api.get(page["meta"]["prevPage"]).json()["patients"][-1]["id"] == newest_first[0]
+    ending = api.get("/medical/v1/patient", {"toItem": newest_first[3], "count": 2}).json()
+    assert [p["id"] for p in ending["patients"]] == newest_first[2:4]
+    last = api.get("/medical/v1/patient", {"fromItem": newest_first[4], "count": 2}).json()
+    assert [p["id"] for p in last["patients"]] == newest_first[4:] and "nextPage" not in last["meta"]
+    first = api.get("/medical/v1/patient", {"count": 5}).json()
+    assert "prevPage" not in first["meta"] and "nextPage" not in first["meta"]
+    for bad in (
+        {"fromItem": "nope"},
+        {"toItem": str(tenant.facility.id)},
+        {"fromItem": newest_first[0], "toItem": newest_first[1]},
+    ):
+        assert api.get("/medical/v1/patient", bad).status_code == 400

@@ -1,0 +1,177 @@
+"""The single-patient API (SPEC §1): create with the bulk normalizers and match rule, get, update with
+If-Match, delete, match, get by external id, HIE opt-out; facility delete. Failure modes named: bad JSON
+shapes and values (400 naming the field, no value echoed), a stale eTag (412), a match instead of a
+duplicate, another customer's ids (404), a facility with patients (409), an opted-out patient (no query)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bulkimport.models import BulkRow
+from docqueries.models import DocumentQuery
+from patients.models import Facility, Patient
+from tests.bulkimport.helpers import csv_bytes, person, result_rows, run_inline, submit
+from tests.factories import make_facility
+
+pytestmark = pytest.mark.django_db
+
+ADDRESS = {"addressLine1": "1 Main St", "city": "New York", "state": "NY", "zip": "10001", "country": "USA"}
+
+
+def body(**overrides) -> dict:
+    data = {
+        "firstName": "Ann",
+        "lastName": "Doe",
+        "dob": "1980-01-02",
+        "genderAtBirth": "F",
+        "address": [ADDRESS],
+        "contact": [{"phone": "(212) 555-0100", "email": "Ann@Example.com"}],
+        "personalIdentifiers": [{"type": "ssn", "value": "123-45-6789"}],
+        "externalId": "MRN-1",
+    }
+    data.update(overrides)
+    return data
+
+
+def create(api, tenant, data: dict, **params):
+    query = {"facilityId": str(tenant.facility.id), **params}
+    return api.post("/medical/v1/patient?" + "&".join(f"{k}={v}" for k, v in query.items()), data, format="json")
+
+
+def test_create_normalizes_as_a_bulk_row_and_starts_a_document_query(api, tenant):
+    answer = create(api, tenant, body(firstName="  ANN ", address=ADDRESS))  # one object, not a list
+    assert answer.status_code == 201, answer.json()
+    created = answer.json()
+    assert created["firstName"] == "Ann" and created["facilityIds"] == [str(tenant.facility.id)]
+    assert created["contact"] == [{"phone": "2125550100", "email": "ann@example.com"}]
+    assert created["personalIdentifiers"] == [{"type": "ssn", "value": "123456789"}]
+    assert created["hieOptOut"] is False and created["eTag"] and created["externalId"] == "MRN-1"
+    assert DocumentQuery.objects.filter(patient_id=created["id"]).count() == 1
+
+
+def test_create_answers_the_patient_a_bulk_import_made_instead_of_a_duplicate(api, tenant):
+    request = submit(tenant, csv_bytes([person("Ann")]))
+    run_inline(request.id)
+    (imported,) = Patient.objects.all()
+    answer = create(api, tenant, body(firstName="ann", contact=None, personalIdentifiers=None, externalId=None))
+    assert answer.status_code == 200
+    assert answer.json()["id"] == str(imported.id)
+    assert Patient.objects.count() == 1
+    # The same person uploaded again after the API created them is matched the other way round too.
+    other = create(api, tenant, body(firstName="Bea"))
+    assert other.status_code == 201
+    again = submit(tenant, csv_bytes([person("Bea")]))
+    run_inline(again.id)
+    assert str(BulkRow.objects.get(request=again).patient_id) == other.json()["id"]
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (body(dob="1975-13-01"), "dob"),
+        (body(dob="2999-01-01"), "dob"),
+        (body(genderAtBirth="X"), "genderAtBirth"),
+        (body(address=[{**ADDRESS, "zip": "ABCDE"}]), "address[0].zip"),
+        (body(address=[ADDRESS, {**ADDRESS, "state": "Calfornia"}]), "address[1].state"),
+        (body(address=[{**ADDRESS, "country": "CAN"}]), "address[0].country"),
+        (body(address=[]), "address"),
+        (body(address="1 Main St"), "address"),
+        (body(contact=[{"phone": "12"}]), "contact[0].phone"),
+        (body(contact=[{}, {"email": "not-an-email"}]), "contact[1].email"),
+        (body(firstName=7), "firstName"),
+        (body(lastName=None), "lastName"),
+        (body(personalIdentifiers=[{"type": "passport", "value": "X1"}]), "personalIdentifiers[0].type"),
+        (body(personalIdentifiers=[{"type": "driversLicense", "value": "D1"}]), "personalIdentifiers"),
+        (body(hieOptOut="yes"), "hieOptOut"),
+        ([1, 2], "body"),
+    ],
+)
+def test_bad_bodies_are_400s_naming_the_field_without_echoing_values(api, tenant, data, field):
+    answer = create(api, tenant, data)
+    assert answer.status_code == 400
+    detail = answer.json()["detail"]
+    assert detail.startswith(f"{field}:") or f"; {field}:" in detail, detail
+    assert "Calfornia" not in detail and "not-an-email" not in detail
+    assert Patient.objects.count() == 0
+
+
+def test_create_needs_a_facility_of_the_customer(api, tenant, other_tenant):
+    make_facility(tenant.customer, name="Second")
+    assert api.post("/medical/v1/patient", body(), format="json").status_code == 400  # two facilities, none given
+    answer = api.post(f"/medical/v1/patient?facilityId={other_tenant.facility.id}", body(), format="json")
+    assert answer.status_code == 404
+
+
+def test_update_honours_if_match(api, tenant):
+    created = create(api, tenant, body()).json()
+    url = f"/medical/v1/patient/{created['id']}?facilityId={tenant.facility.id}"
+    updated = api.put(url, body(lastName="Smith"), format="json", HTTP_IF_MATCH=created["eTag"])
+    assert updated.status_code == 200, updated.json()
+    assert updated.json()["lastName"] == "Smith" and updated.json()["eTag"] != created["eTag"]
+    stale = api.put(url, body(lastName="Jones"), format="json", HTTP_IF_MATCH=created["eTag"])
+    assert stale.status_code == 412 and stale.json()["name"] == "PreconditionFailedError"
+    assert Patient.objects.get().last_name == "Smith"
+    # Without If-Match the write is unconditional (the Python SDK sends none); the new name is matched.
+    assert api.put(url, body(lastName="Jones"), format="json").status_code == 200
+    match = api.post("/medical/v1/patient/match", body(lastName="Jones"), format="json")
+    assert match.status_code == 200 and match.json()["id"] == created["id"]
+    assert api.post("/medical/v1/patient/match", body(lastName="Smith"), format="json").status_code == 404
+
+
+def test_match_by_external_id_and_delete(api, tenant, other_tenant):
+    created = create(api, tenant, body()).json()
+    found = api.get("/medical/v1/patient/external-id?externalId=MRN-1")
+    assert found.status_code == 200 and found.json()["id"] == created["id"]
+    assert api.get("/medical/v1/patient/external-id?externalId=MRN-2").status_code == 404
+    assert api.get("/medical/v1/patient/external-id").status_code == 400
+    other = make_facility(tenant.customer, name="Elsewhere")
+    assert api.delete(f"/medical/v1/patient/{created['id']}?facilityId={other.id}").status_code == 404
+    assert api.delete(f"/medical/v1/patient/{created['id']}", HTTP_IF_MATCH="stale").status_code == 412
+    assert api.delete(f"/medical/v1/patient/{created['id']}?facilityId={tenant.facility.id}").status_code == 204
+    assert not Patient.objects.exists() and not DocumentQuery.objects.exists()
+    assert api.get(f"/medical/v1/patient/{created['id']}").status_code == 404
+
+
+def test_another_customers_patient_is_not_found(api, tenant, other_tenant):
+    from tests.conftest import client_for
+
+    created = create(api, tenant, body()).json()
+    theirs = client_for(other_tenant.api_key)
+    for answer in (
+        theirs.get(f"/medical/v1/patient/{created['id']}"),
+        theirs.put(f"/medical/v1/patient/{created['id']}", body(), format="json"),
+        theirs.delete(f"/medical/v1/patient/{created['id']}"),
+        theirs.put(f"/medical/v1/patient/{created['id']}/hie-opt-out?hieOptOut=true"),
+        theirs.get("/medical/v1/patient/external-id?externalId=MRN-1"),
+        theirs.post("/medical/v1/patient/match", body(), format="json"),
+    ):
+        assert answer.status_code == 404
+    assert Patient.objects.get().last_name == "Doe"
+
+
+def test_hie_opt_out_stops_document_queries_from_api_and_bulk(api, tenant):
+    created = create(api, tenant, body(hieOptOut=True)).json()
+    assert created["hieOptOut"] is True and not DocumentQuery.objects.exists()
+    url = f"/medical/v1/patient/{created['id']}/hie-opt-out"
+    assert api.put(url + "?hieOptOut=maybe").status_code == 400
+    answer = api.post(url + "?hieOptOut=false")
+    assert answer.json() == {"id": created["id"], "hieOptOut": False, "message": "Patient opted into HIE"}
+    answer = api.put(url + "?hieOptOut=true")
+    assert answer.status_code == 200 and answer.json()["hieOptOut"] is True
+    # A bulk row matching the opted-out patient updates it but starts no query; the result says why.
+    request = submit(tenant, csv_bytes([person("Ann")]))
+    run_inline(request.id)
+    assert not DocumentQuery.objects.exists()
+    assert str(BulkRow.objects.get(request=request).patient_id) == created["id"]
+    (row,) = result_rows(request.id)
+    assert row["status"] == "successful" and row["documentQuery"] == "opted out"
+
+
+def test_facility_delete(api, tenant):
+    empty = make_facility(tenant.customer, name="Empty")
+    create(api, tenant, body())
+    busy = api.delete(f"/medical/v1/facility/{tenant.facility.id}")
+    assert busy.status_code == 409 and "still has patients" in busy.json()["detail"]
+    assert api.delete(f"/medical/v1/facility/{empty.id}", HTTP_IF_MATCH="stale").status_code == 412
+    assert api.delete(f"/medical/v1/facility/{empty.id}").status_code == 204
+    assert list(Facility.objects.values_list("id", flat=True)) == [tenant.facility.id]
