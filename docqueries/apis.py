@@ -19,6 +19,7 @@ from docqueries.serializers import (
     document_query_dto,
 )
 from metriport_bulk.api.authentication import customer_of
+from patients.models import Patient
 
 PATIENT_ID = OpenApiParameter("patientId", str, required=True, description="The patient's id.")
 
@@ -64,6 +65,10 @@ class DocumentQueryApi(APIView):
             customer=customer, patient_id=patient_id, facility_id=facility_id
         ):
             raise exceptions.NotFound(f"No facility {facility_id} for this patient.")
+        if Patient.objects.filter(id=patient_id, hie_opt_out=True).exists():
+            raise exceptions.ValidationError(
+                {"patientId": "The patient is opted out of HIE exchange: no Document Query is started."}
+            )
         with transaction.atomic():
             services.document_queries_start(customer_id=customer.id, patient_ids=[patient_id])
         query = selectors.document_query_latest(customer=customer, patient_id=patient_id)

@@ -152,6 +152,8 @@ def test_another_customers_patient_is_not_found(api, tenant, other_tenant):
 def test_hie_opt_out_stops_document_queries_from_api_and_bulk(api, tenant):
     created = create(api, tenant, body(hieOptOut=True)).json()
     assert created["hieOptOut"] is True and not DocumentQuery.objects.exists()
+    refused = api.post(f"/medical/v1/document/query?patientId={created['id']}")
+    assert refused.status_code == 400 and "opted out" in refused.json()["detail"]
     url = f"/medical/v1/patient/{created['id']}/hie-opt-out"
     assert api.put(url + "?hieOptOut=maybe").status_code == 400
     answer = api.post(url + "?hieOptOut=false")
