@@ -138,7 +138,11 @@ class BulkChunk(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["request", "index"], name="uniq_bulkchunk_request_index")]
-        indexes = [models.Index(fields=["status", "enqueued_at"])]
+        indexes = [
+            models.Index(fields=["status", "enqueued_at"]),
+            # The fair pick (services.bulk_chunk_apply_fairest): pending chunks, least progress first.
+            models.Index(fields=["index", "id"], condition=models.Q(status="pending"), name="bulkchunk_fair_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Chunk {self.index} (rows {self.first_number}-{self.last_number})"

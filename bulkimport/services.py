@@ -388,13 +388,35 @@ def _delete_rows(request_id) -> None:
 # --- Apply ----------------------------------------------------------------------------------------------
 
 
-def bulk_chunk_apply(*, chunk_id: int) -> None:
+def _fairest_pending_chunk() -> BulkChunk | None:
+    """Locks and returns the pending chunk with the least progress among all processing requests: the lowest
+    index, so every request's first chunks come before any request's later ones and a small request never
+    waits behind a big one (SKIP LOCKED: chunks being applied by other workers are passed over)."""
+    return (
+        BulkChunk.objects.select_for_update(of=("self",), skip_locked=True)
+        .filter(status=ChunkStatus.PENDING, request__status=BulkStatus.PROCESSING, request__phase=BulkPhase.APPLYING)
+        .order_by("index", "id")
+        .select_related("request")
+        .first()
+    )
+
+
+def bulk_chunk_apply(*, chunk_id: int, fair: bool = False) -> None:
     """Creates or updates the patients of one chunk's valid rows, links them to the facility and starts
-    their Document Queries, all in one transaction. Rows already applied are skipped: re-runs are no-ops."""
+    their Document Queries, all in one transaction. Rows already applied are skipped: re-runs are no-ops.
+
+    `fair` (what the actor does): the message is a token, not an order. It applies the fairest pending chunk
+    of any request (_fairest_pending_chunk), its own chunk when nothing is fairer. There is one message per
+    chunk, so every chunk still gets one; the order in which they are applied is decided here, round-robin
+    by progress, instead of by the broker's first come, first served."""
     with transaction.atomic():
-        # of=("self",): lock the chunk only. A plain FOR UPDATE would also lock the joined request row and
-        # make the chunks of a request run one at a time.
-        chunk = BulkChunk.objects.select_for_update(of=("self",)).filter(id=chunk_id).select_related("request").first()
+        chunk = _fairest_pending_chunk() if fair else None
+        if chunk is None:
+            # of=("self",): lock the chunk only. A plain FOR UPDATE would also lock the joined request row
+            # and make the chunks of a request run one at a time.
+            chunk = (
+                BulkChunk.objects.select_for_update(of=("self",)).filter(id=chunk_id).select_related("request").first()
+            )
         if chunk is None or chunk.status == ChunkStatus.DONE:
             return
         request = chunk.request
@@ -403,7 +425,7 @@ def bulk_chunk_apply(*, chunk_id: int) -> None:
         relax_commit()
         BulkChunk.objects.filter(id=chunk.id).update(attempts=F("attempts") + 1)
         rows = _pending_rows(request.id, first=chunk.first_number, last=chunk.last_number)
-        applied = _apply_rows(request, rows)
+        applied = _apply_rows(request, rows, chunk_index=chunk.index)
         BulkChunk.objects.filter(id=chunk.id).update(status=ChunkStatus.DONE)
         # Lock the request last: it serializes chunk completions so exactly one sees "no chunk left".
         locked = BulkRequest.objects.select_for_update().get(id=request.id)
@@ -519,7 +541,7 @@ _PATIENT_SQL = {
 }
 
 
-def _apply_rows(request: BulkRequest, rows: list[PendingRow]) -> int:
+def _apply_rows(request: BulkRequest, rows: list[PendingRow], *, chunk_index: int = 0) -> int:
     """Create-or-update for `rows` (valid, pending, in row order) inside the caller's transaction: decides
     each row's patient, writes the patients, links them to the facility, marks the rows succeeded and starts
     the Document Queries of the rows not opted out. Returns the number of rows applied."""
@@ -554,7 +576,9 @@ def _apply_rows(request: BulkRequest, rows: list[PendingRow]) -> int:
     _mark_applied(request, rows, numbers)
     opted_in = list(dict.fromkeys(row.patient_id for row in rows if not row.opted_out))
     if opted_in:
-        document_queries_start(customer_id=request.customer_id, patient_ids=opted_in, bulk_request_id=request.id)
+        document_queries_start(
+            customer_id=request.customer_id, patient_ids=opted_in, bulk_request_id=request.id, round=chunk_index
+        )
     return len(rows)
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 
 import dramatiq
+from django.conf import settings
 
 from bulkimport import services
 
 logger = logging.getLogger(__name__)
 
 QUEUE = "bulk"
+CHUNKS_QUEUE = "bulk-chunks"
 RETRY = {"max_retries": 8, "min_backoff": 1_000, "max_backoff": 60_000}
 
 
@@ -19,9 +21,12 @@ def bulk_parse(request_id: str) -> None:
     services.bulk_request_parse(request_id=request_id)
 
 
-@dramatiq.actor(queue_name=QUEUE, time_limit=10 * 60 * 1000, **RETRY)
+# Chunks have a queue of their own: a request's parse and finish (priority 0) never wait in line behind
+# another request's chunk messages. Each chunk message applies the fairest pending chunk (services.
+# bulk_chunk_apply, fair=True), so requests advance round-robin rather than first come, first served.
+@dramatiq.actor(queue_name=CHUNKS_QUEUE, priority=1, time_limit=10 * 60 * 1000, **RETRY)
 def bulk_apply_chunk(chunk_id: int) -> None:
-    services.bulk_chunk_apply(chunk_id=chunk_id)
+    services.bulk_chunk_apply(chunk_id=chunk_id, fair=settings.FAIR_SCHEDULING)
 
 
 @dramatiq.actor(queue_name=QUEUE, time_limit=15 * 60 * 1000, **RETRY)

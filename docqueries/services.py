@@ -51,21 +51,21 @@ QUERY_DEADLINE = timedelta(hours=24)
 
 START_COLUMNS = (
     "id", "customer_id", "patient_id", "bulk_request_id", "status", "started_at", "documents", "attempts",
-    "next_attempt_at", "error",
+    "next_attempt_at", "error", "round",
 )  # fmt: skip
 
 
-def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=None) -> int:
+def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=None, round: int = 0) -> int:
     """Records one Document Query per patient (idempotent per patient and bulk request) in the caller's
     transaction and dispatches them on commit. Returns how many were newly created.
 
     Patients of other customers and patients opted out of HIE exchange are ignored. Without a bulk request, a patient whose query is still
-    processing gets no second one."""
+    processing gets no second one. `round` orders fresh queries in the fair pick (the bulk chunk's index)."""
     wanted = list(dict.fromkeys(str(patient_id) for patient_id in patient_ids))
     if not wanted:
         return 0
     if connection.vendor == "postgresql":
-        created = _start_sql(customer_id, wanted, bulk_request_id)
+        created = _start_sql(customer_id, wanted, bulk_request_id, round)
         _dispatch_on_commit(created)
         return len(created)
     patients = set(
@@ -84,7 +84,7 @@ def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=No
         DocumentQuery,
         START_COLUMNS,
         [
-            (uuid.uuid4(), customer_id, patient_id, bulk_request_id, QueryStatus.PROCESSING, now, [], 0, now, "")
+            (uuid.uuid4(), customer_id, patient_id, bulk_request_id, QueryStatus.PROCESSING, now, [], 0, now, "", round)
             for patient_id in sorted(patients, key=str)
         ],
     )
@@ -92,7 +92,7 @@ def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=No
     return len(created)
 
 
-def _start_sql(customer_id, patient_ids: list[str], bulk_request_id) -> list:
+def _start_sql(customer_id, patient_ids: list[str], bulk_request_id, round: int) -> list:
     """PostgreSQL: the same start as one INSERT ... SELECT: the customer's patients among `patient_ids`
     (an array parameter), minus conflicts; returns the ids created."""
     now = timezone.now()
@@ -106,8 +106,8 @@ def _start_sql(customer_id, patient_ids: list[str], bulk_request_id) -> list:
             f"""
             INSERT INTO docqueries_documentquery
                 (id, customer_id, patient_id, bulk_request_id, status, started_at, documents, attempts,
-                 next_attempt_at, error)
-            SELECT gen_random_uuid(), p.customer_id, p.id, %s, %s, %s, '[]'::jsonb, 0, %s, ''
+                 next_attempt_at, error, round)
+            SELECT gen_random_uuid(), p.customer_id, p.id, %s, %s, %s, '[]'::jsonb, 0, %s, '', %s
             FROM unnest(%s::uuid[]) AS wanted(id)
             -- OFFSET 0 keeps this one primary-key lookup per wanted id: on fresh tables (stale statistics)
             -- the planner would otherwise scan all of the customer's patients.
@@ -125,6 +125,7 @@ def _start_sql(customer_id, patient_ids: list[str], bulk_request_id) -> list:
                 QueryStatus.PROCESSING,
                 now,
                 now,
+                round,
                 patient_ids,
                 customer_id,
                 *([] if bulk_request_id is not None else [QueryStatus.PROCESSING]),
@@ -142,6 +143,8 @@ def _batches(ids: list, size: int | None = None) -> list[list[str]]:
 
 
 def _dispatch_on_commit(query_ids: list, *, delay_seconds: float = 0.0) -> None:
+    """Sends the actor messages of `query_ids` once the caller commits (with a set-based backend they are
+    tokens: each runs the fairest due batch, see _fairest_due)."""
     from docqueries import tasks
 
     batches = _batches(query_ids)
@@ -326,13 +329,13 @@ def _wait_for_token(customer_id) -> float:
         time.sleep(wait)
 
 
-def document_queries_run(*, query_ids: list) -> None:
+def document_queries_run(*, query_ids: list, fair: bool = False) -> None:
     """Runs one step of each due query among `query_ids` (the actor's work). Queries not due or taken by
     someone else are skipped; retries, polls and rate-limited queries are rescheduled with delayed messages
     (and stay visible to the sweeper should those be lost)."""
     backend = get_backend()
     if backend.set_based:
-        _run_set(query_ids, backend)
+        _run_set(query_ids, backend, fair=fair)
         return
     deferred: dict[float, list] = defaultdict(list)
     remaining = [str(query_id) for query_id in query_ids]
@@ -358,7 +361,20 @@ def document_queries_run(*, query_ids: list) -> None:
             _dispatch_on_commit(ids, delay_seconds=delay)
 
 
-def _run_set(query_ids: list, backend) -> None:
+def _fairest_due(limit: int, *, now: datetime) -> list:
+    """Locks and returns up to `limit` due queries, lowest round first (the queries of every bulk request's
+    first chunks before any request's later ones, then the longest due): a small request's queries never
+    wait for a big one's, neither their first run nor their polls. SKIP LOCKED: batches another worker is
+    running are passed over."""
+    return list(
+        DocumentQuery.objects.select_for_update(skip_locked=True)
+        .filter(status=QueryStatus.PROCESSING, next_attempt_at__lte=now + EARLY_TOLERANCE)
+        .order_by("round", "next_attempt_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def _run_set(query_ids: list, backend, *, fair: bool = False) -> None:
     """A whole batch in a few statements (set-based backends, the sandbox): one claim, one backend call for
     all, one UPDATE per outcome and the webhooks inserted together, in one transaction. A failure rolls all
     of it back, claim included, so Dramatiq's retry of the message takes the batch again at once."""
@@ -367,6 +383,11 @@ def _run_set(query_ids: list, backend) -> None:
     lease_until = now + _lease() + timedelta(microseconds=random.randrange(1, 999_999))
     deferred: dict[float, list] = defaultdict(list)
     with transaction.atomic():
+        if fair:
+            # The message is a token, not an order: it runs the fairest due batch, of up to a full batch
+            # whatever its own size. Every batch has a message arriving once it is due, so every due query
+            # is still run by one (and the sweeper re-sends what a lost message leaves).
+            query_ids = _fairest_due(SET_BATCH_SIZE, now=now) or query_ids
         DocumentQuery.objects.filter(
             id__in=[str(query_id) for query_id in query_ids],
             status=QueryStatus.PROCESSING,

@@ -187,6 +187,9 @@ RESULT_URL_EXPIRY_SECONDS = env_int("RESULT_URL_EXPIRY_SECONDS", 600)
 BULK_MAX_FILE_BYTES = env_int("BULK_MAX_FILE_BYTES", 50 * 1024 * 1024)
 BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", 100_000)
 BULK_CHUNK_SIZE = env_int("BULK_CHUNK_SIZE", 2_000)
+# Fair scheduling across customers (SPEC §5): chunk and fresh Document Query messages run the pending work
+# with the least progress instead of their own. false = first come, first served (for bench/fairness.py).
+FAIR_SCHEDULING = env_bool("FAIR_SCHEDULING", True)
 # A processing request or chunk untouched for this long is considered abandoned and resumed by the sweeper.
 BULK_STALE_SECONDS = env_int("BULK_STALE_SECONDS", 120)
 # A request waits at most this long (from the start of its processing) for its patients' Document Queries;

@@ -14,8 +14,8 @@ from django.db import connection
 from bulkimport import services
 from bulkimport.models import BulkChunk, BulkRow
 from docqueries.models import DocumentQuery
-from patients.matching import match_key
 from patients import services as patient_services
+from patients.matching import match_key
 from patients.models import Patient, PatientFacility
 from tests.bulkimport.helpers import csv_bytes, run_inline
 

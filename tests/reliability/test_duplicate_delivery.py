@@ -47,7 +47,8 @@ def test_every_message_delivered_twice(broker, worker, settings, receiver):
         request = submit(tenant, body)
         assert wait_final(request.id, timeout=120).status == BulkStatus.COMPLETED
         # Let the duplicates of the last messages run too before counting.
-        broker.join("bulk", timeout=30_000)
+        for queue in ("bulk", "bulk-chunks", "docqueries"):
+            broker.join(queue, timeout=30_000)
     finally:
         broker.middleware.remove(twice)
     assert twice.duplicated >= 8  # parse, 6 chunks, finish (and more): the fault really happened

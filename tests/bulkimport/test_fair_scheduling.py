@@ -1,0 +1,83 @@
+"""Fair scheduling across customers (SPEC §5, issue 13): a chunk message or a Document Query message is a
+token that runs the pending work with the least progress of all requests, not its own, so a small request of
+one customer never waits for another customer's big one (bench/fairness.py measures it end to end)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bulkimport import services
+from bulkimport.models import BulkChunk, ChunkStatus
+from docqueries import services as docquery_services
+from docqueries.models import DocumentQuery, QueryStatus
+from tests.bulkimport.helpers import csv_bytes, person, submit
+from tests.factories import make_tenant
+
+pytestmark = pytest.mark.django_db
+
+
+def parsed(tenant, rows: int):
+    request = submit(tenant, csv_bytes([person(f"P{i}", zip_code=f"{10000 + i}") for i in range(rows)]))
+    services.bulk_request_parse(request_id=request.id)
+    return list(BulkChunk.objects.filter(request=request).order_by("index"))
+
+
+def pending(chunks) -> list[int]:
+    return list(
+        BulkChunk.objects.filter(id__in=[c.id for c in chunks], status=ChunkStatus.PENDING)
+        .order_by("index")
+        .values_list("index", flat=True)
+    )
+
+
+def test_a_chunk_message_applies_the_chunk_with_the_least_progress(settings):
+    settings.BULK_CHUNK_SIZE = 10
+    big = parsed(make_tenant("A"), 60)
+    for chunk in big[:2]:
+        services.bulk_chunk_apply(chunk_id=chunk.id, fair=True)
+    assert pending(big) == [2, 3, 4, 5]
+    (small,) = parsed(make_tenant("B"), 5)
+    # A message of A's last chunk: B's only chunk has less progress (index 0 < 2), so it goes first.
+    services.bulk_chunk_apply(chunk_id=big[-1].id, fair=True)
+    assert BulkChunk.objects.get(id=small.id).status == ChunkStatus.DONE
+    assert pending(big) == [2, 3, 4, 5]
+    # Then A's chunks in order, whatever message runs them; one message per chunk is enough for all.
+    for chunk in big[2:]:
+        services.bulk_chunk_apply(chunk_id=chunk.id, fair=True)
+    assert pending(big) == []
+
+
+def test_first_come_first_served_when_fair_scheduling_is_off(settings):
+    settings.BULK_CHUNK_SIZE = 10
+    big = parsed(make_tenant("A"), 30)
+    (small,) = parsed(make_tenant("B"), 5)
+    services.bulk_chunk_apply(chunk_id=big[2].id, fair=False)
+    assert pending(big) == [0, 1] and BulkChunk.objects.get(id=small.id).status == ChunkStatus.PENDING
+
+
+def test_a_document_query_message_runs_the_fairest_due_batch(settings, monkeypatch):
+    settings.BULK_CHUNK_SIZE = 10
+    settings.DOCQUERY_SANDBOX_DELAY_SECONDS = 0
+    monkeypatch.setattr(docquery_services, "SET_BATCH_SIZE", 10)
+    big = parsed(make_tenant("A"), 30)
+    for chunk in big:
+        services.bulk_chunk_apply(chunk_id=chunk.id)  # A's queries: rounds 0, 1, 2
+    (small,) = parsed(make_tenant("B"), 5)
+    services.bulk_chunk_apply(chunk_id=small.id)  # B's: round 0, started last
+    queries = DocumentQuery.objects.all()
+    rounds = {(q.bulk_request_id, q.round) for q in queries}
+    assert len(rounds) == 4 and queries.filter(round=0).count() == 15
+
+    def ended(request_id) -> int:
+        return queries.filter(bulk_request_id=request_id).exclude(status=QueryStatus.PROCESSING).count()
+
+    a_round_2 = list(queries.filter(bulk_request_id=big[0].request_id, round=2).values_list("id", flat=True))
+    # A's round-2 message runs round 0 first: A's ten (the longest due) ...
+    docquery_services.document_queries_run(query_ids=a_round_2, fair=True)
+    assert ended(big[0].request_id) == 10 and ended(small.request_id) == 0
+    # ... then B's five, which came later but have less progress than A's rounds 1 and 2.
+    docquery_services.document_queries_run(query_ids=a_round_2, fair=True)
+    assert ended(small.request_id) == 5 and ended(big[0].request_id) == 15
+    for _ in range(2):
+        docquery_services.document_queries_run(query_ids=a_round_2, fair=True)
+    assert not queries.filter(status=QueryStatus.PROCESSING).exists()
