@@ -85,7 +85,7 @@ class BulkRequestAdmin(PhiGuardMixin, SearchByIdMixin, LargeTableAdminMixin, adm
         (None, {"fields": ("id", "customer", "facility", "status", "phase", "dry_run", "reason")}),
         ("Counts", {"fields": ("total", "processed", "successful", "failed", "parse_attempts")}),
         ("Times", {"fields": ("created_at", "started_at", "finished_at", "heartbeat_at", "duration")}),
-        ("Files", {"fields": ("upload_key", "input_key", "input_size", "result_key")}),
+        ("Files", {"fields": ("upload_key", "input_key", "input_size", "result_key", "invalid_key")}),
     )
 
     # Everything is written by the pipeline; the page is for reading and for the actions.

@@ -185,13 +185,14 @@ def _file_chunks(key: str):
 
 
 def download_view(model_admin, request: HttpRequest, object_id: str, kind: str) -> HttpResponse:
-    """Streams a request's input or result CSV from storage. Both hold PHI: staff with the PHI permission only."""
+    """Streams a request's input, result or failed-rows CSV from storage. All hold PHI: staff with the PHI
+    permission only."""
     bulk_request = model_admin.get_object(request, object_id)
-    if bulk_request is None or kind not in ("input", "result"):
+    if bulk_request is None or kind not in ("input", "result", "invalid"):
         raise Http404("No such file.")
     if not model_admin.has_view_permission(request, bulk_request) or not can_view_phi(request):
         raise PermissionDenied
-    key = bulk_request.input_key if kind == "input" else bulk_request.result_key
+    key = {"input": bulk_request.input_key, "result": bulk_request.result_key}.get(kind, bulk_request.invalid_key)
     size = storage.object_size(key) if key else None
     if size is None:
         messages.error(request, f"The {kind} file of this request is not available.")

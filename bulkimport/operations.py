@@ -116,10 +116,11 @@ def _settle_cancelled(request: BulkRequest) -> None:
         )
         pending.update(status=RowStatus.FAILED, reason=CANCELLED_ROW_MESSAGE, action=RowAction.NONE)
         result_key = services.cancelled_result_key(request)
-        services.write_result(request, result_key)
+        invalid_key = services.write_result(request, result_key)
         succeeded, failed = services.row_counts(request.id)
         BulkRequest.objects.filter(id=request.id).update(
             result_key=result_key,
+            invalid_key=invalid_key,
             total=succeeded + failed,
             processed=succeeded + failed,
             successful=succeeded,

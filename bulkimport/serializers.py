@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bulkimport.models import BulkRequest
-from bulkimport.services import bulk_result_url
+from bulkimport.services import bulk_invalid_url, bulk_result_url
 
 
 class BulkParamsSerializer(serializers.Serializer):
@@ -36,6 +36,7 @@ class BulkRequestSerializer(serializers.ModelSerializer):
     startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
     finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
     result = serializers.SerializerMethodField()
+    invalid = serializers.SerializerMethodField()
     documentQueries = serializers.SerializerMethodField()
 
     class Meta:
@@ -56,6 +57,7 @@ class BulkRequestSerializer(serializers.ModelSerializer):
             "failed",
             "documentQueries",
             "result",
+            "invalid",
         ]
 
     @extend_schema_field(BulkParamsSerializer)
@@ -64,6 +66,9 @@ class BulkRequestSerializer(serializers.ModelSerializer):
 
     def get_result(self, request: BulkRequest) -> str | None:
         return bulk_result_url(request)
+
+    def get_invalid(self, request: BulkRequest) -> str | None:
+        return bulk_invalid_url(request)
 
     @extend_schema_field(DocumentQueryCountsSerializer)
     def get_documentQueries(self, request: BulkRequest) -> dict[str, int]:

@@ -101,6 +101,15 @@ def bulk_upload_url(request: BulkRequest) -> str:
     return settings.PUBLIC_BASE_URL + reverse("bulk-upload", args=[token])
 
 
+def bulk_invalid_url(request: BulkRequest) -> str | None:
+    """A fresh download URL of the failed rows' file (SPEC §1 `invalid`), or None when no row failed."""
+    if request.status not in (BulkStatus.COMPLETED, BulkStatus.FAILED) or not request.invalid_key:
+        return None
+    return storage.download_url(
+        request.invalid_key, filename=f"bulk-{request.id}-invalid.csv", expires_in=settings.RESULT_URL_EXPIRY_SECONDS
+    )
+
+
 def bulk_result_url(request: BulkRequest) -> str | None:
     """A fresh download URL of the result file: a completed request's, or the partial one of a request the
     customer cancelled (bulkimport.operations)."""
@@ -748,7 +757,7 @@ def bulk_request_finish(*, request_id) -> None:
         return
     BulkRequest.objects.filter(id=request.id).update(heartbeat_at=timezone.now())
     _, _, result_key = _keys(request)
-    _write_result(request, result_key)
+    invalid_key = _write_result(request, result_key)
     succeeded, failed = _row_counts(request.id)
     with transaction.atomic():
         if transition(
@@ -757,6 +766,7 @@ def bulk_request_finish(*, request_id) -> None:
             target=BulkStatus.COMPLETED,
             phase=BulkPhase.DONE,
             result_key=result_key,
+            invalid_key=invalid_key,
             total=succeeded + failed,
             processed=succeeded + failed,
             successful=succeeded,
@@ -808,12 +818,22 @@ def _row_counts(request_id) -> tuple[int, int]:
     return counts.get(RowStatus.SUCCEEDED, 0), counts.get(RowStatus.FAILED, 0)
 
 
-def _write_result(request: BulkRequest, result_key: str) -> None:
-    with tempfile.TemporaryFile() as out:
+def invalid_key_of(result_key: str) -> str:
+    """Where the file of a result's failed rows goes (SPEC §1 `invalid`): beside the result file."""
+    return result_key.removesuffix(".csv") + "-invalid.csv"
+
+
+def _write_result(request: BulkRequest, result_key: str) -> str:
+    """Writes the result file and, when rows failed, the file of the failed rows only, in the input's own
+    columns plus `reason`, ready to be fixed and uploaded again. Returns the latter's key, or ""."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as invalid_out:
         writer = ResultCsvWriter(out, request.header)
+        invalid_writer = ResultCsvWriter(invalid_out, request.header, columns=("reason",))
+        failed = 0
         for raw, patient_id, status, reason, action, opted_out, query_status, documents in _result_rows(request.id):
+            cells = orjson.loads(raw)
             writer.write(
-                orjson.loads(raw),
+                cells,
                 metriport_id=str(patient_id) if patient_id else None,
                 status=status,
                 reason=reason,
@@ -821,8 +841,17 @@ def _write_result(request: BulkRequest, result_key: str) -> None:
                 document_query=_document_query_word(status, action, opted_out, query_status),
                 documents="" if query_status != "completed" or documents is None else str(documents),
             )
+            if status == RowStatus.FAILED:
+                invalid_writer.write_cells(cells, (reason,))
+                failed += 1
         out.seek(0)
         storage.save(result_key, out)
+        if not failed:
+            return ""
+        invalid_key = invalid_key_of(result_key)
+        invalid_out.seek(0)
+        storage.save(invalid_key, invalid_out)
+        return invalid_key
 
 
 def _document_query_word(status: str, action: str, opted_out, query_status: str | None) -> str:
@@ -1030,11 +1059,15 @@ def bulk_request_reprocess(*, request_id, failed_only: bool = False) -> str:
         BulkRow.objects.filter(request_id=request.id, status=RowStatus.PENDING).update(
             status=RowStatus.SUCCEEDED, action=RowAction.VALIDATED
         )
-    _write_result(request, request.result_key)
+    invalid_key = _write_result(request, request.result_key)
     succeeded, failed = _row_counts(request.id)
     with transaction.atomic():
         BulkRequest.objects.filter(id=request.id).update(
-            successful=succeeded, failed=failed, processed=succeeded + failed, heartbeat_at=timezone.now()
+            successful=succeeded,
+            failed=failed,
+            processed=succeeded + failed,
+            invalid_key=invalid_key,
+            heartbeat_at=timezone.now(),
         )
         _notify(BulkRequest.objects.get(id=request.id))
     return f"re-validated {revalidated} row(s), applied {applied}"

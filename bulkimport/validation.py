@@ -604,13 +604,15 @@ class CsvImport:
                 f"The header has {len(header):,} columns, above the {MAX_COLUMNS} limit: remove unused columns.",
             )
         # A result file of ours uploaded again (fixed, or as it is): our result columns are ignored, so the
-        # new result file has the customer's columns once and our own columns once.
+        # new result file has the customer's columns once and our own columns once. Our file of failed rows
+        # (GET `invalid`) ends with a `reason` column: ignored as well.
         names = [cell.strip().lower() for cell in header]
-        self._ours = (
-            {i for i, name in enumerate(names) if name in _RESULT_NAMES}
-            if {"metriportid", "status", "reason"} <= set(names)
-            else set()
-        )
+        if {"metriportid", "status", "reason"} <= set(names):
+            self._ours = {i for i, name in enumerate(names) if name in _RESULT_NAMES}
+        elif names and names[-1] == "reason":
+            self._ours = {len(names) - 1}
+        else:
+            self._ours = set()
         if self._ours:
             header = [cell for i, cell in enumerate(header) if i not in self._ours]
         self.header: list[str] = header

@@ -264,14 +264,14 @@ class ResultCsvWriter:
     object, and memory stays flat however many rows are written.
     """
 
-    def __init__(self, out: typing.BinaryIO, header: list[str]) -> None:
+    def __init__(self, out: typing.BinaryIO, header: list[str], columns: tuple[str, ...] = RESULT_COLUMNS) -> None:
         self._out = out
         self._width = len(header)
         # The csv module quotes a cell holding any character of the line terminator; with "\n" alone
         # it would leave a bare CR unquoted, which readers take for a row break. So rows are formatted
         # with "\r\n" (every CR or LF inside a cell gets quoted) and written with a plain "\n".
         self._writer = csv.writer(_LineSink(out), lineterminator="\r\n")
-        self._emit([*header, *RESULT_COLUMNS])
+        self._emit([*header, *columns])
 
     def _emit(self, cells: list[str]) -> None:
         triggers = _FORMULA_TRIGGERS
@@ -291,6 +291,13 @@ class ResultCsvWriter:
     ) -> None:
         """One result line: the row's cells (padded or cut to the header's width so the result
         columns line up), then metriportId, status, reason, action, documentQuery and documents."""
+        self.write_cells(
+            raw,
+            (metriport_id or "", RESULT_STATUS_WORDS.get(status, status), reason, action, document_query, documents),
+        )
+
+    def write_cells(self, raw: list[str], extra: typing.Iterable[str]) -> None:
+        """The row's cells fitted to the header's width, then `extra` (the writer's own columns)."""
         width = self._width
         if len(raw) == width:
             cells = list(raw)
@@ -298,9 +305,7 @@ class ResultCsvWriter:
             cells = raw[:width]
         else:
             cells = [*raw, *([""] * (width - len(raw)))]
-        cells.extend(
-            (metriport_id or "", RESULT_STATUS_WORDS.get(status, status), reason, action, document_query, documents)
-        )
+        cells.extend(extra)
         self._emit(cells)
 
     def flush(self) -> None:

@@ -173,3 +173,39 @@ def test_a_fixed_row_of_a_result_file_succeeds(broker):
     services.bulk_request_submit_file(request=again, stream=io.BytesIO(fixed), size=len(fixed))
     run_inline(again.id)
     assert [row["status"] for row in result_rows(again.id)] == ["successful"] * 2
+
+
+def test_the_invalid_file_holds_the_failed_rows_in_the_inputs_columns_ready_to_fix(broker, client):
+    """GET `invalid` (SPEC §1): only the failed rows, in the input's own header plus `reason`; one cell fixed
+    and uploaded as a new request, that row succeeds. No failed row: no file, `invalid` is null."""
+    tenant = make_tenant()
+    header = [*HEADER[:-1], "externalId"]
+    rows = [person("Ann", ext="MRN-1"), person("Bob", dob="1975-13-01", ext="=MRN-2"), person("Cy", zip_code="x")]
+    first = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
+    body = csv_bytes(rows, header)
+    services.bulk_request_submit_file(request=first, stream=io.BytesIO(body), size=len(body))
+    run_inline(first.id)
+    first.refresh_from_db()
+    answer = client.get(f"/medical/v1/patient/bulk/{first.id}", HTTP_X_API_KEY=tenant.api_key).json()
+    assert answer["invalid"] and answer["result"] and answer["invalid"] != answer["result"]
+    with storage.open_for_read(first.invalid_key) as stream:
+        invalid = list(csv.reader(io.StringIO(stream.read().decode())))
+    assert invalid[0] == [*header, "reason"]
+    assert [line[:-1] for line in invalid[1:]] == [rows[1][:-1] + ["'=MRN-2"], rows[2]]  # escaped as the result
+    assert all(line[-1] for line in invalid[1:])  # each with its reason
+
+    fixed = "\n".join(",".join(line) for line in invalid).replace("1975-13-01", "1975-12-01").encode()
+    again = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
+    services.bulk_request_submit_file(request=again, stream=io.BytesIO(fixed), size=len(fixed))
+    run_inline(again.id)
+    outcomes = {row["firstName"]: (row["status"], row["externalId"]) for row in result_rows(again.id)}
+    assert outcomes == {"Bob": ("successful", "'=MRN-2"), "Cy": ("failed", "")}
+    again.refresh_from_db()
+    assert again.header == header  # `reason` was read as ours, not as a column of the customer's
+
+    clean = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
+    body = csv_bytes([person("Dee")])
+    services.bulk_request_submit_file(request=clean, stream=io.BytesIO(body), size=len(body))
+    run_inline(clean.id)
+    answer = client.get(f"/medical/v1/patient/bulk/{clean.id}", HTTP_X_API_KEY=tenant.api_key).json()
+    assert answer["status"] == "completed" and answer["invalid"] is None
