@@ -82,11 +82,17 @@ class BulkRequestAdmin(PhiGuardMixin, SearchByIdMixin, LargeTableAdminMixin, adm
     ordering = ("-created_at",)
     actions = ("reprocess_all", "reprocess_failed", "resend_webhook", "expire")
     fieldsets = (
-        (None, {"fields": ("id", "customer", "facility", "status", "phase", "dry_run", "reason")}),
+        (None, {"fields": ("id", "customer", "facility", "status", "phase", "dry_run", "reason", "header_warnings")}),
         ("Counts", {"fields": ("total", "processed", "successful", "failed", "parse_attempts")}),
         ("Times", {"fields": ("created_at", "started_at", "finished_at", "heartbeat_at", "duration")}),
         ("Files", {"fields": ("upload_key", "input_key", "input_size", "result_key", "invalid_key")}),
     )
+
+    @admin.display(description="warnings")
+    def header_warnings(self, obj) -> str:
+        """Header warnings (columns that look indexed but are out of range); they name canonical fields and
+        column numbers only, never cell values."""
+        return "; ".join(obj.warnings or []) or "-"
 
     # Everything is written by the pipeline; the page is for reading and for the actions.
     def get_readonly_fields(self, request, obj=None):

@@ -46,6 +46,7 @@ class BulkRequest(models.Model):
     input_size = models.BigIntegerField(null=True, blank=True)
     result_key = models.CharField(max_length=500, blank=True, default="")
     invalid_key = models.CharField(max_length=500, blank=True, default="")  # the failed rows only
+    warnings = models.JSONField(default=list, blank=True)  # about the file's header, for the customer
     # The input's header as the CSV engine read it: labels of the rows' raw cells and the first columns of
     # the result file, so neither needs the input file again.
     header = models.JSONField(default=list, blank=True)

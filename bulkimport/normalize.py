@@ -131,6 +131,8 @@ class DobProblem(enum.StrEnum):
     AMBIGUOUS = "ambiguous"
     BEFORE_1900 = "before_1900"
     FUTURE = "future"
+    MONTH_OUT_OF_RANGE = "month_out_of_range"  # in a valid form, but no such month (1975-13-01)
+    DAY_OUT_OF_RANGE = "day_out_of_range"  # in a valid form, but no such day in that month (2001-02-30)
 
 
 _MONTHS = {
@@ -161,12 +163,15 @@ def _is_ascii_digits(value: str) -> bool:
     return value.isascii() and value.isdigit()
 
 
-def _iso(year: int, month: int, day: int) -> str | None:
+def _iso(year: int, month: int, day: int) -> tuple[str | None, DobProblem | None]:
+    """The ISO date, or the reason a date written in an accepted form does not exist."""
+    if not 1 <= month <= 12:
+        return None, DobProblem.MONTH_OUT_OF_RANGE
     try:
-        return datetime.date(year, month, day).isoformat()
+        return datetime.date(year, month, day).isoformat(), None
     except ValueError:
         # Metriport (dayjs) silently rolls 2000-02-30 over to March; an impossible date is a typo.
-        return None
+        return None, DobProblem.DAY_OUT_OF_RANGE
 
 
 def _parse_year_first(parts: list[str]) -> tuple[str | None, DobProblem | None]:
@@ -175,8 +180,7 @@ def _parse_year_first(parts: list[str]) -> tuple[str | None, DobProblem | None]:
         return None, DobProblem.INVALID
     if not (_is_ascii_digits(year) and _is_ascii_digits(month) and _is_ascii_digits(day)):
         return None, DobProblem.INVALID
-    iso = _iso(int(year), int(month), int(day))
-    return (iso, None) if iso else (None, DobProblem.INVALID)
+    return _iso(int(year), int(month), int(day))
 
 
 def _parse_month_first(parts: list[str]) -> tuple[str | None, DobProblem | None]:
@@ -196,8 +200,7 @@ def _parse_month_first(parts: list[str]) -> tuple[str | None, DobProblem | None]
         # 25/12/1990 is day-first: the file follows another convention, so its other dates with both
         # parts <= 12 cannot be trusted either. Ask for ISO dates rather than guess.
         return None, DobProblem.AMBIGUOUS
-    iso = _iso(int(year), month, day)
-    return (iso, None) if iso else (None, DobProblem.INVALID)
+    return _iso(int(year), month, day)
 
 
 def _parse_month_name(text: str) -> tuple[str | None, DobProblem | None]:
@@ -222,8 +225,7 @@ def _parse_month_name(text: str) -> tuple[str | None, DobProblem | None]:
     if len(years) != 1 or len(days) != 1:
         # "Jan 1 51": two-digit years are ambiguous for birth dates.
         return None, DobProblem.AMBIGUOUS if len(days) == 2 else DobProblem.INVALID
-    iso = _iso(int(years[0]), month, int(days[0]))
-    return (iso, None) if iso else (None, DobProblem.INVALID)
+    return _iso(int(years[0]), month, int(days[0]))
 
 
 def parse_dob_text(text: str) -> tuple[str | None, DobProblem | None]:

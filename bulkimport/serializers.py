@@ -58,6 +58,7 @@ class BulkRequestSerializer(serializers.ModelSerializer):
             "documentQueries",
             "result",
             "invalid",
+            "warnings",
         ]
 
     @extend_schema_field(BulkParamsSerializer)

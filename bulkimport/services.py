@@ -283,7 +283,7 @@ def _parse(request: BulkRequest, token: int) -> None:
     try:
         with storage.open_for_read(request.input_key) as stream:
             csv_import = CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES)
-            _heartbeat(request.id, token, header=csv_import.header)
+            _heartbeat(request.id, token, header=csv_import.header, warnings=list(csv_import.plan.warnings))
             rows = csv_import.rows()
             while stored := _store_rows(request, token, itertools.islice(rows, PARSE_BATCH_SIZE), total, invalid):
                 total += stored.rows

@@ -47,6 +47,8 @@ __all__ = [
     "CsvFileError",
     "CsvImport",
     "FileErrorCode",
+    "GENDER_MESSAGE",
+    "PHONE_HINT",
     "RowError",
     "RowErrorCode",
     "RowResult",
@@ -219,9 +221,29 @@ class ColumnPlan:
     addresses: tuple[AddressColumns, ...]
     phones: tuple[tuple[str, int], ...]  # (column name for messages, position), in index order
     emails: tuple[tuple[str, int], ...]
+    # Columns that look indexed but whose index is out of range (email-0, phone-01, addressLine1-11): not read,
+    # and said so to the customer instead of silently ignored (SPEC §6).
+    warnings: tuple[str, ...] = ()
 
 
 _HEADER_HINT = "firstName, lastName, dob, gender, addressLine1, city, state, zip"
+
+
+def _out_of_range_index(normalized: str) -> tuple[str, str] | None:
+    """(canonical field, index as written) for a name that looks like an indexed column but is not one
+    Metriport reads (index 0, above MAX_INDEX or with a leading zero), else None."""
+    base, dash, index_text = normalized.partition("-")
+    if not dash:
+        for contact in ("phone", "email"):
+            if normalized.startswith(contact) and normalized != contact:
+                base, index_text = contact, normalized[len(contact) :]
+                break
+        else:
+            return None
+    field = _INDEXED_COLUMNS.get(base)
+    if field is None or not (index_text.isascii() and index_text.isdigit()):
+        return None
+    return field, index_text
 
 
 def build_column_plan(header: list[str]) -> ColumnPlan:
@@ -309,7 +331,18 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
                 found.append((_display_name(field, index), column))
         return tuple(found)
 
+    warnings = []
+    for name, cols in sorted(unknown.items(), key=lambda item: item[1][0]):
+        looks_indexed = _out_of_range_index(name)
+        if looks_indexed is not None:
+            field, index_text = looks_indexed
+            warnings.append(
+                f"Column {cols[0] + 1} ({field}-{index_text}) is not read: indexes run from 1 to {MAX_INDEX}, "
+                f"without leading zeros (e.g. {field}-1)."
+            )
+
     return ColumnPlan(
+        warnings=tuple(warnings),
         width=len(header),
         first_name=typing.cast(int, position_of("firstName")),
         last_name=typing.cast(int, position_of("lastName")),
@@ -341,8 +374,18 @@ _DOB_ERRORS = {
     ),
     DobProblem.BEFORE_1900: (RowErrorCode.INVALID_DOB, "Missing/invalid dob (must be 1900-01-01 or later)"),
     DobProblem.FUTURE: (RowErrorCode.FUTURE_DOB, "Missing/invalid dob (date can't be in the future)"),
+    DobProblem.MONTH_OUT_OF_RANGE: (
+        RowErrorCode.INVALID_DOB,
+        "Missing/invalid dob (the month is out of range: months run from 01 to 12)",
+    ),
+    DobProblem.DAY_OUT_OF_RANGE: (
+        RowErrorCode.INVALID_DOB,
+        "Missing/invalid dob (the day is out of range for that month)",
+    ),
 }
 _MIN_DOB = "1900-01-01"
+GENDER_MESSAGE = "Missing/invalid gender (use M, F, O or U; male, female, other and unknown are accepted too)"
+PHONE_HINT = "(use a 10-digit US number, e.g. 212-555-0100; a leading +1 or 1 is accepted)"
 
 
 class RowValidator:
@@ -384,14 +427,16 @@ class RowValidator:
         gender = normalize_gender(gender_value)
         if gender is None:
             code = RowErrorCode.INVALID_GENDER if gender_value.strip() else RowErrorCode.MISSING_GENDER
-            errors.append(RowError(code, "gender", "Missing/invalid gender"))
+            errors.append(RowError(code, "gender", GENDER_MESSAGE))
 
         addresses = []
+        before_addresses = len(errors)
         for group in plan.addresses:
             address = _address(row, group, errors)
             if address is not None:
                 addresses.append(address)
-        if not addresses:
+        # "no address" only when no group holds anything: a group with a misspelt state has its own error.
+        if not addresses and len(errors) == before_addresses:
             errors.append(RowError(RowErrorCode.NO_ADDRESS, "address", "Patient has no address"))
 
         phones = []
@@ -400,7 +445,7 @@ class RowValidator:
             if value and not value.isspace():
                 phone = normalize_phone(value)
                 if phone is None:
-                    errors.append(RowError(RowErrorCode.INVALID_PHONE, name, f"Invalid {name}"))
+                    errors.append(RowError(RowErrorCode.INVALID_PHONE, name, f"Invalid {name} {PHONE_HINT}"))
                 else:
                     phones.append(phone)
         emails = []

@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from bulkimport.models import BulkRequest, BulkRow, BulkRowError, RowStatus
 from bulkimport.selectors import bulk_error_counts
+from bulkimport.validation import GENDER_MESSAGE
 from metriport_bulk.lib import storage
 from tests.admin.conftest import run_bulk
 from tests.bulkimport.helpers import csv_bytes, person, sample_bytes
@@ -130,7 +131,7 @@ def test_failed_row_lists_its_errors_next_to_the_columns(tenant, support_client)
     cells = {cell.column: cell for cell in response.context["cells"]}
     assert cells["dob"].raw == "2999-01-01" and cells["dob"].normalized is None
     assert cells["dob"].errors == ["Missing/invalid dob (date can't be in the future)"]
-    assert cells["gender"].errors == ["Missing/invalid gender"]
+    assert cells["gender"].errors == [GENDER_MESSAGE]
     assert [code for code, _, _ in response.context["row_errors"]] == ["future_dob", "invalid_gender"]
     html = response.content.decode()
     assert "future_dob" in html and "invalid_gender" in html

@@ -26,7 +26,7 @@ from webhooks.services import webhook_message_create
 APPS = ("patients", "bulkimport", "docqueries", "webhooks")
 # Models holding demographics (or links to them): their fields not named here are PHI.
 NOT_PHI = {
-    "patients.patient": {"id", "customer", "facilities", "external_id", "created_at", "updated_at"},
+    "patients.patient": {"id", "customer", "facilities", "external_id", "created_at", "updated_at", "hie_opt_out"},
     "bulkimport.bulkrow": {"id", "request", "number", "status", "reason", "patient", "action"},
     "docqueries.documentquery": {
         "id",
@@ -39,6 +39,7 @@ NOT_PHI = {
         "attempts",
         "next_attempt_at",
         "error",
+        "round",
     },
     "webhooks.webhookmessage": {
         "id",

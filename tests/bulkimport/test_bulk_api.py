@@ -68,8 +68,11 @@ def test_get_shape_and_list_filters(api, tenant):
         "failed",
         "documentQueries",
         "result",
+        "invalid",
+        "warnings",
     }
     assert body["status"] == "waiting" and body["result"] is None and body["total"] == 0
+    assert body["invalid"] is None and body["warnings"] == []
     assert body["documentQueries"] == {"total": 0, "completed": 0, "failed": 0, "pending": 0}
     listed = api.get("/medical/v1/patient/bulk", {"status": "waiting", "facilityId": str(tenant.facility.id)}).json()
     assert [r["requestId"] for r in listed["requests"]] == [created["requestId"]]
@@ -93,3 +96,15 @@ def test_list_by_unknown_or_foreign_facility_is_404(api, other_tenant):
     for facility_id in (str(other_tenant.facility.id), "00000000-0000-0000-0000-000000000000", "garbage"):
         response = api.get("/medical/v1/patient/bulk", {"facilityId": facility_id})
         assert response.status_code == 404 and response.json()["name"] == "NotFoundError"
+
+
+def test_get_reports_header_warnings(api, tenant):
+    from tests.bulkimport.helpers import HEADER, csv_bytes, person, run_inline, submit
+
+    request = submit(tenant, csv_bytes([[*person("Ann"), "x@example.com"]], [*HEADER, "email-0"]))
+    run_inline(request.id)
+    body = api.get(f"/medical/v1/patient/bulk/{request.id}").json()
+    assert body["status"] == "completed"
+    assert body["warnings"] == [
+        "Column 11 (email-0) is not read: indexes run from 1 to 10, without leading zeros (e.g. email-1)."
+    ]

@@ -156,8 +156,8 @@ def test_normalize_dob_accepts(value: str, expected: str) -> None:
         ("03/04/85", DobProblem.AMBIGUOUS),  # two-digit year
         ("Jan 1 51", DobProblem.AMBIGUOUS),
         ("25/12/1990", DobProblem.AMBIGUOUS),  # day-first: other dates in this file can't be trusted
-        ("2000-02-30", DobProblem.INVALID),  # Metriport (dayjs) would roll over to March 1st
-        ("1980-13-01", DobProblem.INVALID),
+        ("2000-02-30", DobProblem.DAY_OUT_OF_RANGE),  # Metriport (dayjs) would roll over to March 1st
+        ("1980-13-01", DobProblem.MONTH_OUT_OF_RANGE),
         ("1990", DobProblem.INVALID),  # dayjs reads a bare year as Jan 1st; a birth date needs a day
         ("1990-05", DobProblem.INVALID),
         ("32874", DobProblem.INVALID),  # an Excel serial day number
