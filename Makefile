@@ -15,8 +15,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 setup: $(STAMP)
 
+# Each demo runs in a data directory of its own (var/demo/<time>), so runs never see each other's Document
+# Queries or webhook subscriptions, nor disturb `make serve` (var/). DATA_DIR=... overrides it.
 demo: $(STAMP)
-	$(BIN)/python manage.py demo $(ARGS)
+	DATA_DIR=$${DATA_DIR:-var/demo/$$(date +%Y%m%d-%H%M%S)} $(BIN)/python manage.py demo $(ARGS)
 
 test: $(STAMP)
 	./scripts/test $(ARGS)
@@ -25,9 +27,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+HOST ?= 127.0.0.1
+PORT ?= 8000
 serve: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py serve
+	$(BIN)/python manage.py serve $(HOST):$(PORT)
 
 clean:
 	rm -rf var test-artifacts .pytest_cache

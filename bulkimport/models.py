@@ -78,7 +78,7 @@ class RowStatus(models.TextChoices):
 
 
 class RowAction(models.TextChoices):
-    NONE = ""
+    NONE = "", "-"  # a failed row: nothing was done (the admin shows "-", as for any empty value)
     CREATED = "created"
     UPDATED = "updated"
     VALIDATED = "validated"

@@ -32,9 +32,6 @@ class DocumentQuery(models.Model):
     attempts = models.IntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=300, blank=True, default="")
-    # Fair scheduling: the index of the bulk chunk that started the query (0 outside bulk requests). Due
-    # queries run least round first, so a small request's queries never wait behind a big one's.
-    round = models.IntegerField(default=0, db_default=0)
 
     class Meta:
         verbose_name = "Document Query"
@@ -45,11 +42,6 @@ class DocumentQuery(models.Model):
         indexes = [
             models.Index(fields=["patient", "-started_at"], name="docquery_patient_latest_idx"),
             models.Index(fields=["next_attempt_at"], condition=Q(status="processing"), name="docquery_due_idx"),
-            models.Index(
-                fields=["round", "next_attempt_at", "id"],
-                condition=Q(status="processing"),
-                name="docquery_fair_idx",
-            ),
             models.Index(fields=["customer", "-started_at"], name="docquery_customer_idx"),
             # A bulk request waiting for its medical data probes and counts its queries by status.
             models.Index(fields=["bulk_request_id", "status"], name="docquery_bulk_status_idx"),

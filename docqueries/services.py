@@ -51,22 +51,26 @@ QUERY_DEADLINE = timedelta(hours=24)
 
 START_COLUMNS = (
     "id", "customer_id", "patient_id", "bulk_request_id", "status", "started_at", "documents", "attempts",
-    "next_attempt_at", "error", "round",
+    "next_attempt_at", "error",
 )  # fmt: skip
 
 
-def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=None, round: int = 0) -> int:
+def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=None, run_here: bool = False) -> int:
     """Records one Document Query per patient (idempotent per patient and bulk request) in the caller's
     transaction and dispatches them on commit. Returns how many were newly created.
 
     Patients of other customers and patients opted out of HIE exchange are ignored. Without a bulk request, a patient whose query is still
-    processing gets no second one. `round` orders fresh queries in the fair pick (the bulk chunk's index)."""
+    processing gets no second one.
+
+    `run_here` (bulk chunks): with a set-based backend the queries' first step runs in this thread right after
+    the commit instead of through a message, so it is scheduled with the chunk that started them (fairly,
+    see bulkimport.services.bulk_chunk_apply) rather than queued behind other requests' queries."""
     wanted = list(dict.fromkeys(str(patient_id) for patient_id in patient_ids))
     if not wanted:
         return 0
     if connection.vendor == "postgresql":
-        created = _start_sql(customer_id, wanted, bulk_request_id, round)
-        _dispatch_on_commit(created)
+        created = _start_sql(customer_id, wanted, bulk_request_id)
+        _dispatch_on_commit(created, run_here=run_here)
         return len(created)
     patients = set(
         Patient.objects.filter(customer_id=customer_id, id__in=wanted, hie_opt_out=False).values_list("id", flat=True)
@@ -84,15 +88,15 @@ def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=No
         DocumentQuery,
         START_COLUMNS,
         [
-            (uuid.uuid4(), customer_id, patient_id, bulk_request_id, QueryStatus.PROCESSING, now, [], 0, now, "", round)
+            (uuid.uuid4(), customer_id, patient_id, bulk_request_id, QueryStatus.PROCESSING, now, [], 0, now, "")
             for patient_id in sorted(patients, key=str)
         ],
     )
-    _dispatch_on_commit(created)
+    _dispatch_on_commit(created, run_here=run_here)
     return len(created)
 
 
-def _start_sql(customer_id, patient_ids: list[str], bulk_request_id, round: int) -> list:
+def _start_sql(customer_id, patient_ids: list[str], bulk_request_id) -> list:
     """PostgreSQL: the same start as one INSERT ... SELECT: the customer's patients among `patient_ids`
     (an array parameter), minus conflicts; returns the ids created."""
     now = timezone.now()
@@ -106,8 +110,8 @@ def _start_sql(customer_id, patient_ids: list[str], bulk_request_id, round: int)
             f"""
             INSERT INTO docqueries_documentquery
                 (id, customer_id, patient_id, bulk_request_id, status, started_at, documents, attempts,
-                 next_attempt_at, error, round)
-            SELECT gen_random_uuid(), p.customer_id, p.id, %s, %s, %s, '[]'::jsonb, 0, %s, '', %s
+                 next_attempt_at, error)
+            SELECT gen_random_uuid(), p.customer_id, p.id, %s, %s, %s, '[]'::jsonb, 0, %s, ''
             FROM unnest(%s::uuid[]) AS wanted(id)
             -- OFFSET 0 keeps this one primary-key lookup per wanted id: on fresh tables (stale statistics)
             -- the planner would otherwise scan all of the customer's patients.
@@ -125,7 +129,6 @@ def _start_sql(customer_id, patient_ids: list[str], bulk_request_id, round: int)
                 QueryStatus.PROCESSING,
                 now,
                 now,
-                round,
                 patient_ids,
                 customer_id,
                 *([] if bulk_request_id is not None else [QueryStatus.PROCESSING]),
@@ -142,15 +145,18 @@ def _batches(ids: list, size: int | None = None) -> list[list[str]]:
     return [ids[index : index + size] for index in range(0, len(ids), size)]
 
 
-def _dispatch_on_commit(query_ids: list, *, delay_seconds: float = 0.0) -> None:
-    """Sends the actor messages of `query_ids` once the caller commits (with a set-based backend they are
-    tokens: each runs the fairest due batch, see _fairest_due)."""
+def _dispatch_on_commit(query_ids: list, *, delay_seconds: float = 0.0, run_here: bool = False) -> None:
+    """Sends the actor messages of `query_ids` once the caller commits, or (`run_here`, set-based backend,
+    no delay) runs their first step in this thread then; a batch that fails there goes out as a message."""
     from docqueries import tasks
 
     batches = _batches(query_ids)
     if not batches:
         return
     delay_ms = int(math.ceil(delay_seconds * 1000)) if delay_seconds > 0 else None
+    if run_here and not delay_ms and settings.FAIR_SCHEDULING and get_backend().set_based:
+        transaction.on_commit(lambda: _run_here(batches))
+        return
 
     def send() -> None:
         for batch in batches:
@@ -160,6 +166,18 @@ def _dispatch_on_commit(query_ids: list, *, delay_seconds: float = 0.0) -> None:
                 tasks.document_queries_run.send(batch)
 
     transaction.on_commit(send)
+
+
+def _run_here(batches: list[list[str]]) -> None:
+    from docqueries import tasks
+
+    backend = get_backend()
+    for batch in batches:
+        try:
+            _run_set(batch, backend)
+        except Exception as exc:  # noqa: BLE001 - the batch rolled back; a message retries it like any other
+            logger.warning("document queries: first step in the chunk failed (%s), queued", type(exc).__name__)
+            tasks.document_queries_run.send(batch)
 
 
 # --- Run ------------------------------------------------------------------------------------------------
@@ -329,13 +347,13 @@ def _wait_for_token(customer_id) -> float:
         time.sleep(wait)
 
 
-def document_queries_run(*, query_ids: list, fair: bool = False) -> None:
+def document_queries_run(*, query_ids: list) -> None:
     """Runs one step of each due query among `query_ids` (the actor's work). Queries not due or taken by
     someone else are skipped; retries, polls and rate-limited queries are rescheduled with delayed messages
     (and stay visible to the sweeper should those be lost)."""
     backend = get_backend()
     if backend.set_based:
-        _run_set(query_ids, backend, fair=fair)
+        _run_set(query_ids, backend)
         return
     deferred: dict[float, list] = defaultdict(list)
     remaining = [str(query_id) for query_id in query_ids]
@@ -361,20 +379,7 @@ def document_queries_run(*, query_ids: list, fair: bool = False) -> None:
             _dispatch_on_commit(ids, delay_seconds=delay)
 
 
-def _fairest_due(limit: int, *, now: datetime) -> list:
-    """Locks and returns up to `limit` due queries, lowest round first (the queries of every bulk request's
-    first chunks before any request's later ones, then the longest due): a small request's queries never
-    wait for a big one's, neither their first run nor their polls. SKIP LOCKED: batches another worker is
-    running are passed over."""
-    return list(
-        DocumentQuery.objects.select_for_update(skip_locked=True)
-        .filter(status=QueryStatus.PROCESSING, next_attempt_at__lte=now + EARLY_TOLERANCE)
-        .order_by("round", "next_attempt_at", "id")
-        .values_list("id", flat=True)[:limit]
-    )
-
-
-def _run_set(query_ids: list, backend, *, fair: bool = False) -> None:
+def _run_set(query_ids: list, backend) -> None:
     """A whole batch in a few statements (set-based backends, the sandbox): one claim, one backend call for
     all, one UPDATE per outcome and the webhooks inserted together, in one transaction. A failure rolls all
     of it back, claim included, so Dramatiq's retry of the message takes the batch again at once."""
@@ -383,11 +388,6 @@ def _run_set(query_ids: list, backend, *, fair: bool = False) -> None:
     lease_until = now + _lease() + timedelta(microseconds=random.randrange(1, 999_999))
     deferred: dict[float, list] = defaultdict(list)
     with transaction.atomic():
-        if fair:
-            # The message is a token, not an order: it runs the fairest due batch, of up to a full batch
-            # whatever its own size. Every batch has a message arriving once it is due, so every due query
-            # is still run by one (and the sweeper re-sends what a lost message leaves).
-            query_ids = _fairest_due(SET_BATCH_SIZE, now=now) or query_ids
         DocumentQuery.objects.filter(
             id__in=[str(query_id) for query_id in query_ids],
             status=QueryStatus.PROCESSING,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dramatiq
-from django.conf import settings
 
 from docqueries import services
 
@@ -12,10 +11,9 @@ QUEUE = "docqueries"
 
 # A batch of up to 50 gateway calls of up to DOCQUERY_GATEWAY_TIMEOUT_SECONDS each fits in the time limit.
 # Priority 1, as bulk chunks: a worker holding both takes them in turn (a bulk request completes only when
-# its queries have ended, so they are not background work). With a set-based backend each message runs the
-# fairest due batch rather than its own (FAIR_SCHEDULING, SPEC §5).
+# its queries have ended, so they are not background work).
 @dramatiq.actor(
     queue_name=QUEUE, priority=1, max_retries=3, min_backoff=2_000, max_backoff=60_000, time_limit=30 * 60 * 1000
 )
 def document_queries_run(query_ids: list[str]) -> None:
-    services.document_queries_run(query_ids=query_ids, fair=settings.FAIR_SCHEDULING)
+    services.document_queries_run(query_ids=query_ids)

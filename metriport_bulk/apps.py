@@ -7,3 +7,4 @@ class MetriportBulkConfig(AppConfig):
 
     def ready(self) -> None:
         from metriport_bulk.api import schema  # noqa: F401 - registers the OpenAPI auth extension
+        from metriport_bulk.ops import checks  # noqa: F401 - registers the deploy checks

@@ -3,7 +3,9 @@ logged tracebacks keep their frames and type but drop the message."""
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 import traceback
 
 
@@ -15,3 +17,23 @@ class RedactExceptionMessages(logging.Filter):
             record.exc_text = f"Traceback (most recent call last):\n{frames}{exc_type.__module__}.{exc_type.__qualname__}: <message redacted>"
             record.exc_info = None
         return True
+
+
+class JsonFormatter(logging.Formatter):
+    """LOG_FORMAT=json: one object per line, times in UTC. The exception, when there is one, is the redacted
+    traceback text RedactExceptionMessages left (frames and type, no message)."""
+
+    converter = time.gmtime
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        elif record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)

@@ -48,6 +48,7 @@ def _install_secret_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+SECRET_KEY_FROM_ENV = bool(env("SECRET_KEY"))  # `check --deploy` warns when it is the per-install one
 SECRET_KEY = env("SECRET_KEY") or _install_secret_key(DATA_DIR)
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS", "*").split(",") if h.strip()]
@@ -56,6 +57,7 @@ CSRF_TRUSTED_ORIGINS = [o.strip() for o in env("CSRF_TRUSTED_ORIGINS", "").split
 # Facility OIDs are <OID_ROOT>.<customer>.5.<facility>; set it to your organization's registered arc.
 OID_ROOT = env("OID_ROOT", "2.25").rstrip(".")
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+PUBLIC_BASE_URL_FROM_ENV = bool(env("PUBLIC_BASE_URL"))  # else `manage.py serve` follows its own address
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -77,6 +79,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "metriport_bulk.ops.metrics.RequestMetricsMiddleware",  # first: it counts every answer, errors included
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, Swagger UI) served by the app itself in every mode: plain `serve`, gunicorn.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -217,6 +220,9 @@ DOCQUERY_RETRY_BASE_SECONDS = float(env("DOCQUERY_RETRY_BASE_SECONDS", "5"))
 DOCQUERY_SWEEP_GRACE_SECONDS = float(env("DOCQUERY_SWEEP_GRACE_SECONDS", "30"))
 DOCQUERY_MAX_ATTEMPTS = env_int("DOCQUERY_MAX_ATTEMPTS", 8)
 
+# /metrics: open when empty (scrape it from inside your network), else `Authorization: Bearer <token>`.
+METRICS_TOKEN = env("METRICS_TOKEN")
+
 # --- Dramatiq -------------------------------------------------------------------------------------------
 BROKER_URL = env("BROKER_URL")
 DRAMATIQ_NAMESPACE = env("DRAMATIQ_NAMESPACE", "metriport-bulk")
@@ -230,6 +236,10 @@ _dramatiq_middleware = [
     # Closes Django connections around each message so long-lived workers never reuse a dead one.
     "django_dramatiq.middleware.DbConnectionsMiddleware",
 ]
+# Dramatiq's own Prometheus exporter in each worker process (messages, durations, retries by actor), on
+# dramatiq_prom_host:dramatiq_prom_port (default 0.0.0.0:9191; set PROMETHEUS_MULTIPROC_DIR for several).
+if env_bool("DRAMATIQ_PROMETHEUS", False):
+    _dramatiq_middleware.append("dramatiq.middleware.Prometheus")
 if BROKER_URL.startswith(("redis://", "rediss://")):
     DRAMATIQ_BROKER = {
         "BROKER": "dramatiq.brokers.redis.RedisBroker",
@@ -285,12 +295,19 @@ USE_I18N = True
 USE_TZ = True
 
 LOG_LEVEL = env("LOG_LEVEL", "INFO")
+# plain (default) or json: one JSON object per line (time, level, logger, message, exception), for collectors.
+LOG_FORMAT = env("LOG_FORMAT", "plain").lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise RuntimeError("LOG_FORMAT must be plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "metriport_bulk.logging.JsonFormatter"},
+    },
     "filters": {"redact": {"()": "metriport_bulk.logging.RedactExceptionMessages"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Request lines can carry query strings; our own loggers log ids only.

@@ -5,6 +5,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from metriport_bulk.api.errors import json_405
+from metriport_bulk.ops.metrics import metrics
 from metriport_bulk.ops.readiness import readyz
 
 
@@ -21,6 +22,7 @@ urlpatterns = [
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="docs"),
     path("healthz", healthz),
     path("readyz", readyz),
+    path("metrics", metrics),
     # Bulk routes first: /medical/v1/patient/bulk must not be read as a patient id.
     path("", include("bulkimport.urls")),
     path("", include("patients.urls")),

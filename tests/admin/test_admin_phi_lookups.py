@@ -39,7 +39,6 @@ NOT_PHI = {
         "attempts",
         "next_attempt_at",
         "error",
-        "round",
     },
     "webhooks.webhookmessage": {
         "id",

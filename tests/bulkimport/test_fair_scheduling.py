@@ -8,7 +8,6 @@ import pytest
 
 from bulkimport import services
 from bulkimport.models import BulkChunk, ChunkStatus
-from docqueries import services as docquery_services
 from docqueries.models import DocumentQuery, QueryStatus
 from tests.bulkimport.helpers import csv_bytes, person, submit
 from tests.factories import make_tenant
@@ -55,29 +54,18 @@ def test_first_come_first_served_when_fair_scheduling_is_off(settings):
     assert pending(big) == [0, 1] and BulkChunk.objects.get(id=small.id).status == ChunkStatus.PENDING
 
 
-def test_a_document_query_message_runs_the_fairest_due_batch(settings, monkeypatch):
+@pytest.mark.parametrize("fair", [True, False])
+def test_a_chunks_queries_take_their_first_step_with_the_chunk(settings, django_capture_on_commit_callbacks, fair):
+    """With fair scheduling, the first step of a chunk's Document Queries runs right after the chunk commits,
+    in the same worker, so they are served in the chunks' fair order instead of queueing behind another
+    request's queries; without it they go out as messages (first come, first served)."""
     settings.BULK_CHUNK_SIZE = 10
     settings.DOCQUERY_SANDBOX_DELAY_SECONDS = 0
-    monkeypatch.setattr(docquery_services, "SET_BATCH_SIZE", 10)
-    big = parsed(make_tenant("A"), 30)
-    for chunk in big:
-        services.bulk_chunk_apply(chunk_id=chunk.id)  # A's queries: rounds 0, 1, 2
-    (small,) = parsed(make_tenant("B"), 5)
-    services.bulk_chunk_apply(chunk_id=small.id)  # B's: round 0, started last
-    queries = DocumentQuery.objects.all()
-    rounds = {(q.bulk_request_id, q.round) for q in queries}
-    assert len(rounds) == 4 and queries.filter(round=0).count() == 15
-
-    def ended(request_id) -> int:
-        return queries.filter(bulk_request_id=request_id).exclude(status=QueryStatus.PROCESSING).count()
-
-    a_round_2 = list(queries.filter(bulk_request_id=big[0].request_id, round=2).values_list("id", flat=True))
-    # A's round-2 message runs round 0 first: A's ten (the longest due) ...
-    docquery_services.document_queries_run(query_ids=a_round_2, fair=True)
-    assert ended(big[0].request_id) == 10 and ended(small.request_id) == 0
-    # ... then B's five, which came later but have less progress than A's rounds 1 and 2.
-    docquery_services.document_queries_run(query_ids=a_round_2, fair=True)
-    assert ended(small.request_id) == 5 and ended(big[0].request_id) == 15
-    for _ in range(2):
-        docquery_services.document_queries_run(query_ids=a_round_2, fair=True)
-    assert not queries.filter(status=QueryStatus.PROCESSING).exists()
+    settings.FAIR_SCHEDULING = fair
+    (chunk,) = parsed(make_tenant("B"), 5)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.bulk_chunk_apply(chunk_id=chunk.id, fair=fair)
+    queries = DocumentQuery.objects.filter(bulk_request_id=chunk.request_id)
+    assert queries.count() == 5
+    ended = queries.exclude(status=QueryStatus.PROCESSING).count()
+    assert ended == (5 if fair else 0)

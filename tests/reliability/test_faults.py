@@ -9,49 +9,14 @@ import time
 import pytest
 from django.db import connection
 
-from bulkimport.models import BulkPhase, BulkRequest, BulkStatus
-from docqueries.models import DocumentQuery
-from patients.models import Patient
-from tests.bulkimport.helpers import sample_bytes, wait_final
+from bulkimport.models import BulkRequest, BulkStatus
+from tests.bulkimport.helpers import submit, wait_final
 from tests.factories import make_tenant
+from tests.reliability.helpers import CHUNK, applying_with_progress, assert_same_as_clean
 from tests.reliability.processes import RedisServer, start_scheduler, start_worker
-from tests.reliability.test_resume import assert_ids_derived, result_rows, run_inline, submit, without_ids
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ROWS = 3_000
-CHUNK = "150"
-
-
-@pytest.fixture
-def clean_run(broker, settings):
-    """The reference: the same file processed without any fault."""
-    settings.BULK_CHUNK_SIZE = int(CHUNK)
-    body = sample_bytes(ROWS, invalid_ratio=0.05, seed=77)
-    tenant = make_tenant("Clean run")
-    request = submit(tenant, body)
-    run_inline(request.id)
-    return body, tenant, request
-
-
-def assert_same_as_clean(request, tenant, clean_request, clean_tenant) -> None:
-    final = BulkRequest.objects.get(id=request.id)
-    assert final.status == BulkStatus.COMPLETED, (final.status, final.reason)
-    rows, clean_rows = result_rows(request.id), result_rows(clean_request.id)
-    assert len(rows) == ROWS
-    assert without_ids(rows) == without_ids(clean_rows)
-    assert_ids_derived(request.id, rows)
-    for model in (Patient, DocumentQuery):
-        assert (
-            model.objects.filter(customer=tenant.customer).count()
-            == model.objects.filter(customer=clean_tenant.customer).count()
-        )
-
-
-def applying_with_progress(request_id) -> bool:
-    request = BulkRequest.objects.get(id=request_id)
-    return request.phase == BulkPhase.APPLYING and request.successful > 0
 
 
 def test_worker_sigkilled_mid_run_then_restarted(clean_run, tmp_path, settings):

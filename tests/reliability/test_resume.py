@@ -3,8 +3,6 @@ result equals an uninterrupted run."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from bulkimport import services
@@ -13,20 +11,9 @@ from docqueries.models import DocumentQuery
 from patients.models import Patient, PatientFacility
 from tests.bulkimport.helpers import result_rows, run_inline, sample_bytes, submit, wait_final
 from tests.factories import make_tenant
+from tests.reliability.helpers import assert_ids_derived, without_ids
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def without_ids(rows: list[dict]) -> list[dict]:
-    """Rows without what derives from the request's id: the patient id, and the sandbox's documents (which
-    derive from the patient id)."""
-    return [{k: v for k, v in row.items() if k not in ("metriportId", "documents")} for row in rows]
-
-
-def assert_ids_derived(request_id, rows: list[dict]) -> None:
-    for number, row in enumerate(rows, start=1):
-        if row["action"] == "created":
-            assert row["metriportId"] == str(uuid.uuid5(services.PATIENT_ID_NAMESPACE, f"{request_id}:{number}"))
 
 
 @pytest.fixture

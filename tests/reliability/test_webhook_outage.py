@@ -9,10 +9,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.bulkimport.helpers import sample_bytes
+from tests.bulkimport.helpers import run_inline, sample_bytes, submit
 from tests.factories import make_tenant
 from tests.receiver import Reply
-from tests.reliability.test_resume import run_inline, submit
 from tests.webhooks.conftest import deliver_due
 from webhooks.models import MessageStatus, WebhookEndpoint, WebhookMessage
 from webhooks.signing import webhook_key_generate

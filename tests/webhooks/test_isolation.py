@@ -10,10 +10,9 @@ import pytest
 from django.db import transaction
 
 from bulkimport.models import BulkRequest
-from tests.bulkimport.helpers import sample_bytes
+from tests.bulkimport.helpers import sample_bytes, submit
 from tests.factories import make_tenant
 from tests.receiver import HostileReceiver
-from tests.reliability.test_resume import submit
 from tests.waiting import wait_until
 from webhooks.models import DeliveryAttempt, MessageStatus, WebhookEndpoint, WebhookMessage
 from webhooks.services import webhook_message_create

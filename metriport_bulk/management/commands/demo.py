@@ -33,6 +33,9 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+SHOWN_ERROR_CODES = 8  # the most frequent; the others are named after them
+
+
 class Command(BaseCommand):
     help = (
         "Runs the whole bulk flow on the embedded default (SQLite, local files, in-process worker): migrates, "
@@ -50,6 +53,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write(f"data directory: {settings.DATA_DIR}")
         server = ThreadedWSGIServer(("127.0.0.1", 0), _QuietHandler)
         server.set_app(get_internal_wsgi_application())
         base_url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -104,8 +108,15 @@ class Command(BaseCommand):
         self.stdout.write("")
         for line in summary_lines(request):
             self.stdout.write(line)
-        for code, rows in bulk_error_counts(request_id=request.id)[:8]:
+        error_counts = bulk_error_counts(request_id=request.id)
+        for code, rows in error_counts[:SHOWN_ERROR_CODES]:
             self.stdout.write(f"  {rows:>7} rows with {code}")
+        if len(error_counts) > SHOWN_ERROR_CODES:
+            rest = error_counts[SHOWN_ERROR_CODES:]
+            self.stdout.write(
+                f"  and {len(rest)} more error codes ({sum(rows for _, rows in rest):,} errors): "
+                + ", ".join(code for code, _ in rest)
+            )
         if final["status"] != "completed":
             raise CommandError(f"bulk request ended {final['status']}: {final['reason']}")
         result = session.get(final["result"], timeout=60)

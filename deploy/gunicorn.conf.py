@@ -1,0 +1,25 @@
+"""gunicorn configuration for the web processes (README, Production). Every value can be overridden from the
+environment: GUNICORN_BIND, WEB_CONCURRENCY, GUNICORN_THREADS, GUNICORN_TIMEOUT.
+
+    gunicorn -c deploy/gunicorn.conf.py metriport_bulk.wsgi
+
+Uploads stream through the web process on local storage only; with S3 (production) clients PUT straight to
+S3, so web requests are short and threads are cheap. Static files are served by the app (WhiteNoise)."""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 30
+keepalive = 5
+# A restarted worker now and then bounds slow memory growth; the jitter keeps them from restarting together.
+max_requests = 2000
+max_requests_jitter = 200
+# Behind a reverse proxy: trust its X-Forwarded-* only from the proxy's address (FORWARDED_ALLOW_IPS).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = "-"  # request lines to stdout; our own logs carry ids only, and query strings hold no PHI
+errorlog = "-"
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'  # the path without its query string

@@ -1,0 +1,20 @@
+"""The clean reference run the fault tests compare with."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.bulkimport.helpers import run_inline, sample_bytes, submit
+from tests.factories import make_tenant
+from tests.reliability.helpers import CHUNK, ROWS
+
+
+@pytest.fixture
+def clean_run(broker, settings):
+    """The reference: the same file processed without any fault."""
+    settings.BULK_CHUNK_SIZE = int(CHUNK)
+    body = sample_bytes(ROWS, invalid_ratio=0.05, seed=77)
+    tenant = make_tenant("Clean run")
+    request = submit(tenant, body)
+    run_inline(request.id)
+    return body, tenant, request

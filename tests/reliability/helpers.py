@@ -1,0 +1,46 @@
+"""Shared by the reliability tests: the reference run and the checks that a faulty run ended the same."""
+
+from __future__ import annotations
+
+import uuid
+
+from bulkimport import services
+from bulkimport.models import BulkPhase, BulkRequest, BulkStatus
+from docqueries.models import DocumentQuery
+from patients.models import Patient
+from tests.bulkimport.helpers import result_rows
+
+
+def without_ids(rows: list[dict]) -> list[dict]:
+    """Rows without what derives from the request's id: the patient id, and the sandbox's documents (which
+    derive from the patient id)."""
+    return [{k: v for k, v in row.items() if k not in ("metriportId", "documents")} for row in rows]
+
+
+def assert_ids_derived(request_id, rows: list[dict]) -> None:
+    for number, row in enumerate(rows, start=1):
+        if row["action"] == "created":
+            assert row["metriportId"] == str(uuid.uuid5(services.PATIENT_ID_NAMESPACE, f"{request_id}:{number}"))
+
+
+ROWS = 3_000
+CHUNK = "150"
+
+
+def assert_same_as_clean(request, tenant, clean_request, clean_tenant) -> None:
+    final = BulkRequest.objects.get(id=request.id)
+    assert final.status == BulkStatus.COMPLETED, (final.status, final.reason)
+    rows, clean_rows = result_rows(request.id), result_rows(clean_request.id)
+    assert len(rows) == ROWS
+    assert without_ids(rows) == without_ids(clean_rows)
+    assert_ids_derived(request.id, rows)
+    for model in (Patient, DocumentQuery):
+        assert (
+            model.objects.filter(customer=tenant.customer).count()
+            == model.objects.filter(customer=clean_tenant.customer).count()
+        )
+
+
+def applying_with_progress(request_id) -> bool:
+    request = BulkRequest.objects.get(id=request_id)
+    return request.phase == BulkPhase.APPLYING and request.successful > 0
