@@ -55,22 +55,20 @@ START_COLUMNS = (
 )  # fmt: skip
 
 
-def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=None, run_here: bool = False) -> int:
+def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=None) -> int:
     """Records one Document Query per patient (idempotent per patient and bulk request) in the caller's
     transaction and dispatches them on commit. Returns how many were newly created.
 
     Patients of other customers and patients opted out of HIE exchange are ignored. Without a bulk request, a patient whose query is still
-    processing gets no second one.
-
-    `run_here` (bulk chunks): with a set-based backend the queries' first step runs in this thread right after
-    the commit instead of through a message, so it is scheduled with the chunk that started them (fairly,
-    see bulkimport.services.bulk_chunk_apply) rather than queued behind other requests' queries."""
+    processing gets no second one. The first step is due when the backend can answer it (the sandbox
+    network answers after DOCQUERY_SANDBOX_DELAY_SECONDS: asking sooner would only cost a poll)."""
     wanted = list(dict.fromkeys(str(patient_id) for patient_id in patient_ids))
     if not wanted:
         return 0
     if connection.vendor == "postgresql":
-        created = _start_sql(customer_id, wanted, bulk_request_id)
-        _dispatch_on_commit(created, run_here=run_here)
+        first_step = timezone.now() + timedelta(seconds=get_backend().first_step_after())
+        created = _start_sql(customer_id, wanted, bulk_request_id, first_step)
+        _dispatch_on_commit(created, delay_seconds=get_backend().first_step_after())
         return len(created)
     patients = set(
         Patient.objects.filter(customer_id=customer_id, id__in=wanted, hie_opt_out=False).values_list("id", flat=True)
@@ -82,21 +80,22 @@ def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=No
     if not patients:
         return 0
     now = timezone.now()
+    first_step = now + timedelta(seconds=get_backend().first_step_after())
     # ON CONFLICT DO NOTHING: a concurrent start of the same (patient, bulk request) wins quietly; what comes
     # back is exactly what this call created. COPY-based on PostgreSQL: 2,000 queries per bulk chunk.
     created = insert_ignoring_conflicts(
         DocumentQuery,
         START_COLUMNS,
         [
-            (uuid.uuid4(), customer_id, patient_id, bulk_request_id, QueryStatus.PROCESSING, now, [], 0, now, "")
+            (uuid.uuid4(), customer_id, patient_id, bulk_request_id, QueryStatus.PROCESSING, now, [], 0, first_step, "")
             for patient_id in sorted(patients, key=str)
         ],
     )
-    _dispatch_on_commit(created, run_here=run_here)
+    _dispatch_on_commit(created, delay_seconds=get_backend().first_step_after())
     return len(created)
 
 
-def _start_sql(customer_id, patient_ids: list[str], bulk_request_id) -> list:
+def _start_sql(customer_id, patient_ids: list[str], bulk_request_id, first_step: datetime) -> list:
     """PostgreSQL: the same start as one INSERT ... SELECT: the customer's patients among `patient_ids`
     (an array parameter), minus conflicts; returns the ids created."""
     now = timezone.now()
@@ -128,7 +127,7 @@ def _start_sql(customer_id, patient_ids: list[str], bulk_request_id) -> list:
                 bulk_request_id,
                 QueryStatus.PROCESSING,
                 now,
-                now,
+                first_step,
                 patient_ids,
                 customer_id,
                 *([] if bulk_request_id is not None else [QueryStatus.PROCESSING]),
@@ -145,18 +144,14 @@ def _batches(ids: list, size: int | None = None) -> list[list[str]]:
     return [ids[index : index + size] for index in range(0, len(ids), size)]
 
 
-def _dispatch_on_commit(query_ids: list, *, delay_seconds: float = 0.0, run_here: bool = False) -> None:
-    """Sends the actor messages of `query_ids` once the caller commits, or (`run_here`, set-based backend,
-    no delay) runs their first step in this thread then; a batch that fails there goes out as a message."""
+def _dispatch_on_commit(query_ids: list, *, delay_seconds: float = 0.0) -> None:
+    """Sends the actor messages of `query_ids` once the caller commits (delayed by `delay_seconds`)."""
     from docqueries import tasks
 
     batches = _batches(query_ids)
     if not batches:
         return
     delay_ms = int(math.ceil(delay_seconds * 1000)) if delay_seconds > 0 else None
-    if run_here and not delay_ms and settings.FAIR_SCHEDULING and get_backend().set_based:
-        transaction.on_commit(lambda: _run_here(batches))
-        return
 
     def send() -> None:
         for batch in batches:
@@ -166,18 +161,6 @@ def _dispatch_on_commit(query_ids: list, *, delay_seconds: float = 0.0, run_here
                 tasks.document_queries_run.send(batch)
 
     transaction.on_commit(send)
-
-
-def _run_here(batches: list[list[str]]) -> None:
-    from docqueries import tasks
-
-    backend = get_backend()
-    for batch in batches:
-        try:
-            _run_set(batch, backend)
-        except Exception as exc:  # noqa: BLE001 - the batch rolled back; a message retries it like any other
-            logger.warning("document queries: first step in the chunk failed (%s), queued", type(exc).__name__)
-            tasks.document_queries_run.send(batch)
 
 
 # --- Run ------------------------------------------------------------------------------------------------

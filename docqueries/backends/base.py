@@ -55,6 +55,10 @@ class Backend(Protocol):
 
     def run(self, query: QueryInput) -> Completed | Pending: ...
 
+    def first_step_after(self) -> float:
+        """Seconds after its start at which a query's first step is worth running (0: at once)."""
+        ...
+
     def run_many(self, queries: list[QueryInput]) -> list[Completed | Pending]: ...
 
 

@@ -37,6 +37,9 @@ class HttpGatewayBackend:
     rate_limited = True
     set_based = False  # one gateway call per query, each under the customer's rate limit
 
+    def first_step_after(self) -> float:
+        return 0.0  # the gateway is called at once
+
     def run_many(self, queries: list[QueryInput]) -> list[Completed | Pending]:
         raise NotImplementedError("the gateway is called per query")
 

@@ -47,6 +47,10 @@ class SandboxBackend:
     rate_limited = False
     set_based = True
 
+    def first_step_after(self) -> float:
+        """The simulated network answers this long after the query started: its first step is due then."""
+        return settings.DOCQUERY_SANDBOX_DELAY_SECONDS
+
     def run_many(self, queries: list[QueryInput]) -> list[Completed | Pending]:
         return [self.run(query) for query in queries]
 

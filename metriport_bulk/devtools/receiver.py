@@ -34,7 +34,7 @@ class Reply:
 class Receiver:
     """`replies` are consumed in order; when empty, `default` answers (a callable may build the reply)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.received: list[Received] = []
         self.replies: list[Reply] = []
         self.default: Callable[[Received], Reply] = self._auto_reply
@@ -76,7 +76,7 @@ class Receiver:
             def log_message(self, *args) -> None:  # keep test output clean
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -8,7 +8,6 @@ import pytest
 
 from bulkimport import services
 from bulkimport.models import BulkChunk, ChunkStatus
-from docqueries.models import DocumentQuery, QueryStatus
 from tests.bulkimport.helpers import csv_bytes, person, submit
 from tests.factories import make_tenant
 
@@ -52,20 +51,3 @@ def test_first_come_first_served_when_fair_scheduling_is_off(settings):
     (small,) = parsed(make_tenant("B"), 5)
     services.bulk_chunk_apply(chunk_id=big[2].id, fair=False)
     assert pending(big) == [0, 1] and BulkChunk.objects.get(id=small.id).status == ChunkStatus.PENDING
-
-
-@pytest.mark.parametrize("fair", [True, False])
-def test_a_chunks_queries_take_their_first_step_with_the_chunk(settings, django_capture_on_commit_callbacks, fair):
-    """With fair scheduling, the first step of a chunk's Document Queries runs right after the chunk commits,
-    in the same worker, so they are served in the chunks' fair order instead of queueing behind another
-    request's queries; without it they go out as messages (first come, first served)."""
-    settings.BULK_CHUNK_SIZE = 10
-    settings.DOCQUERY_SANDBOX_DELAY_SECONDS = 0
-    settings.FAIR_SCHEDULING = fair
-    (chunk,) = parsed(make_tenant("B"), 5)
-    with django_capture_on_commit_callbacks(execute=True):
-        services.bulk_chunk_apply(chunk_id=chunk.id, fair=fair)
-    queries = DocumentQuery.objects.filter(bulk_request_id=chunk.request_id)
-    assert queries.count() == 5
-    ended = queries.exclude(status=QueryStatus.PROCESSING).count()
-    assert ended == (5 if fair else 0)

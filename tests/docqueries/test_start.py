@@ -3,6 +3,7 @@ dispatched in batches on commit."""
 
 from __future__ import annotations
 
+import datetime
 import uuid
 
 import pytest
@@ -19,6 +20,10 @@ def sent(monkeypatch) -> list[list[str]]:
     """Records the actor messages instead of queueing them (no worker in these tests)."""
     messages: list[list[str]] = []
     monkeypatch.setattr(tasks.document_queries_run, "send", lambda ids: messages.append(ids))
+    # The sandbox's first step is due after its delay: those messages go out delayed.
+    monkeypatch.setattr(
+        tasks.document_queries_run, "send_with_options", lambda *, args, **options: messages.append(args[0])
+    )
     return messages
 
 
@@ -115,3 +120,24 @@ def test_a_per_query_backend_gets_small_batches(tenant, sent, settings, django_c
 
 def test_an_empty_list_does_nothing(tenant, sent):
     assert document_queries_start(customer_id=tenant.customer.id, patient_ids=[]) == 0
+
+
+def test_the_sandboxs_first_step_is_due_when_it_can_answer(tenant, settings, django_capture_on_commit_callbacks):
+    """The sandbox network answers DOCQUERY_SANDBOX_DELAY_SECONDS after a query starts: the first step is due
+    then, so each query is answered by one run instead of a run, a poll and a second run."""
+    from django.utils import timezone
+
+    from docqueries.services import document_queries_run
+    from tests.waiting import wait_until
+
+    settings.DOCQUERY_SANDBOX_DELAY_SECONDS = 0.5
+    patients = make_patients(tenant.customer, 2)
+    before = timezone.now()
+    document_queries_start(customer_id=tenant.customer.id, patient_ids=[p.id for p in patients])
+    queries = DocumentQuery.objects.filter(patient__in=patients)
+    assert all(q.next_attempt_at >= before + datetime.timedelta(seconds=0.5) for q in queries)
+    ids = [str(q.id) for q in queries]
+    first = max(q.next_attempt_at for q in queries)
+    wait_until(lambda: timezone.now() >= first, timeout=10, message="the first step is due")
+    document_queries_run(query_ids=ids)
+    assert {(q.status, q.attempts) for q in queries.all()} == {(QueryStatus.COMPLETED, 1)}

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The quickstart as a program: run it (`bash docs/quickstart.sh`) or paste it line by line. It starts the
+# service on the embedded default (SQLite, local files, in-process worker) and the bundled webhook receiver,
+# then does what a customer does: onboarding, a facility, webhook settings, a bulk request, the upload of a
+# generated file, the status, the result download, one patient's Document Query. tests/test_quickstart.py
+# runs it from a fresh clone exactly as written.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+test -x .venv/bin/python || make setup
+PY=.venv/bin/python
+PORT=${PORT:-8000}
+HOOK_PORT=${HOOK_PORT:-8099}
+BASE=http://127.0.0.1:$PORT
+export DATA_DIR=${DATA_DIR:-var/quickstart}
+export WEBHOOK_ALLOW_PRIVATE_URLS=true  # the bundled receiver listens on 127.0.0.1
+mkdir -p "$DATA_DIR"
+json() { $PY -c 'import json,sys; print(json.load(sys.stdin)'"$1"')'; }
+
+# 1. The service and the webhook receiver, in the background (stopped when the script ends).
+$PY manage.py migrate --noinput >/dev/null
+$PY manage.py serve 127.0.0.1:$PORT >"$DATA_DIR/serve.log" 2>&1 &
+SERVER=$!
+$PY manage.py webhook_receiver --port "$HOOK_PORT" >"$DATA_DIR/webhooks.log" 2>&1 &
+RECEIVER=$!
+trap 'kill $SERVER $RECEIVER 2>/dev/null || true' EXIT
+until curl -sf "$BASE/healthz" >/dev/null; do sleep 0.5; done
+
+# 2. Onboarding (operators do this): a customer with an API key, and a facility.
+ONBOARD=$($PY manage.py create_customer "Acme Health" --with-key)
+CUSTOMER=$(echo "$ONBOARD" | sed -n 's/^customer_id=//p')
+KEY=$(echo "$ONBOARD" | sed -n 's/^api_key=//p')
+FACILITY=$($PY manage.py create_facility "$CUSTOMER" --name "Main Clinic" --npi 1234567893 \
+    --address-line1 "1 Main St" --city Springfield --state IL --zip 62701 | sed -n 's/^facility_id=//p')
+curl -sf -H "x-api-key: $KEY" "$BASE/medical/v1/facility/$FACILITY"; echo
+
+# 3. Webhooks: the URL is accepted once it answers the ping {"ping": "<random>"} with {"pong": "<same>"}.
+curl -sf -X POST -H "x-api-key: $KEY" -H 'content-type: application/json' "$BASE/settings" \
+    -d "{\"webhookUrl\": \"http://127.0.0.1:$HOOK_PORT/hook\"}"; echo
+
+# 4. Bulk Patient Create: a request, the upload of a generated file (2,000 rows, 5% invalid), the status.
+$PY manage.py generate_sample_csv --rows 2000 --invalid-ratio 0.05 --seed 1 --output "$DATA_DIR/patients.csv"
+CREATED=$(curl -sf -X POST -H "x-api-key: $KEY" "$BASE/medical/v1/patient/bulk?facilityId=$FACILITY")
+echo "$CREATED"
+UPLOAD_URL=$(echo "$CREATED" | json '["uploadUrl"]')
+REQUEST_ID=$(echo "$CREATED" | json '["requestId"]')
+curl -sf -X PUT -T "$DATA_DIR/patients.csv" "$UPLOAD_URL"; echo
+# `completed` once the patients exist and their Document Queries have ended (the sandbox answers in ~2 s).
+until [ "$(curl -sf -H "x-api-key: $KEY" "$BASE/medical/v1/patient/bulk/$REQUEST_ID" | json '["status"]')" != processing ]; do
+    sleep 1
+done
+STATUS=$(curl -sf -H "x-api-key: $KEY" "$BASE/medical/v1/patient/bulk/$REQUEST_ID")
+echo "$STATUS"
+
+# 5. The result CSV (every row with its outcome) and the failed rows only, ready to fix and upload again.
+curl -sf -o "$DATA_DIR/result.csv" "$(echo "$STATUS" | json '["result"]')"
+curl -sf -o "$DATA_DIR/invalid.csv" "$(echo "$STATUS" | json '["invalid"]')"
+echo "result: $DATA_DIR/result.csv ($(($(wc -l <"$DATA_DIR/result.csv") - 1)) rows), failed rows: $DATA_DIR/invalid.csv"
+
+# 6. One patient of the import, its Document Query and documents; the webhook status.
+PATIENT=$(curl -sf -H "x-api-key: $KEY" "$BASE/medical/v1/patient?facilityId=$FACILITY&count=1" | json '["patients"][0]["id"]')
+curl -sf -H "x-api-key: $KEY" "$BASE/medical/v1/document/query?patientId=$PATIENT"; echo
+curl -sf -H "x-api-key: $KEY" "$BASE/medical/v1/document?patientId=$PATIENT&output=dto"; echo
+curl -sf -H "x-api-key: $KEY" "$BASE/settings/webhook"; echo
+
+# 7. The single-patient API: create (read as a bulk row is; a match answers the existing patient with 200,
+#    never a duplicate), update with If-Match (412 when stale), match, by external id, HIE opt-out, delete.
+NEW=$(curl -sf -X POST -H "x-api-key: $KEY" -H 'content-type: application/json' \
+    "$BASE/medical/v1/patient?facilityId=$FACILITY" \
+    -d '{"firstName":"Jane","lastName":"Doe","dob":"1980-02-03","genderAtBirth":"F","externalId":"MRN-1",
+         "address":[{"addressLine1":"1 Main St","city":"Springfield","state":"IL","zip":"62701","country":"USA"}],
+         "contact":[{"phone":"(217) 555-0100"}]}')
+echo "$NEW"
+JANE=$(echo "$NEW" | json '["id"]')
+ETAG=$(echo "$NEW" | json '["eTag"]')
+curl -sf -X PUT -H "x-api-key: $KEY" -H "If-Match: $ETAG" -H 'content-type: application/json' \
+    "$BASE/medical/v1/patient/$JANE?facilityId=$FACILITY" \
+    -d '{"firstName":"Jane","lastName":"Smith","dob":"1980-02-03","genderAtBirth":"F",
+         "address":{"addressLine1":"1 Main St","city":"Springfield","state":"IL","zip":"62701"}}'; echo
+curl -s -o /dev/null -w 'the same eTag again: %{http_code}\n' -X PUT -H "x-api-key: $KEY" -H "If-Match: $ETAG" \
+    -H 'content-type: application/json' "$BASE/medical/v1/patient/$JANE?facilityId=$FACILITY" \
+    -d '{"firstName":"Jane","lastName":"Jones","dob":"1980-02-03","genderAtBirth":"F",
+         "address":{"addressLine1":"1 Main St","city":"Springfield","state":"IL","zip":"62701"}}'
+curl -sf -H "x-api-key: $KEY" "$BASE/medical/v1/patient/external-id?externalId=MRN-1"; echo
+curl -sf -X POST -H "x-api-key: $KEY" -H 'content-type: application/json' "$BASE/medical/v1/patient/match" \
+    -d '{"firstName":"Jane","lastName":"Smith","dob":"1980-02-03","genderAtBirth":"F",
+         "address":[{"addressLine1":"1 Main St","city":"Springfield","state":"IL","zip":"62701"}]}'; echo
+curl -sf -X PUT -H "x-api-key: $KEY" "$BASE/medical/v1/patient/$JANE/hie-opt-out?hieOptOut=true"; echo
+curl -sf -X DELETE -H "x-api-key: $KEY" "$BASE/medical/v1/patient/$JANE?facilityId=$FACILITY" \
+    -w 'deleted: %{http_code}\n'
+
+# 8. What the webhook receiver got (ping, bulk processing and completed, one document-download per patient).
+sleep 2
+sort "$DATA_DIR/webhooks.log" | uniq -c
