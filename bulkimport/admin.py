@@ -83,10 +83,23 @@ class BulkRequestAdmin(PhiGuardMixin, SearchByIdMixin, LargeTableAdminMixin, adm
     actions = ("reprocess_all", "reprocess_failed", "resend_webhook", "expire")
     fieldsets = (
         (None, {"fields": ("id", "customer", "facility", "status", "phase", "dry_run", "reason", "header_warnings")}),
-        ("Counts", {"fields": ("total", "processed", "successful", "failed", "parse_attempts")}),
+        ("Counts", {"fields": ("total", "processed", "successful", "failed", "parse_attempts", "medical_data")}),
         ("Times", {"fields": ("created_at", "started_at", "finished_at", "heartbeat_at", "duration")}),
         ("Files", {"fields": ("upload_key", "input_key", "input_size", "result_key", "invalid_key")}),
     )
+
+    @admin.display(description="medical data")
+    def medical_data(self, obj) -> str:
+        """The Document Queries the request waits for before it completes (SPEC §2)."""
+        from docqueries.services import bulk_query_counts
+
+        counts = bulk_query_counts(bulk_request_id=obj.id)
+        if not counts["total"]:
+            return "-"
+        return (
+            f"{counts['completed']} completed, {counts['failed']} failed, {counts['pending']} pending "
+            f"of {counts['total']} Document Queries"
+        )
 
     @admin.display(description="warnings")
     def header_warnings(self, obj) -> str:

@@ -434,7 +434,7 @@ def bulk_chunk_apply(*, chunk_id: int, fair: bool = False) -> None:
         relax_commit()
         BulkChunk.objects.filter(id=chunk.id).update(attempts=F("attempts") + 1)
         rows = _pending_rows(request.id, first=chunk.first_number, last=chunk.last_number)
-        applied = _apply_rows(request, rows)
+        applied = _apply_rows(request, rows, first_chunk=chunk.index == 0)
         BulkChunk.objects.filter(id=chunk.id).update(status=ChunkStatus.DONE)
         # Lock the request last: it serializes chunk completions so exactly one sees "no chunk left".
         locked = BulkRequest.objects.select_for_update().get(id=request.id)
@@ -550,7 +550,7 @@ _PATIENT_SQL = {
 }
 
 
-def _apply_rows(request: BulkRequest, rows: list[PendingRow]) -> int:
+def _apply_rows(request: BulkRequest, rows: list[PendingRow], *, first_chunk: bool = False) -> int:
     """Create-or-update for `rows` (valid, pending, in row order) inside the caller's transaction: decides
     each row's patient, writes the patients, links them to the facility, marks the rows succeeded and starts
     the Document Queries of the rows not opted out. Returns the number of rows applied."""
@@ -585,7 +585,9 @@ def _apply_rows(request: BulkRequest, rows: list[PendingRow]) -> int:
     _mark_applied(request, rows, numbers)
     opted_in = list(dict.fromkeys(row.patient_id for row in rows if not row.opted_out))
     if opted_in:
-        document_queries_start(customer_id=request.customer_id, patient_ids=opted_in, bulk_request_id=request.id)
+        document_queries_start(
+            customer_id=request.customer_id, patient_ids=opted_in, bulk_request_id=request.id, express=first_chunk
+        )
     return len(rows)
 
 

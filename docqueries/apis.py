@@ -70,7 +70,7 @@ class DocumentQueryApi(APIView):
                 {"patientId": "The patient is opted out of HIE exchange: no Document Query is started."}
             )
         with transaction.atomic():
-            services.document_queries_start(customer_id=customer.id, patient_ids=[patient_id])
+            services.document_queries_start(customer_id=customer.id, patient_ids=[patient_id], express=True)
         query = selectors.document_query_latest(customer=customer, patient_id=patient_id)
         return Response(document_query_dto(query))
 

@@ -55,20 +55,23 @@ START_COLUMNS = (
 )  # fmt: skip
 
 
-def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=None) -> int:
+def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=None, express: bool = False) -> int:
     """Records one Document Query per patient (idempotent per patient and bulk request) in the caller's
     transaction and dispatches them on commit. Returns how many were newly created.
 
     Patients of other customers and patients opted out of HIE exchange are ignored. Without a bulk request, a patient whose query is still
     processing gets no second one. The first step is due when the backend can answer it (the sandbox
-    network answers after DOCQUERY_SANDBOX_DELAY_SECONDS: asking sooner would only cost a poll)."""
+    network answers after DOCQUERY_SANDBOX_DELAY_SECONDS: asking sooner would only cost a poll).
+
+    `express` (a bulk request's first chunk, a single patient): the messages go to the express queue, so a
+    small request's queries wait behind no big request's backlog (fair scheduling, SPEC §5)."""
     wanted = list(dict.fromkeys(str(patient_id) for patient_id in patient_ids))
     if not wanted:
         return 0
     if connection.vendor == "postgresql":
         first_step = timezone.now() + timedelta(seconds=get_backend().first_step_after())
         created = _start_sql(customer_id, wanted, bulk_request_id, first_step)
-        _dispatch_on_commit(created, delay_seconds=get_backend().first_step_after())
+        _dispatch_on_commit(created, delay_seconds=get_backend().first_step_after(), express=express)
         return len(created)
     patients = set(
         Patient.objects.filter(customer_id=customer_id, id__in=wanted, hie_opt_out=False).values_list("id", flat=True)
@@ -91,7 +94,7 @@ def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=No
             for patient_id in sorted(patients, key=str)
         ],
     )
-    _dispatch_on_commit(created, delay_seconds=get_backend().first_step_after())
+    _dispatch_on_commit(created, delay_seconds=get_backend().first_step_after(), express=express)
     return len(created)
 
 
@@ -144,9 +147,12 @@ def _batches(ids: list, size: int | None = None) -> list[list[str]]:
     return [ids[index : index + size] for index in range(0, len(ids), size)]
 
 
-def _dispatch_on_commit(query_ids: list, *, delay_seconds: float = 0.0) -> None:
-    """Sends the actor messages of `query_ids` once the caller commits (delayed by `delay_seconds`)."""
+def _dispatch_on_commit(query_ids: list, *, delay_seconds: float = 0.0, express: bool = False) -> None:
+    """Sends the actor messages of `query_ids` once the caller commits (delayed by `delay_seconds`), to the
+    express queue when `express` and fair scheduling is on."""
     from docqueries import tasks
+
+    actor = tasks.document_queries_run_express if express and settings.FAIR_SCHEDULING else tasks.document_queries_run
 
     batches = _batches(query_ids)
     if not batches:
@@ -156,9 +162,9 @@ def _dispatch_on_commit(query_ids: list, *, delay_seconds: float = 0.0) -> None:
     def send() -> None:
         for batch in batches:
             if delay_ms:
-                tasks.document_queries_run.send_with_options(args=(batch,), delay=delay_ms)
+                actor.send_with_options(args=(batch,), delay=delay_ms)
             else:
-                tasks.document_queries_run.send(batch)
+                actor.send(batch)
 
     transaction.on_commit(send)
 

@@ -7,6 +7,7 @@ import dramatiq
 from docqueries import services
 
 QUEUE = "docqueries"
+EXPRESS_QUEUE = "docqueries-express"
 
 
 # A batch of up to 50 gateway calls of up to DOCQUERY_GATEWAY_TIMEOUT_SECONDS each fits in the time limit.
@@ -16,4 +17,19 @@ QUEUE = "docqueries"
     queue_name=QUEUE, priority=1, max_retries=3, min_backoff=2_000, max_backoff=60_000, time_limit=30 * 60 * 1000
 )
 def document_queries_run(query_ids: list[str]) -> None:
+    services.document_queries_run(query_ids=query_ids)
+
+
+# The queries of every bulk request's first chunk (and of single patients): a lane of their own at the
+# priority of parse and finish, so a small request's medical data never waits behind a big request's queue
+# of queries; a big request's later chunks use the ordinary queue, in the chunks' round-robin order.
+@dramatiq.actor(
+    queue_name=EXPRESS_QUEUE,
+    priority=0,
+    max_retries=3,
+    min_backoff=2_000,
+    max_backoff=60_000,
+    time_limit=30 * 60 * 1000,
+)
+def document_queries_run_express(query_ids: list[str]) -> None:
     services.document_queries_run(query_ids=query_ids)

@@ -18,7 +18,6 @@ from patients.serializers import (
     HieOptOutSerializer,
     PatientInputSerializer,
     PatientSerializer,
-    etag_of,
 )
 
 FACILITY_ID = OpenApiParameter("facilityId", str, description="Only items of this facility.")
@@ -30,14 +29,8 @@ IF_MATCH = OpenApiParameter(
 )
 
 
-def _check_if_match(request, obj) -> None:
-    """Optimistic concurrency as Metriport's: an If-Match eTag that is not the object's current one is a 412."""
-    given = request.headers.get("If-Match")
-    if given is None:
-        return
-    tags = {tag.strip().removeprefix("W/").strip('"') for tag in given.split(",")}
-    if "*" not in tags and etag_of(obj) not in tags:
-        raise PreconditionFailed()
+def _if_match(request) -> str | None:
+    return request.headers.get("If-Match")
 
 
 def _write_facility(request):
@@ -85,16 +78,21 @@ class FacilityDetailApi(APIView):
         facility = selectors.facility_get(customer=customer_of(request), facility_id=facility_id)
         serializer = FacilitySerializer(facility, data=request.data)
         serializer.is_valid(raise_exception=True)
-        _check_if_match(request, facility)
-        facility = services.facility_update(facility=facility, **serializer.validated_data)
+        try:
+            facility = services.facility_update(
+                facility=facility, if_match=_if_match(request), **serializer.validated_data
+            )
+        except services.StaleETag as exc:
+            raise PreconditionFailed() from exc
         return Response(FacilitySerializer(facility).data)
 
     @extend_schema(parameters=[IF_MATCH], request=None, responses={204: None}, operation_id="facility_delete")
     def delete(self, request, facility_id):
         facility = selectors.facility_get(customer=customer_of(request), facility_id=facility_id)
-        _check_if_match(request, facility)
         try:
-            services.facility_delete(facility=facility)
+            services.facility_delete(facility=facility, if_match=_if_match(request))
+        except services.StaleETag as exc:
+            raise PreconditionFailed() from exc
         except services.FacilityInUse as exc:
             raise Conflict(str(exc)) from exc
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -145,8 +143,12 @@ class PatientDetailApi(APIView):
         patient = selectors.patient_get(customer=customer_of(request), patient_id=patient_id)
         facility = _write_facility(request)
         normalized = demographics_read(request.data)
-        _check_if_match(request, patient)
-        patient = services.patient_update(patient=patient, facility=facility, normalized=normalized)
+        try:
+            patient = services.patient_update(
+                patient=patient, facility=facility, normalized=normalized, if_match=_if_match(request)
+            )
+        except services.StaleETag as exc:
+            raise PreconditionFailed() from exc
         return _patient_answer(patient)
 
     @extend_schema(parameters=[FACILITY_ID, IF_MATCH], responses={204: None}, operation_id="patient_delete")
@@ -158,8 +160,10 @@ class PatientDetailApi(APIView):
             facility = selectors.facility_get(customer=customer, facility_id=facility_id)
             if not patient.patientfacility_set.filter(facility=facility).exists():
                 raise exceptions.NotFound(f"Patient {patient_id} is not a patient of facility {facility_id}.")
-        _check_if_match(request, patient)
-        services.patient_delete(patient=patient)
+        try:
+            services.patient_delete(patient=patient, if_match=_if_match(request))
+        except services.StaleETag as exc:
+            raise PreconditionFailed() from exc
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

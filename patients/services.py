@@ -67,7 +67,10 @@ def facility_create(
     return Facility.objects.create(customer=customer, name=name, npi=npi, tin=tin, active=active, address=address)
 
 
-def facility_update(*, facility: Facility, **fields) -> Facility:
+@transaction.atomic
+def facility_update(*, facility: Facility, if_match: str | None = None, **fields) -> Facility:
+    facility = Facility.objects.select_for_update().get(pk=facility.pk)
+    _check_etag(facility, if_match)
     for key, value in fields.items():
         setattr(facility, key, value)
     facility.save()
@@ -79,7 +82,9 @@ class FacilityInUse(Exception):
 
 
 @transaction.atomic
-def facility_delete(*, facility: Facility) -> None:
+def facility_delete(*, facility: Facility, if_match: str | None = None) -> None:
+    facility = Facility.objects.select_for_update().get(pk=facility.pk)
+    _check_etag(facility, if_match)
     if PatientFacility.objects.filter(facility=facility).exists():
         raise FacilityInUse(f"Facility {facility.id} still has patients: delete or move them first.")
     facility.delete()
@@ -151,7 +156,7 @@ def _start_document_query(patient: Patient) -> None:
     from docqueries.services import document_queries_start  # docqueries depends on patients, not back
 
     if not patient.hie_opt_out:
-        document_queries_start(customer_id=patient.customer_id, patient_ids=[patient.id])
+        document_queries_start(customer_id=patient.customer_id, patient_ids=[patient.id], express=True)
 
 
 @transaction.atomic
@@ -169,9 +174,27 @@ def patient_create(*, customer: Customer, facility: Facility, normalized: dict) 
     return PatientWrite(patient=patient, created=created)
 
 
+class StaleETag(Exception):
+    """The If-Match eTag is not the object's current one (someone changed it since it was read)."""
+
+
+def _check_etag(obj, if_match: str | None) -> None:
+    """Metriport's optimistic concurrency, checked on the row locked by the caller's transaction (so two
+    writers holding the same eTag cannot both pass)."""
+    from patients.serializers import etag_of
+
+    if if_match is None:
+        return
+    tags = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    if "*" not in tags and etag_of(obj) not in tags:
+        raise StaleETag()
+
+
 @transaction.atomic
-def patient_update(*, patient: Patient, facility: Facility, normalized: dict) -> Patient:
+def patient_update(*, patient: Patient, facility: Facility, normalized: dict, if_match: str | None = None) -> Patient:
     """Replaces the patient's demographics (match key included: it is found by its new ones from now on)."""
+    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    _check_etag(patient, if_match)
     fields = patient_fields(normalized)
     patient_match_keys_lock(patient.customer_id, [patient.match_key, fields["match_key"]])
     for name, value in fields.items():
@@ -184,9 +207,11 @@ def patient_update(*, patient: Patient, facility: Facility, normalized: dict) ->
 
 
 @transaction.atomic
-def patient_delete(*, patient: Patient) -> None:
+def patient_delete(*, patient: Patient, if_match: str | None = None) -> None:
     """Deletes the patient with its facility links and Document Queries; bulk rows keep their outcome and
     lose the link (their result files were written already)."""
+    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    _check_etag(patient, if_match)
     patient.delete()
 
 

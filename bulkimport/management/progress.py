@@ -6,7 +6,7 @@ import time
 
 from tqdm import tqdm
 
-from bulkimport.models import BulkRequest, BulkStatus
+from bulkimport.models import BulkPhase, BulkRequest, BulkStatus
 
 FINAL = {BulkStatus.COMPLETED, BulkStatus.FAILED, BulkStatus.EXPIRED}
 
@@ -20,9 +20,14 @@ def wait_with_progress(request_id, *, timeout: float = 3600, stream=None) -> Bul
             if request.total and bar.total != request.total:
                 bar.total = request.total
             bar.n = request.processed
-            bar.set_postfix_str(
-                f"{request.status}/{request.phase or '-'} ok={request.successful} failed={request.failed}"
-            )
+            postfix = f"{request.status}/{request.phase or '-'} ok={request.successful} failed={request.failed}"
+            if request.phase == BulkPhase.DOCUMENTS:
+                # The patients exist; completion waits for their medical data (SPEC §2).
+                from docqueries.services import bulk_query_counts
+
+                counts = bulk_query_counts(bulk_request_id=request.id)
+                postfix += f" medical data: {counts['completed'] + counts['failed']}/{counts['total']} queries ended"
+            bar.set_postfix_str(postfix)
             bar.refresh()
             if request.status in FINAL:
                 return request

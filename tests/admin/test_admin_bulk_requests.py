@@ -10,6 +10,7 @@ from django.urls import reverse
 from bulkimport.models import BulkRequest, BulkRow, BulkRowError, RowStatus
 from bulkimport.selectors import bulk_error_counts
 from bulkimport.validation import GENDER_MESSAGE
+from docqueries.models import DocumentQuery
 from metriport_bulk.lib import storage
 from tests.admin.conftest import run_bulk
 from tests.bulkimport.helpers import csv_bytes, person, sample_bytes
@@ -58,7 +59,10 @@ def test_detail_shows_progress_reason_error_counts_and_links(completed_request, 
     assert f"?request={completed_request.id}&status=failed" in html.replace("&amp;", "&")
     # Support is read-only: no action buttons; PHI viewers get the downloads.
     assert "bulk-reprocess-failed" not in html
-    assert "bulk-download-input" in html and "bulk-download-result" in html
+    assert "bulk-download-input" in html and "bulk-download-result" in html and "bulk-download-invalid" in html
+    # The medical data the request waited for.
+    queries = DocumentQuery.objects.filter(bulk_request_id=completed_request.id).count()
+    assert queries and f"{queries} completed, 0 failed, 0 pending of {queries} Document Queries" in html
 
 
 def test_failed_request_shows_its_reason(tenant, support_client):
@@ -148,6 +152,11 @@ def test_downloads_stream_the_stored_files(completed_request, support_client):
     assert len(rows) == 120
     with storage.open_for_read(completed_request.result_key) as stored:
         assert len(list(csv.DictReader(io.StringIO(stored.read().decode())))) == 120
+    invalid = support_client.get(
+        reverse("admin:bulkimport_bulkrequest_download", args=[completed_request.id, "invalid"])
+    )
+    failed = list(csv.DictReader(io.StringIO(b"".join(invalid.streaming_content).decode())))
+    assert len(failed) == completed_request.failed and all(row["reason"] for row in failed)
 
 
 def test_downloads_need_the_phi_permission_and_staff(completed_request, no_phi_client, client):

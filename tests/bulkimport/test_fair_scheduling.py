@@ -51,3 +51,33 @@ def test_first_come_first_served_when_fair_scheduling_is_off(settings):
     (small,) = parsed(make_tenant("B"), 5)
     services.bulk_chunk_apply(chunk_id=big[2].id, fair=False)
     assert pending(big) == [0, 1] and BulkChunk.objects.get(id=small.id).status == ChunkStatus.PENDING
+
+
+def test_a_requests_first_chunk_sends_its_queries_by_the_express_lane(
+    settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Every request's first chunk (and so all of a small request) has its Document Queries on the express
+    queue: they never wait behind a big request's queue of queries. Later chunks use the ordinary one; with
+    fair scheduling off, everything does."""
+    from docqueries import tasks
+
+    settings.BULK_CHUNK_SIZE = 10
+    lanes: list[tuple[str, int]] = []
+    for actor in (tasks.document_queries_run, tasks.document_queries_run_express):
+        monkeypatch.setattr(actor, "send", lambda ids, name=actor.queue_name: lanes.append((name, len(ids))))
+        monkeypatch.setattr(
+            actor,
+            "send_with_options",
+            lambda *, args, name=actor.queue_name, **options: lanes.append((name, len(args[0]))),
+        )
+    chunks = parsed(make_tenant("A"), 20)
+    for chunk in chunks:
+        with django_capture_on_commit_callbacks(execute=True):
+            services.bulk_chunk_apply(chunk_id=chunk.id, fair=True)
+    assert lanes == [("docqueries-express", 10), ("docqueries", 10)]
+    settings.FAIR_SCHEDULING = False
+    lanes.clear()
+    (small,) = parsed(make_tenant("B"), 5)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.bulk_chunk_apply(chunk_id=small.id)
+    assert lanes == [("docqueries", 5)]

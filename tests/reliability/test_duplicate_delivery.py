@@ -47,7 +47,7 @@ def test_every_message_delivered_twice(broker, worker, settings, receiver):
         request = submit(tenant, body)
         assert wait_final(request.id, timeout=120).status == BulkStatus.COMPLETED
         # Let the duplicates of the last messages run too before counting.
-        for queue in ("bulk", "bulk-chunks", "docqueries"):
+        for queue in ("bulk", "bulk-chunks", "docqueries", "docqueries-express"):
             broker.join(queue, timeout=30_000)
     finally:
         broker.middleware.remove(twice)
