@@ -1,7 +1,9 @@
-"""/readyz: 200 when database, broker and storage answer; 503 naming the one that does not. The broker case
-uses a private Redis started and stopped by the test (tests.reliability.processes.RedisServer)."""
+"""/readyz: 200 when database, broker and storage answer; 503 naming the one that does not. The broker and
+database cases use a private Redis and a private PostgreSQL cluster started and stopped by the test."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import dramatiq
 import pytest
@@ -52,3 +54,94 @@ def test_503_names_unreachable_storage(monkeypatch):
 def test_post_is_a_json_405():
     response = Client().post("/readyz")
     assert response.status_code == 405 and response.json()["status"] == 405
+
+
+class PostgresServer:
+    """A private, throw-away PostgreSQL cluster (initdb in a temporary directory, run as the `postgres` user
+    when the tests run as root, since PostgreSQL refuses to run as root) that a test may stop."""
+
+    def __init__(self) -> None:
+        import glob
+        import os
+        import socket
+        import tempfile
+
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        assert bins, "PostgreSQL server binaries are required (the CI machine has them)"
+        self.bin = bins[-1]
+        # Not pytest's tmp_path: its parents are private to root, and the server runs as `postgres`.
+        self.root = tempfile.mkdtemp(prefix="mb-pg-")
+        os.chmod(self.root, 0o755)
+        self.dir = Path(self.root) / "pgdata"
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def _run(self, *args: str) -> None:
+        import subprocess
+
+        subprocess.run([*self.as_user, *args], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> PostgresServer:
+        import os
+
+        self.dir.mkdir()
+        if self.as_user:
+            os.chown(self.dir, *self._postgres_ids())
+        self._run(f"{self.bin}/initdb", "-D", str(self.dir), "-A", "trust", "-U", "postgres")
+        self._run(
+            f"{self.bin}/pg_ctl", "-D", str(self.dir), "-w", "-l", str(self.dir / "log"),
+            "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1", "start",
+        )  # fmt: skip
+        return self
+
+    @staticmethod
+    def _postgres_ids() -> tuple[int, int]:
+        import pwd
+
+        entry = pwd.getpwnam("postgres")
+        return entry.pw_uid, entry.pw_gid
+
+    def stop(self) -> None:
+        import subprocess
+
+        subprocess.run(
+            [*self.as_user, f"{self.bin}/pg_ctl", "-D", str(self.dir), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
+
+    def remove(self) -> None:
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def test_503_names_a_stopped_database(monkeypatch):
+    from django.db import connections
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    from metriport_bulk.ops import readiness
+
+    server = PostgresServer().start()
+    private = DatabaseWrapper(
+        {**connections["default"].settings_dict, "NAME": "postgres", "HOST": "127.0.0.1", "PORT": server.port,
+         "USER": "postgres", "PASSWORD": "", "OPTIONS": {"connect_timeout": 2}, "CONN_MAX_AGE": 0},
+        alias="private",
+    )  # fmt: skip
+    monkeypatch.setattr(readiness, "connection", private)
+    try:
+        assert Client().get("/readyz").status_code == 200
+        private.close()
+        server.stop()
+        response = Client().get("/readyz")
+    finally:
+        private.close()
+        server.remove()
+    assert response.status_code == 503
+    body = response.json()
+    assert body["unavailable"] == ["database"] and body["checks"]["broker"] == "ok"
+    assert body["checks"]["database"].startswith("unreachable (")
+    assert str(server.port) not in response.content.decode()
