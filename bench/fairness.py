@@ -10,7 +10,7 @@ variants alternating run by run (`--repeat`), each in worker processes started f
 upload's PUT to `completed` (medical data included). Targets: B beside A within 2x of B alone; A beside B
 within 1.15x of A alone.
 
-Usage: .venv/bin/python bench/fairness.py [--rows 100000] [--small 100] [--processes 2] [--repeat 1]
+Usage: .venv/bin/python bench/fairness.py [--rows 100000] [--small 100] [--processes 2] [--threads 2] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100, help="customer B's import")
     parser.add_argument("--offset", type=float, default=2.0, help="B's upload, seconds into A's")
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2, help="per worker process (2: see README, Sizing)")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of both variants, alternating")
     parser.add_argument("--only-fair", action="store_true", help="skip the first-come-first-served variant")
     args = parser.parse_args()

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection, transaction
+from django.http import Http404
 from django.utils import timezone
 
 from metriport_bulk.lib.bulkdb import bound_cursor
@@ -69,7 +70,7 @@ def facility_create(
 
 @transaction.atomic
 def facility_update(*, facility: Facility, if_match: str | None = None, **fields) -> Facility:
-    facility = Facility.objects.select_for_update().get(pk=facility.pk)
+    facility = _locked(Facility, facility.pk)
     _check_etag(facility, if_match)
     for key, value in fields.items():
         setattr(facility, key, value)
@@ -83,7 +84,7 @@ class FacilityInUse(Exception):
 
 @transaction.atomic
 def facility_delete(*, facility: Facility, if_match: str | None = None) -> None:
-    facility = Facility.objects.select_for_update().get(pk=facility.pk)
+    facility = _locked(Facility, facility.pk)
     _check_etag(facility, if_match)
     if PatientFacility.objects.filter(facility=facility).exists():
         raise FacilityInUse(f"Facility {facility.id} still has patients: delete or move them first.")
@@ -178,6 +179,14 @@ class StaleETag(Exception):
     """The If-Match eTag is not the object's current one (someone changed it since it was read)."""
 
 
+def _locked(model, pk):
+    """The row, locked for this transaction; gone meanwhile (a concurrent delete) is a 404."""
+    obj = model.objects.select_for_update().filter(pk=pk).first()
+    if obj is None:
+        raise Http404(f"{model._meta.verbose_name.capitalize()} {pk} not found.")
+    return obj
+
+
 def _check_etag(obj, if_match: str | None) -> None:
     """Metriport's optimistic concurrency, checked on the row locked by the caller's transaction (so two
     writers holding the same eTag cannot both pass)."""
@@ -193,10 +202,11 @@ def _check_etag(obj, if_match: str | None) -> None:
 @transaction.atomic
 def patient_update(*, patient: Patient, facility: Facility, normalized: dict, if_match: str | None = None) -> Patient:
     """Replaces the patient's demographics (match key included: it is found by its new ones from now on)."""
-    patient = Patient.objects.select_for_update().get(pk=patient.pk)
-    _check_etag(patient, if_match)
     fields = patient_fields(normalized)
+    # Match-key locks first, then the row: the order bulk apply takes them in (no deadlock with a chunk).
     patient_match_keys_lock(patient.customer_id, [patient.match_key, fields["match_key"]])
+    patient = _locked(Patient, patient.pk)
+    _check_etag(patient, if_match)
     for name, value in fields.items():
         setattr(patient, name, value)
     if normalized.get("hieOptOut") is not None:  # absent from the body: unchanged
@@ -210,7 +220,7 @@ def patient_update(*, patient: Patient, facility: Facility, normalized: dict, if
 def patient_delete(*, patient: Patient, if_match: str | None = None) -> None:
     """Deletes the patient with its facility links and Document Queries; bulk rows keep their outcome and
     lose the link (their result files were written already)."""
-    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    patient = _locked(Patient, patient.pk)
     _check_etag(patient, if_match)
     patient.delete()
 

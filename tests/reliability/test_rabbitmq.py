@@ -52,10 +52,10 @@ def test_bulk_end_to_end_over_rabbitmq(rabbitmq_env, tmp_path, receiver):
     WebhookEndpoint.objects.create(customer=tenant.customer, url=f"{receiver.url}/hook", key="k" * 32)
     processes = [start_worker(tmp_path, **rabbitmq_env), start_scheduler(tmp_path, **rabbitmq_env)]
     try:
-        request = upload(tenant, sample_bytes(600, invalid_ratio=0.1, seed=41))
+        request = upload(tenant, sample_bytes(200, invalid_ratio=0.1, seed=41))
         final = wait_final(request.id, timeout=120)
         assert final.status == BulkStatus.COMPLETED, (final.status, final.reason)
-        assert final.total == 600 and final.successful + final.failed == 600 and final.successful > 0
+        assert final.total == 200 and final.successful + final.failed == 200 and final.successful > 0
         queries = DocumentQuery.objects.filter(bulk_request_id=request.id)
         assert queries.count() > 0 and not queries.filter(status=QueryStatus.PROCESSING).exists()
 
