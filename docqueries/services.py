@@ -59,8 +59,8 @@ def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=No
     """Records one Document Query per patient (idempotent per patient and bulk request) in the caller's
     transaction and dispatches them on commit. Returns how many were newly created.
 
-    Patients of other customers and patients opted out of HIE exchange are ignored. Without a bulk request, a patient whose query is still
-    processing gets no second one. The first step is due when the backend can answer it (the sandbox
+    Patients of other customers and patients opted out of HIE exchange are ignored. Without a bulk
+    request, a patient whose query is still processing gets no second one. The first step is due when the backend can answer it (the sandbox
     network answers after DOCQUERY_SANDBOX_DELAY_SECONDS: asking sooner would only cost a poll).
 
     `express` (a bulk request's first chunk, a single patient): the messages go to the express queue, so a
@@ -68,10 +68,10 @@ def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=No
     wanted = list(dict.fromkeys(str(patient_id) for patient_id in patient_ids))
     if not wanted:
         return 0
+    delay = get_backend().first_step_after()
     if connection.vendor == "postgresql":
-        first_step = timezone.now() + timedelta(seconds=get_backend().first_step_after())
-        created = _start_sql(customer_id, wanted, bulk_request_id, first_step)
-        _dispatch_on_commit(created, delay_seconds=get_backend().first_step_after(), express=express)
+        created = _start_sql(customer_id, wanted, bulk_request_id, timezone.now() + timedelta(seconds=delay))
+        _dispatch_on_commit(created, delay_seconds=delay, express=express)
         return len(created)
     patients = set(
         Patient.objects.filter(customer_id=customer_id, id__in=wanted, hie_opt_out=False).values_list("id", flat=True)
@@ -83,7 +83,7 @@ def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=No
     if not patients:
         return 0
     now = timezone.now()
-    first_step = now + timedelta(seconds=get_backend().first_step_after())
+    first_step = now + timedelta(seconds=delay)
     # ON CONFLICT DO NOTHING: a concurrent start of the same (patient, bulk request) wins quietly; what comes
     # back is exactly what this call created. COPY-based on PostgreSQL: 2,000 queries per bulk chunk.
     created = insert_ignoring_conflicts(
@@ -94,7 +94,7 @@ def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=No
             for patient_id in sorted(patients, key=str)
         ],
     )
-    _dispatch_on_commit(created, delay_seconds=get_backend().first_step_after(), express=express)
+    _dispatch_on_commit(created, delay_seconds=delay, express=express)
     return len(created)
 
 
@@ -153,7 +153,6 @@ def _dispatch_on_commit(query_ids: list, *, delay_seconds: float = 0.0, express:
     from docqueries import tasks
 
     actor = tasks.document_queries_run_express if express and settings.FAIR_SCHEDULING else tasks.document_queries_run
-
     batches = _batches(query_ids)
     if not batches:
         return

@@ -23,7 +23,7 @@ SERVER=$!
 $PY manage.py webhook_receiver --port "$HOOK_PORT" >"$DATA_DIR/webhooks.log" 2>&1 &
 RECEIVER=$!
 trap 'kill $SERVER $RECEIVER 2>/dev/null || true' EXIT
-until curl -sf "$BASE/healthz" >/dev/null; do sleep 0.5; done
+until curl -sf "$BASE/healthz" >/dev/null && curl -sf "http://127.0.0.1:$HOOK_PORT/" >/dev/null; do sleep 0.5; done
 
 # 2. Onboarding (operators do this): a customer with an API key, and a facility.
 ONBOARD=$($PY manage.py create_customer "Acme Health" --with-key)
