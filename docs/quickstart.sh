@@ -64,7 +64,7 @@ curl -sf -H "x-api-key: $KEY" "$BASE/settings/webhook"; echo
 
 # 7. The single-patient API: create (read as a bulk row is; a match answers the existing patient with 200,
 #    never a duplicate), update with If-Match (412 when stale), match, by external id, HIE opt-out, delete.
-NEW=$(curl -sf -X POST -H "x-api-key: $KEY" -H 'content-type: application/json' \
+NEW=$(curl -s -X POST -H "x-api-key: $KEY" -H 'content-type: application/json' \
     "$BASE/medical/v1/patient?facilityId=$FACILITY" \
     -d '{"firstName":"Jane","lastName":"Doe","dob":"1980-02-03","genderAtBirth":"F","externalId":"MRN-1",
          "address":[{"addressLine1":"1 Main St","city":"Springfield","state":"IL","zip":"62701","country":"USA"}],
@@ -72,7 +72,7 @@ NEW=$(curl -sf -X POST -H "x-api-key: $KEY" -H 'content-type: application/json' 
 echo "$NEW"
 JANE=$(echo "$NEW" | json '["id"]')
 ETAG=$(echo "$NEW" | json '["eTag"]')
-curl -sf -X PUT -H "x-api-key: $KEY" -H "If-Match: $ETAG" -H 'content-type: application/json' \
+curl -s -X PUT -H "x-api-key: $KEY" -H "If-Match: $ETAG" -H 'content-type: application/json' \
     "$BASE/medical/v1/patient/$JANE?facilityId=$FACILITY" \
     -d '{"firstName":"Jane","lastName":"Smith","dob":"1980-02-03","genderAtBirth":"F",
          "address":{"addressLine1":"1 Main St","city":"Springfield","state":"IL","zip":"62701"}}'; echo
@@ -80,12 +80,12 @@ curl -s -o /dev/null -w 'the same eTag again: %{http_code}\n' -X PUT -H "x-api-k
     -H 'content-type: application/json' "$BASE/medical/v1/patient/$JANE?facilityId=$FACILITY" \
     -d '{"firstName":"Jane","lastName":"Jones","dob":"1980-02-03","genderAtBirth":"F",
          "address":{"addressLine1":"1 Main St","city":"Springfield","state":"IL","zip":"62701"}}'
-curl -sf -H "x-api-key: $KEY" "$BASE/medical/v1/patient/external-id?externalId=MRN-1"; echo
-curl -sf -X POST -H "x-api-key: $KEY" -H 'content-type: application/json' "$BASE/medical/v1/patient/match" \
+curl -s -H "x-api-key: $KEY" "$BASE/medical/v1/patient/external-id?externalId=MRN-1"; echo
+curl -s -X POST -H "x-api-key: $KEY" -H 'content-type: application/json' "$BASE/medical/v1/patient/match" \
     -d '{"firstName":"Jane","lastName":"Smith","dob":"1980-02-03","genderAtBirth":"F",
          "address":[{"addressLine1":"1 Main St","city":"Springfield","state":"IL","zip":"62701"}]}'; echo
-curl -sf -X PUT -H "x-api-key: $KEY" "$BASE/medical/v1/patient/$JANE/hie-opt-out?hieOptOut=true"; echo
-curl -sf -X DELETE -H "x-api-key: $KEY" "$BASE/medical/v1/patient/$JANE?facilityId=$FACILITY" \
+curl -s -X PUT -H "x-api-key: $KEY" "$BASE/medical/v1/patient/$JANE/hie-opt-out?hieOptOut=true"; echo
+curl -s -X DELETE -H "x-api-key: $KEY" "$BASE/medical/v1/patient/$JANE?facilityId=$FACILITY" \
     -w 'deleted: %{http_code}\n'
 
 # 8. What the webhook receiver got (ping, bulk processing and completed, one document-download per patient).
