@@ -9,17 +9,18 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.utils.html import format_html
 
-from patients.admin import (
+from metriport_bulk.admin_toolkit import (
     PHI_HIDDEN,
     LargeTableAdminMixin,
     NewestFirstMixin,
-    PhiAccessLogMixin,
     PhiGuardMixin,
     ReadOnlyAdminMixin,
     can_view_phi,
     hide_save_buttons,
     search_uuid,
 )
+from patients.phi_log import PhiAccessLogMixin
+from webhooks import types
 from webhooks.models import DeliveryAttempt, WebhookEndpoint, WebhookMessage
 from webhooks.services import webhook_redeliver
 
@@ -42,11 +43,7 @@ class MessageTypeFilter(admin.SimpleListFilter):
     parameter_name = "message_type"
 
     def lookups(self, request, model_admin):
-        from bulkimport.services import BULK_WEBHOOK_TYPE
-        from docqueries.services import WEBHOOK_TYPE as DOCUMENT_WEBHOOK_TYPE
-        from webhooks.services import PING_TYPE
-
-        return [(kind, kind) for kind in (BULK_WEBHOOK_TYPE, DOCUMENT_WEBHOOK_TYPE, PING_TYPE)]
+        return [(kind, kind) for kind in (types.BULK_PATIENT_CREATE, types.DOCUMENT_DOWNLOAD, types.PING)]
 
     def queryset(self, request, queryset):
         value = self.value()

@@ -30,12 +30,11 @@ from django.utils import timezone
 
 from metriport_bulk.lib.http import Deadline, DeadlineExceeded, UnsafeUrlError, check_url, guarded_session
 from patients.models import Customer
-from webhooks import schedule, signing
+from webhooks import schedule, signing, types
 from webhooks.models import DeliveryAttempt, DeliverySlot, MessageStatus, WebhookEndpoint, WebhookMessage
 
 logger = logging.getLogger(__name__)
 
-PING_TYPE = "ping"
 DUE_BATCH_SIZE = 100
 MAX_ANSWER_BYTES = 64 * 1024
 
@@ -533,7 +532,7 @@ def webhook_ping(*, url: str, key: str) -> None:
     """Sends a signed `ping` to `url` and raises WebhookUrlRefused unless it answers 2xx `{"pong": <same>}`."""
     token = secrets.token_urlsafe(16)
     message_id = uuid.uuid4()
-    body = webhook_body(message_id=message_id, message_type=PING_TYPE, when=timezone.now(), data={"ping": token})
+    body = webhook_body(message_id=message_id, message_type=types.PING, when=timezone.now(), data={"ping": token})
     answer, outcome = _post(url=url, key=key, body=body, message_id=str(message_id), read_answer=True)
     if not outcome.succeeded:
         raise WebhookUrlRefused(f"The webhook URL did not accept the ping ({outcome.error}).")
