@@ -22,9 +22,9 @@ from django.urls import reverse
 from bulkimport import services
 from bulkimport.models import BulkRequest
 from bulkimport.validation import ColumnPlan, CsvFileError, CsvImport, build_column_plan
+from metriport_bulk.admin_toolkit import can_view_phi
 from metriport_bulk.lib import storage
 from metriport_bulk.lib.ids import as_uuid
-from patients.admin import can_view_phi
 from patients.models import Customer, Facility, PhiAccessLog
 from patients.phi_log import phi_access_record
 

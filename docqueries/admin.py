@@ -6,16 +6,16 @@ from django.contrib import admin
 from django.db.models import Q
 
 from docqueries.models import DocumentQuery
-from patients.admin import (
+from metriport_bulk.admin_toolkit import (
     LargeTableAdminMixin,
     NewestFirstMixin,
-    PhiAccessLogMixin,
     PhiFieldsMixin,
     ReadOnlyAdminMixin,
     admin_link,
     search_uuid,
 )
 from patients.models import Patient
+from patients.phi_log import PhiAccessLogMixin
 
 
 @admin.register(DocumentQuery)

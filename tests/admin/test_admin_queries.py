@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from bulkimport import services
 from bulkimport.models import BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
+from metriport_bulk.admin_toolkit import EstimatedCountPaginator
 from metriport_bulk.lib.bulkdb import copy_insert
-from patients.admin import EstimatedCountPaginator
 from tests.bulkimport.helpers import HEADER, csv_bytes, person
 from tests.factories import make_tenant
 from webhooks.models import DeliveryAttempt, WebhookEndpoint, WebhookMessage
