@@ -197,8 +197,8 @@ def iex_child(path: str, rows: int) -> None:
     from django.core.exceptions import ValidationError
     from import_export import fields, resources, widgets
 
-    from bulkimport.services import _patient_fields  # the same patient fields our apply step writes
     from bulkimport.validation import RowValidator, build_column_plan, row_reason
+    from patients.columns import patient_fields as _patient_fields  # the same patient fields our apply step writes
     from patients.matching import shares_zip
     from patients.models import Patient, PatientFacility
     from tests.factories import make_tenant
@@ -304,8 +304,8 @@ def run_copy(path: str) -> Measure:
     import psycopg
     from django.utils import timezone
 
-    from bulkimport.services import _patient_fields
     from bulkimport.validation import CsvImport
+    from patients.columns import patient_fields as _patient_fields
     from patients.models import Patient
     from tests.factories import make_tenant
 
@@ -372,9 +372,9 @@ def run_state_copy(path: str) -> Measure:
     from django.utils import timezone
 
     from bulkimport.models import BulkRequest, BulkRow, BulkRowError
-    from bulkimport.services import _patient_fields
     from bulkimport.validation import CsvImport
     from docqueries.models import DocumentQuery
+    from patients.columns import patient_fields as _patient_fields
     from patients.models import Patient, PatientFacility
     from tests.factories import make_tenant
 

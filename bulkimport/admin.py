@@ -11,20 +11,17 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count, Exists, OuterRef
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from bulkimport import admin_views, services, tasks
+from bulkimport import admin_views, services
 from bulkimport.models import BulkChunk, BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
 from bulkimport.selectors import bulk_error_counts
-from metriport_bulk.lib.ids import as_uuid
-from patients.admin import (
+from metriport_bulk.admin_toolkit import (
     LargeTableAdminMixin,
-    PhiAccessLogMixin,
     PhiGuardMixin,
     ReadOnlyAdminMixin,
     SearchByIdMixin,
@@ -32,7 +29,9 @@ from patients.admin import (
     can_view_phi,
     hide_save_buttons,
 )
+from metriport_bulk.lib.ids import as_uuid
 from patients.models import Patient
+from patients.phi_log import PhiAccessLogMixin
 
 
 def _rows_url(request_id, **params) -> str:
@@ -227,7 +226,7 @@ class BulkRequestAdmin(PhiGuardMixin, SearchByIdMixin, LargeTableAdminMixin, adm
         rows = obj.failed if failed_only else obj.total
         if obj.status == BulkStatus.COMPLETED and rows > settings.ADMIN_INLINE_REPROCESS_ROWS:
             # Too long for a web request: a worker runs it; the counts on the page update when it is done.
-            transaction.on_commit(lambda: tasks.bulk_reprocess.send(str(obj.id), failed_only))
+            services.bulk_request_reprocess_later(request_id=obj.id, failed_only=failed_only)
             self.message_user(
                 request,
                 f"Bulk request {obj.id}: reprocessing of {rows:,} row(s) queued on a worker; "

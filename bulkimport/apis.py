@@ -11,7 +11,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from bulkimport import operations, selectors, services
+from bulkimport import selectors, services
 from bulkimport.serializers import BulkCreateResponseSerializer, BulkRequestSerializer
 from metriport_bulk.api.authentication import customer_of
 from metriport_bulk.api.errors import Conflict, envelope
@@ -99,8 +99,8 @@ class BulkDetailApi(APIView):
     def delete(self, request, request_id):
         bulk = selectors.bulk_request_get(customer=customer_of(request), request_id=request_id)
         try:
-            bulk = operations.bulk_request_cancel(request=bulk)
-        except operations.OperationRefused as exc:
+            bulk = services.bulk_request_cancel(request=bulk)
+        except services.OperationRefused as exc:
             raise Conflict(str(exc)) from None
         return Response(BulkRequestSerializer(bulk).data)
 
@@ -119,8 +119,8 @@ class BulkConfirmApi(APIView):
         customer = customer_of(request)
         bulk = selectors.bulk_request_get(customer=customer, request_id=request_id)
         try:
-            confirmed = operations.bulk_request_confirm(customer=customer, request=bulk)
-        except operations.OperationRefused as exc:
+            confirmed = services.bulk_request_confirm(customer=customer, request=bulk)
+        except services.OperationRefused as exc:
             raise Conflict(str(exc)) from None
         return Response(_created_answer(confirmed))
 

@@ -15,10 +15,11 @@ import random
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
@@ -26,12 +27,12 @@ from docqueries.backends import Completed, Pending, PermanentError, QueryInput, 
 from docqueries.models import DocumentQuery, QueryStatus
 from docqueries.ratelimit import rate_limit_acquire
 from docqueries.signals import document_queries_ended
-from metriport_bulk.lib.bulkdb import bound_cursor, insert_ignoring_conflicts, update_by_id
-from patients.models import Patient
+from docqueries.store import store
+from metriport_bulk.lib.bulkdb import update_by_id
+from webhooks import types
 
 logger = logging.getLogger(__name__)
 
-WEBHOOK_TYPE = "medical.document-download"
 DISPATCH_BATCH_SIZE = 50
 SET_BATCH_SIZE = 1_000
 # A query claimed by a worker is retried by others only after this long (covers one gateway call).
@@ -49,19 +50,20 @@ QUERY_DEADLINE = timedelta(hours=24)
 # --- Start ----------------------------------------------------------------------------------------------
 
 
-START_COLUMNS = (
-    "id", "customer_id", "patient_id", "bulk_request_id", "status", "started_at", "documents", "attempts",
-    "next_attempt_at", "error",
-)  # fmt: skip
-
-
-def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=None, express: bool = False) -> int:
+def document_queries_start(
+    *,
+    customer_id: uuid.UUID,
+    patient_ids: Iterable[uuid.UUID | str],
+    bulk_request_id: uuid.UUID | None = None,
+    express: bool = False,
+) -> int:
     """Records one Document Query per patient (idempotent per patient and bulk request) in the caller's
     transaction and dispatches them on commit. Returns how many were newly created.
 
     Patients of other customers and patients opted out of HIE exchange are ignored. Without a bulk
-    request, a patient whose query is still processing gets no second one. The first step is due when the backend can answer it (the sandbox
-    network answers after DOCQUERY_SANDBOX_DELAY_SECONDS: asking sooner would only cost a poll).
+    request, a patient whose query is still processing gets no second one. The first step is due when the
+    backend can answer it (the sandbox network answers after DOCQUERY_SANDBOX_DELAY_SECONDS: asking sooner
+    would only cost a poll).
 
     `express` (a bulk request's first chunk, a single patient): the messages go to the express queue, so a
     small request's queries wait behind no big request's backlog (fair scheduling, SPEC §5)."""
@@ -69,74 +71,21 @@ def document_queries_start(*, customer_id, patient_ids: list, bulk_request_id=No
     if not wanted:
         return 0
     delay = get_backend().first_step_after()
-    if connection.vendor == "postgresql":
-        created = _start_sql(customer_id, wanted, bulk_request_id, timezone.now() + timedelta(seconds=delay))
-        _dispatch_on_commit(created, delay_seconds=delay, express=express)
-        return len(created)
-    patients = set(
-        Patient.objects.filter(customer_id=customer_id, id__in=wanted, hie_opt_out=False).values_list("id", flat=True)
-    )
-    if bulk_request_id is None:
-        # Outside a bulk request nothing unique protects against a second concurrent query: filter first.
-        processing = DocumentQuery.objects.filter(patient_id__in=patients, status=QueryStatus.PROCESSING)
-        patients -= set(processing.values_list("patient_id", flat=True))
-    if not patients:
-        return 0
-    now = timezone.now()
-    first_step = now + timedelta(seconds=delay)
-    # ON CONFLICT DO NOTHING: a concurrent start of the same (patient, bulk request) wins quietly; what comes
-    # back is exactly what this call created. COPY-based on PostgreSQL: 2,000 queries per bulk chunk.
-    created = insert_ignoring_conflicts(
-        DocumentQuery,
-        START_COLUMNS,
-        [
-            (uuid.uuid4(), customer_id, patient_id, bulk_request_id, QueryStatus.PROCESSING, now, [], 0, first_step, "")
-            for patient_id in sorted(patients, key=str)
-        ],
+    created = store().start(
+        customer_id=customer_id,
+        patient_ids=wanted,
+        bulk_request_id=bulk_request_id,
+        first_step=timezone.now() + timedelta(seconds=delay),
     )
     _dispatch_on_commit(created, delay_seconds=delay, express=express)
     return len(created)
 
 
-def _start_sql(customer_id, patient_ids: list[str], bulk_request_id, first_step: datetime) -> list:
-    """PostgreSQL: the same start as one INSERT ... SELECT: the customer's patients among `patient_ids`
-    (an array parameter), minus conflicts; returns the ids created."""
-    now = timezone.now()
-    not_processing = (
-        ""
-        if bulk_request_id is not None
-        else "AND NOT EXISTS (SELECT 1 FROM docqueries_documentquery AS q WHERE q.patient_id = p.id AND q.status = %s)"
-    )
-    with bound_cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO docqueries_documentquery
-                (id, customer_id, patient_id, bulk_request_id, status, started_at, documents, attempts,
-                 next_attempt_at, error)
-            SELECT gen_random_uuid(), p.customer_id, p.id, %s, %s, %s, '[]'::jsonb, 0, %s, ''
-            FROM unnest(%s::uuid[]) AS wanted(id)
-            -- OFFSET 0 keeps this one primary-key lookup per wanted id: on fresh tables (stale statistics)
-            -- the planner would otherwise scan all of the customer's patients.
-            JOIN LATERAL (
-                SELECT id, customer_id FROM patients_patient
-                WHERE id = wanted.id AND customer_id = %s AND NOT hie_opt_out OFFSET 0
-            ) AS p ON true
-            WHERE true {not_processing}
-            ORDER BY p.id
-            ON CONFLICT DO NOTHING
-            RETURNING id
-            """,
-            [
-                bulk_request_id,
-                QueryStatus.PROCESSING,
-                now,
-                first_step,
-                patient_ids,
-                customer_id,
-                *([] if bulk_request_id is not None else [QueryStatus.PROCESSING]),
-            ],
-        )
-        return [row[0] for row in cursor.fetchall()]
+def on_patient_written(
+    sender: object, *, customer_id: uuid.UUID, patient_ids: list[uuid.UUID], **kwargs: object
+) -> None:
+    """A patient created or updated through the API gets its Document Query at once (express queue)."""
+    document_queries_start(customer_id=customer_id, patient_ids=patient_ids, express=True)
 
 
 def _batches(ids: list, size: int | None = None) -> list[list[str]]:
@@ -241,7 +190,7 @@ def _finish(
         if finished:
             webhook_message_create(
                 customer_id=query.customer_id,
-                message_type=WEBHOOK_TYPE,
+                message_type=types.DOCUMENT_DOWNLOAD,
                 request_id=str(query.id),
                 data=_webhook_data(query, status, documents),
             )
@@ -424,7 +373,7 @@ def _finish_many(ended: list[tuple[DocumentQuery, str, list[dict], str]], *, fin
     for query, status, documents, _ in ended:
         by_customer[query.customer_id].append((str(query.id), _webhook_data(query, status, documents)))
     for customer_id, items in by_customer.items():
-        webhook_messages_create(customer_id=customer_id, message_type=WEBHOOK_TYPE, items=items)
+        webhook_messages_create(customer_id=customer_id, message_type=types.DOCUMENT_DOWNLOAD, items=items)
     _announce_ended([query for query, *_ in ended])
 
 

@@ -1,22 +1,27 @@
-"""Writes for customers, API keys, facilities and patients (the single-patient API of SPEC §1; bulk apply
-uses the same patient rules: `patient_fields` and `patient_match_keys_lock`)."""
+"""Writes for customers, API keys, facilities and patients: the single-patient API of SPEC §1, and the
+batches of bulk apply (patients_write_batch), under the same patient rules and the same match-key locks.
+Only this module writes patient tables."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
 import secrets
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
-from metriport_bulk.lib.bulkdb import bound_cursor
-from patients.matching import match_key, shares_zip
+from metriport_bulk.lib import bulkdb
+from patients.columns import patient_fields
+from patients.matching import shares_zip
 from patients.models import ApiKey, Customer, Facility, Patient, PatientFacility
+from patients.signals import patient_written
+from patients.store import ChangedPatient, DemographicsSource, NewPatient, store
 
 API_KEY_PREFIX = "mbk"
 
@@ -94,49 +99,46 @@ def facility_delete(*, facility: Facility, if_match: str | None = None) -> None:
 # --- patients -------------------------------------------------------------------------------------------
 
 
-def patient_fields(normalized: dict) -> dict:
-    """The Patient columns a valid row's normalized values give (bulk rows and API bodies alike)."""
-    addresses = normalized["addresses"]
-    contacts = [
-        {key: value for key, value in (("phone", phone), ("email", email)) if value}
-        for phone, email in itertools.zip_longest(normalized.get("phones") or [], normalized.get("emails") or [])
-    ]
-    return {
-        "external_id": normalized.get("externalId") or "",
-        "first_name": normalized["firstName"],
-        "last_name": normalized["lastName"],
-        "dob": normalized["dob"],
-        "gender_at_birth": normalized["genderAtBirth"],
-        "ssn": normalized.get("ssn") or "",
-        "drivers_license": normalized.get("driversLicense"),
-        "addresses": addresses,
-        "contacts": contacts,
-        "zips": sorted({address["zip"] for address in addresses}),
-        "match_key": match_key(
-            first_name=normalized["firstName"],
-            last_name=normalized["lastName"],
-            dob=normalized["dob"],
-            gender_at_birth=normalized["genderAtBirth"],
-        ),
-    }
-
-
-def patient_match_keys_lock(customer_id, keys: Iterable[str]) -> None:
-    """PostgreSQL: transaction-scoped advisory locks on the match keys, taken in sorted order (no deadlock),
-    so two writers (imports or API calls) with the same person never both create it. SQLite serializes
-    writers already."""
-    if connection.vendor != "postgresql":
-        return
+def patient_match_keys_lock(customer_id: uuid.UUID, keys: Iterable[str]) -> None:
+    """Transaction-scoped locks on the match keys, so two writers (imports or API calls) with the same person
+    never both create it (PostgreSQL: advisory locks in sorted order; SQLite serializes writers already)."""
     customer = str(customer_id)
-    lock_ids = sorted(
-        {
-            int.from_bytes(hashlib.blake2b(f"{customer}|{key}".encode(), digest_size=8).digest(), "big", signed=True)
-            for key in keys
-        }
+    bulkdb.lock_keys(
+        int.from_bytes(hashlib.blake2b(f"{customer}|{key}".encode(), digest_size=8).digest(), "big", signed=True)
+        for key in keys
     )
-    if lock_ids:
-        with bound_cursor() as cursor:
-            cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [lock_ids])
+
+
+def patients_match_candidates(*, customer_id: uuid.UUID, keys: Iterable[str]) -> list[tuple[uuid.UUID, str, list[str]]]:
+    """(id, match_key, zips) of the customer's patients with one of `keys`, oldest first."""
+    return store().match_candidates(customer_id, sorted(set(keys)))
+
+
+def patients_write_batch(
+    *,
+    customer_id: uuid.UUID,
+    facility_id: uuid.UUID,
+    created: Sequence[tuple[uuid.UUID, str, int]],
+    updated: Sequence[tuple[uuid.UUID, int]],
+    source: DemographicsSource,
+) -> None:
+    """Bulk apply's write, in the caller's transaction (which holds the match keys' locks): creates the
+    patients `created` (id, match key, source) and overwrites `updated` (id, source) with their source's
+    normalized values, and links them all to the facility."""
+    now = timezone.now()
+    # Created one microsecond apart, in row order: lists paginate by a cursor on created_at, and a cursor
+    # cannot step through thousands of equal values.
+    store().write_batch(
+        customer_id=customer_id,
+        facility_id=facility_id,
+        created=[
+            NewPatient(patient_id, key, source_id, now + timedelta(microseconds=i))
+            for i, (patient_id, key, source_id) in enumerate(created)
+        ],
+        updated=[ChangedPatient(patient_id, source_id) for patient_id, source_id in updated],
+        now=now,
+        source=source,
+    )
 
 
 def patient_find_match(*, customer_id, fields: dict) -> Patient | None:
@@ -154,10 +156,9 @@ class PatientWrite:
 
 
 def _start_document_query(patient: Patient) -> None:
-    from docqueries.services import document_queries_start  # docqueries depends on patients, not back
-
+    """Asks for the patient's medical data (docqueries listens: it depends on patients, not back)."""
     if not patient.hie_opt_out:
-        document_queries_start(customer_id=patient.customer_id, patient_ids=[patient.id], express=True)
+        patient_written.send(sender=Patient, customer_id=patient.customer_id, patient_ids=[patient.id])
 
 
 @transaction.atomic

@@ -1,11 +1,11 @@
 """What a customer can do with a bulk request after creating it (SPEC §1, our additions to Metriport's API):
 confirm a completed dry run as a real import of the same stored file, and cancel a request that has not
-ended.
+ended; and what support can: send a request's webhook again.
 
 Both race the pipeline, and both are decided by one conditional UPDATE of the request (states.transition):
 - confirm: the unique `confirms` link lets one confirmation of a dry run win; a second answers 409.
 - cancel against a chunk: a chunk's transaction locks the request row last and rolls back when the request
-  is no longer processing (services.bulk_chunk_apply), so a chunk either committed before the cancel (its
+  is no longer processing (services.apply.bulk_chunk_apply), so a chunk either committed before the cancel (its
   rows are applied and reported) or applies nothing.
 - cancel against finish: both move the request out of `processing` conditionally; exactly one wins.
 """
@@ -13,11 +13,14 @@ Both race the pipeline, and both are decided by one conditional UPDATE of the re
 from __future__ import annotations
 
 import logging
+import uuid
 
 from django.db import IntegrityError, transaction
 
-from bulkimport import services
 from bulkimport.models import BulkPhase, BulkRequest, BulkRow, BulkRowError, BulkStatus, RowAction, RowStatus
+from bulkimport.services.finish import row_counts, write_result
+from bulkimport.services.lifecycle import cancelled_result_key, notify
+from bulkimport.services.upload import bulk_upload_claim
 from bulkimport.states import transition
 from patients.models import Customer
 
@@ -56,7 +59,7 @@ def bulk_request_confirm(*, customer: Customer, request: BulkRequest) -> BulkReq
                 confirms=request,
                 upload_key="",
             )
-            claimed = services.bulk_upload_claim(
+            claimed = bulk_upload_claim(
                 request_id=confirmed.id, input_key=request.input_key, input_size=request.input_size
             )
     except IntegrityError:
@@ -88,7 +91,7 @@ def bulk_request_cancel(*, request: BulkRequest) -> BulkRequest:
             raise OperationRefused(
                 f"The request is {request.status}: only a waiting or processing one can be cancelled."
             )
-        services.notify(BulkRequest.objects.get(id=request.id))
+        notify(BulkRequest.objects.get(id=request.id))
     if source == BulkStatus.PROCESSING:
         _settle_cancelled(request)
     logger.info("bulk request %s cancelled by the customer (was %s)", request.id, source)
@@ -115,9 +118,9 @@ def _settle_cancelled(request: BulkRequest) -> None:
             batch_size=2000,
         )
         pending.update(status=RowStatus.FAILED, reason=CANCELLED_ROW_MESSAGE, action=RowAction.NONE)
-        result_key = services.cancelled_result_key(request)
-        invalid_key = services.write_result(request, result_key)
-        succeeded, failed = services.row_counts(request.id)
+        result_key = cancelled_result_key(request)
+        invalid_key = write_result(request, result_key)
+        succeeded, failed = row_counts(request.id)
         BulkRequest.objects.filter(id=request.id).update(
             result_key=result_key,
             invalid_key=invalid_key,
@@ -138,3 +141,13 @@ def bulk_cancellations_settle() -> int:
         _settle_cancelled(request)
         settled += 1
     return settled
+
+
+def bulk_request_resend_webhook(*, request_id: uuid.UUID) -> bool:
+    """Support action: a new webhook message with the request's current status (and a fresh result URL)."""
+    request = BulkRequest.objects.filter(id=request_id).first()
+    if request is None or request.status not in (BulkStatus.PROCESSING, BulkStatus.COMPLETED, BulkStatus.FAILED):
+        return False
+    with transaction.atomic():
+        notify(request)
+    return True

@@ -26,6 +26,7 @@ __all__ = [
     "FileErrorCode",
     "ResultCsvWriter",
     "escape_cell",
+    "too_large_message",
 ]
 
 RESULT_COLUMNS = ("metriportId", "status", "reason", "action", "documentQuery", "documents")
@@ -101,11 +102,14 @@ def _binary_error() -> CsvFileError:
     )
 
 
+def too_large_message(max_bytes: int, *, size: int | None = None) -> str:
+    """The one wording of a file above the size limit, with the file's size when it is known."""
+    what = f"The file is {size / (1024 * 1024):.1f} MB, above" if size is not None else "The file is above"
+    return f"{what} the {_human_bytes(max_bytes)} limit: split it into smaller files."
+
+
 def _too_large_error(max_bytes: int) -> CsvFileError:
-    return CsvFileError(
-        FileErrorCode.TOO_LARGE,
-        f"The file is larger than the {_human_bytes(max_bytes)} limit; split it into smaller files.",
-    )
+    return CsvFileError(FileErrorCode.TOO_LARGE, too_large_message(max_bytes))
 
 
 def _human_bytes(size: int) -> str:

@@ -14,9 +14,10 @@ from django.db import connection
 from bulkimport import services
 from bulkimport.models import BulkChunk, BulkRow
 from docqueries.models import DocumentQuery
-from patients import services as patient_services
+from patients.columns import PATIENT_COLUMNS, patient_fields
 from patients.matching import match_key
 from patients.models import Patient, PatientFacility
+from patients.store.postgres import PATIENT_SQL
 from tests.bulkimport.helpers import csv_bytes, run_inline
 
 pytestmark = pytest.mark.django_db
@@ -186,9 +187,20 @@ def test_opted_out_rows_get_no_document_query_but_their_patient(tenant):
     assert DocumentQuery.objects.filter(patient_id=rows[1].patient_id, bulk_request_id=request.id).count() == 1
 
 
+_ANY_ROW = {
+    "firstName": "Ana",
+    "lastName": "Lee",
+    "dob": "1980-01-02",
+    "genderAtBirth": "F",
+    "addresses": [{"zip": "85001"}],
+}
+
+
 def test_patients_built_by_the_database_equal_the_python_reference_on_realistic_rows(tenant):
-    """PostgreSQL builds patients from the stored JSON (_PATIENT_SQL); the embedded SQLite default builds
-    them in Python (patients.services.patient_fields). Both must give the same patient for every valid sample row."""
+    """PostgreSQL builds patients from the stored JSON (patients.store.postgres.PATIENT_SQL); the embedded
+    SQLite default builds them in Python (patients.columns.patient_fields). Both must give the same patient
+    for every valid sample row, column for column."""
+    assert set(PATIENT_SQL) == set(PATIENT_COLUMNS) == set(patient_fields({**_ANY_ROW})) - {"match_key"}
     from bulkimport.sample import SAMPLE_HEADER, sample_rows
 
     rows = [row for row in sample_rows(400, invalid_ratio=0.0, seed=11)]
@@ -198,7 +210,7 @@ def test_patients_built_by_the_database_equal_the_python_reference_on_realistic_
     for row in stored:
         if row.action != "created":
             continue
-        expected = patient_services.patient_fields(row.normalized)
+        expected = patient_fields(row.normalized)
         patient = patients[row.patient_id]
         actual = {name: getattr(patient, name) for name in expected}
         actual["dob"] = patient.dob.isoformat()

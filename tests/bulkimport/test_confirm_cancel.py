@@ -9,7 +9,8 @@ import threading
 import orjson
 import pytest
 
-from bulkimport import operations, services
+from bulkimport import services
+from bulkimport.services import apply, finish
 from bulkimport.models import BulkChunk, BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
 from docqueries.models import DocumentQuery
 from patients.models import Patient
@@ -125,9 +126,9 @@ def test_two_racing_confirmations_make_one_import(broker):
     def confirm() -> None:
         barrier.wait()
         try:
-            operations.bulk_request_confirm(customer=tenant.customer, request=dry)
+            services.bulk_request_confirm(customer=tenant.customer, request=dry)
             outcomes.append("confirmed")
-        except operations.OperationRefused:
+        except services.OperationRefused:
             outcomes.append("refused")
 
     threads = [threading.Thread(target=confirm) for _ in range(2)]
@@ -214,22 +215,22 @@ def test_cancel_while_a_chunk_is_applying_rolls_that_chunk_back(broker, small_ch
     request = submit(tenant, sample_bytes(20, invalid_ratio=0.0, seed=4))
     services.bulk_request_parse(request_id=request.id)
     chunk_id = BulkChunk.objects.filter(request_id=request.id).order_by("index").values_list("id", flat=True)[0]
-    reached, release = _pause_after(monkeypatch, services, "_apply_rows")
+    reached, release = _pause_after(monkeypatch, apply, "apply_rows")
     errors: list[BaseException] = []
 
-    def apply() -> None:
+    def apply_chunk() -> None:
         try:
             services.bulk_chunk_apply(chunk_id=chunk_id)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
-    thread = threading.Thread(target=apply)
+    thread = threading.Thread(target=apply_chunk)
     thread.start()
     assert reached.wait(30)
     # The chunk has written its patients in its open transaction; the cancel's status change commits first,
     # then the cancel waits for the chunk's rows while the chunk rolls back.
     cancel = threading.Thread(
-        target=operations.bulk_request_cancel, kwargs={"request": BulkRequest.objects.get(id=request.id)}
+        target=services.bulk_request_cancel, kwargs={"request": BulkRequest.objects.get(id=request.id)}
     )
     cancel.start()
     wait_until(lambda: BulkRequest.objects.get(id=request.id).status == BulkStatus.FAILED)
@@ -249,7 +250,7 @@ def test_a_chunk_that_committed_first_is_reported_applied(broker, small_chunks):
     for chunk_id in BulkChunk.objects.filter(request_id=request.id).values_list("id", flat=True):
         services.bulk_chunk_apply(chunk_id=chunk_id)
     # Every chunk applied, finish not run yet: the cancel still wins and reports all rows applied.
-    operations.bulk_request_cancel(request=BulkRequest.objects.get(id=request.id))
+    services.bulk_request_cancel(request=BulkRequest.objects.get(id=request.id))
     services.bulk_request_finish(request_id=request.id)
     request.refresh_from_db()
     assert request.status == BulkStatus.FAILED and request.successful == 20
@@ -264,12 +265,12 @@ def test_cancel_racing_finish_exactly_one_wins(broker, monkeypatch):
         services.bulk_chunk_apply(chunk_id=chunk_id)
     services.bulk_request_finish(request_id=request.id)  # waits for the medical data
     answer_document_queries(request.id)  # which is there now: finishing
-    reached, release = _pause_after(monkeypatch, services, "_write_result")
+    reached, release = _pause_after(monkeypatch, finish, "write_result")
     thread = threading.Thread(target=services.bulk_request_finish, kwargs={"request_id": request.id})
     thread.start()
     assert reached.wait(30)  # finish wrote result.csv and is about to complete the request
     monkeypatch.undo()
-    operations.bulk_request_cancel(request=BulkRequest.objects.get(id=request.id))
+    services.bulk_request_cancel(request=BulkRequest.objects.get(id=request.id))
     release.set()
     thread.join(30)
     request.refresh_from_db()
@@ -291,7 +292,7 @@ def test_cancel_after_completion_is_409(broker):
 def test_cancel_then_the_live_pipeline_leaves_it_alone(pipeline, small_chunks):
     tenant = make_tenant()
     request = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
-    operations.bulk_request_cancel(request=request)
+    services.bulk_request_cancel(request=request)
     body = sample_bytes(30, invalid_ratio=0.0, seed=2)
     assert services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body)) is False
     assert wait_final(request.id).status == BulkStatus.FAILED

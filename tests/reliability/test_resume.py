@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bulkimport import services
+from bulkimport.services import parse
 from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkRow, BulkRowError, BulkStatus, ChunkStatus
 from docqueries.models import DocumentQuery
 from patients.models import Patient, PatientFacility
@@ -110,7 +111,7 @@ def test_parse_crash_restarts_cleanly(broker, small_chunks, settings, monkeypatc
     tenant = make_tenant()
     request = submit(tenant, sample_bytes(300, seed=9))
     calls = {"n": 0}
-    original = services._store_rows
+    original = parse._store_rows
 
     def crash_on_second_batch(*args, **kwargs):
         calls["n"] += 1
@@ -118,12 +119,12 @@ def test_parse_crash_restarts_cleanly(broker, small_chunks, settings, monkeypatc
             raise ConnectionError("database went away")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(services, "PARSE_BATCH_SIZE", 100)
-    monkeypatch.setattr(services, "_store_rows", crash_on_second_batch)
+    monkeypatch.setattr(parse, "PARSE_BATCH_SIZE", 100)
+    monkeypatch.setattr(parse, "_store_rows", crash_on_second_batch)
     with pytest.raises(ConnectionError):
         services.bulk_request_parse(request_id=request.id)
     assert BulkRow.objects.filter(request_id=request.id).count() == 100  # partial, to be redone
-    monkeypatch.setattr(services, "_store_rows", original)
+    monkeypatch.setattr(parse, "_store_rows", original)
     run_inline(request.id)  # the actor's retry
     assert BulkRow.objects.filter(request_id=request.id).count() == 300
     assert BulkRequest.objects.get(id=request.id).status == BulkStatus.COMPLETED
@@ -161,7 +162,7 @@ def test_rows_are_stored_in_batches_with_progress_counts_whatever_the_batch_boun
 def test_a_file_error_after_stored_batches_fails_the_request_and_leaves_no_row(broker, monkeypatch, tail, reason_part):
     """The error surfaces in the middle of the fourth batch's COPY, after three batches were committed: the
     open batch is rolled back, the committed ones deleted, and the request fails with the file's reason."""
-    monkeypatch.setattr(services, "PARSE_BATCH_SIZE", 100)
+    monkeypatch.setattr(parse, "PARSE_BATCH_SIZE", 100)
     body = sample_bytes(350, invalid_ratio=0.1, seed=5) + tail
     request = submit(make_tenant(), body)
     services.bulk_request_parse(request_id=request.id)

@@ -1,0 +1,196 @@
+"""Apply a request's valid rows (SPEC §5): one chunk of rows per transaction decides each row's patient by
+the match rule, has `patients` write them (create or update, and the facility link), marks the rows
+succeeded and starts the patients' Document Queries. Rows already applied are skipped: re-runs are no-ops.
+
+Chunks are handed out fairly across requests: each chunk message is a token that applies the pending chunk
+with the least progress of any request (its own when nothing is fairer)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkRow, BulkStatus, ChunkStatus, RowAction
+from bulkimport.services import dispatch
+from bulkimport.states import phase_transition
+from bulkimport.store import store
+from docqueries.services import document_queries_start
+from metriport_bulk.lib.bulkdb import relax_commit
+from patients.matching import match_key, shares_zip
+from patients.services import patient_match_keys_lock, patients_match_candidates, patients_write_batch
+
+# Patients created by a bulk row get an id derived from (request, row): a re-run of the row after a crash
+# creates the same id, and the result file of a resumed run equals the one of an uninterrupted run.
+PATIENT_ID_NAMESPACE = uuid.UUID("6f1d2a4e-1c55-4c0e-9a43-7d7c1b9e6b10")
+
+
+def _fairest_pending_chunk() -> BulkChunk | None:
+    """Locks and returns the pending chunk with the least progress among all processing requests: the lowest
+    index, so every request's first chunks come before any request's later ones and a small request never
+    waits behind a big one (SKIP LOCKED: chunks being applied by other workers are passed over)."""
+    return (
+        BulkChunk.objects.select_for_update(of=("self",), skip_locked=True)
+        .filter(status=ChunkStatus.PENDING, request__status=BulkStatus.PROCESSING, request__phase=BulkPhase.APPLYING)
+        .order_by("index", "id")
+        .select_related("request")
+        .first()
+    )
+
+
+def bulk_chunk_apply(*, chunk_id: int, fair: bool = False) -> None:
+    """Creates or updates the patients of one chunk's valid rows, links them to the facility and starts
+    their Document Queries, all in one transaction.
+
+    `fair` (what the actor does): the message is a token, not an order. It applies the fairest pending chunk
+    of any request (_fairest_pending_chunk), its own chunk when nothing is fairer. There is one message per
+    chunk, so every chunk still gets one; the order in which they are applied is decided here, round-robin
+    by progress, instead of by the broker's first come, first served."""
+    with transaction.atomic():
+        chunk = _fairest_pending_chunk() if fair else None
+        if chunk is None:
+            # of=("self",): lock the chunk only. A plain FOR UPDATE would also lock the joined request row
+            # and make the chunks of a request run one at a time.
+            chunk = (
+                BulkChunk.objects.select_for_update(of=("self",)).filter(id=chunk_id).select_related("request").first()
+            )
+        if chunk is None or chunk.status == ChunkStatus.DONE:
+            return
+        request = chunk.request
+        if request.status != BulkStatus.PROCESSING or request.phase != BulkPhase.APPLYING:
+            return
+        relax_commit()
+        BulkChunk.objects.filter(id=chunk.id).update(attempts=F("attempts") + 1)
+        rows = pending_rows(request.id, first=chunk.first_number, last=chunk.last_number)
+        applied = apply_rows(request, rows, first_chunk=chunk.index == 0)
+        BulkChunk.objects.filter(id=chunk.id).update(status=ChunkStatus.DONE)
+        # Lock the request last: it serializes chunk completions so exactly one sees "no chunk left".
+        locked = BulkRequest.objects.select_for_update().get(id=request.id)
+        if locked.status != BulkStatus.PROCESSING:
+            # Cancelled while this chunk ran: its rows are reported as cancelled, so none may be applied.
+            transaction.set_rollback(True)
+            return
+        BulkRequest.objects.filter(id=request.id).update(
+            processed=F("processed") + applied, successful=F("successful") + applied, heartbeat_at=timezone.now()
+        )
+        if (
+            locked.phase == BulkPhase.APPLYING
+            and not BulkChunk.objects.filter(request_id=request.id, status=ChunkStatus.PENDING).exists()
+            and phase_transition(request.id, source=BulkPhase.APPLYING, target=BulkPhase.FINISHING)
+        ):
+            dispatch.finish_on_commit(request.id)
+
+
+@dataclass(slots=True)
+class PendingRow:
+    """What deciding a row's patient needs; the row's full normalized values stay in the database."""
+
+    id: int
+    number: int
+    match_key: str
+    zips: list[str]
+    opted_out: bool
+    patient_id: uuid.UUID | None = None
+    action: str = ""
+
+
+def pending_rows(
+    request_id: uuid.UUID, *, first: int = 1, last: int = 2**31 - 1, limit: int | None = None
+) -> list[PendingRow]:
+    """The pending rows numbered first..last, in row order (at most `limit`)."""
+    found = store().pending_rows(request_id, first=first, last=last, limit=limit or last - first + 1)
+    return [
+        PendingRow(
+            row_id,
+            number,
+            match_key(first_name=first_name, last_name=last_name, dob=dob, gender_at_birth=gender),
+            sorted(set(zips)),
+            bool(opted_out),
+        )
+        for row_id, number, first_name, last_name, dob, gender, zips, opted_out in found
+    ]
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A patient a row may be: an existing one, or one created by an earlier row of this chunk. `source_row`
+    is the last row matched to it: the patient ends up holding that row's values."""
+
+    id: uuid.UUID
+    zips: list[str]
+    match_key: str
+    created: bool
+    source_row: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _RowsOfRequest:
+    """The normalized values of a request's rows numbered within `numbers`, where patients reads them
+    (patients.store.DemographicsSource)."""
+
+    request_id: uuid.UUID
+    numbers: tuple[int, int]
+
+    def relation(self) -> tuple[str, list[Any]]:
+        # The number range lets PostgreSQL reach the rows by index, not by scanning the table.
+        return (
+            "SELECT id, normalized AS n FROM bulkimport_bulkrow WHERE request_id = %s AND number BETWEEN %s AND %s",
+            [self.request_id, *self.numbers],
+        )
+
+    def load(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        return dict(BulkRow.objects.filter(request_id=self.request_id, id__in=ids).values_list("id", "normalized"))
+
+
+def apply_rows(request: BulkRequest, rows: list[PendingRow], *, first_chunk: bool = False) -> int:
+    """Create-or-update for `rows` (valid, pending, in row order) inside the caller's transaction: decides
+    each row's patient, has patients write them and link them to the facility, marks the rows succeeded and
+    starts the Document Queries of the rows not opted out. Returns the number of rows applied."""
+    if not rows:
+        return 0
+    keys = {row.match_key for row in rows}
+    patient_match_keys_lock(request.customer_id, keys)
+    candidates: dict[str, list[Candidate]] = {}
+    for patient_id, key, zips in patients_match_candidates(customer_id=request.customer_id, keys=keys):
+        candidates.setdefault(key, []).append(Candidate(patient_id, zips, key, created=False))
+    touched: dict[uuid.UUID, Candidate] = {}
+    id_prefix = f"{request.id}:"
+    for row in rows:
+        match = next((c for c in candidates.get(row.match_key, []) if shares_zip(c.zips, row.zips)), None)
+        if match is None:
+            match = Candidate(
+                uuid.uuid5(PATIENT_ID_NAMESPACE, f"{id_prefix}{row.number}"), row.zips, row.match_key, created=True
+            )
+            candidates.setdefault(row.match_key, []).append(match)
+            row.action = RowAction.CREATED
+        else:
+            match.zips = row.zips  # the patient now holds this row's addresses
+            row.action = RowAction.UPDATED
+        match.source_row = row.id
+        touched[match.id] = match
+        row.patient_id = match.id
+    numbers = (rows[0].number, rows[-1].number)
+    patients_write_batch(
+        customer_id=request.customer_id,
+        facility_id=request.facility_id,
+        created=[(p.id, p.match_key, p.source_row) for p in touched.values() if p.created],
+        updated=[(p.id, p.source_row) for p in touched.values() if not p.created],
+        source=_RowsOfRequest(request.id, numbers),
+    )
+    store().mark_applied(request.id, [(row.id, row.action, _applied(row)) for row in rows], numbers)
+    opted_in = list(dict.fromkeys(_applied(row) for row in rows if not row.opted_out))
+    if opted_in:
+        document_queries_start(
+            customer_id=request.customer_id, patient_ids=opted_in, bulk_request_id=request.id, express=first_chunk
+        )
+    return len(rows)
+
+
+def _applied(row: PendingRow) -> uuid.UUID:
+    assert row.patient_id is not None, "every row was given its patient"
+    return row.patient_id

@@ -1,0 +1,140 @@
+"""Finish a request (SPEC §5, §7): wait until its patients' medical data is there (every Document Query
+ended, or the request's deadline passed), then write the result file, and the file of the failed rows,
+complete it and send the `completed` webhook."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Iterable
+from datetime import timedelta
+
+import orjson
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from bulkimport.models import BulkPhase, BulkRequest, BulkRow, BulkStatus, RowAction, RowStatus
+from bulkimport.services import dispatch
+from bulkimport.services.lifecycle import invalid_key_of, notify, result_key
+from bulkimport.states import phase_transition, transition
+from bulkimport.store import store
+from docqueries.services import bulk_queries_open
+from metriport_bulk.lib import storage
+from metriport_bulk.lib.csvio import ResultCsvWriter
+
+
+def bulk_request_finish(*, request_id: uuid.UUID | str) -> None:
+    """Writes the result CSV and completes the request (once: the transition is conditional)."""
+    request = BulkRequest.objects.filter(id=request_id, status=BulkStatus.PROCESSING, phase=BulkPhase.FINISHING).first()
+    if request is None:
+        return
+    if not _documents_ready(request):
+        # The medical data is not there yet: wait for it. The end of the last query (or the sweeper, at the
+        # latest at the deadline) moves the request back to finishing.
+        phase_transition(request.id, source=BulkPhase.FINISHING, target=BulkPhase.DOCUMENTS)
+        # A query that ended between the check and the phase change found no request waiting: look again.
+        bulk_documents_check(request_ids=[request.id])
+        return
+    BulkRequest.objects.filter(id=request.id).update(heartbeat_at=timezone.now())
+    key = result_key(request)
+    invalid_key = write_result(request, key)
+    succeeded, failed = row_counts(request.id)
+    with transaction.atomic():
+        if transition(
+            request.id,
+            source=BulkStatus.PROCESSING,
+            target=BulkStatus.COMPLETED,
+            phase=BulkPhase.DONE,
+            result_key=key,
+            invalid_key=invalid_key,
+            total=succeeded + failed,
+            processed=succeeded + failed,
+            successful=succeeded,
+            failed=failed,
+        ):
+            request.refresh_from_db()
+            notify(request)
+
+
+def _documents_deadline_passed(request: BulkRequest) -> bool:
+    started = request.started_at or request.created_at
+    return timezone.now() - started > timedelta(seconds=settings.BULK_DOCUMENT_DEADLINE_SECONDS)
+
+
+def _documents_ready(request: BulkRequest) -> bool:
+    """True when every Document Query of the request has ended, or its deadline has passed."""
+    return request.dry_run or _documents_deadline_passed(request) or not bulk_queries_open(bulk_request_id=request.id)
+
+
+def bulk_documents_check(*, request_ids: Iterable[uuid.UUID]) -> int:
+    """Requests waiting for medical data whose queries have all ended (or whose deadline passed) go on to
+    finish. Called when queries end (by signal) and by the sweeper; the phase change is conditional, so
+    exactly one caller sends the finish. Returns how many went on."""
+    moved = 0
+    for request in BulkRequest.objects.filter(
+        id__in=list(request_ids), status=BulkStatus.PROCESSING, phase=BulkPhase.DOCUMENTS
+    ):
+        if _documents_ready(request) and phase_transition(
+            request.id, source=BulkPhase.DOCUMENTS, target=BulkPhase.FINISHING
+        ):
+            dispatch.finish_now(request.id)
+            moved += 1
+    return moved
+
+
+def on_document_queries_ended(sender: object, *, bulk_request_ids: Iterable[uuid.UUID], **kwargs: object) -> None:
+    bulk_documents_check(request_ids=bulk_request_ids)
+
+
+def row_counts(request_id: uuid.UUID) -> tuple[int, int]:
+    """(succeeded, failed) rows of a request, counted in the database."""
+    counts = dict(
+        BulkRow.objects.filter(request_id=request_id).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    return counts.get(RowStatus.SUCCEEDED, 0), counts.get(RowStatus.FAILED, 0)
+
+
+def write_result(request: BulkRequest, result_key: str) -> str:
+    """Writes the result file and, when rows failed, the file of the failed rows only, in the input's own
+    columns plus `reason`, ready to be fixed and uploaded again. Returns the latter's key, or ""."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as invalid_out:
+        writer = ResultCsvWriter(out, request.header)
+        invalid_writer = ResultCsvWriter(invalid_out, request.header, columns=("reason",))
+        failed = 0
+        # The raw cells come as JSON text, decoded here with orjson: Django's JSONField decoding costs more.
+        for raw, patient_id, status, reason, action, opted_out, query_status, documents in store().result_rows(
+            request.id
+        ):
+            cells = orjson.loads(raw)
+            writer.write(
+                cells,
+                metriport_id=str(patient_id) if patient_id else None,
+                status=status,
+                reason=reason,
+                action=action,
+                document_query=_document_query_word(status, action, opted_out, query_status),
+                documents="" if query_status != "completed" or documents is None else str(documents),
+            )
+            if status == RowStatus.FAILED:
+                invalid_writer.write_cells(cells, (reason,))
+                failed += 1
+        out.seek(0)
+        storage.save(result_key, out)
+        if not failed:
+            return ""
+        invalid_key = invalid_key_of(result_key)
+        invalid_out.seek(0)
+        storage.save(invalid_key, invalid_out)
+        return invalid_key
+
+
+def _document_query_word(status: str, action: str, opted_out: object, query_status: str | None) -> str:
+    """The result file's `documentQuery` cell (SPEC §7): how the row's patient's query ended."""
+    if status != RowStatus.SUCCEEDED or action == RowAction.VALIDATED:
+        return ""
+    if query_status is None:
+        return "opted out" if opted_out in (True, "t") else ""
+    # Still processing when the result is written: the request's deadline passed without an answer.
+    return {"completed": "completed", "failed": "failed"}.get(query_status, "timed out")

@@ -1,0 +1,73 @@
+"""The sweeper (a scheduler job, SPEC §5): notices uploads, expires requests never uploaded, settles
+cancellations, and resumes processing requests whose worker went away. Every step it re-sends is
+idempotent, so a duplicate send (the original worker was merely slow) costs only a no-op."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkStatus, ChunkStatus
+from bulkimport.services import dispatch
+from bulkimport.services.finish import bulk_documents_check
+from bulkimport.services.operations import bulk_cancellations_settle
+from bulkimport.services.upload import bulk_requests_expire
+from bulkimport.states import phase_transition
+
+
+def bulk_sweep() -> None:
+    """Scheduler job: notice uploads, expire, and resume processing requests whose worker went away."""
+    bulk_requests_expire()  # polls S3 uploads first
+    bulk_requests_resume()
+    bulk_cancellations_settle()
+
+
+def bulk_requests_resume(*, force: bool = False, request_id: uuid.UUID | None = None) -> int:
+    """Re-sends the next step of stale processing requests (all of them, or only `request_id`; `force`:
+    whatever their heartbeat says). Returns how many steps were re-sent."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=0 if force else settings.BULK_STALE_SECONDS)
+    requests = BulkRequest.objects.filter(status=BulkStatus.PROCESSING)
+    if request_id is not None:
+        requests = requests.filter(id=request_id)
+    resumed = 0
+    for request in requests.only("id", "phase", "heartbeat_at"):
+        quiet = force or request.heartbeat_at is None or request.heartbeat_at < stale
+        if request.phase == BulkPhase.PARSING and quiet:
+            if force:
+                BulkRequest.objects.filter(id=request.id).update(heartbeat_at=None)
+            dispatch.parse_now(request.id)
+            resumed += 1
+        elif request.phase == BulkPhase.APPLYING:
+            resumed += _resume_chunks(request.id, now=now, stale=stale)
+        elif request.phase == BulkPhase.DOCUMENTS:
+            resumed += bulk_documents_check(request_ids=[request.id])
+        elif request.phase == BulkPhase.FINISHING and quiet:
+            dispatch.finish_now(request.id)
+            resumed += 1
+    return resumed
+
+
+def _resume_chunks(request_id: uuid.UUID, *, now: datetime, stale: datetime) -> int:
+    """Re-sends the chunks nobody touched since `stale`; moves on to finishing when none is pending (the
+    last chunk's worker died after its commit, before sending the finish)."""
+    pending = BulkChunk.objects.filter(request_id=request_id, status=ChunkStatus.PENDING)
+    if not pending.exists():
+        if phase_transition(request_id, source=BulkPhase.APPLYING, target=BulkPhase.FINISHING):
+            dispatch.finish_now(request_id)
+            return 1
+        return 0
+    stuck = list(
+        pending.filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale), updated_at__lt=stale).values_list(
+            "id", flat=True
+        )
+    )
+    if not stuck:
+        return 0
+    BulkChunk.objects.filter(id__in=stuck).update(enqueued_at=now)
+    dispatch.chunks_now(stuck)
+    return 1

@@ -1,0 +1,38 @@
+"""bulkimport's database seam: the statements on bulk rows that differ between PostgreSQL (postgres.py:
+set-based SQL reading the rows' normalized JSON inside the database) and the ORM (orm.py, the embedded
+SQLite default), chosen once by metriport_bulk.lib.bulkdb.choose."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from bulkimport.store import orm, postgres
+from metriport_bulk.lib.bulkdb import choose
+
+# (row id, number, firstName, lastName, dob, genderAtBirth, address zips, hieOptOut) of a pending row.
+PendingValues = tuple[int, int, str, str, str, str, list[str], Any]
+# (raw cells as JSON text, patient id, status, reason, action, opted out, its Document Query's status or
+# None, that query's document count or None) of a row, for the result file.
+ResultValues = tuple[str, Any, str, str, str, Any, str | None, Any]
+
+
+class BulkStore(Protocol):
+    def pending_rows(self, request_id: uuid.UUID, *, first: int, last: int, limit: int) -> list[PendingValues]:
+        """The pending rows numbered first..last, in row order (at most `limit`)."""
+        ...
+
+    def mark_applied(
+        self, request_id: uuid.UUID, rows: Sequence[tuple[int, str, uuid.UUID]], numbers: tuple[int, int]
+    ) -> None:
+        """Rows (id, action, patient id), all numbered within `numbers`, become succeeded."""
+        ...
+
+    def result_rows(self, request_id: uuid.UUID) -> Iterator[ResultValues]:
+        """Every row of the request with its patient's Document Query of the request, in row order."""
+        ...
+
+
+def store() -> BulkStore:
+    return choose(postgres=postgres, orm=orm)

@@ -1,0 +1,68 @@
+"""bulkimport's statements through the ORM (the embedded SQLite default): values decoded in Python."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from django.db.models import TextField
+from django.db.models.functions import Cast
+
+from bulkimport.models import BulkRow, RowStatus
+from docqueries.models import DocumentQuery
+from metriport_bulk.lib.bulkdb import orm as generic
+from patients.models import Patient
+
+
+def pending_rows(request_id: uuid.UUID, *, first: int, last: int, limit: int) -> list[Any]:
+    stored = (
+        BulkRow.objects.filter(request_id=request_id, status=RowStatus.PENDING, number__gte=first, number__lte=last)
+        .order_by("number")
+        .values_list("id", "number", "normalized")[:limit]
+    )
+    return [
+        (
+            row_id,
+            number,
+            n["firstName"],
+            n["lastName"],
+            n["dob"],
+            n["genderAtBirth"],
+            [address["zip"] for address in n["addresses"]],
+            n.get("hieOptOut"),
+        )
+        for row_id, number, n in stored
+    ]
+
+
+def mark_applied(request_id: uuid.UUID, rows: Sequence[tuple[int, str, uuid.UUID]], numbers: tuple[int, int]) -> None:
+    generic.update_by_id(
+        BulkRow,
+        ("status", "action", "patient_id"),
+        [(row_id, RowStatus.SUCCEEDED, action, patient_id) for row_id, action, patient_id in rows],
+    )
+
+
+def result_rows(request_id: uuid.UUID) -> Iterator[Any]:
+    queries = {
+        patient_id: (status, len(documents or []))
+        for patient_id, status, documents in DocumentQuery.objects.filter(bulk_request_id=request_id).values_list(
+            "patient_id", "status", "documents"
+        )
+    }
+    opted_out_patients = set(
+        Patient.objects.filter(
+            hie_opt_out=True, id__in=BulkRow.objects.filter(request_id=request_id).values("patient_id")
+        ).values_list("id", flat=True)
+    )
+    rows = (
+        BulkRow.objects.filter(request_id=request_id)
+        .order_by("number")
+        .annotate(raw_text=Cast("raw", TextField()))
+        .values_list("raw_text", "patient_id", "status", "reason", "action", "normalized")
+    )
+    for raw, patient_id, status, reason, action, normalized in rows.iterator(chunk_size=2000):
+        query_status, documents = queries.get(patient_id, (None, None))
+        opted_out = bool((normalized or {}).get("hieOptOut")) or patient_id in opted_out_patients
+        yield raw, patient_id, status, reason, action, opted_out, query_status, documents

@@ -1,0 +1,69 @@
+"""bulkimport's PostgreSQL statements: the rows' normalized JSON is read by the database, never decoded
+in Python, and thousands of ids travel as one binary array parameter."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from bulkimport.models import RowStatus
+from metriport_bulk.lib.bulkdb.postgres import bound_cursor
+
+# The fields of a pending row that matching needs, read from its normalized JSON by the database.
+_PENDING_SQL = """
+SELECT id, number, normalized->>'firstName', normalized->>'lastName', normalized->>'dob',
+       normalized->>'genderAtBirth', ARRAY(SELECT a->>'zip' FROM jsonb_array_elements(normalized->'addresses') a),
+       coalesce((normalized->>'hieOptOut')::boolean, false)
+FROM bulkimport_bulkrow
+WHERE request_id = %s AND status = 'pending' AND number BETWEEN %s AND %s
+ORDER BY number
+LIMIT %s
+"""
+
+
+def pending_rows(request_id: uuid.UUID, *, first: int, last: int, limit: int) -> list[Any]:
+    with bound_cursor() as cursor:
+        cursor.execute(_PENDING_SQL, [request_id, first, last, limit])
+        return cursor.fetchall()
+
+
+def mark_applied(request_id: uuid.UUID, rows: Sequence[tuple[int, str, uuid.UUID]], numbers: tuple[int, int]) -> None:
+    # The number range lets PostgreSQL reach the rows by index, not by scanning the table.
+    with bound_cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE bulkimport_bulkrow AS b SET status = %s, action = d.action, patient_id = d.patient_id
+            FROM unnest(%s::bigint[], %s::text[], %s::uuid[]) AS d(id, action, patient_id)
+            WHERE b.id = d.id AND b.request_id = %s AND b.number BETWEEN %s AND %s
+            """,
+            [
+                RowStatus.SUCCEEDED,
+                [row_id for row_id, _, _ in rows],
+                [action for _, action, _ in rows],
+                [patient_id for _, _, patient_id in rows],
+                request_id,
+                *numbers,
+            ],
+        )
+
+
+# Each row with its patient's Document Query of this request (COPY's text format: NULL is \N, booleans t/f).
+_RESULT_COPY_SQL = """
+COPY (
+    SELECT r.raw::text, r.patient_id, r.status, r.reason, r.action,
+           coalesce((r.normalized->>'hieOptOut')::boolean, false) OR coalesce(p.hie_opt_out, false),
+           q.status, jsonb_array_length(q.documents)
+    FROM bulkimport_bulkrow AS r
+    LEFT JOIN docqueries_documentquery AS q ON q.patient_id = r.patient_id AND q.bulk_request_id = r.request_id
+    LEFT JOIN patients_patient AS p ON p.id = r.patient_id
+    WHERE r.request_id = %s ORDER BY r.number
+) TO STDOUT
+"""
+
+
+def result_rows(request_id: uuid.UUID) -> Iterator[Any]:
+    """One COPY TO: the server streams rows while the caller writes the ones before them, instead of the
+    two taking turns batch by batch."""
+    with bound_cursor() as cursor, cursor.copy(_RESULT_COPY_SQL, [request_id]) as copy:
+        yield from copy.rows()

@@ -1,0 +1,26 @@
+"""docqueries' database seam: starting queries differs between PostgreSQL (postgres.py: one INSERT ...
+SELECT over an array of patient ids) and the ORM (orm.py, the embedded SQLite default), chosen once by
+metriport_bulk.lib.bulkdb.choose."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Protocol
+
+from docqueries.store import orm, postgres
+from metriport_bulk.lib.bulkdb import choose
+
+
+class QueryStore(Protocol):
+    def start(
+        self, *, customer_id: uuid.UUID, patient_ids: list[str], bulk_request_id: uuid.UUID | None, first_step: datetime
+    ) -> list[Any]:
+        """Creates a processing query for each of the customer's patients among `patient_ids` that is not opted
+        out (and, outside a bulk request, has no query processing); a (patient, bulk request) that has one
+        already is skipped. Returns the ids created, in the caller's transaction."""
+        ...
+
+
+def store() -> QueryStore:
+    return choose(postgres=postgres, orm=orm)

@@ -1,0 +1,45 @@
+"""docqueries' statements through the ORM (the embedded SQLite default)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from docqueries.models import DocumentQuery, QueryStatus
+from metriport_bulk.lib.bulkdb import orm as generic
+from patients.models import Patient
+
+START_COLUMNS = (
+    "id", "customer_id", "patient_id", "bulk_request_id", "status", "started_at", "documents", "attempts",
+    "next_attempt_at", "error",
+)  # fmt: skip
+
+
+def start(
+    *, customer_id: uuid.UUID, patient_ids: list[str], bulk_request_id: uuid.UUID | None, first_step: datetime
+) -> list[Any]:
+    patients = set(
+        Patient.objects.filter(customer_id=customer_id, id__in=patient_ids, hie_opt_out=False).values_list(
+            "id", flat=True
+        )
+    )
+    if bulk_request_id is None:
+        # Outside a bulk request nothing unique protects against a second concurrent query: filter first.
+        processing = DocumentQuery.objects.filter(patient_id__in=patients, status=QueryStatus.PROCESSING)
+        patients -= set(processing.values_list("patient_id", flat=True))
+    if not patients:
+        return []
+    now = timezone.now()
+    # ON CONFLICT DO NOTHING: a concurrent start of the same (patient, bulk request) wins quietly; what comes
+    # back is exactly what this call created.
+    return generic.insert_ignoring_conflicts(
+        DocumentQuery,
+        START_COLUMNS,
+        [
+            (uuid.uuid4(), customer_id, patient_id, bulk_request_id, QueryStatus.PROCESSING, now, [], 0, first_step, "")
+            for patient_id in sorted(patients, key=str)
+        ],
+    )

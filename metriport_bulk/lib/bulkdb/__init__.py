@@ -1,0 +1,81 @@
+"""The one database seam. Every statement that differs between PostgreSQL (production) and the embedded
+SQLite default sits behind a store: `postgres.py` (COPY, set-based SQL) beside `orm.py` (Django's bulk
+methods), chosen once per process from the database's vendor, as lib/storage.py chooses S3 or local files.
+
+This module holds the model-generic operations of the pipeline's hot paths. The apps' own statements
+(bulkimport.store, patients.store, docqueries.store) are stores of the same shape and use `choose` too.
+Both stores run in CI: the suite once on PostgreSQL, its pipeline folders once more on SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import cache
+from types import ModuleType
+from typing import Any, TypeVar
+
+from django.db import connection, models
+
+from metriport_bulk.lib.bulkdb import orm, postgres
+
+T = TypeVar("T")
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def choose(*, postgres: T, orm: T) -> T:
+    """The implementation for this process's database (the default connection's vendor)."""
+    return postgres if _vendor() == "postgresql" else orm
+
+
+@cache
+def _vendor() -> str:
+    return connection.vendor
+
+
+def _store() -> ModuleType:
+    return choose(postgres=postgres, orm=orm)
+
+
+def relax_commit() -> None:
+    """This transaction's COMMIT returns before its WAL reaches disk (PostgreSQL: synchronous_commit off).
+
+    A crash of the database server may then lose the last few hundred milliseconds of committed work, never
+    consistency. Only for pipeline steps whose loss the sweeper repairs: a lost chunk is still pending and
+    runs again, a lost parse or finish has a stale heartbeat and is resumed."""
+    _store().relax_commit()
+
+
+def copy_insert(model: type[models.Model], names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Inserts `rows` (value tuples in the order of the field attnames `names`) in the caller's transaction."""
+    _store().copy_insert(model, names, rows)
+
+
+def update_by_id(model: type[models.Model], names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """UPDATE model SET names... for each (id, *values) in `rows`, in the caller's transaction."""
+    if rows:
+        _store().update_by_id(model, names, rows)
+
+
+def insert_ignoring_conflicts(
+    model: type[models.Model], names: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> list[Any]:
+    """INSERT ... ON CONFLICT DO NOTHING of `rows`; returns the primary keys of the rows actually inserted."""
+    if not rows:
+        return []
+    result: list[Any] = _store().insert_ignoring_conflicts(model, names, rows)
+    return result
+
+
+def lock_keys(keys: Iterable[int]) -> None:
+    """Transaction-scoped locks on 64-bit keys, so two writers of the same thing take turns."""
+    wanted = sorted(set(keys))
+    if wanted:
+        _store().lock_keys(wanted)
+
+
+def estimated_row_count(model: type[models.Model], using: str = "default") -> int | None:
+    """A cheap estimate of a table's rows, or None when the database has none (the caller then counts)."""
+    result: int | None = _store().estimated_row_count(model, using)
+    return result

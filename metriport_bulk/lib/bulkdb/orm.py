@@ -1,0 +1,59 @@
+"""The ORM store (the embedded SQLite default, any other database): the same operations as postgres.py
+through Django's bulk methods. SQLite serializes writers (the embedded settings take the write lock when a
+transaction begins), so what PostgreSQL needs locks or conflict handling for holds here by construction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import models
+
+VENDOR = "orm"
+
+
+def relax_commit() -> None:
+    """Nothing to relax: SQLite's WAL with synchronous=NORMAL already commits without waiting for the disk."""
+
+
+def copy_insert(model: type[models.Model], names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    model._default_manager.bulk_create((model(**dict(zip(names, row, strict=True))) for row in rows), batch_size=1000)
+
+
+def update_by_id(model: type[models.Model], names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    objects = []
+    for row in rows:
+        obj = model(pk=row[0])
+        for name, value in zip(names, row[1:], strict=True):
+            setattr(obj, name, value)
+        objects.append(obj)
+    model._default_manager.bulk_update(objects, list(names), batch_size=500)
+
+
+def insert_ignoring_conflicts(
+    model: type[models.Model], names: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> list[Any]:
+    """bulk_create(ignore_conflicts=True) and a lookup of which keys are now present (the caller's
+    transaction holds the write lock on SQLite, so nothing else inserted them meanwhile)."""
+    pk = model._meta.pk
+    assert pk is not None
+    pk_position = list(names).index(pk.attname)
+    wanted = [row[pk_position] for row in rows]
+    manager = model._default_manager
+    before = set(manager.filter(pk__in=wanted).values_list("pk", flat=True))
+    manager.bulk_create(
+        (model(**dict(zip(names, row, strict=True))) for row in rows if row[pk_position] not in before),
+        batch_size=1000,
+        ignore_conflicts=True,
+    )
+    present = set(manager.filter(pk__in=wanted).values_list("pk", flat=True))
+    return [key for key in wanted if key in present and key not in before]
+
+
+def lock_keys(keys: Sequence[int]) -> None:
+    """Nothing to lock: the transaction holds SQLite's write lock from its start."""
+
+
+def estimated_row_count(model: type[models.Model], using: str) -> int | None:
+    """No cheap estimate here: None (the caller counts)."""
+    return None

@@ -1,0 +1,64 @@
+"""patients' database seam: the patient statements that differ between PostgreSQL (postgres.py) and the ORM
+(orm.py, the embedded SQLite default), chosen once by metriport_bulk.lib.bulkdb.choose. Only patients
+writes patient tables; bulk apply hands it whole batches (patients.services.patients_write_batch)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from metriport_bulk.lib.bulkdb import choose
+from patients.store import orm, postgres
+
+
+class DemographicsSource(Protocol):
+    """Where a batch's normalized demographics are (bulk rows): a relation `(id, n)` for set-based SQL, or
+    the values themselves for the ORM."""
+
+    def relation(self) -> tuple[str, list[Any]]:
+        """SQL of a relation with columns `id` and `n` (the normalized JSON), and its parameters."""
+        ...
+
+    def load(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The normalized values of the sources `ids`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewPatient:
+    id: uuid.UUID
+    match_key: str
+    source: int  # the id of its values in the DemographicsSource
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedPatient:
+    id: uuid.UUID
+    source: int
+
+
+class PatientStore(Protocol):
+    def match_candidates(self, customer_id: uuid.UUID, keys: Sequence[str]) -> list[tuple[uuid.UUID, str, list[str]]]:
+        """(id, match_key, zips) of the customer's patients with one of `keys`, oldest first."""
+        ...
+
+    def write_batch(
+        self,
+        *,
+        customer_id: uuid.UUID,
+        facility_id: uuid.UUID,
+        created: Sequence[NewPatient],
+        updated: Sequence[ChangedPatient],
+        now: datetime,
+        source: DemographicsSource,
+    ) -> None:
+        """Creates `created` and overwrites `updated` with their sources' values, links all to the facility."""
+        ...
+
+
+def store() -> PatientStore:
+    return choose(postgres=postgres, orm=orm)

@@ -1,0 +1,64 @@
+"""patients' statements through the ORM (the embedded SQLite default): values built in Python."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from patients.columns import PATIENT_COLUMNS, patient_fields
+from patients.models import Patient, PatientFacility
+
+if TYPE_CHECKING:
+    from patients.store import ChangedPatient, DemographicsSource, NewPatient
+
+
+def match_candidates(customer_id: uuid.UUID, keys: Sequence[str]) -> list[Any]:
+    return list(
+        Patient.objects.filter(customer_id=customer_id, match_key__in=keys)
+        .order_by("created_at", "id")
+        .values_list("id", "match_key", "zips")
+    )
+
+
+def write_batch(
+    *,
+    customer_id: uuid.UUID,
+    facility_id: uuid.UUID,
+    created: Sequence[NewPatient],
+    updated: Sequence[ChangedPatient],
+    now: datetime,
+    source: DemographicsSource,
+) -> None:
+    sources = source.load([p.source for p in [*created, *updated]])
+    new = []
+    for patient in created:
+        fields = patient_fields(sources[patient.source])
+        fields["match_key"] = patient.match_key
+        new.append(
+            Patient(
+                id=patient.id,
+                customer_id=customer_id,
+                created_at=patient.created_at,
+                updated_at=patient.created_at,
+                **fields,
+            )
+        )
+    Patient.objects.bulk_create(new, batch_size=500)
+    # bulk_create let auto_now_add overwrite created_at: put the distinct values back.
+    for row, patient in zip(new, created, strict=True):
+        row.created_at = row.updated_at = patient.created_at
+    Patient.objects.bulk_update(new, ["created_at", "updated_at"], batch_size=500)
+    changed = []
+    for patient in updated:
+        fields = patient_fields(sources[patient.source])
+        del fields["match_key"]
+        changed.append(Patient(id=patient.id, updated_at=now, **fields))
+    if changed:
+        Patient.objects.bulk_update(changed, [*PATIENT_COLUMNS, "updated_at"], batch_size=500)
+    PatientFacility.objects.bulk_create(
+        [PatientFacility(patient_id=p.id, facility_id=facility_id) for p in [*created, *updated]],
+        batch_size=500,
+        ignore_conflicts=True,
+    )
