@@ -13,10 +13,10 @@ from rest_framework.views import APIView
 
 from bulkimport import selectors, services
 from bulkimport.serializers import BulkCreateResponseSerializer, BulkRequestSerializer
-from metriport_bulk.api.authentication import customer_of
 from metriport_bulk.api.errors import Conflict, envelope
 from metriport_bulk.api.pagination import paginator_for
 from metriport_bulk.lib import storage
+from patients.authentication import customer_of
 
 # The largest size a bulk request can record (a signed 64-bit column); anything above is a malformed header.
 MAX_CONTENT_LENGTH = 2**63 - 1

@@ -18,7 +18,7 @@ from docqueries.serializers import (
     document_fhir,
     document_query_dto,
 )
-from metriport_bulk.api.authentication import customer_of
+from patients.authentication import customer_of
 from patients.models import Patient
 
 PATIENT_ID = OpenApiParameter("patientId", str, required=True, description="The patient's id.")

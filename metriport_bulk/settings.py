@@ -222,6 +222,12 @@ DOCQUERY_MAX_ATTEMPTS = env_int("DOCQUERY_MAX_ATTEMPTS", 8)
 
 # /metrics: open when empty (scrape it from inside your network), else `Authorization: Bearer <token>`.
 METRICS_TOKEN = env("METRICS_TOKEN")
+# Each app reports its own figures at scrape time (metriport_bulk.ops.metrics knows none of them).
+METRICS_SOURCES = [
+    "bulkimport.metrics.state_figures",
+    "docqueries.metrics.state_figures",
+    "webhooks.metrics.state_figures",
+]
 
 # --- Dramatiq -------------------------------------------------------------------------------------------
 BROKER_URL = env("BROKER_URL")
@@ -263,8 +269,8 @@ DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 
 # --- DRF / OpenAPI --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["metriport_bulk.api.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["metriport_bulk.api.authentication.IsCustomer"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["patients.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["patients.authentication.IsCustomer"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["metriport_bulk.api.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "metriport_bulk.api.errors.exception_handler",

@@ -8,10 +8,10 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from metriport_bulk.api.authentication import customer_of
 from metriport_bulk.api.errors import Conflict, PreconditionFailed
 from metriport_bulk.api.pagination import paginator_for
 from patients import selectors, services
+from patients.authentication import customer_of
 from patients.demographics import demographics_read
 from patients.serializers import (
     FacilitySerializer,

@@ -7,7 +7,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from metriport_bulk.api.authentication import customer_of
+from patients.authentication import customer_of
 from webhooks import selectors, services
 from webhooks.serializers import (
     WebhookHealthSerializer,

@@ -18,15 +18,18 @@ import hmac
 import logging
 import os
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import dramatiq
 from django.conf import settings
-from django.db.models import Count, Min, Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from metriport_bulk.api.errors import envelope, json_405
@@ -79,63 +82,41 @@ def _queue_depths() -> dict[str, int]:
     return depths
 
 
+@dataclass
+class StateFigures:
+    """What one app reports at scrape time: its metric families, and its kinds of pending work as
+    (kind, how many wait, when the oldest was due) for the shared pending-work gauges."""
+
+    families: list[Metric] = field(default_factory=list)
+    pending: list[tuple[str, int, datetime | None]] = field(default_factory=list)
+
+
+def gauge_by_status(name: str, documentation: str, counts: dict[str, int], statuses: list[str]) -> GaugeMetricFamily:
+    """A gauge with one sample per status (0 for a status nobody is in)."""
+    gauge = GaugeMetricFamily(name, documentation, labels=["status"])
+    for status in statuses:
+        gauge.add_metric([status], counts.get(status, 0))
+    return gauge
+
+
 class StateCollector(Collector):
-    """Figures read at scrape time from the database (the source of truth) and the broker."""
+    """Figures read at scrape time from the database (the source of truth) and the broker. Each app reports its
+    own (METRICS_SOURCES: `<app>.metrics.state_figures`); this module knows none of them."""
 
-    def collect(self):
-        from bulkimport.models import BulkChunk, BulkRequest, BulkStatus, ChunkStatus
-        from docqueries.models import DocumentQuery, QueryStatus
-        from webhooks.models import DeliveryAttempt, MessageStatus, WebhookMessage
-
+    def collect(self) -> Iterator[Metric]:
         now = timezone.now()
-        requests = GaugeMetricFamily("metriport_bulk_bulk_requests", "Bulk requests by status.", labels=["status"])
-        by_status = dict(BulkRequest.objects.values_list("status").annotate(n=Count("id")).order_by())
-        for status in BulkStatus.values:
-            requests.add_metric([status], by_status.get(status, 0))
-        yield requests
-        rows = CounterMetricFamily("metriport_bulk_rows_processed", "Rows processed by bulk requests.")
-        rows.add_metric([], BulkRequest.objects.aggregate(n=Sum("processed"))["n"] or 0)
-        yield rows
-
-        queries = GaugeMetricFamily("metriport_bulk_document_queries", "Document Queries by status.", labels=["status"])
-        query_counts = dict(DocumentQuery.objects.values_list("status").annotate(n=Count("id")).order_by())
-        for status in QueryStatus.values:
-            queries.add_metric([status], query_counts.get(status, 0))
-        yield queries
-
-        messages = GaugeMetricFamily(
-            "metriport_bulk_webhook_messages", "Webhook messages by status.", labels=["status"]
-        )
-        message_counts = dict(WebhookMessage.objects.values_list("status").annotate(n=Count("id")).order_by())
-        for status in MessageStatus.values:
-            messages.add_metric([status], message_counts.get(status, 0))
-        yield messages
-        attempts = CounterMetricFamily(
-            "metriport_bulk_webhook_attempts", "Webhook delivery attempts by outcome.", labels=["outcome"]
-        )
-        delivered = DeliveryAttempt.objects.filter(succeeded=True).count()
-        attempts.add_metric(["delivered"], delivered)
-        attempts.add_metric(["failed"], DeliveryAttempt.objects.count() - delivered)
-        yield attempts
-
         pending = GaugeMetricFamily("metriport_bulk_pending_work", "Work not yet done, by kind.", labels=["kind"])
         oldest = GaugeMetricFamily(
             "metriport_bulk_oldest_pending_age_seconds",
             "Age of the oldest work item waiting, by kind (0 when none waits).",
             labels=["kind"],
         )
-        chunks = BulkChunk.objects.filter(status=ChunkStatus.PENDING, request__status=BulkStatus.PROCESSING)
-        due_queries = DocumentQuery.objects.filter(status=QueryStatus.PROCESSING, next_attempt_at__lte=now)
-        due_webhooks = WebhookMessage.objects.filter(status=MessageStatus.PENDING, next_attempt_at__lte=now)
-        for kind, queryset, field in (
-            ("chunks", chunks, "enqueued_at"),
-            ("document_queries", due_queries, "next_attempt_at"),
-            ("webhooks", due_webhooks, "next_attempt_at"),
-        ):
-            summary = queryset.aggregate(n=Count("pk"), first=Min(field))
-            pending.add_metric([kind], summary["n"])
-            first = summary["first"]
-            oldest.add_metric([kind], max((now - first).total_seconds(), 0.0) if first else 0.0)
+        for path in settings.METRICS_SOURCES:
+            figures: StateFigures = import_string(path)(now)
+            yield from figures.families
+            for kind, count, first in figures.pending:
+                pending.add_metric([kind], count)
+                oldest.add_metric([kind], max((now - first).total_seconds(), 0.0) if first else 0.0)
         yield pending
         yield oldest
 
