@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from bulkimport import services
-from bulkimport.services import apply, finish
 from bulkimport.models import BulkChunk, BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
+from bulkimport.services import apply, finish
 from docqueries.models import DocumentQuery
 from patients.models import Patient
 from tests.bulkimport.helpers import (

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bulkimport import services
-from bulkimport.services import parse
 from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkRow, BulkRowError, BulkStatus, ChunkStatus
+from bulkimport.services import parse
 from docqueries.models import DocumentQuery
 from patients.models import Patient, PatientFacility
 from tests.bulkimport.helpers import result_rows, run_inline, sample_bytes, submit, wait_final
