@@ -26,6 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -34,4 +35,4 @@ serve: $(STAMP)
 	$(BIN)/python manage.py serve $(HOST):$(PORT)
 
 clean:
-	rm -rf var test-artifacts .pytest_cache
+	rm -rf var test-artifacts .pytest_cache .mypy_cache

@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench._stack import running_workers, start_stack, start_workers, wait_for_workers  # noqa: E402
+from _stack import running_workers, start_stack, start_workers, wait_for_workers  # noqa: E402
 
 
 def main() -> None:

@@ -4,18 +4,26 @@ engine; no pipeline logic lives here."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core import signing
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
@@ -54,7 +62,7 @@ class RowCell:
     field: str  # the column as Metriport names it in errors ("dob", "zip-2"), "" when unused
     raw: str | None  # None: the row has no such cell
     normalized: str | None  # None: not normalized (unused column, or the row is invalid)
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = dataclasses.field(default_factory=list)  # `field` is a column here
 
 
 def _column_fields(plan: ColumnPlan, width: int) -> dict[int, str]:
@@ -184,7 +192,7 @@ def _file_chunks(key: str):
             yield chunk
 
 
-def download_view(model_admin, request: HttpRequest, object_id: str, kind: str) -> HttpResponse:
+def download_view(model_admin, request: HttpRequest, object_id: str, kind: str) -> HttpResponseBase:
     """Streams a request's input, result or failed-rows CSV from storage. All hold PHI: staff with the PHI
     permission only."""
     bulk_request = model_admin.get_object(request, object_id)
@@ -230,7 +238,7 @@ class BulkImportForm(forms.Form):
         facilities = Facility.objects.filter(active=True).select_related("customer").order_by("customer__name", "name")
         if customer is not None:
             facilities = facilities.filter(customer=customer)
-        self.fields["facility"].queryset = facilities
+        cast(forms.ModelChoiceField, self.fields["facility"]).queryset = facilities
 
 
 @dataclass

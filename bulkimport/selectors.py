@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db.models import Count, QuerySet
 from django.http import Http404
 
@@ -15,8 +17,9 @@ class InvalidFilter(ValueError):
     pass
 
 
-def bulk_request_get(*, customer: Customer, request_id) -> BulkRequest:
-    request = BulkRequest.objects.filter(customer=customer, id=as_uuid(request_id)).first()
+def bulk_request_get(*, customer: Customer, request_id: str | uuid.UUID) -> BulkRequest:
+    request_uuid = as_uuid(request_id)  # not an id: no such request
+    request = BulkRequest.objects.filter(customer=customer, id=request_uuid).first() if request_uuid else None
     if request is None:
         raise Http404(f"Bulk request {request_id} not found.")
     return request

@@ -694,6 +694,7 @@ class CsvImport:
         pending = self._first_row
         self._first_row = None
         source = self._source
+        row: list[str] | None
         while True:
             if pending is not None:
                 row, pending = pending, None

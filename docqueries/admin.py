@@ -19,7 +19,7 @@ from patients.phi_log import PhiAccessLogMixin
 
 
 @admin.register(DocumentQuery)
-class DocumentQueryAdmin(
+class DocumentQueryAdmin(  # type: ignore[misc]  # TODO(services split): LargeTableAdminMixin.paginator: ClassVar[type] (patients/admin.py)
     PhiAccessLogMixin, PhiFieldsMixin, NewestFirstMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 ):
     # What documents a patient has (discharge summary, lab results...) is health information.

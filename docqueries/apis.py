@@ -72,6 +72,7 @@ class DocumentQueryApi(APIView):
         with transaction.atomic():
             services.document_queries_start(customer_id=customer.id, patient_ids=[patient_id], express=True)
         query = selectors.document_query_latest(customer=customer, patient_id=patient_id)
+        assert query is not None  # just started
         return Response(document_query_dto(query))
 
 

@@ -49,6 +49,8 @@ def document_query_dto(query: DocumentQuery) -> dict:
     """Downloads are what the network found; nothing is converted here, so `convert` ends with the download,
     with a total of zero (Metriport's shape when there is nothing to convert)."""
     found = len(query.documents or [])
+    download: dict[str, str | int]
+    convert: dict[str, str | int]
     if query.status == QueryStatus.PROCESSING:
         download = {"status": "processing"}
         convert = {"status": "processing"}
@@ -70,7 +72,8 @@ class ProgressSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=QueryStatus.choices)
     total = serializers.IntegerField(required=False)
     successful = serializers.IntegerField(required=False)
-    errors = serializers.IntegerField(required=False)
+    # A declared field (the serializer's metaclass moves it to _declared_fields), not Serializer.errors.
+    errors = serializers.IntegerField(required=False)  # type: ignore[assignment]
 
 
 class DocumentQuerySerializer(serializers.Serializer):

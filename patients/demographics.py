@@ -48,7 +48,7 @@ def _text(value: typing.Any, path: str, errors: dict[str, str]) -> str:
     return value
 
 
-def _objects(value: typing.Any, path: str, errors: dict[str, str]) -> list[dict]:
+def _objects(value: typing.Any, path: str, errors: dict[str, str]) -> list[dict[str, typing.Any]]:
     """Metriport accepts one object or a list of them for `address` and `contact`."""
     if value is None:
         return []

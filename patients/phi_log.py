@@ -15,9 +15,11 @@ PHI_LOG_MAX_IDS = 200  # a changelist shows at most list_max_show_all (200) obje
 
 def phi_access_record(*, request: HttpRequest, action: str, model: str, object_ids: Iterable[object]) -> PhiAccessLog:
     ids = [str(object_id) for object_id in object_ids]
+    user = request.user
+    assert user.is_authenticated  # admin pages: a signed-in staff member
     return PhiAccessLog.objects.create(
-        user=request.user,
-        username=request.user.get_username(),
+        user=user,
+        username=user.get_username(),
         action=action,
         model=model,
         object_ids=ids[:PHI_LOG_MAX_IDS],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -13,8 +15,9 @@ def facility_list(*, customer: Customer) -> QuerySet[Facility]:
     return Facility.objects.filter(customer=customer)
 
 
-def facility_get(*, customer: Customer, facility_id) -> Facility:
-    facility = Facility.objects.filter(customer=customer, id=as_uuid(facility_id)).first()
+def facility_get(*, customer: Customer, facility_id: str | uuid.UUID) -> Facility:
+    facility_uuid = as_uuid(facility_id)  # not an id: no such facility
+    facility = Facility.objects.filter(customer=customer, id=facility_uuid).first() if facility_uuid else None
     if facility is None:
         raise Http404(f"Facility {facility_id} not found.")
     return facility
@@ -30,7 +33,8 @@ def facility_resolve(*, customer: Customer, facility_id: str | None) -> Facility
     """The active facility a write is for: `facility_id`, or the customer's only facility when none is given."""
     facilities = Facility.objects.filter(customer=customer)
     if facility_id:
-        facility = facilities.filter(id=as_uuid(facility_id)).first()
+        facility_uuid = as_uuid(facility_id)
+        facility = facilities.filter(id=facility_uuid).first() if facility_uuid else None
         if facility is None:
             raise FacilityChoiceError(f"Facility {facility_id} not found.", status=404)
     else:
@@ -45,18 +49,19 @@ def facility_resolve(*, customer: Customer, facility_id: str | None) -> Facility
     return facility
 
 
-def patient_list(*, customer: Customer, facility_id=None) -> QuerySet[Patient]:
+def patient_list(*, customer: Customer, facility_id: str | uuid.UUID | None = None) -> QuerySet[Patient]:
     patients = Patient.objects.filter(customer=customer)
     if facility_id:
         patients = patients.filter(facilities=facility_get(customer=customer, facility_id=facility_id))
     return patients.prefetch_related("patientfacility_set")
 
 
-def patient_get(*, customer: Customer, patient_id) -> Patient:
+def patient_get(*, customer: Customer, patient_id: str | uuid.UUID) -> Patient:
+    patient_uuid = as_uuid(patient_id)  # not an id: no such patient
     patient = (
-        Patient.objects.filter(customer=customer, id=as_uuid(patient_id))
-        .prefetch_related("patientfacility_set")
-        .first()
+        Patient.objects.filter(customer=customer, id=patient_uuid).prefetch_related("patientfacility_set").first()
+        if patient_uuid
+        else None
     )
     if patient is None:
         raise Http404(f"Patient {patient_id} not found.")

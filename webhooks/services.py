@@ -17,9 +17,10 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import requests
 from django.conf import settings
@@ -38,6 +39,9 @@ logger = logging.getLogger(__name__)
 DUE_BATCH_SIZE = 100
 MAX_ANSWER_BYTES = 64 * 1024
 
+# A customer or message id: a UUID read from a row, or its text (an actor message, a command's argument).
+Id = uuid.UUID | str
+
 
 def _lease() -> timedelta:
     """How long a claimed attempt may take before someone else may try again (covers connect + read)."""
@@ -49,10 +53,10 @@ def _iso(moment: datetime) -> str:
 
 
 def webhook_body(
-    *, message_id: uuid.UUID, message_type: str, when: datetime, data: dict, request_id: str | None = None
+    *, message_id: uuid.UUID, message_type: str, when: datetime, data: dict[str, Any], request_id: str | None = None
 ) -> bytes:
     """The payload's bytes: compact JSON, serialized once; these exact bytes are signed and sent."""
-    meta: dict = {"messageId": str(message_id)}
+    meta: dict[str, str] = {"messageId": str(message_id)}
     if request_id is not None:
         meta["requestId"] = str(request_id)
     meta["when"] = _iso(when)
@@ -65,7 +69,7 @@ def webhook_body(
 
 
 def webhook_message_create(
-    *, customer_id, message_type: str, data: dict, request_id: str | None = None
+    *, customer_id: Id, message_type: str, data: dict[str, Any], request_id: str | None = None
 ) -> WebhookMessage | None:
     """Stores one outbox message in the caller's transaction and schedules its delivery on commit.
 
@@ -75,13 +79,15 @@ def webhook_message_create(
     return stored[0] if stored else None
 
 
-def webhook_messages_create(*, customer_id, message_type: str, items: list[tuple[str, dict]]) -> int:
+def webhook_messages_create(*, customer_id: Id, message_type: str, items: list[tuple[str, dict[str, Any]]]) -> int:
     """webhook_message_create for many messages of one customer at once ((request id, data) per message):
     one INSERT, one dispatch on commit. Returns how many were stored (0 without a webhook URL)."""
     return len(_messages_store(customer_id=customer_id, message_type=message_type, items=items))
 
 
-def _messages_store(*, customer_id, message_type: str, items: list[tuple[str | None, dict]]) -> list[WebhookMessage]:
+def _messages_store(
+    *, customer_id: Id, message_type: str, items: Sequence[tuple[str | None, dict[str, Any]]]
+) -> list[WebhookMessage]:
     """The outbox rows of `items` (each body serialized once), inserted together and dispatched on commit;
     none when the customer has no webhook URL."""
     url = WebhookEndpoint.objects.filter(customer_id=customer_id).values_list("url", flat=True).first()
@@ -111,7 +117,7 @@ def _messages_store(*, customer_id, message_type: str, items: list[tuple[str | N
     return messages
 
 
-def _send_on_commit(message_ids: Iterable) -> None:
+def _send_on_commit(message_ids: Iterable[uuid.UUID]) -> None:
     from webhooks import tasks
 
     ids = [str(message_id) for message_id in message_ids]
@@ -159,10 +165,11 @@ def _in_order() -> Q:
         status=MessageStatus.PENDING,
         created_at__lt=OuterRef("created_at"),
     )
-    return Q(request_id="") | ~Exists(earlier_undelivered)
+    # Q | Exists is a Q at runtime; django-stubs types Q.__or__ for a Q only.
+    return Q(request_id="") | ~Exists(earlier_undelivered)  # type: ignore[return-value]
 
 
-def _claim(message_id, *, now: datetime) -> ClaimedAttempt | None:
+def _claim(message_id: Id, *, now: datetime) -> ClaimedAttempt | None:
     """Takes the next attempt of a due message (one conditional UPDATE); None when not due, taken, or
     waiting for an earlier message of its bulk request."""
     claimed = (
@@ -328,7 +335,7 @@ def _slots() -> int:
     return max(1, int(settings.WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER))
 
 
-def _slot_take(*, customer_id, message_id, now: datetime) -> int | None:
+def _slot_take(*, customer_id: Id, message_id: Id, now: datetime) -> int | None:
     """Leases one of the customer's free delivery slots (a conditional UPDATE per slot); None when all are
     busy. The slot rows are created on first use."""
     free = Q(leased_until__isnull=True) | Q(leased_until__lte=now)
@@ -350,7 +357,7 @@ def _slot_take(*, customer_id, message_id, now: datetime) -> int | None:
     return None
 
 
-def _slot_release(*, customer_id, number: int, message_id) -> None:
+def _slot_release(*, customer_id: Id, number: int, message_id: Id) -> None:
     try:
         DeliverySlot.objects.filter(customer_id=customer_id, number=number, message_id=message_id).update(
             message_id=None, leased_until=None
@@ -359,7 +366,7 @@ def _slot_release(*, customer_id, number: int, message_id) -> None:
         logger.warning("webhook %s: could not free its delivery slot", message_id)
 
 
-def webhook_message_deliver(*, message_id) -> bool | None:
+def webhook_message_deliver(*, message_id: Id) -> bool | None:
     """One attempt of one message if it is due (the actor). True/False: delivered or not; None: not due,
     already delivered, taken by another deliverer, waiting for an earlier message of its request, or
     deferred because the customer already has WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER deliveries in flight
@@ -406,7 +413,7 @@ def _release_quietly(claimed: ClaimedAttempt) -> None:
         logger.warning("webhook %s: could not release its claim", claimed.message_id)
 
 
-def webhook_enqueue_due(*, customer_id=None, limit: int | None = None) -> list[uuid.UUID]:
+def webhook_enqueue_due(*, customer_id: Id | None = None, limit: int | None = None) -> list[uuid.UUID]:
     """Queues a delivery (a `webhooks` queue message) for due messages: pending, `next_attempt_at` come, in
     order within their bulk request, and not queued in the last lease period (a queued message that was
     lost is queued again after it). At most WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER per customer, counting those
@@ -466,7 +473,7 @@ def webhook_deliver_due() -> list[uuid.UUID]:
 # --- Redelivery -----------------------------------------------------------------------------------------
 
 
-def _redeliverable(customer_id=None) -> Q:
+def _redeliverable(customer_id: Id | None = None) -> Q:
     """Failed messages, and pending ones that have failed at least once (waiting for a retry)."""
     query = Q(status=MessageStatus.FAILED) | Q(status=MessageStatus.PENDING, failures__gt=0)
     if customer_id is not None:
@@ -475,7 +482,9 @@ def _redeliverable(customer_id=None) -> Q:
 
 
 @transaction.atomic
-def webhook_redeliver(*, customer_id=None, message_id=None, dispatch: bool = True) -> list[uuid.UUID]:
+def webhook_redeliver(
+    *, customer_id: Id | None = None, message_id: Id | None = None, dispatch: bool = True
+) -> list[uuid.UUID]:
     """Makes messages due now with a fresh retry window and queues them (support, the retry endpoint, the
     command). With `message_id`: that message, whatever its status (a delivered one is sent again, same
     bytes and messageId). Without: every failed or failing message (of `customer_id` when given).
@@ -502,7 +511,7 @@ def webhook_redeliver(*, customer_id=None, message_id=None, dispatch: bool = Tru
     return ids
 
 
-def webhook_deliver_now(*, message_ids: list) -> dict[uuid.UUID, bool | None]:
+def webhook_deliver_now(*, message_ids: list[uuid.UUID]) -> dict[uuid.UUID, bool | None]:
     """Delivers the given messages in this process right away (the command's synchronous mode), oldest first
     so the messages of one bulk request keep their order; the per-customer cap applies as for workers."""
     ordered = list(

@@ -75,10 +75,12 @@ def exception_handler(exc, context) -> Response:
         code = exc.status_code
         detail = flatten_detail(exc.detail)
         headers = {}
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
+        auth_header = getattr(exc, "auth_header", None)  # NotAuthenticated, AuthenticationFailed
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+        wait = getattr(exc, "wait", None)  # Throttled
+        if wait:
+            headers["Retry-After"] = str(int(wait))
         return Response(envelope(code, detail), status=code, headers=headers)
     # Unhandled: log the type only (the message could hold PHI), answer a generic 500.
     logger.error("unhandled API error %s in %s", type(exc).__name__, context.get("view").__class__.__name__)

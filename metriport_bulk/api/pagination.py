@@ -46,6 +46,7 @@ class MetriportCursorPagination(CursorPagination):
         if anchor is None:
             raise BadRequest({name: "No item with this id in the list."})
         size = self.get_page_size(request)
+        assert size is not None  # page_size is set
         after, before = ("lte", "gt") if descending else ("gte", "lt")
         ordered = queryset.order_by(*ordering, "-pk" if descending else "pk")
         if from_item:

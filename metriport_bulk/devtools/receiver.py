@@ -93,7 +93,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
+        host, port = self.server.socket.getsockname()[:2]  # the bound address (server_address is typed loosely)
         return f"http://{host}:{port}"
 
     def start(self) -> Receiver:

@@ -27,6 +27,7 @@ import ipaddress
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -80,7 +81,7 @@ def resolve(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeUrlError(f"the host {host} could not be resolved") from exc
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))  # already a str for IPv4 and IPv6
 
 
 def checked_addresses(host: str, port: int) -> list[str]:
@@ -129,6 +130,7 @@ def check_url(url: str, *, allow_private: bool | None = None) -> None:
     if _private_allowed(allow_private):
         return
     parts = urlsplit(url)
+    assert parts.hostname is not None  # url_refusal checked it
     checked_addresses(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
 
 
@@ -154,7 +156,7 @@ class Deadline:
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
-        self._token: contextvars.Token | None = None
+        self._token: contextvars.Token[Deadline | None] | None = None
 
     def remaining(self) -> float:
         return max(0.0, self.expires_at - time.monotonic())
@@ -196,7 +198,7 @@ class Deadline:
         self._timer.start()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._timer.cancel()
         if self._token is not None:
             _current_deadline.reset(self._token)
@@ -206,7 +208,14 @@ class Deadline:
             sock.close()
 
 
-class _DeadlineConnectionMixin:
+# The connection mixins extend urllib3's HTTPConnection (their super() is one); to the type checker they are one.
+if TYPE_CHECKING:
+    _ConnectionBase = HTTPConnection
+else:
+    _ConnectionBase = object
+
+
+class _DeadlineConnectionMixin(_ConnectionBase):
     """Registers each new socket with the Deadline of the request being made in this thread, if any."""
 
     def _new_conn(self) -> socket.socket:
@@ -217,7 +226,7 @@ class _DeadlineConnectionMixin:
         return sock
 
 
-class _GuardedConnectionMixin:
+class _GuardedConnectionMixin(_ConnectionBase):
     """Resolves, checks and connects to the checked IP literal; `self.host` (Host header, TLS SNI and
     certificate check) stays the name."""
 
@@ -271,7 +280,7 @@ class _GuardedHTTPSConnectionPool(HTTPSConnectionPool):
 class DeadlineAdapter(HTTPAdapter):
     """A requests adapter whose connections obey the Deadline of the current request (no address check)."""
 
-    def init_poolmanager(self, *args, **kwargs) -> None:
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
             "http": _DeadlineHTTPConnectionPool,
@@ -283,7 +292,7 @@ class GuardedAdapter(HTTPAdapter):
     """A requests adapter whose connections refuse non-public addresses (see the module docstring) and obey
     the Deadline of the current request."""
 
-    def init_poolmanager(self, *args, **kwargs) -> None:
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
             "http": _GuardedHTTPConnectionPool,

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, Protocol, cast
 
 import boto3
 from botocore.config import Config
@@ -24,6 +24,15 @@ from django.urls import reverse
 
 DOWNLOAD_SALT = "metriport-bulk.download"
 
+# boto3 ships no types (boto3-stubs is not installed): its clients are Any.
+S3Client = Any
+
+
+class BinaryReadable(Protocol):
+    """What `save` reads from: a binary file, a Django File, a bounded request-body reader."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
+
 
 def is_s3() -> bool:
     return bool(settings.S3_BUCKET)
@@ -34,7 +43,7 @@ def _s3_key(key: str) -> str:
 
 
 @lru_cache(maxsize=4)
-def _client(endpoint_url: str | None):
+def _client(endpoint_url: str | None) -> S3Client:
     return boto3.client(
         "s3",
         endpoint_url=endpoint_url,
@@ -45,32 +54,34 @@ def _client(endpoint_url: str | None):
     )
 
 
-def s3_client():
+def s3_client() -> S3Client:
     return _client(settings.S3_ENDPOINT_URL)
 
 
-def s3_public_client():
+def s3_public_client() -> S3Client:
     """Signs URLs for the address clients reach (the signature covers the host)."""
     return _client(settings.S3_PUBLIC_ENDPOINT_URL)
 
 
 @receiver(setting_changed)
-def _reset_clients(*, setting: str, **kwargs) -> None:
+def _reset_clients(*, setting: str, **kwargs: Any) -> None:
     if setting.startswith("S3_"):
         _client.cache_clear()
 
 
 def presigned_put_url(key: str, expires_in: int) -> str:
-    return s3_public_client().generate_presigned_url(
+    url: str = s3_public_client().generate_presigned_url(
         "put_object", Params={"Bucket": settings.S3_BUCKET, "Key": _s3_key(key)}, ExpiresIn=expires_in
     )
+    return url
 
 
 def object_size(key: str) -> int | None:
     """Size in bytes of the stored object, or None when it does not exist."""
     if is_s3():
         try:
-            return s3_client().head_object(Bucket=settings.S3_BUCKET, Key=_s3_key(key))["ContentLength"]
+            size: int = s3_client().head_object(Bucket=settings.S3_BUCKET, Key=_s3_key(key))["ContentLength"]
+            return size
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 return None
@@ -90,7 +101,7 @@ def copy(source_key: str, target_key: str) -> None:
         save(target_key, source)
 
 
-def save(key: str, stream: BinaryIO) -> None:
+def save(key: str, stream: BinaryReadable) -> None:
     """Writes (or overwrites) `key` from a binary stream, without holding it in memory."""
     if is_s3():
         s3_client().upload_fileobj(stream, settings.S3_BUCKET, _s3_key(key))
@@ -113,7 +124,7 @@ def open_for_read(key: str) -> Iterator[BinaryIO]:
     """A seekable binary file of `key`: the file itself locally, a disk-spooled download from S3."""
     if not is_s3():
         with default_storage.open(key, "rb") as file:
-            yield file
+            yield cast(BinaryIO, file)  # a Django File proxies the file object's methods
         return
     with tempfile.TemporaryFile() as tmp:
         s3_client().download_fileobj(settings.S3_BUCKET, _s3_key(key), tmp)
@@ -124,7 +135,7 @@ def open_for_read(key: str) -> Iterator[BinaryIO]:
 def download_url(key: str, *, filename: str, expires_in: int) -> str:
     """A time-limited URL of the stored file: pre-signed GET on S3, a signed token to our own view locally."""
     if is_s3():
-        return s3_public_client().generate_presigned_url(
+        url: str = s3_public_client().generate_presigned_url(
             "get_object",
             Params={
                 "Bucket": settings.S3_BUCKET,
@@ -134,6 +145,7 @@ def download_url(key: str, *, filename: str, expires_in: int) -> str:
             },
             ExpiresIn=expires_in,
         )
+        return url
     token = signing.dumps({"k": key, "f": filename, "e": expires_in}, salt=DOWNLOAD_SALT, compress=True)
     return settings.PUBLIC_BASE_URL + reverse("file-download", args=[token])
 

@@ -74,7 +74,8 @@ def _queue_depths() -> dict[str, int]:
     for queue in sorted(broker.get_declared_queues()):
         client = getattr(broker, "client", None)
         if client is not None:  # Redis: the queue's message hash holds every message not yet acknowledged
-            depths[queue] = int(client.hlen(f"{broker.namespace}:{queue}.msgs"))
+            namespace = broker.namespace  # type: ignore[attr-defined]  # a RedisBroker: the broker with a client
+            depths[queue] = int(client.hlen(f"{namespace}:{queue}.msgs"))
         elif hasattr(broker, "get_queue_message_counts"):  # RabbitMQ
             depths[queue] = int(broker.get_queue_message_counts(queue)[0])
         elif hasattr(broker, "queues"):  # StubBroker

@@ -29,7 +29,10 @@ class Command(BaseCommand):
         parser.add_argument("--result", help="Also copy the result CSV to this path.")
 
     def handle(self, *args, **options):
-        facility = Facility.objects.filter(id=as_uuid(options["facility"])).select_related("customer").first()
+        facility_uuid = as_uuid(options["facility"])
+        facility = (
+            Facility.objects.filter(id=facility_uuid).select_related("customer").first() if facility_uuid else None
+        )
         if facility is None:
             raise CommandError(f"No facility with id {options['facility']}.")
         path = options["file"]

@@ -40,7 +40,11 @@ class Command(BaseCommand):
         try:
             while True:
                 with receiver.condition:
-                    receiver.condition.wait_for(lambda count=seen: len(receiver.received) > count, timeout=1.0)
+
+                    def arrived(count: int = seen) -> bool:
+                        return len(receiver.received) > count
+
+                    receiver.condition.wait_for(arrived, timeout=1.0)
                     new = receiver.received[seen:]
                 seen += len(new)
                 for item in new:

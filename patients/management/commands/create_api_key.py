@@ -13,7 +13,8 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="default", help="A label for the key.")
 
     def handle(self, *args, customer_id: str, name: str, **options):
-        customer = Customer.objects.filter(id=as_uuid(customer_id)).first()
+        customer_uuid = as_uuid(customer_id)
+        customer = Customer.objects.filter(id=customer_uuid).first() if customer_uuid else None
         if customer is None:
             raise CommandError(f"No customer with id {customer_id}.")
         new_key = api_key_create(customer=customer, name=name)

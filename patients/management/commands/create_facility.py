@@ -21,7 +21,8 @@ class Command(BaseCommand):
         parser.add_argument("--zip", required=True)
 
     def handle(self, *args, **options):
-        customer = Customer.objects.filter(id=as_uuid(options["customer_id"])).first()
+        customer_uuid = as_uuid(options["customer_id"])
+        customer = Customer.objects.filter(id=customer_uuid).first() if customer_uuid else None
         if customer is None:
             raise CommandError(f"No customer with id {options['customer_id']}.")
         serializer = FacilitySerializer(
