@@ -62,7 +62,7 @@ def _duration(obj: BulkRequest) -> str:
 
 
 @admin.register(BulkRequest)
-class BulkRequestAdmin(PhiGuardMixin, SearchByIdMixin, LargeTableAdminMixin, admin.ModelAdmin):  # type: ignore[misc]  # TODO(services split): LargeTableAdminMixin.paginator: ClassVar[type] (patients/admin.py)
+class BulkRequestAdmin(PhiGuardMixin, SearchByIdMixin, LargeTableAdminMixin, admin.ModelAdmin):
     list_display = (
         "short_id",
         "customer",
@@ -415,7 +415,7 @@ def _search_request_and_number(request, queryset, search_term: str, number_field
 
 
 @admin.register(BulkRow)
-class BulkRowAdmin(PhiAccessLogMixin, PhiGuardMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[misc]  # TODO(services split): LargeTableAdminMixin.paginator: ClassVar[type] (patients/admin.py)
+class BulkRowAdmin(PhiAccessLogMixin, PhiGuardMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("number", "request_link", "status", "action", "reason", "patient_link")
     list_display_links = ("number",)
     list_filter = (BulkRequestFilter, RowStatusFilter, ErrorCodeFilter)
@@ -481,7 +481,7 @@ class ErrorCodeOfRequestFilter(ErrorCodeFilter):
 
 
 @admin.register(BulkRowError)
-class BulkRowErrorAdmin(PhiGuardMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[misc]  # TODO(services split): LargeTableAdminMixin.paginator: ClassVar[type] (patients/admin.py)
+class BulkRowErrorAdmin(PhiGuardMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("row_number", "request_link", "code", "field", "message")
     # The code filter lists distinct codes: only within one request (its index), never over the table.
     list_filter = (BulkRequestFilter, ErrorCodeOfRequestFilter)

@@ -37,7 +37,7 @@ class IllegalTransition(ValueError):
     pass
 
 
-def transition(request_id: uuid.UUID | str, *, source: str, target: str, **fields: Any) -> bool:
+def transition(request_id: uuid.UUID, *, source: str, target: str, **fields: Any) -> bool:
     """Moves the request from `source` to `target` (and sets `fields`) only if it is still in `source`.
 
     Returns True when this caller made the change, False when someone else did first (or it never was in
@@ -54,9 +54,7 @@ def transition(request_id: uuid.UUID | str, *, source: str, target: str, **field
     return BulkRequest.objects.filter(id=request_id, status=source).update(status=target, **fields) == 1
 
 
-def phase_transition(
-    request_id: uuid.UUID | str, *, source: str, target: str, guard: Q | None = None, **fields: Any
-) -> bool:
+def phase_transition(request_id: uuid.UUID, *, source: str, target: str, guard: Q | None = None, **fields: Any) -> bool:
     """Moves a processing request from phase `source` to `target` (and sets `fields`) only if it is still
     there (and matches `guard`, e.g. the parse lease's fencing token). True when this caller made the move;
     the caller then sends the next step's message, so exactly one does."""

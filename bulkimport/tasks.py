@@ -1,8 +1,10 @@
-"""Dramatiq actors of the bulk pipeline: thin, ids only, idempotent (the services make them so)."""
+"""Dramatiq actors of the bulk pipeline: thin, ids only (text in the message, a UUID from here on),
+idempotent (the services make them so)."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 
 import dramatiq
 from django.conf import settings
@@ -13,25 +15,45 @@ logger = logging.getLogger(__name__)
 
 QUEUE = "bulk"
 CHUNKS_QUEUE = "bulk-chunks"
-RETRY = {"max_retries": 8, "min_backoff": 1_000, "max_backoff": 60_000}
+# Retried with backoff from 1 s to 1 min: every step is idempotent.
+MAX_RETRIES, MIN_BACKOFF, MAX_BACKOFF = 8, 1_000, 60_000
 
 
-@dramatiq.actor(queue_name=QUEUE, time_limit=30 * 60 * 1000, **RETRY)
+@dramatiq.actor(
+    queue_name=QUEUE,
+    time_limit=30 * 60 * 1000,
+    max_retries=MAX_RETRIES,
+    min_backoff=MIN_BACKOFF,
+    max_backoff=MAX_BACKOFF,
+)
 def bulk_parse(request_id: str) -> None:
-    services.bulk_request_parse(request_id=request_id)
+    services.bulk_request_parse(request_id=uuid.UUID(request_id))
 
 
 # Chunks have a queue of their own: a request's parse and finish (priority 0) never wait in line behind
 # another request's chunk messages. Each chunk message applies the fairest pending chunk (services.
 # bulk_chunk_apply, fair=True), so requests advance round-robin rather than first come, first served.
-@dramatiq.actor(queue_name=CHUNKS_QUEUE, priority=1, time_limit=10 * 60 * 1000, **RETRY)
+@dramatiq.actor(
+    queue_name=CHUNKS_QUEUE,
+    priority=1,
+    time_limit=10 * 60 * 1000,
+    max_retries=MAX_RETRIES,
+    min_backoff=MIN_BACKOFF,
+    max_backoff=MAX_BACKOFF,
+)
 def bulk_apply_chunk(chunk_id: int) -> None:
     services.bulk_chunk_apply(chunk_id=chunk_id, fair=settings.FAIR_SCHEDULING)
 
 
-@dramatiq.actor(queue_name=QUEUE, time_limit=15 * 60 * 1000, **RETRY)
+@dramatiq.actor(
+    queue_name=QUEUE,
+    time_limit=15 * 60 * 1000,
+    max_retries=MAX_RETRIES,
+    min_backoff=MIN_BACKOFF,
+    max_backoff=MAX_BACKOFF,
+)
 def bulk_finish(request_id: str) -> None:
-    services.bulk_request_finish(request_id=request_id)
+    services.bulk_request_finish(request_id=uuid.UUID(request_id))
 
 
 @dramatiq.actor(queue_name=QUEUE, time_limit=60 * 60 * 1000, max_retries=0)
@@ -39,6 +61,6 @@ def bulk_reprocess(request_id: str, failed_only: bool) -> None:
     """Reprocessing of a large request, queued by the admin instead of running in a web request. Not
     retried on its own: an operator re-runs it (it is idempotent) after looking at why it failed."""
     try:
-        services.bulk_request_reprocess(request_id=request_id, failed_only=failed_only)
+        services.bulk_request_reprocess(request_id=uuid.UUID(request_id), failed_only=failed_only)
     except services.ReprocessRefused:
         logger.warning("bulk request %s: queued reprocess refused (status changed meanwhile)", request_id)

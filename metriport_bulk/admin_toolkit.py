@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
@@ -26,6 +27,12 @@ from django.utils.text import capfirst
 
 from metriport_bulk.lib.bulkdb import estimated_row_count
 from metriport_bulk.lib.ids import as_uuid
+
+if TYPE_CHECKING:
+    # The mixins below are only ever mixed into a ModelAdmin: type-check them as one.
+    AdminBase = admin.ModelAdmin[Any]
+else:
+    AdminBase = object
 
 PHI_PERMISSION = "patients.view_phi"
 PHI_HIDDEN = "hidden (no PHI permission)"
@@ -76,7 +83,7 @@ class EstimatedCountPaginator(Paginator):
         return estimate
 
 
-class LargeTableAdminMixin:
+class LargeTableAdminMixin(AdminBase):
     """Changelist settings for tables that grow with every import."""
 
     paginator = EstimatedCountPaginator
@@ -85,7 +92,7 @@ class LargeTableAdminMixin:
     list_per_page = 50
 
 
-class NewestFirstMixin:
+class NewestFirstMixin(AdminBase):
     """Newest first when the list is scoped to a customer (its `(customer, -<time>)` index gives the order);
     unscoped, primary-key order, which an index also gives: sorting a whole big table by time would not."""
 
@@ -97,7 +104,7 @@ class NewestFirstMixin:
         return ("-pk",)
 
 
-class ReadOnlyAdminMixin:
+class ReadOnlyAdminMixin(AdminBase):
     """Pages that show state written by the services; nothing is edited by hand here."""
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -196,7 +203,7 @@ UNSAFE_LOOKUPS = frozenset(
 )
 
 
-class PhiGuardMixin:
+class PhiGuardMixin(AdminBase):
     """The one guard of every admin: refuses (400, SuspiciousOperation) each changelist lookup that reaches a
     PHI field (PHI_MODEL_FIELDS) for staff without `patients.view_phi`, and a secret (SECRET_MODEL_FIELDS)
     for everybody; drops such fields from the search fields, list filters and ordering. A refused lookup never
@@ -304,7 +311,7 @@ def search_uuid(term: str) -> uuid.UUID | None:
     return as_uuid(term.strip()) if term else None
 
 
-class SearchByIdMixin:
+class SearchByIdMixin(AdminBase):
     """A search term that is an id finds that object by primary key; other terms use search_fields."""
 
     def get_search_results(self, request, queryset, search_term):

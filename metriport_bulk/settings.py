@@ -14,6 +14,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from metriport_bulk.lib import csvio
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -187,8 +189,8 @@ WHITENOISE_USE_FINDERS = True
 # --- Bulk import ----------------------------------------------------------------------------------------
 UPLOAD_URL_EXPIRY_SECONDS = env_int("UPLOAD_URL_EXPIRY_SECONDS", 600)
 RESULT_URL_EXPIRY_SECONDS = env_int("RESULT_URL_EXPIRY_SECONDS", 600)
-BULK_MAX_FILE_BYTES = env_int("BULK_MAX_FILE_BYTES", 50 * 1024 * 1024)
-BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", 100_000)
+BULK_MAX_FILE_BYTES = env_int("BULK_MAX_FILE_BYTES", csvio.MAX_FILE_BYTES)
+BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", csvio.MAX_ROWS)
 BULK_CHUNK_SIZE = env_int("BULK_CHUNK_SIZE", 2_000)
 # Fair scheduling across customers (SPEC §5): chunk and fresh Document Query messages run the pending work
 # with the least progress instead of their own. false = first come, first served (for bench/fairness.py).

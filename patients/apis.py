@@ -12,6 +12,7 @@ from metriport_bulk.api.errors import Conflict, PreconditionFailed
 from metriport_bulk.api.pagination import paginator_for
 from patients import selectors, services
 from patients.authentication import customer_of
+from patients.columns import patient_fields
 from patients.demographics import demographics_read
 from patients.serializers import (
     FacilitySerializer,
@@ -176,7 +177,7 @@ class PatientMatchApi(APIView):
     )
     def post(self, request):
         customer = customer_of(request)
-        fields = services.patient_fields(demographics_read(request.data))
+        fields = patient_fields(demographics_read(request.data))
         patient = services.patient_find_match(customer_id=customer.id, fields=fields)
         if patient is None:
             raise exceptions.NotFound("No patient matches these demographics.")

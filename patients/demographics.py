@@ -13,7 +13,7 @@ import typing
 
 from rest_framework.exceptions import ValidationError
 
-from bulkimport.validation import MAX_INDEX, RowValidator, build_column_plan
+from patients.validation import MAX_INDEX, RowValidator, build_column_plan
 
 _ADDRESS_KEYS = ("addressLine1", "addressLine2", "city", "state", "zip")
 _SINGLE = ("firstName", "lastName", "dob", "gender", "externalId", "ssn", "driversLicense", "driversLicenseState")

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from django.http import HttpRequest
 
-from metriport_bulk.admin_toolkit import can_view_phi
+from metriport_bulk.admin_toolkit import AdminBase, can_view_phi
 from patients.models import PhiAccessLog
 
 PHI_LOG_MAX_IDS = 200  # a changelist shows at most list_max_show_all (200) objects
@@ -29,7 +29,7 @@ def phi_access_record(*, request: HttpRequest, action: str, model: str, object_i
     )
 
 
-class PhiAccessLogMixin:
+class PhiAccessLogMixin(AdminBase):
     """Writes a PHI access log row each time a PHI viewer is shown one of `phi_log_pages` ("change": the object's
     page, "changelist": a list with PHI columns, logging the ids on the page)."""
 
@@ -38,7 +38,7 @@ class PhiAccessLogMixin:
     def change_view(self, request, object_id, form_url="", extra_context=None):
         response = super().change_view(request, object_id, form_url, extra_context)
         if "change" in self.phi_log_pages and self._shows_phi(request, response):
-            original = response.context_data.get("original")
+            original = getattr(response, "context_data", {}).get("original")
             if original is not None:
                 self._log(request, PhiAccessLog.Action.VIEW, [original.pk])
         return response
@@ -46,7 +46,7 @@ class PhiAccessLogMixin:
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
         if "changelist" in self.phi_log_pages and self._shows_phi(request, response):
-            changelist = response.context_data.get("cl")
+            changelist = getattr(response, "context_data", {}).get("cl")
             if changelist is not None:
                 self._log(request, PhiAccessLog.Action.LIST, [obj.pk for obj in changelist.result_list])
         return response

@@ -7,8 +7,8 @@ import hashlib
 from django.conf import settings
 from rest_framework import serializers
 
-from bulkimport.normalize import normalize_state, normalize_zip
 from patients.models import Facility, Patient
+from patients.normalize import normalize_state, normalize_zip
 from patients.validators import npi_is_valid
 
 

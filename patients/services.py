@@ -11,8 +11,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from django.db import transaction
+from django.db.models import Model
 from django.http import Http404
 from django.utils import timezone
 
@@ -68,13 +70,13 @@ def api_key_revoke(*, api_key: ApiKey) -> None:
 
 
 def facility_create(
-    *, customer: Customer, name: str, npi: str, tin: str = "", active: bool = True, address: dict
+    *, customer: Customer, name: str, npi: str, tin: str = "", active: bool = True, address: dict[str, Any]
 ) -> Facility:
     return Facility.objects.create(customer=customer, name=name, npi=npi, tin=tin, active=active, address=address)
 
 
 @transaction.atomic
-def facility_update(*, facility: Facility, if_match: str | None = None, **fields) -> Facility:
+def facility_update(*, facility: Facility, if_match: str | None = None, **fields: Any) -> Facility:
     facility = _locked(Facility, facility.pk)
     _check_etag(facility, if_match)
     for key, value in fields.items():
@@ -141,7 +143,7 @@ def patients_write_batch(
     )
 
 
-def patient_find_match(*, customer_id, fields: dict) -> Patient | None:
+def patient_find_match(*, customer_id: uuid.UUID, fields: dict[str, Any]) -> Patient | None:
     """The customer's oldest patient matching `fields` (patient_fields' output) by the bulk match rule."""
     candidates = Patient.objects.filter(customer_id=customer_id, match_key=fields["match_key"]).order_by(
         "created_at", "id"
@@ -162,7 +164,7 @@ def _start_document_query(patient: Patient) -> None:
 
 
 @transaction.atomic
-def patient_create(*, customer: Customer, facility: Facility, normalized: dict) -> PatientWrite:
+def patient_create(*, customer: Customer, facility: Facility, normalized: dict[str, Any]) -> PatientWrite:
     """Creates the patient, or answers the one the bulk match rule finds (never a duplicate), links it to
     `facility` and starts its Document Query unless it is opted out: what a bulk row does."""
     fields = patient_fields(normalized)
@@ -180,15 +182,18 @@ class StaleETag(Exception):
     """The If-Match eTag is not the object's current one (someone changed it since it was read)."""
 
 
-def _locked(model, pk):
+_M = TypeVar("_M", bound=Model)
+
+
+def _locked(model: type[_M], pk: object) -> _M:
     """The row, locked for this transaction; gone meanwhile (a concurrent delete) is a 404."""
-    obj = model.objects.select_for_update().filter(pk=pk).first()
+    obj = model._default_manager.select_for_update().filter(pk=pk).first()
     if obj is None:
-        raise Http404(f"{model._meta.verbose_name.capitalize()} {pk} not found.")
+        raise Http404(f"{str(model._meta.verbose_name).capitalize()} {pk} not found.")
     return obj
 
 
-def _check_etag(obj, if_match: str | None) -> None:
+def _check_etag(obj: Facility | Patient, if_match: str | None) -> None:
     """Metriport's optimistic concurrency, checked on the row locked by the caller's transaction (so two
     writers holding the same eTag cannot both pass)."""
     from patients.serializers import etag_of
@@ -201,7 +206,9 @@ def _check_etag(obj, if_match: str | None) -> None:
 
 
 @transaction.atomic
-def patient_update(*, patient: Patient, facility: Facility, normalized: dict, if_match: str | None = None) -> Patient:
+def patient_update(
+    *, patient: Patient, facility: Facility, normalized: dict[str, Any], if_match: str | None = None
+) -> Patient:
     """Replaces the patient's demographics (match key included: it is found by its new ones from now on)."""
     fields = patient_fields(normalized)
     # Match-key locks first, then the row: the order bulk apply takes them in (no deadlock with a chunk).

@@ -144,7 +144,8 @@ class _RowsOfRequest:
         )
 
     def load(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        return dict(BulkRow.objects.filter(request_id=self.request_id, id__in=ids).values_list("id", "normalized"))
+        rows = BulkRow.objects.filter(request_id=self.request_id, id__in=ids).values_list("id", "normalized")
+        return {row_id: normalized or {} for row_id, normalized in rows}
 
 
 def apply_rows(request: BulkRequest, rows: list[PendingRow], *, first_chunk: bool = False) -> int:

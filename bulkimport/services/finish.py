@@ -25,7 +25,7 @@ from metriport_bulk.lib import storage
 from metriport_bulk.lib.csvio import ResultCsvWriter
 
 
-def bulk_request_finish(*, request_id: uuid.UUID | str) -> None:
+def bulk_request_finish(*, request_id: uuid.UUID) -> None:
     """Writes the result CSV and completes the request (once: the transition is conditional)."""
     request = BulkRequest.objects.filter(id=request_id, status=BulkStatus.PROCESSING, phase=BulkPhase.FINISHING).first()
     if request is None:

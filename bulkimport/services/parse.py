@@ -45,7 +45,7 @@ class ParseLeaseLost(Exception):
     """Another parser took over this request (the sweeper found this one stale); stop quietly."""
 
 
-def bulk_request_parse(*, request_id: uuid.UUID | str) -> None:
+def bulk_request_parse(*, request_id: uuid.UUID) -> None:
     """File checks and row validation, results stored per row. Re-runs start over from the input file."""
     request = BulkRequest.objects.filter(id=request_id, status=BulkStatus.PROCESSING, phase=BulkPhase.PARSING).first()
     if request is None:

@@ -26,7 +26,7 @@ class ReprocessRefused(Exception):
     pass
 
 
-def bulk_request_reprocess(*, request_id: uuid.UUID | str, failed_only: bool = False) -> str:
+def bulk_request_reprocess(*, request_id: uuid.UUID, failed_only: bool = False) -> str:
     """- processing: resumes it now (the sweeper would, after BULK_STALE_SECONDS).
     - completed: re-validates rows from the stored input file (only the failed ones with failed_only),
       applies the rows that are now valid, rewrites the result CSV and sends a new `completed` webhook.
@@ -78,7 +78,7 @@ def bulk_request_reprocess_later(*, request_id: uuid.UUID, failed_only: bool = F
         dispatch.reprocess_on_commit(request.id, failed_only=failed_only)
 
 
-def _reprocessable(request_id: uuid.UUID | str) -> BulkRequest:
+def _reprocessable(request_id: uuid.UUID) -> BulkRequest:
     request = BulkRequest.objects.filter(id=request_id).first()
     if request is None:
         raise ReprocessRefused(f"No bulk request {request_id}.")

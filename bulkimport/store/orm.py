@@ -21,19 +21,14 @@ def pending_rows(request_id: uuid.UUID, *, first: int, last: int, limit: int) ->
         .order_by("number")
         .values_list("id", "number", "normalized")[:limit]
     )
-    return [
-        (
-            row_id,
-            number,
-            n["firstName"],
-            n["lastName"],
-            n["dob"],
-            n["genderAtBirth"],
-            [address["zip"] for address in n["addresses"]],
-            n.get("hieOptOut"),
+    found = []
+    for row_id, number, normalized in stored:
+        n: dict[str, Any] = normalized or {}  # a pending row is valid: its values are all there
+        zips = [address["zip"] for address in n["addresses"]]
+        found.append(
+            (row_id, number, n["firstName"], n["lastName"], n["dob"], n["genderAtBirth"], zips, n.get("hieOptOut"))
         )
-        for row_id, number, n in stored
-    ]
+    return found
 
 
 def mark_applied(request_id: uuid.UUID, rows: Sequence[tuple[int, str, uuid.UUID]], numbers: tuple[int, int]) -> None:

@@ -19,6 +19,8 @@ import typing
 from collections.abc import Iterator
 
 __all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_ROWS",
     "RESULT_COLUMNS",
     "RESULT_STATUS_WORDS",
     "CsvFileError",
@@ -27,7 +29,12 @@ __all__ = [
     "ResultCsvWriter",
     "escape_cell",
     "too_large_message",
+    "unescape_cell",
 ]
+
+# The limits of one upload (SPEC §3); settings.BULK_MAX_ROWS / BULK_MAX_FILE_BYTES default to them.
+MAX_ROWS = 100_000
+MAX_FILE_BYTES = 50 * 1024 * 1024
 
 RESULT_COLUMNS = ("metriportId", "status", "reason", "action", "documentQuery", "documents")
 # A row's stored status -> the word of the result file: Metriport's importer writes `successful` (its docs say
@@ -245,6 +252,12 @@ def escape_cell(value: str) -> str:
     if value and value[0] in _FORMULA_TRIGGERS:
         return "'" + value
     return value
+
+
+def unescape_cell(cell: str) -> str:
+    """Undoes escape_cell: removes the `'` before a cell starting with = + - @ tab or CR (a name such as
+    `'Neil` keeps its apostrophe), so a file of ours uploaded again reads as the customer meant it."""
+    return cell[1:] if len(cell) > 1 and cell[0] == "'" and cell[1] in _FORMULA_TRIGGERS else cell
 
 
 class _LineSink:

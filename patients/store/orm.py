@@ -31,7 +31,7 @@ def write_batch(
     now: datetime,
     source: DemographicsSource,
 ) -> None:
-    sources = source.load([p.source for p in [*created, *updated]])
+    sources = source.load([p.source for p in created] + [p.source for p in updated])
     new = []
     for patient in created:
         fields = patient_fields(sources[patient.source])
@@ -51,14 +51,18 @@ def write_batch(
         row.created_at = row.updated_at = patient.created_at
     Patient.objects.bulk_update(new, ["created_at", "updated_at"], batch_size=500)
     changed = []
-    for patient in updated:
-        fields = patient_fields(sources[patient.source])
+    for change in updated:
+        fields = patient_fields(sources[change.source])
         del fields["match_key"]
-        changed.append(Patient(id=patient.id, updated_at=now, **fields))
+        changed.append(Patient(id=change.id, updated_at=now, **fields))
     if changed:
         Patient.objects.bulk_update(changed, [*PATIENT_COLUMNS, "updated_at"], batch_size=500)
     PatientFacility.objects.bulk_create(
-        [PatientFacility(patient_id=p.id, facility_id=facility_id) for p in [*created, *updated]],
+        [PatientFacility(patient_id=patient_id, facility_id=facility_id) for patient_id in _ids(created, updated)],
         batch_size=500,
         ignore_conflicts=True,
     )
+
+
+def _ids(created: Sequence[NewPatient], updated: Sequence[ChangedPatient]) -> list[uuid.UUID]:
+    return [p.id for p in created] + [p.id for p in updated]

@@ -106,5 +106,5 @@ def write_batch(
             SELECT patient_id, %s, %s FROM unnest(%s::uuid[]) AS patient_id
             ON CONFLICT DO NOTHING
             """,
-            [facility_id, now, [p.id for p in [*created, *updated]]],
+            [facility_id, now, [p.id for p in created] + [p.id for p in updated]],
         )

@@ -9,9 +9,9 @@ from django.urls import reverse
 
 from bulkimport.models import BulkRequest, BulkRow, BulkRowError, RowStatus
 from bulkimport.selectors import bulk_error_counts
-from bulkimport.validation import GENDER_MESSAGE
 from docqueries.models import DocumentQuery
 from metriport_bulk.lib import storage
+from patients.validation import GENDER_MESSAGE
 from tests.admin.conftest import run_bulk
 from tests.bulkimport.helpers import csv_bytes, person, sample_bytes
 from tests.factories import make_tenant

@@ -11,9 +11,9 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bulkimport import normalize
 from bulkimport.validation import CsvFileError, CsvImport
 from metriport_bulk.lib.csvio import ResultCsvWriter
+from patients import normalize
 
 TODAY = datetime.date(2025, 6, 15)
 HEADER = ["firstName", "lastName", "dob", "gender", "addressLine1", "city", "state", "zip"]

@@ -8,7 +8,7 @@ import datetime
 
 import pytest
 
-from bulkimport.normalize import (
+from patients.normalize import (
     US_STATES,
     US_TERRITORIES,
     DobProblem,

@@ -13,19 +13,20 @@ from pathlib import Path
 import pytest
 
 from bulkimport.validation import (
-    DEFAULT_MAX_BYTES,
-    GENDER_MESSAGE,
-    MAX_ROWS,
-    PHONE_HINT,
     CsvFileError,
     CsvImport,
     FileErrorCode,
+    RowResult,
+    row_reason,
+)
+from metriport_bulk.lib.csvio import MAX_FILE_BYTES, MAX_ROWS
+from patients.validation import (
+    GENDER_MESSAGE,
+    PHONE_HINT,
     RowError,
     RowErrorCode,
-    RowResult,
     build_column_plan,
     normalize_header_name,
-    row_reason,
 )
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "csv"
@@ -89,9 +90,9 @@ def fixture(name: str) -> bytes:
 # --- interface constants ------------------------------------------------------------------------------
 
 
-def test_limits_match_the_spec() -> None:
-    assert MAX_ROWS == 100_000
-    assert DEFAULT_MAX_BYTES == 50 * 1024 * 1024
+def test_limits_match_the_spec(settings) -> None:
+    assert MAX_ROWS == 100_000 == settings.BULK_MAX_ROWS
+    assert MAX_FILE_BYTES == 50 * 1024 * 1024 == settings.BULK_MAX_FILE_BYTES
 
 
 def test_error_codes_are_lower_snake_strings() -> None:

@@ -17,10 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("--failed-only", action="store_true", help="Only re-validate rows that failed.")
 
     def handle(self, *args, request_id: str, failed_only: bool, **options):
-        if as_uuid(request_id) is None:
+        request_uuid = as_uuid(request_id)
+        if request_uuid is None:
             raise CommandError(f"Not a request id: {request_id}")
         try:
-            outcome = bulk_request_reprocess(request_id=as_uuid(request_id), failed_only=failed_only)
+            outcome = bulk_request_reprocess(request_id=request_uuid, failed_only=failed_only)
         except ReprocessRefused as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"{request_id}: {outcome}")

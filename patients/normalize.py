@@ -156,7 +156,7 @@ _MONTHS = {
     )
     for name in names
 }
-_MIN_DOB = "1900-01-01"  # Metriport's validateDateIsAfter1900
+MIN_DOB = "1900-01-01"  # Metriport's validateDateIsAfter1900
 
 
 def _is_ascii_digits(value: str) -> bool:
@@ -273,11 +273,17 @@ def parse_dob(value: str, *, today: datetime.date) -> tuple[str | None, DobProbl
     iso, problem = parse_dob_text(text)
     if iso is None:
         return None, problem
-    if iso < _MIN_DOB:
-        return None, DobProblem.BEFORE_1900
-    if iso > today.isoformat():
-        return None, DobProblem.FUTURE
-    return iso, None
+    problem = dob_range_problem(iso, today.isoformat())
+    return (None, problem) if problem else (iso, None)
+
+
+def dob_range_problem(iso: str, today_iso: str) -> DobProblem | None:
+    """Why an existing date (YYYY-MM-DD) is no date of birth: before 1900 or after today; None when it is one."""
+    if iso < MIN_DOB:
+        return DobProblem.BEFORE_1900
+    if iso > today_iso:
+        return DobProblem.FUTURE
+    return None
 
 
 def normalize_dob(value: str, *, today: datetime.date | None = None) -> str | None:
