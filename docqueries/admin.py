@@ -19,7 +19,7 @@ from patients.phi_log import PhiAccessLogMixin
 
 
 @admin.register(DocumentQuery)
-class DocumentQueryAdmin(  # type: ignore[misc]  # TODO(services split): LargeTableAdminMixin.paginator: ClassVar[type] (patients/admin.py)
+class DocumentQueryAdmin(
     PhiAccessLogMixin, PhiFieldsMixin, NewestFirstMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 ):
     # What documents a patient has (discharge summary, lab results...) is health information.
@@ -70,9 +70,7 @@ class DocumentQueryAdmin(  # type: ignore[misc]  # TODO(services split): LargeTa
 
     @admin.display(description="Bulk request")
     def bulk_request_link(self, obj: DocumentQuery) -> str:
-        from bulkimport.models import BulkRequest
-
-        return admin_link(BulkRequest, obj.bulk_request_id)
+        return admin_link("bulkimport.BulkRequest", obj.bulk_request_id)  # docqueries does not import bulkimport
 
     @admin.display(description="Documents")
     def document_count(self, obj: DocumentQuery) -> int:

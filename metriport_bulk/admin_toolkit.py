@@ -47,12 +47,16 @@ def mask_ssn(ssn: str) -> str:
     return f"***-**-{ssn[-4:]}" if ssn else ""
 
 
-def admin_link(obj_or_model: Model | type[Model], pk, label: str | None = None) -> str:
-    """A link to an object's admin page built from its id alone (no query for the related object)."""
+def admin_link(model: Model | type[Model] | str, pk: object, label: str | None = None) -> str:
+    """A link to an object's admin page built from its id alone (no query for the related object). `model`
+    may be named ("app_label.ModelName") by an app that does not import the model's app."""
     if pk is None:
         return "-"
-    opts = obj_or_model._meta
-    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
+    if isinstance(model, str):
+        app_label, _, model_name = model.partition(".")
+    else:
+        app_label, model_name = model._meta.app_label, model._meta.model_name or ""
+    url = reverse(f"admin:{app_label}_{model_name.lower()}_change", args=[pk])
     return format_html('<a href="{}">{}</a>', url, label or str(pk))
 
 

@@ -77,7 +77,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookMessage)
-class WebhookMessageAdmin(PhiAccessLogMixin, PhiGuardMixin, NewestFirstMixin, LargeTableAdminMixin, admin.ModelAdmin):  # type: ignore[misc]  # TODO(services split): LargeTableAdminMixin.paginator: ClassVar[type] (patients/admin.py)
+class WebhookMessageAdmin(PhiAccessLogMixin, PhiGuardMixin, NewestFirstMixin, LargeTableAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "customer",
@@ -173,7 +173,7 @@ class WebhookMessageAdmin(PhiAccessLogMixin, PhiGuardMixin, NewestFirstMixin, La
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(PhiGuardMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):  # type: ignore[misc]  # TODO(services split): LargeTableAdminMixin.paginator: ClassVar[type] (patients/admin.py)
+class DeliveryAttemptAdmin(PhiGuardMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("message", "number", "started_at", "succeeded", "status_code", "latency_ms", "error")
     list_filter = ("succeeded", "started_at")
     list_select_related = ("message",)

@@ -134,7 +134,7 @@ def test_parse_crash_restarts_cleanly(broker, small_chunks, settings, monkeypatc
 def test_rows_are_stored_in_batches_with_progress_counts_whatever_the_batch_boundaries(broker, monkeypatch, batch_size):
     """A batch's rows are validated while its COPY runs: batches ending mid-file, exactly at the end of the
     file, or past it each store every row once, with its errors and the running counts."""
-    monkeypatch.setattr(services, "PARSE_BATCH_SIZE", batch_size)
+    monkeypatch.setattr(parse, "PARSE_BATCH_SIZE", batch_size)
     body = sample_bytes(300, invalid_ratio=0.2, seed=4)
     request = submit(make_tenant(), body)
     services.bulk_request_parse(request_id=request.id)

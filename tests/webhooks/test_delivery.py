@@ -16,11 +16,11 @@ from tests.receiver import Reply
 from tests.webhooks.conftest import create_message, deliver_due, make_due
 from webhooks.models import DeliveryAttempt, MessageStatus, WebhookEndpoint, WebhookMessage
 from webhooks.services import (
-    _claim,
     webhook_message_create,
     webhook_message_deliver,
     webhook_redeliver,
 )
+from webhooks.services.delivery import _claim
 
 
 def test_no_message_is_stored_when_the_customer_has_no_webhook_url(tenant):
@@ -170,7 +170,7 @@ def test_a_message_is_claimed_once_and_a_claimed_one_is_not_due(endpoint, tenant
 
 
 def test_a_slow_attempt_whose_lease_expired_does_not_overwrite_the_newer_attempt(endpoint, tenant, receiver):
-    from webhooks.services import AttemptOutcome, _record
+    from webhooks.services.delivery import AttemptOutcome, _record
 
     message = create_message(tenant.customer.id)
     stale = _claim(message.id, now=timezone.now())

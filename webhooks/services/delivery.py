@@ -1,133 +1,39 @@
-"""Webhooks (SPEC §4): the outbox, delivery with retries, redelivery, and the customer's URL and key.
-
-An outbox message is stored in the transaction of the state change it reports (`webhook_message_create`),
-with its body serialized once. Delivery is at-least-once and runs only in `webhooks` queue actors (their own
-worker threads, never the scheduler's loop nor the threads of imports): the actor sent on commit is the fast
-path; the scheduler job `webhook_deliver_due` only queues whatever is due (retries, lost actor messages,
-deliveries whose worker died, deferred ones). Whoever delivers first claims the message with one conditional
-UPDATE that moves `next_attempt_at` past a lease, so two deliverers never send the same attempt. Each
-attempt has a hard wall-clock deadline, holds one of the customer's few delivery slots (so a slow endpoint
-uses a bounded share of the workers), and waits for earlier messages of its bulk request.
-"""
+"""Delivery (SPEC §6): at-least-once, only in `webhooks` queue actors (their own worker threads, never the
+scheduler's loop nor the threads of imports): the actor sent on commit is the fast path; the scheduler job
+`webhook_deliver_due` only queues whatever is due (retries, lost actor messages, deliveries whose worker died,
+deferred ones). Whoever delivers first claims the message with one conditional UPDATE that moves
+`next_attempt_at` past a lease, so two deliverers never send the same attempt. Each attempt has a hard
+wall-clock deadline, holds one of the customer's few delivery slots (so a slow endpoint uses a bounded share
+of the workers), and waits for earlier messages of its bulk request."""
 
 from __future__ import annotations
 
-import json
 import logging
-import secrets
 import time
 import uuid
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import requests
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from metriport_bulk.lib.http import Deadline, DeadlineExceeded, UnsafeUrlError, check_url, guarded_session
-from patients.models import Customer
-from webhooks import schedule, signing, types
+from metriport_bulk.lib.http import Deadline, DeadlineExceeded, UnsafeUrlError, guarded_session
+from webhooks import schedule, signing
 from webhooks.models import DeliveryAttempt, DeliverySlot, MessageStatus, WebhookEndpoint, WebhookMessage
+from webhooks.services.outbox import Id
 
 logger = logging.getLogger(__name__)
 
 DUE_BATCH_SIZE = 100
 MAX_ANSWER_BYTES = 64 * 1024
 
-# A customer or message id: a UUID read from a row, or its text (an actor message, a command's argument).
-Id = uuid.UUID | str
-
 
 def _lease() -> timedelta:
     """How long a claimed attempt may take before someone else may try again (covers connect + read)."""
     return timedelta(seconds=2 * settings.WEBHOOK_TIMEOUT_SECONDS + 30)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def webhook_body(
-    *, message_id: uuid.UUID, message_type: str, when: datetime, data: dict[str, Any], request_id: str | None = None
-) -> bytes:
-    """The payload's bytes: compact JSON, serialized once; these exact bytes are signed and sent."""
-    meta: dict[str, str] = {"messageId": str(message_id)}
-    if request_id is not None:
-        meta["requestId"] = str(request_id)
-    meta["when"] = _iso(when)
-    meta["type"] = message_type
-    payload = {"meta": meta, **data}
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder).encode("utf-8")
-
-
-# --- Outbox ---------------------------------------------------------------------------------------------
-
-
-def webhook_message_create(
-    *, customer_id: Id, message_type: str, data: dict[str, Any], request_id: str | None = None
-) -> WebhookMessage | None:
-    """Stores one outbox message in the caller's transaction and schedules its delivery on commit.
-
-    Builds `{"meta": {"messageId", ["requestId",] "when", "type"}, **data}`. Returns None (stores nothing)
-    when the customer has no webhook URL."""
-    stored = _messages_store(customer_id=customer_id, message_type=message_type, items=[(request_id, data)])
-    return stored[0] if stored else None
-
-
-def webhook_messages_create(*, customer_id: Id, message_type: str, items: list[tuple[str, dict[str, Any]]]) -> int:
-    """webhook_message_create for many messages of one customer at once ((request id, data) per message):
-    one INSERT, one dispatch on commit. Returns how many were stored (0 without a webhook URL)."""
-    return len(_messages_store(customer_id=customer_id, message_type=message_type, items=items))
-
-
-def _messages_store(
-    *, customer_id: Id, message_type: str, items: Sequence[tuple[str | None, dict[str, Any]]]
-) -> list[WebhookMessage]:
-    """The outbox rows of `items` (each body serialized once), inserted together and dispatched on commit;
-    none when the customer has no webhook URL."""
-    url = WebhookEndpoint.objects.filter(customer_id=customer_id).values_list("url", flat=True).first()
-    if not url or not items:
-        return []
-    now = timezone.now()
-    give_up_at = now + schedule.retry_window()
-    messages = []
-    for request_id, data in items:
-        message_id = uuid.uuid4()
-        body = webhook_body(
-            message_id=message_id, message_type=message_type, when=now, data=data, request_id=request_id
-        )
-        messages.append(
-            WebhookMessage(
-                id=message_id,
-                customer_id=customer_id,
-                message_type=message_type,
-                request_id=str(request_id) if request_id is not None else "",
-                body=body,
-                next_attempt_at=now,
-                give_up_at=give_up_at,
-            )
-        )
-    WebhookMessage.objects.bulk_create(messages, batch_size=1000)
-    _send_on_commit([message.id for message in messages])
-    return messages
-
-
-def _send_on_commit(message_ids: Iterable[uuid.UUID]) -> None:
-    from webhooks import tasks
-
-    ids = [str(message_id) for message_id in message_ids]
-
-    def send() -> None:
-        for message_id in ids:
-            tasks.webhook_deliver.send(message_id)
-
-    if ids:
-        transaction.on_commit(send)
 
 
 # --- Delivery -------------------------------------------------------------------------------------------
@@ -216,7 +122,7 @@ def _request_error(exc: Exception) -> str:
     return f"request error ({type(exc).__name__})"
 
 
-def _post(
+def post(
     *, url: str, key: str, body: bytes, message_id: str, read_answer: bool = False
 ) -> tuple[bytes, AttemptOutcome]:
     """One signed POST of `body` (these exact bytes, no redirects, SSRF-guarded), all of it (connect, headers
@@ -282,7 +188,7 @@ def _read_bounded(response: requests.Response, limit: int, deadline: Deadline) -
 
 
 def _attempt(claimed: ClaimedAttempt) -> AttemptOutcome:
-    _, outcome = _post(url=claimed.url, key=claimed.key, body=claimed.body, message_id=str(claimed.message_id))
+    _, outcome = post(url=claimed.url, key=claimed.key, body=claimed.body, message_id=str(claimed.message_id))
     return outcome
 
 
@@ -468,102 +374,3 @@ def webhook_deliver_due() -> list[uuid.UUID]:
     itself: the `webhooks` queue's workers do, so a slow receiver cannot hold up the scheduler's other jobs
     (noticing uploads, expiry, resuming stale work)."""
     return webhook_enqueue_due()
-
-
-# --- Redelivery -----------------------------------------------------------------------------------------
-
-
-def _redeliverable(customer_id: Id | None = None) -> Q:
-    """Failed messages, and pending ones that have failed at least once (waiting for a retry)."""
-    query = Q(status=MessageStatus.FAILED) | Q(status=MessageStatus.PENDING, failures__gt=0)
-    if customer_id is not None:
-        query &= Q(customer_id=customer_id)
-    return query
-
-
-@transaction.atomic
-def webhook_redeliver(
-    *, customer_id: Id | None = None, message_id: Id | None = None, dispatch: bool = True
-) -> list[uuid.UUID]:
-    """Makes messages due now with a fresh retry window and queues them (support, the retry endpoint, the
-    command). With `message_id`: that message, whatever its status (a delivered one is sent again, same
-    bytes and messageId). Without: every failed or failing message (of `customer_id` when given).
-    `dispatch=False` leaves the delivery to the caller (or the scheduler). Returns the ids rescheduled."""
-    now = timezone.now()
-    messages = WebhookMessage.objects.all()
-    if message_id is not None:
-        messages = messages.filter(id=message_id)
-        if customer_id is not None:
-            messages = messages.filter(customer_id=customer_id)
-    else:
-        messages = messages.filter(_redeliverable(customer_id))
-    ids = list(messages.values_list("id", flat=True))
-    if ids:
-        WebhookMessage.objects.filter(id__in=ids).update(
-            status=MessageStatus.PENDING,
-            failures=0,
-            next_attempt_at=now,
-            give_up_at=now + schedule.retry_window(),
-            delivered_at=None,
-        )
-        if dispatch:
-            _send_on_commit(ids)
-    return ids
-
-
-def webhook_deliver_now(*, message_ids: list[uuid.UUID]) -> dict[uuid.UUID, bool | None]:
-    """Delivers the given messages in this process right away (the command's synchronous mode), oldest first
-    so the messages of one bulk request keep their order; the per-customer cap applies as for workers."""
-    ordered = list(
-        WebhookMessage.objects.filter(id__in=message_ids).order_by("created_at").values_list("id", flat=True)
-    )
-    results: dict[uuid.UUID, bool | None] = dict.fromkeys(message_ids)
-    for message_id in ordered:
-        results[message_id] = webhook_message_deliver(message_id=message_id)
-    return results
-
-
-# --- Settings: URL, key, ping ---------------------------------------------------------------------------
-
-
-class WebhookUrlRefused(Exception):
-    """The URL was not accepted; the message is the customer-facing reason."""
-
-
-def webhook_endpoint_get_or_create(*, customer: Customer) -> WebhookEndpoint:
-    endpoint, _ = WebhookEndpoint.objects.get_or_create(
-        customer=customer, defaults={"key": signing.webhook_key_generate()}
-    )
-    return endpoint
-
-
-def webhook_ping(*, url: str, key: str) -> None:
-    """Sends a signed `ping` to `url` and raises WebhookUrlRefused unless it answers 2xx `{"pong": <same>}`."""
-    token = secrets.token_urlsafe(16)
-    message_id = uuid.uuid4()
-    body = webhook_body(message_id=message_id, message_type=types.PING, when=timezone.now(), data={"ping": token})
-    answer, outcome = _post(url=url, key=key, body=body, message_id=str(message_id), read_answer=True)
-    if not outcome.succeeded:
-        raise WebhookUrlRefused(f"The webhook URL did not accept the ping ({outcome.error}).")
-    try:
-        pong = json.loads(answer).get("pong") if len(answer) <= MAX_ANSWER_BYTES else None
-    except (ValueError, AttributeError):
-        pong = None
-    if pong != token:
-        raise WebhookUrlRefused('The webhook URL answered the ping without {"pong": "<the ping value>"}.')
-
-
-def webhook_url_set(*, customer: Customer, url: str | None) -> WebhookEndpoint:
-    """Sets (after a successful ping) or clears the customer's webhook URL. Generates the key if none, before
-    the ping, so the ping is signed with the key the receiver will keep using."""
-    endpoint = webhook_endpoint_get_or_create(customer=customer)
-    url = (url or "").strip()
-    if url:
-        try:
-            check_url(url)
-        except UnsafeUrlError as exc:
-            raise WebhookUrlRefused(f"The webhook URL is refused: {exc}.") from exc
-        webhook_ping(url=url, key=endpoint.key)
-    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=url, updated_at=timezone.now())
-    endpoint.refresh_from_db()
-    return endpoint
