@@ -16,7 +16,8 @@ import traceback
 import pytest
 import requests
 
-from bulkimport.normalize import (
+from docqueries.models import DocumentQuery, QueryStatus
+from patients.normalize import (
     normalize_address_line,
     normalize_email,
     normalize_name,
@@ -24,7 +25,6 @@ from bulkimport.normalize import (
     normalize_ssn,
     parse_dob_text,
 )
-from docqueries.models import DocumentQuery, QueryStatus
 from tests.bulkimport.helpers import Api, read_result, sample_bytes, wait_final
 from webhooks.models import MessageStatus, WebhookMessage
 
