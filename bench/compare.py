@@ -199,9 +199,10 @@ def iex_child(path: str, rows: int) -> None:
 
     from bulkimport.validation import row_reason
     from patients.columns import patient_fields as _patient_fields  # the same patient fields our apply step writes
+    from patients.header import build_column_plan
     from patients.matching import shares_zip
     from patients.models import Patient, PatientFacility
-    from patients.validation import RowValidator, build_column_plan
+    from patients.validation import RowValidator
     from tests.factories import make_tenant
 
     tenant = make_tenant(f"Compare import-export {rows}")

@@ -33,9 +33,9 @@ from bulkimport.validation import CsvFileError, CsvImport
 from metriport_bulk.admin_toolkit import can_view_phi
 from metriport_bulk.lib import storage
 from metriport_bulk.lib.ids import as_uuid
+from patients.header import ColumnPlan, build_column_plan
 from patients.models import Customer, Facility, PhiAccessLog
 from patients.phi_log import phi_access_record
-from patients.validation import ColumnPlan, build_column_plan
 
 IMPORT_SALT = "metriport-bulk.admin-import"
 IMPORT_TOKEN_MAX_AGE = 60 * 60

@@ -20,16 +20,9 @@ from metriport_bulk.lib.csvio import (
     FileErrorCode,
     unescape_cell,
 )
+from patients.header import ColumnPlan, build_column_plan
 from patients.normalize import clean_text
-from patients.validation import (
-    ColumnPlan,
-    RowError,
-    RowErrorCode,
-    RowResult,
-    RowValidator,
-    build_column_plan,
-    row_reason,
-)
+from patients.validation import RowError, RowErrorCode, RowResult, RowValidator, row_reason
 
 __all__ = ["ColumnPlan", "CsvFileError", "CsvImport", "FileErrorCode", "RowResult", "build_column_plan", "row_reason"]
 

@@ -13,7 +13,8 @@ import typing
 
 from rest_framework.exceptions import ValidationError
 
-from patients.validation import MAX_INDEX, RowValidator, build_column_plan
+from patients.header import MAX_INDEX, build_column_plan
+from patients.validation import RowValidator
 
 _ADDRESS_KEYS = ("addressLine1", "addressLine2", "city", "state", "zip")
 _SINGLE = ("firstName", "lastName", "dob", "gender", "externalId", "ssn", "driversLicense", "driversLicenseState")

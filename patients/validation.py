@@ -1,11 +1,10 @@
-"""The patient row rules: which columns of a header are read (header mapping, the ColumnPlan) and how one
-row of demographics is validated and normalized (RowValidator). A bulk file is read with them
-(bulkimport.validation.CsvImport), and so is a single patient's JSON, laid out as one row
-(patients.demographics): one set of rules, so a person sent both ways is one patient.
+"""The patient row rules: how one row of demographics, laid out as a header says (patients.header), is
+validated and normalized (RowValidator). A bulk file is read with them (bulkimport.validation.CsvImport),
+and so is a single patient's JSON, laid out as one row (patients.demographics): one set of rules, so a
+person sent both ways is one patient.
 
 Pure Python, no Django. The rules are Metriport's patient-import rules (packages/core/src/command/
-patient-import/csv): column names compared case-insensitively with spaces and punctuation ignored,
-address groups and contacts indexed -1..-10, and row errors worded as Metriport words them
+patient-import/csv), with row errors worded as Metriport words them
 ("Missing firstName", "Missing/invalid dob", "Missing addressLine1-1", "Patient has no address").
 Each error also has a code (RowErrorCode) so errors can be counted and filtered.
 
@@ -19,9 +18,8 @@ import enum
 import typing
 from dataclasses import dataclass
 
-from metriport_bulk.lib.csvio import CsvFileError, FileErrorCode
+from patients.header import AddressColumns, ColumnPlan
 from patients.normalize import (
-    INVISIBLE_CHARACTERS,
     DobProblem,
     dob_range_problem,
     normalize_address_line,
@@ -42,20 +40,14 @@ from patients.normalize import (
 )
 
 __all__ = [
-    "MAX_INDEX",
-    "ColumnPlan",
     "GENDER_MESSAGE",
     "PHONE_HINT",
     "RowError",
     "RowErrorCode",
     "RowResult",
     "RowValidator",
-    "build_column_plan",
-    "normalize_header_name",
     "row_reason",
 ]
-
-MAX_INDEX = 10  # address groups, phones and emails: -1 .. -10, as in Metriport
 
 
 class RowErrorCode(enum.StrEnum):
@@ -102,257 +94,6 @@ class RowResult:
 def row_reason(errors: list[RowError]) -> str:
     """The result file's `reason`: every error message of the row, "; "-separated (as Metriport)."""
     return "; ".join(error.message for error in errors)
-
-
-# --- header -------------------------------------------------------------------------------------------
-
-# Metriport's csv-parser mapHeaders drops these characters and all whitespace (so "First Name" and
-# "first_name" both read as firstname); "-" is kept because it introduces the -N index.
-_HEADER_DROP = str.maketrans("", "", "!@#$%^&*()+=[]\\';,./{}|\":<>?~_ \t\r\n\u00a0" + INVISIBLE_CHARACTERS)
-
-# Normalized header name -> canonical field, for columns that occur once.
-_SINGLE_COLUMNS: dict[str, str] = {
-    "firstname": "firstName",
-    "lastname": "lastName",
-    "dob": "dob",
-    "gender": "gender",
-    "genderatbirth": "gender",
-    "ssn": "ssn",
-    "id": "externalId",
-    "externalid": "externalId",
-    "hieoptout": "hieOptOut",
-}
-for _prefix in ("driverslicense", "driverslicence"):  # US and British spelling, both accepted
-    for _suffix in ("", "value", "no", "number"):
-        _SINGLE_COLUMNS[_prefix + _suffix] = "driversLicense"
-    _SINGLE_COLUMNS[_prefix + "state"] = "driversLicenseState"
-
-# Normalized base name -> canonical field, for columns indexed -1..-10 and un-suffixed. As in Metriport's
-# importer, an un-suffixed group is a group of its own (index 0, read first), not another name for -1.
-_INDEXED_COLUMNS: dict[str, str] = {
-    "addressline1": "addressLine1",
-    "address1": "addressLine1",
-    "addressline2": "addressLine2",
-    "address2": "addressLine2",
-    "city": "city",
-    "state": "state",
-    "zip": "zip",
-    "zipcode": "zip",
-    "phone": "phone",
-    "email": "email",
-}
-# Alternative names: Metriport reads `zip ?? zipCode`, so beside its canonical column an alias is not read
-# (it stays a column of the customer's, echoed in the result file) instead of being a duplicate.
-_ALIASES = frozenset({"address1", "address2", "zipcode"})
-_ADDRESS_FIELDS = ("addressLine1", "addressLine2", "city", "state", "zip")
-_REQUIRED_ADDRESS_FIELDS = ("addressLine1", "city", "state", "zip")
-_REQUIRED_SINGLE = ("firstName", "lastName", "dob", "gender")
-
-
-def normalize_header_name(name: str) -> str:
-    """A header cell as compared: lower-cased, without whitespace and Metriport's ignored punctuation."""
-    return name.lower().translate(_HEADER_DROP)
-
-
-def _map_header(normalized: str) -> tuple[str, int, bool] | None:
-    """Normalized header name -> (canonical field, index, is an alias), or None if unknown.
-
-    Index 0 is a single column or an un-suffixed group; 1..10 an indexed one."""
-    single = _SINGLE_COLUMNS.get(normalized)
-    if single is not None:
-        return single, 0, False
-    base, dash, index_text = normalized.partition("-")
-    if not dash:
-        field = _INDEXED_COLUMNS.get(normalized)
-        if field is not None:
-            return field, 0, normalized in _ALIASES
-        # "phone_2" and "email 2" read as phone2/email2 (Metriport's contact alternative names).
-        for contact in ("phone", "email"):
-            if normalized.startswith(contact):
-                index_text = normalized[len(contact) :]
-                digits = index_text.isascii() and index_text.isdigit() and index_text[0] != "0"
-                if digits and int(index_text) <= MAX_INDEX:
-                    return contact, int(index_text), False
-        return None
-    field = _INDEXED_COLUMNS.get(base)
-    if field is None or not (index_text.isascii() and index_text.isdigit()):
-        return None
-    index = int(index_text)
-    if not 1 <= index <= MAX_INDEX or index_text[0] == "0":
-        return None
-    return field, index, base in _ALIASES
-
-
-@dataclass(frozen=True, slots=True)
-class AddressColumns:
-    """Column positions of one address group; `suffix` is how the header names the group ("" or "-2")."""
-
-    index: int
-    suffix: str
-    address_line1: int | None
-    address_line2: int | None
-    city: int | None
-    state: int | None
-    zip: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class ColumnPlan:
-    """Where each field lives in a row, computed once per header so rows are read by position."""
-
-    width: int
-    first_name: int
-    last_name: int
-    dob: int
-    gender: int
-    external_id: int | None
-    ssn: int | None
-    drivers_license: int | None
-    drivers_license_state: int | None
-    hie_opt_out: int | None
-    addresses: tuple[AddressColumns, ...]
-    phones: tuple[tuple[str, int], ...]  # (column name for messages, position), in index order
-    emails: tuple[tuple[str, int], ...]
-    # Columns that look indexed but whose index is out of range (email-0, phone-01, addressLine1-11): not read,
-    # and said so to the customer instead of silently ignored (SPEC §6).
-    warnings: tuple[str, ...] = ()
-
-
-_HEADER_HINT = "firstName, lastName, dob, gender, addressLine1, city, state, zip"
-
-
-def _out_of_range_index(normalized: str) -> tuple[str, str] | None:
-    """(canonical field, index as written) for a name that looks like an indexed column but is not one
-    Metriport reads (index 0, above MAX_INDEX or with a leading zero), else None."""
-    base, dash, index_text = normalized.partition("-")
-    if not dash:
-        for contact in ("phone", "email"):
-            if normalized.startswith(contact) and normalized != contact:
-                base, index_text = contact, normalized[len(contact) :]
-                break
-        else:
-            return None
-    field = _INDEXED_COLUMNS.get(base)
-    if field is None or not (index_text.isascii() and index_text.isdigit()):
-        return None
-    return field, index_text
-
-
-def build_column_plan(header: list[str]) -> ColumnPlan:
-    """Map header cells to fields; raise CsvFileError (NO_HEADER, DUPLICATE_COLUMNS, MISSING_COLUMNS).
-
-    Messages name canonical fields and column positions, never the header text: when the first line
-    is data rather than a header, its cells are PHI.
-    """
-    positions: dict[tuple[str, int], list[int]] = {}
-    alias_positions: dict[tuple[str, int], list[int]] = {}
-    unknown: dict[str, list[int]] = {}
-    for position, cell in enumerate(header):
-        normalized = normalize_header_name(cell)
-        mapped = _map_header(normalized)
-        if mapped is None:
-            if normalized:
-                unknown.setdefault(normalized, []).append(position)
-            continue
-        field, index, alias = mapped
-        (alias_positions if alias else positions).setdefault((field, index), []).append(position)
-    for key, cols in alias_positions.items():
-        # The canonical name wins over its alias (zip beside zipCode); the alias is then the customer's column.
-        if key in positions:
-            for position in cols:
-                unknown.setdefault(normalize_header_name(header[position]), []).append(position)
-        else:
-            positions[key] = cols
-
-    if not positions:
-        raise CsvFileError(
-            FileErrorCode.NO_HEADER,
-            f"The first line is not a header: none of its cells is a known column name. The first line "
-            f"must name the columns, e.g. {_HEADER_HINT}.",
-        )
-
-    duplicates = [(_display_name(field, index), cols) for (field, index), cols in positions.items() if len(cols) > 1]
-    duplicates += [("an unrecognized column", cols) for cols in unknown.values() if len(cols) > 1]
-    if duplicates:
-        described = "; ".join(
-            f"{name} in columns {', '.join(str(c + 1) for c in cols)}" for name, cols in sorted(duplicates)
-        )
-        raise CsvFileError(
-            FileErrorCode.DUPLICATE_COLUMNS,
-            f"Duplicate columns (names are compared ignoring case, spaces and punctuation): {described}. "
-            "Keep one of each.",
-        )
-
-    def position_of(field: str, index: int = 0) -> int | None:
-        cols = positions.get((field, index))
-        return cols[0] if cols else None
-
-    missing = [field for field in _REQUIRED_SINGLE if position_of(field) is None]
-    address_indexes = sorted({index for (field, index) in positions if field in _ADDRESS_FIELDS})
-    complete = [i for i in address_indexes if all(position_of(f, i) is not None for f in _REQUIRED_ADDRESS_FIELDS)]
-    if not complete:
-        first = address_indexes[0] if address_indexes else 0
-        missing += [_display_name(f, first) for f in _REQUIRED_ADDRESS_FIELDS if position_of(f, first) is None]
-    if missing:
-        raise CsvFileError(
-            FileErrorCode.MISSING_COLUMNS,
-            f"Missing required column(s): {', '.join(missing)}. Required: {_HEADER_HINT} "
-            f"(at least one complete address group).",
-        )
-
-    addresses = []
-    for index in address_indexes:
-        # Messages name the group the way the header does: "Missing zip" or "Missing zip-2".
-        addresses.append(
-            AddressColumns(
-                index=index,
-                suffix=f"-{index}" if index else "",
-                address_line1=position_of("addressLine1", index),
-                address_line2=position_of("addressLine2", index),
-                city=position_of("city", index),
-                state=position_of("state", index),
-                zip=position_of("zip", index),
-            )
-        )
-
-    def contacts(field: str) -> tuple[tuple[str, int], ...]:
-        found = []
-        for index in range(MAX_INDEX + 1):
-            column = position_of(field, index)
-            if column is not None:
-                found.append((_display_name(field, index), column))
-        return tuple(found)
-
-    warnings = []
-    for name, cols in sorted(unknown.items(), key=lambda item: item[1][0]):
-        looks_indexed = _out_of_range_index(name)
-        if looks_indexed is not None:
-            field, index_text = looks_indexed
-            warnings.append(
-                f"Column {cols[0] + 1} ({field}-{index_text}) is not read: indexes run from 1 to {MAX_INDEX}, "
-                f"without leading zeros (e.g. {field}-1)."
-            )
-
-    return ColumnPlan(
-        warnings=tuple(warnings),
-        width=len(header),
-        first_name=typing.cast(int, position_of("firstName")),
-        last_name=typing.cast(int, position_of("lastName")),
-        dob=typing.cast(int, position_of("dob")),
-        gender=typing.cast(int, position_of("gender")),
-        external_id=position_of("externalId"),
-        ssn=position_of("ssn"),
-        drivers_license=position_of("driversLicense"),
-        drivers_license_state=position_of("driversLicenseState"),
-        hie_opt_out=position_of("hieOptOut"),
-        addresses=tuple(addresses),
-        phones=contacts("phone"),
-        emails=contacts("email"),
-    )
-
-
-def _display_name(field: str, index: int) -> str:
-    return f"{field}-{index}" if index else field
 
 
 # --- rows ---------------------------------------------------------------------------------------------

@@ -20,14 +20,8 @@ from bulkimport.validation import (
     row_reason,
 )
 from metriport_bulk.lib.csvio import MAX_FILE_BYTES, MAX_ROWS
-from patients.validation import (
-    GENDER_MESSAGE,
-    PHONE_HINT,
-    RowError,
-    RowErrorCode,
-    build_column_plan,
-    normalize_header_name,
-)
+from patients.header import build_column_plan, normalize_header_name
+from patients.validation import GENDER_MESSAGE, PHONE_HINT, RowError, RowErrorCode
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "csv"
 TODAY = datetime.date(2025, 6, 15)
