@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import TypedDict
 
 import dramatiq
 from django.conf import settings
@@ -15,17 +16,19 @@ logger = logging.getLogger(__name__)
 
 QUEUE = "bulk"
 CHUNKS_QUEUE = "bulk-chunks"
+
+
+class _Retry(TypedDict):
+    max_retries: int
+    min_backoff: int
+    max_backoff: int
+
+
 # Retried with backoff from 1 s to 1 min: every step is idempotent.
-MAX_RETRIES, MIN_BACKOFF, MAX_BACKOFF = 8, 1_000, 60_000
+RETRY: _Retry = {"max_retries": 8, "min_backoff": 1_000, "max_backoff": 60_000}
 
 
-@dramatiq.actor(
-    queue_name=QUEUE,
-    time_limit=30 * 60 * 1000,
-    max_retries=MAX_RETRIES,
-    min_backoff=MIN_BACKOFF,
-    max_backoff=MAX_BACKOFF,
-)
+@dramatiq.actor(queue_name=QUEUE, time_limit=30 * 60 * 1000, **RETRY)
 def bulk_parse(request_id: str) -> None:
     services.bulk_request_parse(request_id=uuid.UUID(request_id))
 
@@ -33,25 +36,12 @@ def bulk_parse(request_id: str) -> None:
 # Chunks have a queue of their own: a request's parse and finish (priority 0) never wait in line behind
 # another request's chunk messages. Each chunk message applies the fairest pending chunk (services.
 # bulk_chunk_apply, fair=True), so requests advance round-robin rather than first come, first served.
-@dramatiq.actor(
-    queue_name=CHUNKS_QUEUE,
-    priority=1,
-    time_limit=10 * 60 * 1000,
-    max_retries=MAX_RETRIES,
-    min_backoff=MIN_BACKOFF,
-    max_backoff=MAX_BACKOFF,
-)
+@dramatiq.actor(queue_name=CHUNKS_QUEUE, priority=1, time_limit=10 * 60 * 1000, **RETRY)
 def bulk_apply_chunk(chunk_id: int) -> None:
     services.bulk_chunk_apply(chunk_id=chunk_id, fair=settings.FAIR_SCHEDULING)
 
 
-@dramatiq.actor(
-    queue_name=QUEUE,
-    time_limit=15 * 60 * 1000,
-    max_retries=MAX_RETRIES,
-    min_backoff=MIN_BACKOFF,
-    max_backoff=MAX_BACKOFF,
-)
+@dramatiq.actor(queue_name=QUEUE, time_limit=15 * 60 * 1000, **RETRY)
 def bulk_finish(request_id: str) -> None:
     services.bulk_request_finish(request_id=uuid.UUID(request_id))
 

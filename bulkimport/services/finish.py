@@ -40,7 +40,7 @@ def bulk_request_finish(*, request_id: uuid.UUID) -> None:
     BulkRequest.objects.filter(id=request.id).update(heartbeat_at=timezone.now())
     key = result_key(request)
     invalid_key = write_result(request, key)
-    succeeded, failed = row_counts(request.id)
+    counts = final_counts(request.id)
     with transaction.atomic():
         if transition(
             request.id,
@@ -49,10 +49,7 @@ def bulk_request_finish(*, request_id: uuid.UUID) -> None:
             phase=BulkPhase.DONE,
             result_key=key,
             invalid_key=invalid_key,
-            total=succeeded + failed,
-            processed=succeeded + failed,
-            successful=succeeded,
-            failed=failed,
+            **counts,
         ):
             request.refresh_from_db()
             notify(request)
@@ -88,12 +85,14 @@ def on_document_queries_ended(sender: object, *, bulk_request_ids: Iterable[uuid
     bulk_documents_check(request_ids=bulk_request_ids)
 
 
-def row_counts(request_id: uuid.UUID) -> tuple[int, int]:
-    """(succeeded, failed) rows of a request, counted in the database."""
+def final_counts(request_id: uuid.UUID) -> dict[str, int]:
+    """The request's count fields as its rows now are (counted in the database): every row is processed,
+    succeeded or failed."""
     counts = dict(
         BulkRow.objects.filter(request_id=request_id).values_list("status").annotate(n=Count("id")).order_by()
     )
-    return counts.get(RowStatus.SUCCEEDED, 0), counts.get(RowStatus.FAILED, 0)
+    succeeded, failed = counts.get(RowStatus.SUCCEEDED, 0), counts.get(RowStatus.FAILED, 0)
+    return {"total": succeeded + failed, "processed": succeeded + failed, "successful": succeeded, "failed": failed}
 
 
 def write_result(request: BulkRequest, result_key: str) -> str:

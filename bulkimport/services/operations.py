@@ -18,7 +18,7 @@ import uuid
 from django.db import IntegrityError, transaction
 
 from bulkimport.models import BulkPhase, BulkRequest, BulkRow, BulkRowError, BulkStatus, RowAction, RowStatus
-from bulkimport.services.finish import row_counts, write_result
+from bulkimport.services.finish import final_counts, write_result
 from bulkimport.services.lifecycle import cancelled_result_key, notify
 from bulkimport.services.upload import bulk_upload_claim
 from bulkimport.states import transition
@@ -120,14 +120,8 @@ def _settle_cancelled(request: BulkRequest) -> None:
         pending.update(status=RowStatus.FAILED, reason=CANCELLED_ROW_MESSAGE, action=RowAction.NONE)
         result_key = cancelled_result_key(request)
         invalid_key = write_result(request, result_key)
-        succeeded, failed = row_counts(request.id)
         BulkRequest.objects.filter(id=request.id).update(
-            result_key=result_key,
-            invalid_key=invalid_key,
-            total=succeeded + failed,
-            processed=succeeded + failed,
-            successful=succeeded,
-            failed=failed,
+            result_key=result_key, invalid_key=invalid_key, **final_counts(request.id)
         )
 
 

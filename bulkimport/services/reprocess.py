@@ -13,7 +13,7 @@ from django.utils import timezone
 from bulkimport.models import BulkRequest, BulkRow, BulkRowError, BulkStatus, RowAction, RowStatus
 from bulkimport.services import dispatch
 from bulkimport.services.apply import apply_rows, pending_rows
-from bulkimport.services.finish import row_counts, write_result
+from bulkimport.services.finish import final_counts, write_result
 from bulkimport.services.lifecycle import notify
 from bulkimport.services.parse import ERROR_COLUMNS, PARSE_BATCH_SIZE, error_values
 from bulkimport.services.sweep import bulk_requests_resume
@@ -57,14 +57,9 @@ def bulk_request_reprocess(*, request_id: uuid.UUID, failed_only: bool = False) 
             status=RowStatus.SUCCEEDED, action=RowAction.VALIDATED
         )
     invalid_key = write_result(request, request.result_key)
-    succeeded, failed = row_counts(request.id)
     with transaction.atomic():
         BulkRequest.objects.filter(id=request.id).update(
-            successful=succeeded,
-            failed=failed,
-            processed=succeeded + failed,
-            invalid_key=invalid_key,
-            heartbeat_at=timezone.now(),
+            invalid_key=invalid_key, heartbeat_at=timezone.now(), **final_counts(request.id)
         )
         notify(BulkRequest.objects.get(id=request.id))
     return f"re-validated {revalidated} row(s), applied {applied}"
