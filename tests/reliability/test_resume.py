@@ -7,7 +7,7 @@ import pytest
 
 from bulkimport import services
 from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkRow, BulkRowError, BulkStatus, ChunkStatus
-from bulkimport.services import parse
+from bulkimport.services import apply, parse
 from docqueries.models import DocumentQuery
 from patients.models import Patient, PatientFacility
 from tests.bulkimport.helpers import result_rows, run_inline, sample_bytes, submit, wait_final
@@ -34,12 +34,10 @@ def test_crash_mid_chunk_then_resume_equals_clean_run(broker, small_chunks, sett
     for chunk_id in chunk_ids[:3]:
         services.bulk_chunk_apply(chunk_id=chunk_id)
     # The fourth chunk dies after creating its patients, before it commits.
-    import docqueries.services as dq
-
     def die(**kwargs):
         raise SystemExit("worker killed")
 
-    monkeypatch.setattr(dq, "document_queries_start", die)
+    monkeypatch.setattr(apply, "document_queries_start", die)
     with pytest.raises(SystemExit):
         services.bulk_chunk_apply(chunk_id=chunk_ids[3])
     monkeypatch.undo()
