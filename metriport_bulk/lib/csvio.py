@@ -111,12 +111,21 @@ def _binary_error() -> CsvFileError:
 
 def too_large_message(max_bytes: int, *, size: int | None = None) -> str:
     """The one wording of a file above the size limit, with the file's size when it is known."""
-    what = f"The file is {size / (1024 * 1024):.1f} MB, above" if size is not None else "The file is above"
+    what = f"The file is {_human_size(size)}, above" if size is not None else "The file is above"
     return f"{what} the {_human_bytes(max_bytes)} limit: split it into smaller files."
 
 
 def _too_large_error(max_bytes: int) -> CsvFileError:
     return CsvFileError(FileErrorCode.TOO_LARGE, too_large_message(max_bytes))
+
+
+def _human_size(size: int) -> str:
+    """A file's size as a customer reads it: 60.2 MB, 3.1 KB, 812 bytes."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    if size >= 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size:,} bytes"
 
 
 def _human_bytes(size: int) -> str:

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from bulkimport.models import BulkRow, BulkStatus
+from bulkimport.models import BulkRequest, BulkRow, BulkStatus
 from bulkimport.services import PATIENT_ID_NAMESPACE
 from patients.models import Patient, PatientFacility
 from tests.bulkimport.helpers import Api, csv_bytes, person, read_result, sample_bytes, wait_final, wait_status
@@ -182,8 +182,10 @@ def test_s3_upload_over_the_size_limit_fails_with_reason(customer_api, settings)
     settings.BULK_MAX_FILE_BYTES = 2_000
     final = customer_api.run(sample_bytes(100))
     assert final["status"] == "failed"
-    assert "above the" in final["reason"] and "MB limit" in final["reason"]
+    assert final["reason"].startswith("The file is ") and "KB, above the 2,000 bytes limit" in final["reason"]
     assert not Patient.objects.exists()
+    # Refused before processing: waiting -> failed, never parsed.
+    assert BulkRequest.objects.get(id=final["requestId"]).started_at is None
 
 
 def test_too_many_rows_fails_with_reason_and_creates_nothing(customer_api, settings):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 
 from bulkimport.models import BulkRequest, BulkStatus
 from patients.models import Patient
 from tests.bulkimport.helpers import Api, csv_bytes, person, read_result, wait_final
+from webhooks.models import WebhookEndpoint, WebhookMessage
+from webhooks.signing import webhook_key_generate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,13 +69,23 @@ def test_expired_url_is_403(local_api, settings):
     assert not Patient.objects.exists()
 
 
-def test_too_large_upload_fails_the_request_with_reason(local_api, settings):
+def test_too_large_upload_fails_the_request_with_reason(local_api, settings, tenant, receiver):
+    """Refused before processing: waiting -> failed with one `failed` webhook, never `processing`, no parse."""
+    WebhookEndpoint.objects.create(customer=tenant.customer, url=receiver.url, key=webhook_key_generate())
     settings.BULK_MAX_FILE_BYTES = 1000
     created = local_api.create().json()
     response = requests.put(created["uploadUrl"], data=b"x" * 5000, timeout=30)
-    assert response.status_code == 413 and "limit" in response.json()["detail"]
+    assert response.status_code == 413
+    assert response.json()["detail"] == "The file is 4.9 KB, above the 1,000 bytes limit: split it into smaller files."
     final = local_api.get(created["requestId"]).json()
-    assert final["status"] == "failed" and "above the" in final["reason"]
+    assert final["status"] == "failed" and final["reason"] == response.json()["detail"]
+    request = BulkRequest.objects.get(id=created["requestId"])
+    assert request.started_at is None and request.input_size == 5000
+    statuses = [
+        json.loads(body)["bulkPatientCreate"]["status"]
+        for body in WebhookMessage.objects.filter(customer=tenant.customer).values_list("body", flat=True)
+    ]
+    assert statuses == ["failed"]
 
 
 def test_missing_content_length_is_411(local_api):
