@@ -33,6 +33,7 @@ def test_crash_mid_chunk_then_resume_equals_clean_run(broker, small_chunks, sett
     chunk_ids = list(BulkChunk.objects.filter(request_id=crashed.id).order_by("index").values_list("id", flat=True))
     for chunk_id in chunk_ids[:3]:
         services.bulk_chunk_apply(chunk_id=chunk_id)
+
     # The fourth chunk dies after creating its patients, before it commits.
     def die(**kwargs):
         raise SystemExit("worker killed")
