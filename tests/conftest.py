@@ -6,8 +6,9 @@ import dramatiq
 import pytest
 from rest_framework.test import APIClient
 
-from tests.factories import Tenant, make_tenant
-from tests.receiver import Receiver
+from tests.helpers.api import client_for
+from tests.helpers.factories import Tenant, make_tenant
+from tests.helpers.receiver import Receiver
 
 
 @pytest.fixture
@@ -18,13 +19,6 @@ def tenant(db) -> Tenant:
 @pytest.fixture
 def other_tenant(db) -> Tenant:
     return make_tenant("Other Clinic Group")
-
-
-def client_for(api_key: str | None) -> APIClient:
-    client = APIClient()
-    if api_key:
-        client.credentials(HTTP_X_API_KEY=api_key)
-    return client
 
 
 @pytest.fixture

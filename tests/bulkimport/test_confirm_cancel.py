@@ -13,7 +13,8 @@ from bulkimport import operations, services
 from bulkimport.models import BulkChunk, BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
 from docqueries.models import DocumentQuery
 from patients.models import Patient
-from tests.bulkimport.helpers import (
+from tests.helpers.api import client_for
+from tests.helpers.bulk import (
     answer_document_queries,
     csv_bytes,
     person,
@@ -23,9 +24,8 @@ from tests.bulkimport.helpers import (
     submit,
     wait_final,
 )
-from tests.conftest import client_for
-from tests.factories import make_tenant
-from tests.waiting import wait_until
+from tests.helpers.factories import make_tenant
+from tests.helpers.waiting import wait_until
 from webhooks.models import WebhookEndpoint, WebhookMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,8 +15,9 @@ from docqueries.backends.sandbox import sandbox_documents
 from docqueries.models import DocumentQuery, QueryStatus
 from docqueries.serializers import document_dto
 from docqueries.services import document_queries_start, document_query_sweep
-from tests.docqueries.conftest import PHI_MARKERS, make_patients, wait_until
-from tests.receiver import Receiver, Reply
+from tests.helpers.docqueries import PHI_MARKERS, make_patients
+from tests.helpers.receiver import Receiver, Reply
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
 

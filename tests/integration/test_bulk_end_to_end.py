@@ -11,7 +11,8 @@ import requests
 from bulkimport.models import BulkRow, BulkStatus
 from bulkimport.services import PATIENT_ID_NAMESPACE
 from patients.models import Patient, PatientFacility
-from tests.bulkimport.helpers import Api, csv_bytes, person, read_result, sample_bytes, wait_final, wait_status
+from tests.helpers.api import Api
+from tests.helpers.bulk import csv_bytes, person, read_result, sample_bytes, wait_final, wait_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

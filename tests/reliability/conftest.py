@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bulkimport.helpers import run_inline, sample_bytes, submit
-from tests.factories import make_tenant
-from tests.reliability.helpers import CHUNK, ROWS
+from tests.helpers.bulk import run_inline, sample_bytes, submit
+from tests.helpers.factories import make_tenant
+from tests.helpers.reliability import CHUNK, ROWS
 
 
 @pytest.fixture

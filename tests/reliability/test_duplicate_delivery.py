@@ -11,9 +11,9 @@ from dramatiq.middleware import Middleware
 from bulkimport.models import BulkStatus
 from docqueries.models import DocumentQuery
 from patients.models import Patient
-from tests.bulkimport.helpers import result_rows, run_inline, sample_bytes, submit, wait_final
-from tests.factories import make_tenant
-from tests.reliability.helpers import assert_ids_derived, without_ids
+from tests.helpers.bulk import result_rows, run_inline, sample_bytes, submit, wait_final
+from tests.helpers.factories import make_tenant
+from tests.helpers.reliability import assert_ids_derived, without_ids
 from webhooks.models import WebhookEndpoint, WebhookMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)

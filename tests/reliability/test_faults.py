@@ -10,11 +10,11 @@ import pytest
 from django.db import connection
 
 from bulkimport.models import BulkRequest, BulkStatus
-from tests.bulkimport.helpers import submit, wait_final
-from tests.factories import make_tenant
-from tests.reliability.helpers import CHUNK, applying_with_progress, assert_same_as_clean
-from tests.reliability.processes import RedisServer, start_scheduler, start_worker
-from tests.waiting import wait_until
+from tests.helpers.bulk import submit, wait_final
+from tests.helpers.factories import make_tenant
+from tests.helpers.processes import RedisServer, start_scheduler, start_worker
+from tests.helpers.reliability import CHUNK, applying_with_progress, assert_same_as_clean
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

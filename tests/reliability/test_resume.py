@@ -9,9 +9,9 @@ from bulkimport import services
 from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkRow, BulkRowError, BulkStatus, ChunkStatus
 from docqueries.models import DocumentQuery
 from patients.models import Patient, PatientFacility
-from tests.bulkimport.helpers import result_rows, run_inline, sample_bytes, submit, wait_final
-from tests.factories import make_tenant
-from tests.reliability.helpers import assert_ids_derived, without_ids
+from tests.helpers.bulk import result_rows, run_inline, sample_bytes, submit, wait_final
+from tests.helpers.factories import make_tenant
+from tests.helpers.reliability import assert_ids_derived, without_ids
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,7 +15,8 @@ from bulkimport import services
 from bulkimport.models import BulkRequest, BulkRow, BulkStatus
 from metriport_bulk.lib import storage
 from patients.models import Patient
-from tests.bulkimport.helpers import Api, csv_bytes, person, read_result, wait_final, wait_status
+from tests.helpers.api import Api
+from tests.helpers.bulk import csv_bytes, person, read_result, wait_final, wait_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

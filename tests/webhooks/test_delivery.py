@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from tests.receiver import Reply
-from tests.webhooks.conftest import create_message, deliver_due, make_due
+from tests.helpers.receiver import Reply
+from tests.helpers.webhooks import create_message, deliver_due, make_due
 from webhooks.models import DeliveryAttempt, MessageStatus, WebhookEndpoint, WebhookMessage
 from webhooks.services import (
     _claim,

@@ -7,8 +7,8 @@ import time
 import pytest
 from django.db import transaction
 
-from tests.receiver import Reply
-from tests.webhooks.conftest import make_due
+from tests.helpers.receiver import Reply
+from tests.helpers.webhooks import make_due
 from webhooks.models import MessageStatus, WebhookMessage
 from webhooks.services import webhook_deliver_due, webhook_message_create
 
