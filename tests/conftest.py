@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 from tests.helpers.api import client_for
 from tests.helpers.factories import Tenant, make_tenant
 from tests.helpers.receiver import Receiver
+from tests.helpers.runtime import ROUND_JOB, live_worker
 
 
 @pytest.fixture
@@ -36,12 +37,10 @@ def broker():
 
 @pytest.fixture
 def worker(broker, transactional_db):
-    """A real Dramatiq worker (threads in this process) consuming from the real broker."""
-    from metriport_bulk.runtime import start_embedded_worker
-
-    worker = start_embedded_worker(threads=2)
-    yield worker
-    worker.stop(timeout=10_000)
+    """A real Dramatiq worker (threads in this process) consuming from the real broker. A test using it lets
+    it run the steps: the inline helpers (run_inline, deliver_due...) refuse to race it."""
+    with live_worker(threads=2) as worker:
+        yield worker
 
 
 @pytest.fixture
@@ -56,6 +55,7 @@ def scheduler(transactional_db, settings):
     """The periodic jobs (S3 upload polling, expiry, resume, webhook delivery) in a background thread."""
     from metriport_bulk.runtime import SchedulerThread
 
+    settings.SCHEDULER_JOBS = [*settings.SCHEDULER_JOBS, ROUND_JOB]  # for wait_scheduler_rounds()
     thread = SchedulerThread(interval=0.3)
     thread.start()
     yield thread

@@ -14,6 +14,7 @@ from bulkimport import services
 from bulkimport.models import BulkChunk, BulkRequest, BulkRow
 from bulkimport.sample import write_sample_csv
 from metriport_bulk.lib import storage
+from tests.helpers.runtime import assert_no_live_worker
 
 HEADER = ["firstName", "lastName", "dob", "gender", "addressLine1", "city", "state", "zip", "hieOptOut", "externalId"]
 
@@ -73,6 +74,7 @@ def read_result(url: str) -> list[dict]:
 def answer_document_queries(request_id) -> None:
     """Runs the bulk request's open Document Queries in this thread, answered by the sandbox at once, and
     lets a request waiting for them go on (what the signal does on commit in a live pipeline)."""
+    assert_no_live_worker("answer_document_queries")
     from docqueries.models import DocumentQuery, QueryStatus
     from docqueries.services import document_queries_run
 
@@ -91,6 +93,7 @@ def answer_document_queries(request_id) -> None:
 def run_inline(request_id) -> None:
     """Runs every remaining step of a bulk request in this thread (no worker): parse, every chunk, finish,
     its Document Queries (answered at once) and the finish that follows them."""
+    assert_no_live_worker("run_inline")
     services.bulk_request_parse(request_id=request_id)
     for chunk_id in BulkChunk.objects.filter(request_id=request_id).order_by("index").values_list("id", flat=True):
         services.bulk_chunk_apply(chunk_id=chunk_id)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from tests.helpers.runtime import assert_no_live_worker
 from webhooks.models import WebhookMessage
 from webhooks.services import webhook_deliver_due, webhook_message_create, webhook_message_deliver
 
@@ -32,6 +33,7 @@ def deliver_due(rounds: int = 20) -> None:
     """The scheduler job plus a synchronous stand-in for the `webhooks` workers: queues what is due, then runs
     each queued delivery here, until nothing more is due. The queue messages themselves (and those handed on
     by a finished delivery) go to a broker no worker reads, so they are forgotten as a lost one would be."""
+    assert_no_live_worker("deliver_due")
     for _ in range(rounds):
         WebhookMessage.objects.update(enqueued_at=None)
         queued = webhook_deliver_due()

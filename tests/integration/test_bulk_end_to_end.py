@@ -13,6 +13,7 @@ from bulkimport.services import PATIENT_ID_NAMESPACE
 from patients.models import Patient, PatientFacility
 from tests.helpers.api import Api
 from tests.helpers.bulk import csv_bytes, person, read_result, sample_bytes, wait_final, wait_status
+from tests.helpers.runtime import wait_scheduler_rounds
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -142,7 +143,7 @@ def test_waiting_request_expires_and_its_url_stops_working(customer_api, setting
     created = customer_api.create().json()
     wait_status(created["requestId"], BulkStatus.EXPIRED, timeout=15)
     assert requests.put(created["uploadUrl"], data=csv_bytes([person("Late")]), timeout=30).status_code == 403
-    time.sleep(1)
+    wait_scheduler_rounds(2)  # the refused upload changes nothing, whatever the scheduler sees
     body = customer_api.get(created["requestId"]).json()
     assert body["status"] == "expired" and body["finishedAt"]
     assert not Patient.objects.exists()

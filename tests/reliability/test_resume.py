@@ -12,6 +12,7 @@ from patients.models import Patient, PatientFacility
 from tests.helpers.bulk import result_rows, run_inline, sample_bytes, submit, wait_final
 from tests.helpers.factories import make_tenant
 from tests.helpers.reliability import assert_ids_derived, without_ids
+from tests.helpers.runtime import live_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,22 +48,20 @@ def test_crash_mid_chunk_then_resume_equals_clean_run(broker, small_chunks, sett
 
     # The sweeper finds the stale request and re-sends what is left; a worker finishes it.
     settings.BULK_STALE_SECONDS = 0
-    from metriport_bulk.runtime import start_embedded_worker
-
     # The Document Queries of the chunks applied before the crash lost their messages too: the scheduler's
     # query sweep resumes them (at once here, instead of after its grace period).
     settings.DOCQUERY_SWEEP_GRACE_SECONDS = 0
     from metriport_bulk.runtime import SchedulerThread
 
-    worker = start_embedded_worker(threads=2)
-    scheduler = SchedulerThread(interval=0.3)
-    try:
-        assert services.bulk_requests_resume() >= 1
-        scheduler.start()
-        final = wait_final(crashed.id)
-    finally:
-        scheduler.stop()
-        worker.stop()
+    # Started only now: every step above ran inline, with no worker to race them.
+    with live_worker(threads=2):
+        scheduler = SchedulerThread(interval=0.3)
+        try:
+            assert services.bulk_requests_resume() >= 1
+            scheduler.start()
+            final = wait_final(crashed.id)
+        finally:
+            scheduler.stop()
     assert final.status == BulkStatus.COMPLETED
     crash_rows, clean_rows = result_rows(crashed.id), result_rows(clean.id)
     assert without_ids(crash_rows) == without_ids(clean_rows)
