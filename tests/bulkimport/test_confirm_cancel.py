@@ -25,6 +25,7 @@ from tests.helpers.bulk import (
     wait_final,
 )
 from tests.helpers.factories import make_tenant
+from tests.helpers.threads import db_thread
 from tests.helpers.waiting import wait_until
 from webhooks.models import WebhookEndpoint, WebhookMessage
 
@@ -130,7 +131,7 @@ def test_two_racing_confirmations_make_one_import(broker):
         except operations.OperationRefused:
             outcomes.append("refused")
 
-    threads = [threading.Thread(target=confirm) for _ in range(2)]
+    threads = [db_thread(confirm) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -223,14 +224,12 @@ def test_cancel_while_a_chunk_is_applying_rolls_that_chunk_back(broker, small_ch
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
-    thread = threading.Thread(target=apply)
+    thread = db_thread(apply)
     thread.start()
     assert reached.wait(30)
     # The chunk has written its patients in its open transaction; the cancel's status change commits first,
     # then the cancel waits for the chunk's rows while the chunk rolls back.
-    cancel = threading.Thread(
-        target=operations.bulk_request_cancel, kwargs={"request": BulkRequest.objects.get(id=request.id)}
-    )
+    cancel = db_thread(operations.bulk_request_cancel, request=BulkRequest.objects.get(id=request.id))
     cancel.start()
     wait_until(lambda: BulkRequest.objects.get(id=request.id).status == BulkStatus.FAILED)
     release.set()
@@ -265,7 +264,7 @@ def test_cancel_racing_finish_exactly_one_wins(broker, monkeypatch):
     services.bulk_request_finish(request_id=request.id)  # waits for the medical data
     answer_document_queries(request.id)  # which is there now: finishing
     reached, release = _pause_after(monkeypatch, services, "_write_result")
-    thread = threading.Thread(target=services.bulk_request_finish, kwargs={"request_id": request.id})
+    thread = db_thread(services.bulk_request_finish, request_id=request.id)
     thread.start()
     assert reached.wait(30)  # finish wrote result.csv and is about to complete the request
     monkeypatch.undo()

@@ -13,6 +13,7 @@ from tests.helpers.bulk import result_rows, run_inline, sample_bytes, submit, wa
 from tests.helpers.factories import make_tenant
 from tests.helpers.reliability import assert_ids_derived, without_ids
 from tests.helpers.runtime import live_worker
+from tests.helpers.threads import db_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -177,8 +178,6 @@ def test_a_file_error_after_stored_batches_fails_the_request_and_leaves_no_row(b
 def test_two_parsers_racing_one_request_store_rows_once(broker):
     tenant = make_tenant()
     request = submit(tenant, sample_bytes(100, seed=2))
-    import threading
-
     errors = []
 
     def parse():
@@ -186,12 +185,8 @@ def test_two_parsers_racing_one_request_store_rows_once(broker):
             services.bulk_request_parse(request_id=request.id)
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
-        finally:
-            from django.db import connection
 
-            connection.close()
-
-    threads = [threading.Thread(target=parse) for _ in range(2)]
+    threads = [db_thread(parse) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
