@@ -1,15 +1,25 @@
-"""Shared fixtures. The suite runs on real PostgreSQL, Redis and SeaweedFS (see tests/settings.py)."""
+"""Shared fixtures. The suite runs on real PostgreSQL, Redis and SeaweedFS, or on the embedded default with
+TEST_SERVICES=embedded (see metriport_bulk/devtools/testservices.py)."""
 
 from __future__ import annotations
 
+import os
+import queue
+
 import dramatiq
 import pytest
+from dramatiq.brokers.stub import StubBroker
 from rest_framework.test import APIClient
 
 from tests.helpers.api import client_for
 from tests.helpers.factories import Tenant, make_tenant
 from tests.helpers.receiver import Receiver
 from tests.helpers.runtime import ROUND_JOB, live_worker
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if os.environ.get("TEST_SERVICES") == "embedded" and item.get_closest_marker("real_services"):
+        pytest.fail("needs real services: TEST_SERVICES=embedded runs deselect it (-m 'not real_services')")
 
 
 @pytest.fixture
@@ -27,12 +37,21 @@ def api(tenant) -> APIClient:
     return client_for(tenant.api_key)
 
 
+def _empty(broker: dramatiq.Broker) -> None:
+    broker.flush_all()
+    if isinstance(broker, StubBroker):
+        # The embedded default's in-process broker: a worker stopped with prefetched or delayed messages never
+        # marks them done (the StubBroker has no requeue), so join() would wait for them in every later test.
+        for name in broker.queues:
+            broker.queues[name] = queue.Queue()
+
+
 @pytest.fixture
 def broker():
     broker = dramatiq.get_broker()
-    broker.flush_all()
+    _empty(broker)
     yield broker
-    broker.flush_all()
+    _empty(broker)
 
 
 @pytest.fixture

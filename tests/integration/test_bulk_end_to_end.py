@@ -24,6 +24,7 @@ def customer_api(live_server, tenant, pipeline, settings):
     return Api(live_server.url, tenant.api_key)
 
 
+@pytest.mark.real_services  # pre-signed S3 URLs (the local flow: test_local_upload.py)
 def test_full_flow_creates_patients_and_writes_result(customer_api, tenant):
     body = sample_bytes(300, invalid_ratio=0.1, seed=11)
     created = customer_api.create(facilityId=str(tenant.facility.id))
@@ -130,6 +131,7 @@ def test_upload_is_single_use_on_s3(customer_api, tenant):
     assert [r["firstName"] for r in rows] == ["First"]
 
 
+@pytest.mark.real_services  # S3 checks the signature
 def test_tampered_presigned_url_is_refused_by_s3(customer_api):
     created = customer_api.create().json()
     tampered = created["uploadUrl"].replace("X-Amz-Signature=", "X-Amz-Signature=0")
@@ -180,6 +182,7 @@ def test_patient_ids_are_derived_from_request_and_row(customer_api):
     ]
 
 
+@pytest.mark.real_services  # S3 takes the file, the service refuses it (local uploads: a 413 at once)
 def test_s3_upload_over_the_size_limit_fails_with_reason(customer_api, settings):
     settings.BULK_MAX_FILE_BYTES = 2_000
     final = customer_api.run(sample_bytes(100))

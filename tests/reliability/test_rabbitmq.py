@@ -21,7 +21,8 @@ from tests.helpers.reliability import CHUNK, applying_with_progress, assert_same
 from tests.helpers.waiting import wait_until
 from webhooks.models import WebhookEndpoint
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# RabbitMQ itself, real worker processes, SeaweedFS S3.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_services]
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
