@@ -1,5 +1,6 @@
 # The two commands of the README: `make demo` (the whole bulk flow on the embedded default) and `make test`
-# (the whole suite on real PostgreSQL, Redis and SeaweedFS). Both set up what they need on a fresh machine.
+# (the whole suite on real PostgreSQL, Redis and SeaweedFS, then a SQLite pass). Both set up what they need on a
+# fresh machine.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -100,7 +100,7 @@ def run_ours(path: str, rows: int, *, processes: int, threads: int, stack_env: d
 
     from bulkimport import services
     from bulkimport.models import BulkRequest, BulkStatus
-    from tests.factories import make_tenant
+    from tests.helpers.factories import make_tenant
 
     _clear_broker()
     tenant = make_tenant(f"Compare ours {rows}")
@@ -203,7 +203,7 @@ def iex_child(path: str, rows: int) -> None:
     from patients.matching import shares_zip
     from patients.models import Patient, PatientFacility
     from patients.validation import RowValidator
-    from tests.factories import make_tenant
+    from tests.helpers.factories import make_tenant
 
     tenant = make_tenant(f"Compare import-export {rows}")
     plain = widgets.Widget()  # values arrive already normalized (lists and dicts for the JSON columns)
@@ -309,7 +309,7 @@ def run_copy(path: str) -> Measure:
     from bulkimport.validation import CsvImport
     from patients.columns import patient_fields as _patient_fields
     from patients.models import Patient
-    from tests.factories import make_tenant
+    from tests.helpers.factories import make_tenant
 
     customer_id = make_tenant("Compare floor").customer.id
     now = timezone.now()
@@ -378,7 +378,7 @@ def run_state_copy(path: str) -> Measure:
     from docqueries.models import DocumentQuery
     from patients.columns import patient_fields as _patient_fields
     from patients.models import Patient, PatientFacility
-    from tests.factories import make_tenant
+    from tests.helpers.factories import make_tenant
 
     tenant = make_tenant("Compare state floor")
     request = BulkRequest.objects.create(customer=tenant.customer, facility=tenant.facility, status="processing")

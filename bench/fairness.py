@@ -31,7 +31,7 @@ def _upload_and_wait(path: str, *, label: str, results: dict[str, float], start_
 
     from bulkimport import services
     from bulkimport.models import BulkRequest, BulkStatus
-    from tests.factories import make_tenant
+    from tests.helpers.factories import make_tenant
 
     if start_after:
         time.sleep(start_after)

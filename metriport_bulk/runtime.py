@@ -36,6 +36,15 @@ class EmbeddedWorker(dramatiq.Worker):
         if self.webhook_worker is not None:
             self.webhook_worker.stop(timeout=timeout)
         super().stop(timeout=timeout)
+        _drop_worker_middleware(self)
+
+
+def _drop_worker_middleware(worker: dramatiq.Worker) -> None:
+    """Removes the middleware `Worker.start()` adds to the broker (it starts consumers for queues declared
+    later) and `Worker.stop()` leaves there: a stopped worker's would still add consumers, and the next worker
+    started on the broker (a test's, a second one here) logs that it adds "a middleware of the same type twice".
+    A new list, not one changed in place: threads running a message iterate the current one."""
+    worker.broker.middleware = [m for m in worker.broker.middleware if getattr(m, "worker", None) is not worker]
 
 
 def start_embedded_worker(threads: int | None = None) -> dramatiq.Worker:
@@ -55,6 +64,8 @@ def start_embedded_worker(threads: int | None = None) -> dramatiq.Worker:
             broker, queues={WEBHOOKS_QUEUE}, worker_threads=WEBHOOK_WORKER_THREADS, worker_timeout=100
         )
         worker.webhook_worker.start()
+        # Its consumers exist now (its queue was declared above): it needs no middleware for later queues.
+        _drop_worker_middleware(worker.webhook_worker)
     worker.start()
     return worker
 

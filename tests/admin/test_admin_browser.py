@@ -4,31 +4,18 @@ and reprocess failed rows as an operator. Screenshots go to test-artifacts/scree
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from django.db import connections
 from playwright.sync_api import Page, expect, sync_playwright
 
 from bulkimport.models import BulkRequest, BulkRow, BulkRowError, RowStatus
-from tests.admin.conftest import PASSWORD, make_staff, run_bulk
-from tests.bulkimport.helpers import sample_bytes
-from tests.factories import make_tenant
+from tests.helpers.admin import PASSWORD, make_staff
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.helpers.bulk import run_bulk, sample_bytes
+from tests.helpers.factories import make_tenant
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ from bulkimport.selectors import bulk_error_counts
 from docqueries.models import DocumentQuery
 from metriport_bulk.lib import storage
 from patients.validation import GENDER_MESSAGE
-from tests.admin.conftest import run_bulk
-from tests.bulkimport.helpers import csv_bytes, person, sample_bytes
-from tests.factories import make_tenant
+from tests.helpers.bulk import csv_bytes, person, run_bulk, sample_bytes
+from tests.helpers.factories import make_tenant
 
 
 def change_url(bulk_request: BulkRequest) -> str:
@@ -168,7 +167,7 @@ def test_downloads_need_the_phi_permission_and_staff(completed_request, no_phi_c
 
 def test_side_by_side_of_a_very_wide_row_is_capped():
     from bulkimport.admin_views import MAX_COLUMNS_SHOWN, side_by_side
-    from tests.bulkimport.helpers import HEADER
+    from tests.helpers.bulk import HEADER
 
     header = HEADER + [f"extra{i}" for i in range(5_000)]
     raw = person("Ann") + [""] * 5_000

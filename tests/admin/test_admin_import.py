@@ -8,7 +8,7 @@ from django.urls import reverse
 from bulkimport.admin_views import STAGING_PREFIX
 from bulkimport.models import BulkRequest, BulkStatus
 from metriport_bulk.lib import storage
-from tests.bulkimport.helpers import csv_bytes, person
+from tests.helpers.bulk import csv_bytes, person
 
 URL = "admin:bulkimport_bulkrequest_import"
 

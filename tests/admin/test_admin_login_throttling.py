@@ -8,7 +8,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from tests.admin.conftest import PASSWORD, make_staff
+from tests.helpers.admin import PASSWORD, make_staff
 
 LOGIN = reverse("admin:login")
 

@@ -18,8 +18,7 @@ from django.urls import reverse
 from bulkimport.models import BulkRow
 from docqueries.models import DocumentQuery
 from patients.models import ApiKey, Patient, PatientFacility
-from tests.admin.conftest import run_bulk
-from tests.bulkimport.helpers import sample_bytes
+from tests.helpers.bulk import run_bulk, sample_bytes
 from webhooks.models import WebhookEndpoint, WebhookMessage
 from webhooks.services import webhook_message_create
 

@@ -14,8 +14,8 @@ from bulkimport import services
 from bulkimport.models import BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
 from metriport_bulk.admin_toolkit import EstimatedCountPaginator
 from metriport_bulk.lib.bulkdb import copy_insert
-from tests.bulkimport.helpers import HEADER, csv_bytes, person
-from tests.factories import make_tenant
+from tests.helpers.bulk import HEADER, csv_bytes, person
+from tests.helpers.factories import make_tenant
 from webhooks.models import DeliveryAttempt, WebhookEndpoint, WebhookMessage
 from webhooks.services import webhook_message_create
 

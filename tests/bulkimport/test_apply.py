@@ -18,7 +18,7 @@ from patients.columns import PATIENT_COLUMNS, patient_fields
 from patients.matching import match_key
 from patients.models import Patient, PatientFacility
 from patients.store.postgres import PATIENT_SQL
-from tests.bulkimport.helpers import csv_bytes, run_inline
+from tests.helpers.bulk import csv_bytes, run_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -58,13 +58,7 @@ def wide(
 
 
 def run(tenant, rows: list[list[str]], header: list[str] = WIDE_HEADER):
-    body = csv_bytes(rows, header)
-    request = services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False)
-    services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
-    run_inline(request.id)
-    request.refresh_from_db()
-    assert request.status == "completed", request.reason
-    return request, list(BulkRow.objects.filter(request_id=request.id).order_by("number"))
+    return run_rows(tenant, rows, header)
 
 
 def derived_id(request, number: int) -> uuid.UUID:

@@ -3,7 +3,7 @@
 import pytest
 
 from bulkimport.models import BulkRequest
-from tests.factories import make_facility
+from tests.helpers.factories import make_facility
 
 pytestmark = pytest.mark.django_db
 
@@ -99,7 +99,7 @@ def test_list_by_unknown_or_foreign_facility_is_404(api, other_tenant):
 
 
 def test_get_reports_header_warnings(api, tenant):
-    from tests.bulkimport.helpers import HEADER, csv_bytes, person, run_inline, submit
+    from tests.helpers.bulk import HEADER, csv_bytes, person, run_inline, submit
 
     request = submit(tenant, csv_bytes([[*person("Ann"), "x@example.com"]], [*HEADER, "email-0"]))
     run_inline(request.id)

@@ -14,7 +14,8 @@ from bulkimport.models import BulkChunk, BulkRequest, BulkRow, BulkRowError, Bul
 from bulkimport.services import apply, finish
 from docqueries.models import DocumentQuery
 from patients.models import Patient
-from tests.bulkimport.helpers import (
+from tests.helpers.api import client_for
+from tests.helpers.bulk import (
     answer_document_queries,
     csv_bytes,
     person,
@@ -24,9 +25,9 @@ from tests.bulkimport.helpers import (
     submit,
     wait_final,
 )
-from tests.conftest import client_for
-from tests.factories import make_tenant
-from tests.waiting import wait_until
+from tests.helpers.factories import make_tenant
+from tests.helpers.threads import db_thread
+from tests.helpers.waiting import wait_until
 from webhooks.models import WebhookEndpoint, WebhookMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -131,7 +132,7 @@ def test_two_racing_confirmations_make_one_import(broker):
         except services.OperationRefused:
             outcomes.append("refused")
 
-    threads = [threading.Thread(target=confirm) for _ in range(2)]
+    threads = [db_thread(confirm) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -210,6 +211,9 @@ def _pause_after(monkeypatch, module, name: str):
     return reached, release
 
 
+# PostgreSQL's row locks: the cancel commits while the chunk's transaction is open. SQLite has one writer at a
+# time: the cancel waits for the chunk (the chunk-committed-first case below).
+@pytest.mark.real_services
 def test_cancel_while_a_chunk_is_applying_rolls_that_chunk_back(broker, small_chunks, monkeypatch):
     tenant = make_tenant()
     request = submit(tenant, sample_bytes(20, invalid_ratio=0.0, seed=4))
@@ -224,14 +228,12 @@ def test_cancel_while_a_chunk_is_applying_rolls_that_chunk_back(broker, small_ch
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
-    thread = threading.Thread(target=apply_chunk)
+    thread = db_thread(apply_chunk)
     thread.start()
     assert reached.wait(30)
     # The chunk has written its patients in its open transaction; the cancel's status change commits first,
     # then the cancel waits for the chunk's rows while the chunk rolls back.
-    cancel = threading.Thread(
-        target=services.bulk_request_cancel, kwargs={"request": BulkRequest.objects.get(id=request.id)}
-    )
+    cancel = db_thread(services.bulk_request_cancel, request=BulkRequest.objects.get(id=request.id))
     cancel.start()
     wait_until(lambda: BulkRequest.objects.get(id=request.id).status == BulkStatus.FAILED)
     release.set()
@@ -266,7 +268,7 @@ def test_cancel_racing_finish_exactly_one_wins(broker, monkeypatch):
     services.bulk_request_finish(request_id=request.id)  # waits for the medical data
     answer_document_queries(request.id)  # which is there now: finishing
     reached, release = _pause_after(monkeypatch, finish, "write_result")
-    thread = threading.Thread(target=services.bulk_request_finish, kwargs={"request_id": request.id})
+    thread = db_thread(services.bulk_request_finish, request_id=request.id)
     thread.start()
     assert reached.wait(30)  # finish wrote result.csv and is about to complete the request
     monkeypatch.undo()

@@ -8,8 +8,8 @@ import pytest
 
 from bulkimport import services
 from bulkimport.models import BulkChunk, ChunkStatus
-from tests.bulkimport.helpers import csv_bytes, person, submit
-from tests.factories import make_tenant
+from tests.helpers.bulk import csv_bytes, person, submit
+from tests.helpers.factories import make_tenant
 
 pytestmark = pytest.mark.django_db
 

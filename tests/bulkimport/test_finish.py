@@ -15,8 +15,8 @@ from docqueries.backends.sandbox import sandbox_documents
 from docqueries.models import DocumentQuery, QueryStatus
 from docqueries.services import bulk_query_counts
 from metriport_bulk.lib import storage
-from tests.bulkimport.helpers import HEADER, answer_document_queries, csv_bytes, person, result_rows, run_inline
-from tests.factories import make_tenant
+from tests.helpers.bulk import HEADER, answer_document_queries, csv_bytes, person, result_rows, run_inline
+from tests.helpers.factories import make_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

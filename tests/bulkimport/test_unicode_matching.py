@@ -7,17 +7,14 @@ import pytest
 
 from bulkimport.models import BulkRow
 from patients.models import Patient
-from tests.bulkimport.helpers import person
-from tests.bulkimport.test_apply import run
+from tests.helpers.bulk import HEADER, person, run_rows
 
 pytestmark = pytest.mark.django_db
-
-HEADER = ["firstName", "lastName", "dob", "gender", "addressLine1", "city", "state", "zip", "hieOptOut", "externalId"]
 
 
 def test_invisible_characters_and_stray_boms_make_no_second_patient(tenant, settings):
     settings.BULK_CHUNK_SIZE = 2  # the variants fall in different chunks too
-    request, rows = run(
+    request, rows = run_rows(
         tenant,
         [person("Jane"), person("\u200bJane"), person("\ufeffJane"), person("Ja\u2060ne", zip_code="\u200b10001")],
         HEADER,
@@ -31,15 +28,15 @@ def test_invisible_characters_and_stray_boms_make_no_second_patient(tenant, sett
 def test_composed_and_decomposed_spellings_are_one_patient(tenant):
     composed = person("Jos\u00e9", last="Garc\u00eda")
     decomposed = person("Jose\u0301", last="Garci\u0301a")
-    _, rows = run(tenant, [composed, decomposed], HEADER)
+    _, rows = run_rows(tenant, [composed, decomposed], HEADER)
     assert [row.action for row in rows] == ["created", "updated"]
     (patient,) = Patient.objects.filter(customer=tenant.customer)
     assert (patient.first_name, patient.last_name) == ("Jos\u00e9", "Garc\u00eda")
 
 
 def test_a_later_request_with_a_zero_width_name_matches_the_existing_patient(tenant):
-    _, (first,) = run(tenant, [person("Jane")], HEADER)
-    _, (again,) = run(tenant, [person("\ufeffJane\u200b")], HEADER)
+    _, (first,) = run_rows(tenant, [person("Jane")], HEADER)
+    _, (again,) = run_rows(tenant, [person("\ufeffJane\u200b")], HEADER)
     assert again.action == "updated" and again.patient_id == first.patient_id
     assert Patient.objects.filter(customer=tenant.customer).count() == 1
     # The stored raw cell is what the customer sent; only what is validated and matched is cleaned.

@@ -18,8 +18,9 @@ from metriport.core.api_error import ApiError
 from metriport.medical import Contact, PersonalIdentifier_Ssn
 
 from docqueries.backends.sandbox import sandbox_documents
-from tests.bulkimport.helpers import Api, csv_bytes, person, wait_final
-from tests.waiting import wait_until
+from tests.helpers.api import Api
+from tests.helpers.bulk import csv_bytes, person, wait_final
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

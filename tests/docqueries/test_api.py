@@ -8,8 +8,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from docqueries.models import DocumentQuery, QueryStatus
-from tests.conftest import client_for
-from tests.docqueries.conftest import make_patients
+from tests.helpers.api import client_for
+from tests.helpers.docqueries import make_patients
 
 URL = "/medical/v1/document/query"
 

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from docqueries.models import DocumentQuery, QueryStatus
 from docqueries.services import document_queries_run, retry_delay
-from tests.docqueries.conftest import make_patients
-from tests.receiver import Receiver, Reply
+from tests.helpers.docqueries import make_patients
+from tests.helpers.receiver import Receiver, Reply
 
 
 @pytest.fixture

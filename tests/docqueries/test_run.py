@@ -15,8 +15,9 @@ from docqueries.backends.sandbox import sandbox_documents
 from docqueries.models import DocumentQuery, QueryStatus
 from docqueries.serializers import document_dto
 from docqueries.services import document_queries_start, document_query_sweep
-from tests.docqueries.conftest import PHI_MARKERS, make_patients, wait_until
-from tests.receiver import Receiver, Reply
+from tests.helpers.docqueries import PHI_MARKERS, make_patients
+from tests.helpers.receiver import Receiver, Reply
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -152,10 +153,14 @@ def test_gateway_calls_are_rate_limited_per_customer(tenant, other_tenant, gatew
     _start(other_tenant, theirs)
     gateway.wait_for_count(2)
     wait_until(lambda: DocumentQuery.objects.filter(status=QueryStatus.COMPLETED).count() == 2, message="two completed")
-    # Give the worker time to (wrongly) call again before checking that it did not.
-    import time
 
-    time.sleep(1.0)
+    def rest_deferred() -> bool:
+        """The worker is done with the two others: put off by the limiter (not called) for ~30 s."""
+        waiting = DocumentQuery.objects.filter(status=QueryStatus.PROCESSING)
+        later = timezone.now() + timedelta(seconds=20)
+        return waiting.count() == 2 and all(q.next_attempt_at and q.next_attempt_at > later for q in waiting)
+
+    wait_until(rest_deferred, timeout=30, message="the other two queries deferred by the rate limit")
     calls = gateway.snapshot()
     assert len(calls) == 2
     callers = {call.json()["customerId"] for call in calls}

@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from docqueries import tasks
 from docqueries.models import DocumentQuery, QueryStatus
 from docqueries.services import DISPATCH_BATCH_SIZE, SET_BATCH_SIZE, document_queries_start
-from tests.docqueries.conftest import make_patients
+from tests.helpers.docqueries import make_patients
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_the_sandboxs_first_step_is_due_when_it_can_answer(tenant, settings, dja
     from django.utils import timezone
 
     from docqueries.services import document_queries_run
-    from tests.waiting import wait_until
+    from tests.helpers.waiting import wait_until
 
     settings.DOCQUERY_SANDBOX_DELAY_SECONDS = 0.5
     patients = make_patients(tenant.customer, 2)

@@ -11,7 +11,9 @@ import requests
 from bulkimport.models import BulkRequest, BulkRow, BulkStatus
 from bulkimport.services import PATIENT_ID_NAMESPACE
 from patients.models import Patient, PatientFacility
-from tests.bulkimport.helpers import Api, csv_bytes, person, read_result, sample_bytes, wait_final, wait_status
+from tests.helpers.api import Api
+from tests.helpers.bulk import csv_bytes, person, read_result, sample_bytes, wait_final, wait_status
+from tests.helpers.runtime import wait_scheduler_rounds
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,6 +24,7 @@ def customer_api(live_server, tenant, pipeline, settings):
     return Api(live_server.url, tenant.api_key)
 
 
+@pytest.mark.real_services  # pre-signed S3 URLs (the local flow: test_local_upload.py)
 def test_full_flow_creates_patients_and_writes_result(customer_api, tenant):
     body = sample_bytes(300, invalid_ratio=0.1, seed=11)
     created = customer_api.create(facilityId=str(tenant.facility.id))
@@ -128,6 +131,7 @@ def test_upload_is_single_use_on_s3(customer_api, tenant):
     assert [r["firstName"] for r in rows] == ["First"]
 
 
+@pytest.mark.real_services  # S3 checks the signature
 def test_tampered_presigned_url_is_refused_by_s3(customer_api):
     created = customer_api.create().json()
     tampered = created["uploadUrl"].replace("X-Amz-Signature=", "X-Amz-Signature=0")
@@ -141,7 +145,7 @@ def test_waiting_request_expires_and_its_url_stops_working(customer_api, setting
     created = customer_api.create().json()
     wait_status(created["requestId"], BulkStatus.EXPIRED, timeout=15)
     assert requests.put(created["uploadUrl"], data=csv_bytes([person("Late")]), timeout=30).status_code == 403
-    time.sleep(1)
+    wait_scheduler_rounds(2)  # the refused upload changes nothing, whatever the scheduler sees
     body = customer_api.get(created["requestId"]).json()
     assert body["status"] == "expired" and body["finishedAt"]
     assert not Patient.objects.exists()
@@ -178,6 +182,7 @@ def test_patient_ids_are_derived_from_request_and_row(customer_api):
     ]
 
 
+@pytest.mark.real_services  # S3 takes the file, the service refuses it (local uploads: a 413 at once)
 def test_s3_upload_over_the_size_limit_fails_with_reason(customer_api, settings):
     settings.BULK_MAX_FILE_BYTES = 2_000
     final = customer_api.run(sample_bytes(100))

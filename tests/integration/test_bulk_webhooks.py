@@ -9,8 +9,9 @@ import hmac
 import pytest
 import requests
 
-from tests.bulkimport.helpers import Api, csv_bytes, person, read_result, sample_bytes
-from tests.receiver import Reply
+from tests.helpers.api import Api
+from tests.helpers.bulk import csv_bytes, person, read_result, sample_bytes
+from tests.helpers.receiver import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,8 @@ import requests
 
 from bulkimport.models import BulkRequest, BulkStatus
 from patients.models import Patient
-from tests.bulkimport.helpers import Api, csv_bytes, person, read_result, wait_final
+from tests.helpers.api import Api
+from tests.helpers.bulk import csv_bytes, person, read_result, wait_final
 from webhooks.models import WebhookEndpoint, WebhookMessage
 from webhooks.signing import webhook_key_generate
 

@@ -19,8 +19,9 @@ import requests
 
 from bulkimport.models import BulkRequest
 from patients.models import Patient, PatientFacility
-from tests.bulkimport.helpers import Api, read_result, sample_bytes
-from tests.factories import Tenant, make_tenant
+from tests.helpers.api import Api
+from tests.helpers.bulk import read_result, sample_bytes
+from tests.helpers.factories import Tenant, make_tenant
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.bulkimport.helpers import csv_bytes, person, run_inline, submit
+from tests.helpers.bulk import csv_bytes, person, run_inline, submit
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ import dramatiq
 import pytest
 from django.test import Client
 
-from tests.reliability.processes import RedisServer
+from tests.helpers.processes import RedisServer
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ import pytest
 import requests
 from playwright.sync_api import sync_playwright
 
-from tests.admin.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 
 pytestmark = pytest.mark.browser
 

@@ -17,6 +17,7 @@ def test_static_assets_are_served_with_debug_off(settings, path):
     response = Client().get(path)
     assert response.status_code == 200
     assert len(b"".join(response.streaming_content)) > 1000
+    response.close()  # a file response holds its file open until closed
 
 
 @pytest.mark.django_db
@@ -27,7 +28,9 @@ def test_every_asset_the_docs_page_names_is_served(settings):
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page)
     assert assets, "the docs page names its assets"
     for asset in assets:
-        assert client.get(asset).status_code == 200, asset
+        response = client.get(asset)
+        response.close()  # a file response holds its file open until closed
+        assert response.status_code == 200, asset
 
 
 def test_an_unknown_static_path_is_a_404(settings):

@@ -128,7 +128,7 @@ def test_bad_cursor_is_400(api, url, cursor):
 
 
 def test_a_cursor_from_a_list_answer_still_pages(api, tenant):
-    from tests.factories import make_facility
+    from tests.helpers.factories import make_facility
 
     for index in range(3):
         make_facility(tenant.customer, name=f"Clinic {index}", npi_body=f"98765432{index}")

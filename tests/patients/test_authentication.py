@@ -4,7 +4,7 @@ import pytest
 
 from patients.models import ApiKey
 from patients.services import api_key_authenticate, api_key_create, api_key_revoke
-from tests.conftest import client_for
+from tests.helpers.api import client_for
 
 pytestmark = pytest.mark.django_db
 

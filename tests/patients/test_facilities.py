@@ -3,7 +3,7 @@
 import pytest
 
 from patients.validators import npi_is_valid, npi_with_check_digit
-from tests.conftest import client_for
+from tests.helpers.api import client_for
 
 pytestmark = pytest.mark.django_db
 

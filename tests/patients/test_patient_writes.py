@@ -10,8 +10,8 @@ import pytest
 from bulkimport.models import BulkRow
 from docqueries.models import DocumentQuery
 from patients.models import Facility, Patient
-from tests.bulkimport.helpers import csv_bytes, person, result_rows, run_inline, submit
-from tests.factories import make_facility
+from tests.helpers.bulk import csv_bytes, person, result_rows, run_inline, submit
+from tests.helpers.factories import make_facility
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +133,7 @@ def test_match_by_external_id_and_delete(api, tenant, other_tenant):
 
 
 def test_another_customers_patient_is_not_found(api, tenant, other_tenant):
-    from tests.conftest import client_for
+    from tests.helpers.api import client_for
 
     created = create(api, tenant, body()).json()
     theirs = client_for(other_tenant.api_key)

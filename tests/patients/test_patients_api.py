@@ -5,7 +5,7 @@ import datetime
 import pytest
 
 from patients.models import Patient, PatientFacility
-from tests.factories import make_facility
+from tests.helpers.factories import make_facility
 
 pytestmark = pytest.mark.django_db
 

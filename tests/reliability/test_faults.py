@@ -10,13 +10,15 @@ import pytest
 from django.db import connection
 
 from bulkimport.models import BulkRequest, BulkStatus
-from tests.bulkimport.helpers import submit, wait_final
-from tests.factories import make_tenant
-from tests.reliability.helpers import CHUNK, applying_with_progress, assert_same_as_clean
-from tests.reliability.processes import RedisServer, start_scheduler, start_worker
-from tests.waiting import wait_until
+from tests.helpers.bulk import submit, wait_final
+from tests.helpers.factories import make_tenant
+from tests.helpers.processes import RedisServer, start_scheduler, start_worker
+from tests.helpers.reliability import CHUNK, applying_with_progress, assert_same_as_clean
+from tests.helpers.waiting import wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Worker and scheduler processes share the test process's broker (Redis), a private redis-server is killed,
+# PostgreSQL backends are terminated: none of it exists on the embedded default's in-process broker.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_services]
 
 
 def test_worker_sigkilled_mid_run_then_restarted(clean_run, tmp_path, settings):

@@ -14,14 +14,15 @@ import requests
 from bulkimport import services
 from bulkimport.models import BulkStatus
 from docqueries.models import DocumentQuery, QueryStatus
-from tests.bulkimport.helpers import sample_bytes, wait_final
-from tests.factories import make_tenant
-from tests.reliability.helpers import CHUNK, applying_with_progress, assert_same_as_clean
-from tests.reliability.processes import start_scheduler, start_worker
-from tests.waiting import wait_until
+from tests.helpers.bulk import sample_bytes, wait_final
+from tests.helpers.factories import make_tenant
+from tests.helpers.processes import start_scheduler, start_worker
+from tests.helpers.reliability import CHUNK, applying_with_progress, assert_same_as_clean
+from tests.helpers.waiting import wait_until
 from webhooks.models import WebhookEndpoint
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# RabbitMQ itself, real worker processes, SeaweedFS S3.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_services]
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 

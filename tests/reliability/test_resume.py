@@ -10,9 +10,11 @@ from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkRow, BulkRo
 from bulkimport.services import apply, parse
 from docqueries.models import DocumentQuery
 from patients.models import Patient, PatientFacility
-from tests.bulkimport.helpers import result_rows, run_inline, sample_bytes, submit, wait_final
-from tests.factories import make_tenant
-from tests.reliability.helpers import assert_ids_derived, without_ids
+from tests.helpers.bulk import result_rows, run_inline, sample_bytes, submit, wait_final
+from tests.helpers.factories import make_tenant
+from tests.helpers.reliability import assert_ids_derived, without_ids
+from tests.helpers.runtime import live_worker
+from tests.helpers.threads import db_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,22 +49,20 @@ def test_crash_mid_chunk_then_resume_equals_clean_run(broker, small_chunks, sett
 
     # The sweeper finds the stale request and re-sends what is left; a worker finishes it.
     settings.BULK_STALE_SECONDS = 0
-    from metriport_bulk.runtime import start_embedded_worker
-
     # The Document Queries of the chunks applied before the crash lost their messages too: the scheduler's
     # query sweep resumes them (at once here, instead of after its grace period).
     settings.DOCQUERY_SWEEP_GRACE_SECONDS = 0
     from metriport_bulk.runtime import SchedulerThread
 
-    worker = start_embedded_worker(threads=2)
-    scheduler = SchedulerThread(interval=0.3)
-    try:
-        assert services.bulk_requests_resume() >= 1
-        scheduler.start()
-        final = wait_final(crashed.id)
-    finally:
-        scheduler.stop()
-        worker.stop()
+    # Started only now: every step above ran inline, with no worker to race them.
+    with live_worker(threads=2):
+        scheduler = SchedulerThread(interval=0.3)
+        try:
+            assert services.bulk_requests_resume() >= 1
+            scheduler.start()
+            final = wait_final(crashed.id)
+        finally:
+            scheduler.stop()
     assert final.status == BulkStatus.COMPLETED
     crash_rows, clean_rows = result_rows(crashed.id), result_rows(clean.id)
     assert without_ids(crash_rows) == without_ids(clean_rows)
@@ -178,8 +178,6 @@ def test_a_file_error_after_stored_batches_fails_the_request_and_leaves_no_row(b
 def test_two_parsers_racing_one_request_store_rows_once(broker):
     tenant = make_tenant()
     request = submit(tenant, sample_bytes(100, seed=2))
-    import threading
-
     errors = []
 
     def parse():
@@ -187,12 +185,8 @@ def test_two_parsers_racing_one_request_store_rows_once(broker):
             services.bulk_request_parse(request_id=request.id)
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
-        finally:
-            from django.db import connection
 
-            connection.close()
-
-    threads = [threading.Thread(target=parse) for _ in range(2)]
+    threads = [db_thread(parse) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:

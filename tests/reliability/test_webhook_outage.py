@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.bulkimport.helpers import run_inline, sample_bytes, submit
-from tests.factories import make_tenant
-from tests.receiver import Reply
-from tests.webhooks.conftest import deliver_due
+from tests.helpers.bulk import run_inline, sample_bytes, submit
+from tests.helpers.factories import make_tenant
+from tests.helpers.receiver import Reply
+from tests.helpers.webhooks import deliver_due
 from webhooks.models import MessageStatus, WebhookEndpoint, WebhookMessage
 from webhooks.signing import webhook_key_generate
 

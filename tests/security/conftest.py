@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bulkimport.helpers import Api
+from tests.helpers.api import Api
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from bulkimport.models import BulkRequest, BulkStatus
-from tests.bulkimport.helpers import csv_bytes, person, wait_final
+from tests.helpers.bulk import csv_bytes, person, wait_final
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

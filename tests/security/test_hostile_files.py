@@ -11,7 +11,7 @@ import requests
 
 from bulkimport.models import BulkRow, BulkStatus
 from patients.models import Patient
-from tests.bulkimport.helpers import wait_final
+from tests.helpers.bulk import wait_final
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -25,7 +25,8 @@ from patients.normalize import (
     normalize_ssn,
     parse_dob_text,
 )
-from tests.bulkimport.helpers import Api, read_result, sample_bytes, wait_final
+from tests.helpers.api import Api
+from tests.helpers.bulk import read_result, sample_bytes, wait_final
 from webhooks.models import MessageStatus, WebhookMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,8 +12,9 @@ import pytest
 from bulkimport.models import BulkRequest
 from docqueries.models import DocumentQuery
 from patients.models import Facility
-from tests.bulkimport.helpers import Api, csv_bytes, person, read_result
-from tests.receiver import Received, Receiver, Reply
+from tests.helpers.api import Api
+from tests.helpers.bulk import csv_bytes, person, read_result
+from tests.helpers.receiver import Received, Receiver, Reply
 from webhooks.models import MessageStatus, WebhookMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)

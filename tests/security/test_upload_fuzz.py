@@ -15,7 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from bulkimport.models import BulkStatus
-from tests.bulkimport.helpers import wait_final
+from tests.helpers.bulk import wait_final
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,7 +15,9 @@ from bulkimport import services
 from bulkimport.models import BulkRequest, BulkRow, BulkStatus
 from metriport_bulk.lib import storage
 from patients.models import Patient
-from tests.bulkimport.helpers import Api, csv_bytes, person, read_result, wait_final, wait_status
+from tests.helpers.api import Api
+from tests.helpers.bulk import csv_bytes, person, read_result, wait_final, wait_status
+from tests.helpers.runtime import wait_scheduler_rounds
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,7 +71,7 @@ def test_tampered_s3_upload_urls_are_refused_and_change_nothing(customer_api, ot
     # The URL is for PUT only: it neither reads nor deletes.
     assert requests.get(created["uploadUrl"], timeout=30).status_code == 403
     assert requests.delete(created["uploadUrl"], timeout=30).status_code == 403
-    time.sleep(1)  # a few scheduler polls: a refused upload must not be noticed
+    wait_scheduler_rounds(2)  # the upload polling ran: a refused upload must not be noticed
     _assert_untouched(created["requestId"])
     _assert_untouched(other["requestId"])
     # The genuine URL still works afterwards.
@@ -100,7 +102,7 @@ def test_reused_s3_upload_url_after_completion_changes_nothing(customer_api, ten
         requests.put(created["uploadUrl"], data=csv_bytes([person("Second"), person("Third")]), timeout=30).status_code
         == 200
     )
-    time.sleep(1.5)  # several scheduler polls
+    wait_scheduler_rounds(2)  # the upload polling ran: the second upload must not be noticed
     after = BulkRequest.objects.get(id=created["requestId"])
     assert (after.status, after.finished_at, after.total) == (BulkStatus.COMPLETED, final.finished_at, 1)
     assert read_result(customer_api.get(created["requestId"]).json()["result"]) == result_before

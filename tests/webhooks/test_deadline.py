@@ -7,13 +7,12 @@ import time
 
 import pytest
 
-from tests.receiver import HostileReceiver
-from tests.waiting import wait_until
+from tests.helpers.receiver import HostileReceiver
+from tests.helpers.waiting import wait_until
+from tests.helpers.webhooks import create_message
 from webhooks.models import DeliveryAttempt, MessageStatus, WebhookEndpoint, WebhookMessage
 from webhooks.services import WebhookUrlRefused, webhook_message_deliver, webhook_ping
 from webhooks.signing import webhook_key_generate
-
-from .conftest import create_message
 
 MARGIN = 1.5
 

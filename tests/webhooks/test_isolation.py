@@ -10,10 +10,10 @@ import pytest
 from django.db import transaction
 
 from bulkimport.models import BulkRequest
-from tests.bulkimport.helpers import sample_bytes, submit
-from tests.factories import make_tenant
-from tests.receiver import HostileReceiver
-from tests.waiting import wait_until
+from tests.helpers.bulk import sample_bytes, submit
+from tests.helpers.factories import make_tenant
+from tests.helpers.receiver import HostileReceiver
+from tests.helpers.waiting import wait_until
 from webhooks.models import DeliveryAttempt, MessageStatus, WebhookEndpoint, WebhookMessage
 from webhooks.services import webhook_message_create
 from webhooks.signing import webhook_key_generate

@@ -7,8 +7,8 @@ import threading
 
 from django.db import transaction
 
-from tests.receiver import HostileReceiver, Reply
-from tests.waiting import wait_until
+from tests.helpers.receiver import HostileReceiver, Reply
+from tests.helpers.waiting import wait_until
 from webhooks.models import DeliveryAttempt, MessageStatus, WebhookEndpoint, WebhookMessage
 from webhooks.services import webhook_deliver_due, webhook_message_create
 from webhooks.signing import webhook_key_generate

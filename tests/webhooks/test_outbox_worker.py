@@ -7,8 +7,9 @@ import time
 import pytest
 from django.db import transaction
 
-from tests.receiver import Reply
-from tests.webhooks.conftest import make_due
+from tests.helpers.receiver import Reply
+from tests.helpers.runtime import recording_enqueues
+from tests.helpers.webhooks import make_due
 from webhooks.models import MessageStatus, WebhookMessage
 from webhooks.services import webhook_deliver_due, webhook_message_create
 
@@ -28,24 +29,25 @@ def _wait_for_status(message_id, status: str, timeout: float = 20.0) -> WebhookM
     raise AssertionError(f"message {message_id} never reached {status}")
 
 
-def test_the_actor_delivers_after_the_transaction_commits(worker_endpoint, tenant, receiver):
-    with transaction.atomic():
-        message = webhook_message_create(customer_id=tenant.customer.id, message_type="test.event", data={"n": 1})
-        time.sleep(0.3)
-        assert receiver.snapshot() == []  # not before commit
+def test_the_actor_delivers_after_the_transaction_commits(worker_endpoint, broker, tenant, receiver):
+    with recording_enqueues(broker) as sent:
+        with transaction.atomic():
+            message = webhook_message_create(customer_id=tenant.customer.id, message_type="test.event", data={"n": 1})
+            assert sent == []  # not before commit
+        assert sent == ["webhook_deliver"]
     (request,) = receiver.wait_for_count(1)
     assert request.body == bytes(message.body)
     assert _wait_for_status(message.id, MessageStatus.DELIVERED).attempts == 1
 
 
-def test_nothing_is_stored_or_sent_when_the_transaction_rolls_back(worker_endpoint, tenant, receiver):
+def test_nothing_is_stored_or_sent_when_the_transaction_rolls_back(worker_endpoint, broker, tenant, receiver):
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom), transaction.atomic():
+    with recording_enqueues(broker) as sent, pytest.raises(Boom), transaction.atomic():
         webhook_message_create(customer_id=tenant.customer.id, message_type="test.event", data={"n": 1})
         raise Boom
-    time.sleep(0.5)
+    assert sent == []  # no delivery queued: none can follow
     assert receiver.snapshot() == []
     assert not WebhookMessage.objects.exists()
 

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.receiver import Reply
-from tests.webhooks.conftest import create_message
+from tests.helpers.receiver import Reply
+from tests.helpers.webhooks import create_message
 from webhooks.management.commands.retry_webhooks import Command
 from webhooks.models import MessageStatus, WebhookEndpoint, WebhookMessage
 

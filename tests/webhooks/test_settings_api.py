@@ -9,9 +9,9 @@ import hmac
 import pytest
 from django.db import transaction
 
-from tests.conftest import client_for
-from tests.receiver import Reply
-from tests.webhooks.conftest import create_message, deliver_due
+from tests.helpers.api import client_for
+from tests.helpers.receiver import Reply
+from tests.helpers.webhooks import create_message, deliver_due
 from webhooks.models import MessageStatus, WebhookEndpoint, WebhookMessage
 
 

@@ -1,4 +1,4 @@
-"""Helpers for bulk pipeline tests: build CSVs, drive a request through HTTP, wait for it."""
+"""Bulk pipeline helpers: build CSVs, submit a request, run its steps inline, wait for it, read its result."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from django.test import override_settings
 from django.utils import timezone
 
 from bulkimport import services
-from bulkimport.models import BulkChunk, BulkRequest
+from bulkimport.models import BulkChunk, BulkRequest, BulkRow
 from bulkimport.sample import write_sample_csv
 from metriport_bulk.lib import storage
+from tests.helpers.runtime import assert_no_live_worker
 
 HEADER = ["firstName", "lastName", "dob", "gender", "addressLine1", "city", "state", "zip", "hieOptOut", "externalId"]
 
@@ -70,32 +71,10 @@ def read_result(url: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(response.content.decode("utf-8"))))
 
 
-class Api:
-    """The customer's view: real HTTP against the live server."""
-
-    def __init__(self, base_url: str, api_key: str) -> None:
-        self.base_url = base_url
-        self.session = requests.Session()
-        self.session.headers["x-api-key"] = api_key
-
-    def create(self, **params) -> requests.Response:
-        return self.session.post(f"{self.base_url}/medical/v1/patient/bulk", params=params, timeout=30)
-
-    def get(self, request_id) -> requests.Response:
-        return self.session.get(f"{self.base_url}/medical/v1/patient/bulk/{request_id}", timeout=30)
-
-    def run(self, body: bytes, timeout: float = 90.0, **params) -> dict:
-        created = self.create(**params)
-        assert created.status_code == 200, created.text
-        upload = requests.put(created.json()["uploadUrl"], data=body, timeout=60)
-        assert upload.status_code == 200, upload.text
-        wait_final(created.json()["requestId"], timeout=timeout)
-        return self.get(created.json()["requestId"]).json()
-
-
 def answer_document_queries(request_id) -> None:
     """Runs the bulk request's open Document Queries in this thread, answered by the sandbox at once, and
     lets a request waiting for them go on (what the signal does on commit in a live pipeline)."""
+    assert_no_live_worker("answer_document_queries")
     from docqueries.models import DocumentQuery, QueryStatus
     from docqueries.services import document_queries_run
 
@@ -114,6 +93,7 @@ def answer_document_queries(request_id) -> None:
 def run_inline(request_id) -> None:
     """Runs every remaining step of a bulk request in this thread (no worker): parse, every chunk, finish,
     its Document Queries (answered at once) and the finish that follows them."""
+    assert_no_live_worker("run_inline")
     services.bulk_request_parse(request_id=request_id)
     for chunk_id in BulkChunk.objects.filter(request_id=request_id).order_by("index").values_list("id", flat=True):
         services.bulk_chunk_apply(chunk_id=chunk_id)
@@ -134,3 +114,22 @@ def result_rows(request_id) -> list[dict]:
     request = BulkRequest.objects.get(id=request_id)
     with storage.open_for_read(request.result_key) as stream:
         return list(csv.DictReader(io.StringIO(stream.read().decode("utf-8"), newline="")))
+
+
+def run_rows(tenant, rows: list[list[str]], header: list[str] = HEADER) -> tuple[BulkRequest, list[BulkRow]]:
+    """A completed request of `rows` (every step inline) and its stored rows in file order."""
+    request = submit(tenant, csv_bytes(rows, header))
+    run_inline(request.id)
+    request.refresh_from_db()
+    assert request.status == "completed", request.reason
+    return request, list(BulkRow.objects.filter(request_id=request.id).order_by("number"))
+
+
+def run_bulk(tenant, body: bytes, *, dry_run: bool = False) -> BulkRequest:
+    """A bulk request of `body` for the tenant's facility with every pipeline step run inline (no worker)."""
+    request = services.bulk_request_create(
+        customer=tenant.customer, facility_id=str(tenant.facility.id), dry_run=dry_run
+    )
+    services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body))
+    run_inline(request.id)
+    return BulkRequest.objects.get(id=request.id)

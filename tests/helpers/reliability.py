@@ -8,7 +8,7 @@ from bulkimport import services
 from bulkimport.models import BulkPhase, BulkRequest, BulkStatus
 from docqueries.models import DocumentQuery
 from patients.models import Patient
-from tests.bulkimport.helpers import result_rows
+from tests.helpers.bulk import result_rows
 
 
 def without_ids(rows: list[dict]) -> list[dict]:
