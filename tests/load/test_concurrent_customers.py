@@ -3,7 +3,7 @@ through real HTTP (live server, SeaweedFS S3 pre-signed upload, the real worker 
 PostgreSQL). Every request completes, and no customer sees another's data: identical demographics in
 different customers never merge, lists hold only the caller's ids, cross GETs are 404.
 
-Rows per customer: LOAD_ROWS (default 1,000, so the suite stays fast on 2 cores). The full specification
+Rows per customer: LOAD_ROWS (default 500, so the suite stays fast on 2 cores). The full specification
 run is `LOAD_ROWS=5000 .venv/bin/pytest tests/load` (20 x 5,000 = 100,000 rows).
 """
 
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CUSTOMERS = 20
 PAGE_SIZE = 500  # the API's largest page
-LOAD_ROWS = int(os.environ.get("LOAD_ROWS", "1000"))
+LOAD_ROWS = int(os.environ.get("LOAD_ROWS", "500"))
 # Generous for the full run on 2 shared cores; the default run takes a fraction of it.
 DEADLINE_SECONDS = float(os.environ.get("LOAD_DEADLINE_SECONDS", str(60 + LOAD_ROWS * CUSTOMERS / 400)))
 
