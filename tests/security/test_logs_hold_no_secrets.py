@@ -68,14 +68,27 @@ def _record_texts(records: list[logging.LogRecord]) -> list[tuple[str, str]]:
 
 def _leaks(records, secrets: dict[str, str], *, words: bool = False) -> list[str]:
     found = []
-    patterns = {
-        label: re.compile(rf"(?<!\w){re.escape(value)}(?!\w)" if words else re.escape(value))
-        for label, value in secrets.items()
-    }
+    labels = list(secrets)
+    patterns = [
+        re.compile(rf"(?<!\w){re.escape(secrets[label])}(?!\w)" if words else re.escape(secrets[label]))
+        for label in labels
+    ]
+    # Only the values that can match a text are searched (thousands of values times thousands of records
+    # took half a minute): a value found as whole words has its first word among the text's words; any value
+    # found is a substring of the text.
+    by_first_word: dict[str, list[int]] = {}
+    always: list[int] = []
+    for index, label in enumerate(labels):
+        first = re.search(r"\w+", secrets[label])
+        (by_first_word.setdefault(first[0], []) if words and first else always).append(index)
     for logger, text in _record_texts(records):
-        for label, pattern in patterns.items():
-            if pattern.search(text):
-                found.append(f"{label} in a record of {logger}: {text[:300]!r}")
+        candidates = [i for i in always if words or secrets[labels[i]] in text]
+        if words:
+            for word in set(re.findall(r"\w+", text)):
+                candidates.extend(by_first_word.get(word, ()))
+        for index in sorted(candidates):
+            if patterns[index].search(text):
+                found.append(f"{labels[index]} in a record of {logger}: {text[:300]!r}")
     return found
 
 
