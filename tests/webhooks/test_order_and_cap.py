@@ -9,8 +9,9 @@ from django.db import transaction
 
 from tests.helpers.receiver import HostileReceiver, Reply
 from tests.helpers.waiting import wait_until
+from webhooks import types
 from webhooks.models import DeliveryAttempt, MessageStatus, WebhookEndpoint, WebhookMessage
-from webhooks.services import webhook_deliver_due, webhook_message_create
+from webhooks.services import webhook_deliver_due, webhook_enqueue_due, webhook_message_create, webhook_messages_create
 from webhooks.signing import webhook_key_generate
 
 
@@ -84,3 +85,21 @@ def test_a_slow_customer_has_at_most_the_cap_in_flight_and_its_messages_are_defe
         assert max(server.held_for) < 2.0
     finally:
         server.stop()
+
+
+def test_a_bulk_status_goes_ahead_of_a_backlog_of_document_download_webhooks(tenant, receiver):
+    """The `completed` of an import must not wait behind the document-download webhooks its own queries made
+    (thousands at 100k rows, sent a few at a time under the per-customer cap)."""
+    WebhookEndpoint.objects.create(customer=tenant.customer, url=f"{receiver.url}/hook", key=webhook_key_generate())
+    with transaction.atomic():
+        webhook_messages_create(
+            customer_id=tenant.customer.id,
+            message_type=types.DOCUMENT_DOWNLOAD,
+            items=[(f"q-{n}", {"patientId": f"p-{n}"}) for n in range(30)],
+        )
+    completed = _bulk_message(tenant.customer.id, "r-1", "completed")
+    WebhookMessage.objects.update(enqueued_at=None)  # as if their actor messages were deferred by the cap
+    picked = webhook_enqueue_due(customer_id=tenant.customer.id, limit=2)
+    assert len(picked) == 2 and picked[0] == completed.id
+    kinds = dict(WebhookMessage.objects.filter(id__in=picked).values_list("id", "message_type"))
+    assert kinds[picked[1]] == types.DOCUMENT_DOWNLOAD

@@ -21,7 +21,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from metriport_bulk.lib.http import Deadline, DeadlineExceeded, UnsafeUrlError, guarded_session
-from webhooks import schedule, signing
+from webhooks import schedule, signing, types
 from webhooks.models import DeliveryAttempt, DeliverySlot, MessageStatus, WebhookEndpoint, WebhookMessage
 from webhooks.services.outbox import Id
 
@@ -344,12 +344,20 @@ def webhook_enqueue_due(*, customer_id: Id | None = None, limit: int | None = No
         slots_busy = slots_busy.filter(customer_id=customer_id)
     for owner, busy in slots_busy.values("customer_id").annotate(n=Count("id")).values_list("customer_id", "n"):
         queued_per_customer[owner] = queued_per_customer.get(owner, 0) + busy
-    due = (
-        pending.filter(next_attempt_at__lte=now)
-        .filter(not_queued)
-        .filter(_in_order())
-        .order_by("next_attempt_at", "created_at")
+    ready = pending.filter(next_attempt_at__lte=now).filter(not_queued).filter(_in_order())
+    # A bulk request's own status (processing, completed, failed) goes ahead of the backlog of Document Query
+    # results: a customer learns an import is done without waiting for thousands of document-download
+    # webhooks to its endpoint to drain first. Within each kind, oldest due first.
+    by_due = ("next_attempt_at", "created_at")
+    due = list(
+        ready.filter(message_type=types.BULK_PATIENT_CREATE)
+        .order_by(*by_due)
         .values_list("id", "customer_id")[:DUE_BATCH_SIZE]
+    )
+    due += (
+        ready.exclude(message_type=types.BULK_PATIENT_CREATE)
+        .order_by(*by_due)
+        .values_list("id", "customer_id")[: DUE_BATCH_SIZE - len(due)]
     )
     cap = limit if limit is not None else _slots()
     picked: list[uuid.UUID] = []
