@@ -49,7 +49,7 @@ def main() -> None:
             time.sleep(0.02)
         return time.monotonic() - started
 
-    hooks = start_workers(1, 4, env, queues=["webhooks"])
+    hooks = start_workers(1, 4, env, queues=["webhooks", "webhooks-status"])
     try:
         wait_for_workers(hooks.pid, 1)
         with running_workers(2, 1, env, queues=["bulk", "docqueries"]):

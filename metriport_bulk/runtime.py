@@ -21,7 +21,8 @@ from django.utils.module_loading import import_string
 logger = logging.getLogger(__name__)
 
 
-WEBHOOKS_QUEUE = "webhooks"
+# Webhook delivery has threads of its own (a slow endpoint never holds an import's); see webhooks.tasks.
+WEBHOOKS_QUEUES = {"webhooks", "webhooks-status"}
 WEBHOOK_WORKER_THREADS = 4
 
 
@@ -49,19 +50,20 @@ def _drop_worker_middleware(worker: dramatiq.Worker) -> None:
 
 def start_embedded_worker(threads: int | None = None) -> dramatiq.Worker:
     """Starts the Dramatiq workers of this process on its broker (the StubBroker of the embedded default;
-    the tests' Redis broker): one for every queue but `webhooks`, one for `webhooks`."""
+    the tests' Redis broker): one for every queue but the webhooks ones, one for those."""
     # Actors register on import; the worker only consumes queues of registered actors.
     for module in ("bulkimport.tasks", "webhooks.tasks", "docqueries.tasks"):
         with contextlib.suppress(ModuleNotFoundError):
             importlib.import_module(module)
     broker = dramatiq.get_broker()
-    others = {queue for queue in broker.get_declared_queues() if queue != WEBHOOKS_QUEUE}
+    others = {queue for queue in broker.get_declared_queues() if queue not in WEBHOOKS_QUEUES}
     worker = EmbeddedWorker(
         broker, queues=others, worker_threads=threads or settings.EMBEDDED_WORKER_THREADS, worker_timeout=100
     )
-    if WEBHOOKS_QUEUE in broker.get_declared_queues():
+    webhook_queues = WEBHOOKS_QUEUES & set(broker.get_declared_queues())
+    if webhook_queues:
         worker.webhook_worker = dramatiq.Worker(
-            broker, queues={WEBHOOKS_QUEUE}, worker_threads=WEBHOOK_WORKER_THREADS, worker_timeout=100
+            broker, queues=webhook_queues, worker_threads=WEBHOOK_WORKER_THREADS, worker_timeout=100
         )
         worker.webhook_worker.start()
         # Its consumers exist now (its queue was declared above): it needs no middleware for later queues.

@@ -103,3 +103,31 @@ def test_a_bulk_status_goes_ahead_of_a_backlog_of_document_download_webhooks(ten
     assert len(picked) == 2 and picked[0] == completed.id
     kinds = dict(WebhookMessage.objects.filter(id__in=picked).values_list("id", "message_type"))
     assert kinds[picked[1]] == types.DOCUMENT_DOWNLOAD
+
+
+def test_an_imports_completed_is_not_delivered_behind_its_document_download_backlog(worker, tenant, receiver, settings):
+    """With a real worker: 200 document-download messages are queued first (as an import's Document Queries
+    end), then the import's `completed`. The status has a queue of its own and the customer's next slot, so it
+    arrives while most of the backlog is still waiting, instead of after all of it."""
+    settings.WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER = 2
+    WebhookEndpoint.objects.create(customer=tenant.customer, url=f"{receiver.url}/hook", key=webhook_key_generate())
+    receiver.default = lambda item: Reply(delay=0.05)
+    with transaction.atomic():
+        webhook_messages_create(
+            customer_id=tenant.customer.id,
+            message_type=types.DOCUMENT_DOWNLOAD,
+            items=[(f"q-{n}", {"patientId": f"p-{n}"}) for n in range(200)],
+        )
+    _bulk_message(tenant.customer.id, "r-1", "completed")
+    wait_until(
+        lambda: any(b'"completed"' in item.body for item in receiver.snapshot()),
+        timeout=60,
+        message="the completed webhook arrives",
+    )
+    before_completed = next(i for i, item in enumerate(receiver.snapshot()) if b'"completed"' in item.body)
+    assert before_completed < 100, f"{before_completed} document-download webhooks went first"
+    wait_until(
+        lambda: WebhookMessage.objects.filter(status=MessageStatus.DELIVERED).count() == 201,
+        timeout=120,
+        message="the backlog drains after it",
+    )

@@ -272,18 +272,38 @@ def _slot_release(*, customer_id: Id, number: int, message_id: Id) -> None:
         logger.warning("webhook %s: could not free its delivery slot", message_id)
 
 
+def _status_waiting(customer_id: Id, *, now: datetime) -> bool:
+    """Whether a bulk request status message of the customer is due and free to go (in order)."""
+    return (
+        WebhookMessage.objects.filter(
+            customer_id=customer_id,
+            status=MessageStatus.PENDING,
+            message_type=types.BULK_PATIENT_CREATE,
+            next_attempt_at__lte=now,
+        )
+        .filter(_in_order())
+        .exists()
+    )
+
+
 def webhook_message_deliver(*, message_id: Id) -> bool | None:
     """One attempt of one message if it is due (the actor). True/False: delivered or not; None: not due,
     already delivered, taken by another deliverer, waiting for an earlier message of its request, or
-    deferred because the customer already has WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER deliveries in flight
+    deferred because the customer already has WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER deliveries in flight or
+    (for a message that is no bulk request status) a status of its bulk requests is due: that goes first
     (a deferral is no attempt and no failure: the message stays due and is queued again)."""
     now = timezone.now()
-    customer_id = (
+    found = (
         WebhookMessage.objects.filter(id=message_id, status=MessageStatus.PENDING)
-        .values_list("customer_id", flat=True)
+        .values_list("customer_id", "message_type")
         .first()
     )
-    if customer_id is None:
+    if found is None:
+        return None
+    customer_id, message_type = found
+    if message_type != types.BULK_PATIENT_CREATE and _status_waiting(customer_id, now=now):
+        # The customer's next slot goes to its bulk request's status: this one is queued again after it.
+        WebhookMessage.objects.filter(id=message_id, status=MessageStatus.PENDING).update(enqueued_at=None)
         return None
     slot = _slot_take(customer_id=customer_id, message_id=message_id, now=now)
     if slot is None:
@@ -349,19 +369,18 @@ def webhook_enqueue_due(*, customer_id: Id | None = None, limit: int | None = No
     # results: a customer learns an import is done without waiting for thousands of document-download
     # webhooks to its endpoint to drain first. Within each kind, oldest due first.
     by_due = ("next_attempt_at", "created_at")
+    columns = ("id", "customer_id", "message_type")
     due = list(
-        ready.filter(message_type=types.BULK_PATIENT_CREATE)
-        .order_by(*by_due)
-        .values_list("id", "customer_id")[:DUE_BATCH_SIZE]
+        ready.filter(message_type=types.BULK_PATIENT_CREATE).order_by(*by_due).values_list(*columns)[:DUE_BATCH_SIZE]
     )
     due += (
         ready.exclude(message_type=types.BULK_PATIENT_CREATE)
         .order_by(*by_due)
-        .values_list("id", "customer_id")[: DUE_BATCH_SIZE - len(due)]
+        .values_list(*columns)[: DUE_BATCH_SIZE - len(due)]
     )
     cap = limit if limit is not None else _slots()
-    picked: list[uuid.UUID] = []
-    for message_id, owner in due:
+    picked: list[tuple[uuid.UUID, str]] = []
+    for message_id, owner, message_type in due:
         if queued_per_customer.get(owner, 0) >= cap:
             continue
         if (
@@ -370,10 +389,9 @@ def webhook_enqueue_due(*, customer_id: Id | None = None, limit: int | None = No
             .update(enqueued_at=now)
         ):
             queued_per_customer[owner] = queued_per_customer.get(owner, 0) + 1
-            picked.append(message_id)
-    for message_id in picked:
-        tasks.webhook_deliver.send(str(message_id))
-    return picked
+            picked.append((message_id, message_type))
+    tasks.send(picked)
+    return [message_id for message_id, _ in picked]
 
 
 def webhook_deliver_due() -> list[uuid.UUID]:

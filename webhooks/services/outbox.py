@@ -88,18 +88,14 @@ def _messages_store(
             )
         )
     WebhookMessage.objects.bulk_create(messages, batch_size=1000)
-    send_on_commit([message.id for message in messages])
+    send_on_commit([(message.id, message.message_type) for message in messages])
     return messages
 
 
-def send_on_commit(message_ids: Iterable[uuid.UUID]) -> None:
+def send_on_commit(messages: Iterable[tuple[uuid.UUID, str]]) -> None:
+    """Queues the deliveries of (message id, message type) when the caller's transaction commits."""
     from webhooks import tasks
 
-    ids = [str(message_id) for message_id in message_ids]
-
-    def send() -> None:
-        for message_id in ids:
-            tasks.webhook_deliver.send(message_id)
-
-    if ids:
-        transaction.on_commit(send)
+    queued = list(messages)
+    if queued:
+        transaction.on_commit(lambda: tasks.send(queued))

@@ -42,7 +42,8 @@ def webhook_redeliver(
             messages = messages.filter(customer_id=customer_id)
     else:
         messages = messages.filter(_redeliverable(customer_id))
-    ids = list(messages.values_list("id", flat=True))
+    found = list(messages.values_list("id", "message_type"))
+    ids = [message_id for message_id, _ in found]
     if ids:
         WebhookMessage.objects.filter(id__in=ids).update(
             status=MessageStatus.PENDING,
@@ -52,7 +53,7 @@ def webhook_redeliver(
             delivered_at=None,
         )
         if dispatch:
-            send_on_commit(ids)
+            send_on_commit(found)
     return ids
 
 
