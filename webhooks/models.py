@@ -7,6 +7,8 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
+from webhooks import types
+
 
 class WebhookEndpoint(models.Model):
     """A customer's webhook URL and signing key (one per customer). The key survives clearing the URL, so a
@@ -61,6 +63,20 @@ class WebhookMessage(models.Model):
         indexes = [
             models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="webhookmsg_due_idx"),
             models.Index(fields=["customer", "status", "-created_at"], name="webhookmsg_customer_idx"),
+            # Delivery order within a request (services.delivery._in_order) probes, for each due message, for
+            # an earlier undelivered one of its request: one index lookup, not a scan of all pending messages.
+            models.Index(
+                fields=["customer", "request_id", "created_at"],
+                condition=Q(status="pending"),
+                name="webhookmsg_request_order_idx",
+            ),
+            # The few bulk request status messages waiting, found without reading a customer's backlog of
+            # document-download messages: delivery asks on every attempt whether one is due (it goes first).
+            models.Index(
+                fields=["customer", "next_attempt_at"],
+                condition=Q(status="pending", message_type=types.BULK_PATIENT_CREATE),
+                name="webhookmsg_status_due_idx",
+            ),
         ]
 
     def __str__(self) -> str:
