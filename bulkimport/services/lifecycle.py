@@ -54,19 +54,20 @@ def invalid_key_of(result_key: str) -> str:
 def bulk_result_url(request: BulkRequest) -> str | None:
     """A fresh download URL of the result file: a completed request's, or the partial one of a request the
     customer cancelled (services.operations)."""
-    if request.status not in (BulkStatus.COMPLETED, BulkStatus.FAILED) or not request.result_key:
-        return None
-    return storage.download_url(
-        request.result_key, filename=f"bulk-{request.id}-result.csv", expires_in=settings.RESULT_URL_EXPIRY_SECONDS
-    )
+    return _download_url(request, request.result_key, "result")
 
 
 def bulk_invalid_url(request: BulkRequest) -> str | None:
     """A fresh download URL of the failed rows' file (SPEC §1 `invalid`), or None when no row failed."""
-    if request.status not in (BulkStatus.COMPLETED, BulkStatus.FAILED) or not request.invalid_key:
+    return _download_url(request, request.invalid_key, "invalid")
+
+
+def _download_url(request: BulkRequest, key: str, kind: str) -> str | None:
+    """A fresh download URL of one of an ended request's files, or None when it has none (yet)."""
+    if request.status not in (BulkStatus.COMPLETED, BulkStatus.FAILED) or not key:
         return None
     return storage.download_url(
-        request.invalid_key, filename=f"bulk-{request.id}-invalid.csv", expires_in=settings.RESULT_URL_EXPIRY_SECONDS
+        key, filename=f"bulk-{request.id}-{kind}.csv", expires_in=settings.RESULT_URL_EXPIRY_SECONDS
     )
 
 

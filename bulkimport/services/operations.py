@@ -17,11 +17,10 @@ import uuid
 
 from django.db import IntegrityError, transaction
 
-from bulkimport.models import BulkPhase, BulkRequest, BulkRow, BulkRowError, BulkStatus, RowAction, RowStatus
+from bulkimport.models import BulkRequest, BulkRow, BulkRowError, BulkStatus, RowAction, RowStatus
 from bulkimport.services.finish import final_counts, write_result
-from bulkimport.services.lifecycle import cancelled_result_key, notify
+from bulkimport.services.lifecycle import bulk_request_fail, cancelled_result_key, notify
 from bulkimport.services.upload import bulk_upload_claim
-from bulkimport.states import transition
 from patients.models import Customer
 
 logger = logging.getLogger(__name__)
@@ -82,16 +81,12 @@ def bulk_request_cancel(*, request: BulkRequest) -> BulkRequest:
     the status change and its webhook commit first, so a chunk in flight sees the request failed when it
     locks it and rolls back; then the rows are settled once no chunk holds them. A crash between the two
     leaves pending rows in a cancelled request: the sweeper settles them (bulk_cancellations_settle)."""
-    with transaction.atomic():
-        source = request.status
-        if source not in (BulkStatus.WAITING, BulkStatus.PROCESSING) or not transition(
-            request.id, source=source, target=BulkStatus.FAILED, reason=CANCELLED_REASON, phase=BulkPhase.DONE
-        ):
-            request.refresh_from_db()
-            raise OperationRefused(
-                f"The request is {request.status}: only a waiting or processing one can be cancelled."
-            )
-        notify(BulkRequest.objects.get(id=request.id))
+    source = request.status
+    if source not in (BulkStatus.WAITING, BulkStatus.PROCESSING) or not bulk_request_fail(
+        request_id=request.id, reason=CANCELLED_REASON, source=source
+    ):
+        request.refresh_from_db()
+        raise OperationRefused(f"The request is {request.status}: only a waiting or processing one can be cancelled.")
     if source == BulkStatus.PROCESSING:
         _settle_cancelled(request)
     logger.info("bulk request %s cancelled by the customer (was %s)", request.id, source)
