@@ -1,0 +1,34 @@
+"""Document Queries (SPEC §8), one module per step:
+
+- start: record one query per patient (idempotent, in the caller's transaction), dispatched on commit
+- run: claim a due query, call the configured backend (retries, polls, per-customer rate limit)
+- finish: processing -> completed/failed and the `medical.document-download` webhook
+- sweep: the scheduler job that re-dispatches queries whose message was lost
+- bulk: what a bulk request asks about its queries
+- dispatch: the actor messages, sent on commit in batches
+
+Claiming: a processing query is due when `next_attempt_at` has come. Whoever runs it first takes it with one
+conditional UPDATE that moves `next_attempt_at` past a lease, so a duplicate actor message, a retry and the
+sweeper never call the backend twice for the same step. Actor messages are the fast path (sent on commit,
+or delayed for retries and polls); `document_query_sweep` re-dispatches queries whose message was lost.
+Callers outside the package import from here.
+"""
+
+from docqueries.services.bulk import bulk_queries_open, bulk_query_counts
+from docqueries.services.dispatch import DISPATCH_BATCH_SIZE, SET_BATCH_SIZE
+from docqueries.services.run import QUERY_DEADLINE, document_queries_run, retry_delay
+from docqueries.services.start import document_queries_start, on_patient_written
+from docqueries.services.sweep import document_query_sweep
+
+__all__ = [
+    "DISPATCH_BATCH_SIZE",
+    "QUERY_DEADLINE",
+    "SET_BATCH_SIZE",
+    "bulk_queries_open",
+    "bulk_query_counts",
+    "document_queries_run",
+    "document_queries_start",
+    "document_query_sweep",
+    "on_patient_written",
+    "retry_delay",
+]

@@ -1,0 +1,27 @@
+"""What a bulk request asks about the Document Queries started for it."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import Count
+
+from docqueries.models import DocumentQuery, QueryStatus
+
+
+def bulk_queries_open(*, bulk_request_id: uuid.UUID) -> bool:
+    """Whether any Document Query started for the bulk request is still processing (one index probe)."""
+    return DocumentQuery.objects.filter(bulk_request_id=bulk_request_id, status=QueryStatus.PROCESSING).exists()
+
+
+def bulk_query_counts(*, bulk_request_id: uuid.UUID) -> dict[str, int]:
+    """{total, completed, failed, pending} of the queries started for the bulk request (GET, admin)."""
+    counts: dict[str, int] = dict(
+        DocumentQuery.objects.filter(bulk_request_id=bulk_request_id)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    completed, failed = counts.get(QueryStatus.COMPLETED, 0), counts.get(QueryStatus.FAILED, 0)
+    pending = counts.get(QueryStatus.PROCESSING, 0)
+    return {"total": completed + failed + pending, "completed": completed, "failed": failed, "pending": pending}

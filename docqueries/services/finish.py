@@ -1,0 +1,96 @@
+"""The end of a Document Query: processing -> completed/failed, its `medical.document-download` webhook,
+and word to whoever waits on it."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from docqueries.models import DocumentQuery, QueryStatus
+from docqueries.serializers import document_dto
+from docqueries.signals import document_queries_ended
+from metriport_bulk.lib.bulkdb import update_by_id
+from webhooks import types
+from webhooks.services import webhook_message_create, webhook_messages_create
+
+# A claimed query and how it ended: (query, status, documents, error).
+Ended = tuple[DocumentQuery, str, list[dict[str, Any]], str]
+
+
+def finish_one(
+    query: DocumentQuery,
+    *,
+    status: str,
+    attempts: int,
+    documents: list[dict[str, Any]] | None = None,
+    error: str = "",
+) -> bool:
+    """processing -> completed/failed (one conditional UPDATE) and the webhook, in one transaction."""
+    documents = documents or []
+    with transaction.atomic():
+        finished = DocumentQuery.objects.filter(id=query.id, status=QueryStatus.PROCESSING).update(
+            status=status,
+            finished_at=timezone.now(),
+            documents=documents,
+            error=error[:300],
+            next_attempt_at=None,
+            attempts=attempts,
+        )
+        if finished:
+            webhook_message_create(
+                customer_id=query.customer_id,
+                message_type=types.DOCUMENT_DOWNLOAD,
+                request_id=str(query.id),
+                data=_webhook_data(query, status, documents),
+            )
+            _announce_ended([query])
+    return bool(finished)
+
+
+def finish_many(ended: list[Ended], *, finished_at: datetime) -> None:
+    """processing -> completed/failed for claimed queries, and their webhooks, in the caller's transaction."""
+    if not ended:
+        return
+    update_by_id(
+        DocumentQuery,
+        ("status", "finished_at", "documents", "error", "next_attempt_at", "attempts"),
+        [
+            (q.id, status, finished_at, documents, error[:300], None, q.attempts + 1)
+            for q, status, documents, error in ended
+        ],
+    )
+    by_customer: dict[uuid.UUID, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+    for query, status, documents, _ in ended:
+        by_customer[query.customer_id].append((str(query.id), _webhook_data(query, status, documents)))
+    for customer_id, items in by_customer.items():
+        webhook_messages_create(customer_id=customer_id, message_type=types.DOCUMENT_DOWNLOAD, items=items)
+    _announce_ended([query for query, *_ in ended])
+
+
+def _webhook_data(query: DocumentQuery, status: str, documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """The `medical.document-download` payload (besides meta) of one ended query."""
+    return {"patients": [_webhook_patient(query, status=status, documents=documents)]}
+
+
+def _announce_ended(queries: list[DocumentQuery]) -> None:
+    """Tells whoever waits on them (a bulk request waiting for its medical data) on commit, by signal: the
+    arrow stays bulkimport -> docqueries."""
+    request_ids = {query.bulk_request_id for query in queries if query.bulk_request_id is not None}
+    if request_ids:
+        transaction.on_commit(lambda: document_queries_ended.send(sender=DocumentQuery, bulk_request_ids=request_ids))
+
+
+def _webhook_patient(query: DocumentQuery, *, status: str, documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """One entry of `patients` exactly as @metriport/shared's schema has it: `externalId` omitted when the
+    patient has none, documents as DTOs (`mimeType`)."""
+    entry: dict[str, Any] = {"patientId": str(query.patient_id)}
+    if query.patient.external_id:
+        entry["externalId"] = query.patient.external_id
+    entry["status"] = status
+    entry["documents"] = [document_dto(document) for document in documents]
+    return entry
