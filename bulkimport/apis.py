@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.core import signing
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bulkimport import selectors, services
+from bulkimport.csv_format import TEMPLATE_FILENAME, template_csv
 from bulkimport.serializers import BulkCreateResponseSerializer, BulkRequestSerializer
 from metriport_bulk.api.errors import Conflict, envelope
 from metriport_bulk.api.pagination import paginator_for
@@ -79,6 +80,21 @@ class BulkCreateListApi(APIView):
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(requests, request, view=self)
         return paginator.get_paginated_response(BulkRequestSerializer(page, many=True).data)
+
+
+class BulkTemplateApi(APIView):
+    @extend_schema(
+        operation_id="bulk_patient_create_template",
+        description=(
+            "A CSV template for Bulk Patient Create: a header with every column the service reads and two "
+            "example rows. The format is described at /docs/csv-format."
+        ),
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
+    def get(self, request):
+        response = HttpResponse(template_csv(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{TEMPLATE_FILENAME}"'
+        return response
 
 
 class BulkDetailApi(APIView):

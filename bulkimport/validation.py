@@ -24,12 +24,27 @@ from patients.header import ColumnPlan, build_column_plan
 from patients.normalize import clean_text
 from patients.validation import RowError, RowErrorCode, RowResult, RowValidator, row_reason
 
-__all__ = ["ColumnPlan", "CsvFileError", "CsvImport", "FileErrorCode", "RowResult", "build_column_plan", "row_reason"]
+__all__ = [
+    "ColumnPlan",
+    "CsvFileError",
+    "CsvImport",
+    "FileErrorCode",
+    "RowResult",
+    "build_column_plan",
+    "row_label",
+    "row_reason",
+]
 
 # Metriport's columns (10 address groups, 10 phones, 10 emails, ...) are under 100; the rest is kept room
 # for customers' own columns, while a header of a million commas cannot blow up every result row.
 MAX_COLUMNS = 500
 _RESULT_NAMES = frozenset(name.lower() for name in RESULT_COLUMNS)
+
+
+def row_label(number: int) -> str:
+    """A data row as everything shown to people names it: its number and the line a spreadsheet shows it on
+    (the header is line 1, so row 27 is on line 28)."""
+    return f"row {number:,} (spreadsheet line {number + 1:,})"
 
 
 def _is_blank(row: list[str]) -> bool:

@@ -281,7 +281,10 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "metriport-bulk API",
-    "DESCRIPTION": "Bulk Patient Create, wire-compatible with the Metriport Medical API.",
+    "DESCRIPTION": (
+        "Bulk Patient Create, wire-compatible with the Metriport Medical API. The CSV file's columns, accepted "
+        "values and error codes: [/docs/csv-format](/docs/csv-format)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -14,7 +14,19 @@ from dataclasses import dataclass
 from metriport_bulk.lib.csvio import CsvFileError, FileErrorCode
 from patients.normalize import INVISIBLE_CHARACTERS
 
-__all__ = ["MAX_INDEX", "AddressColumns", "ColumnPlan", "build_column_plan", "normalize_header_name"]
+__all__ = [
+    "ADDRESS_FIELDS",
+    "INDEXED_ALIASES",
+    "INDEXED_COLUMN_NAMES",
+    "MAX_INDEX",
+    "REQUIRED_ADDRESS_FIELDS",
+    "REQUIRED_FIELDS",
+    "SINGLE_COLUMN_NAMES",
+    "AddressColumns",
+    "ColumnPlan",
+    "build_column_plan",
+    "normalize_header_name",
+]
 
 MAX_INDEX = 10  # address groups, phones and emails: -1 .. -10, as in Metriport
 
@@ -22,48 +34,56 @@ MAX_INDEX = 10  # address groups, phones and emails: -1 .. -10, as in Metriport
 # "first_name" both read as firstname); "-" is kept because it introduces the -N index.
 _HEADER_DROP = str.maketrans("", "", "!@#$%^&*()+=[]\\';,./{}|\":<>?~_ \t\r\n\u00a0" + INVISIBLE_CHARACTERS)
 
-# Normalized header name -> canonical field, for columns that occur once.
-_SINGLE_COLUMNS: dict[str, str] = {
-    "firstname": "firstName",
-    "lastname": "lastName",
-    "dob": "dob",
-    "gender": "gender",
-    "genderatbirth": "gender",
-    "ssn": "ssn",
-    "id": "externalId",
-    "externalid": "externalId",
-    "hieoptout": "hieOptOut",
+# Every column Metriport's importer reads, named as the docs and the template write it: canonical field ->
+# accepted names, the field's own name first. Headers are compared normalized (normalize_header_name), so
+# "First Name", "first_name" and "FIRSTNAME" all read as firstName. The CSV format page is generated from
+# these tables (bulkimport.csv_format).
+SINGLE_COLUMN_NAMES: dict[str, tuple[str, ...]] = {
+    "externalId": ("externalId", "id"),
+    "firstName": ("firstName",),
+    "lastName": ("lastName",),
+    "dob": ("dob",),
+    "gender": ("gender", "genderAtBirth"),
+    "ssn": ("ssn",),
+    # US and British spelling, both accepted.
+    "driversLicense": tuple(
+        prefix + suffix for prefix in ("driversLicense", "driversLicence") for suffix in ("", "Value", "No", "Number")
+    ),
+    "driversLicenseState": ("driversLicenseState", "driversLicenceState"),
+    "hieOptOut": ("hieOptOut",),
 }
-for _prefix in ("driverslicense", "driverslicence"):  # US and British spelling, both accepted
-    for _suffix in ("", "value", "no", "number"):
-        _SINGLE_COLUMNS[_prefix + _suffix] = "driversLicense"
-    _SINGLE_COLUMNS[_prefix + "state"] = "driversLicenseState"
-
-# Normalized base name -> canonical field, for columns indexed -1..-10 and un-suffixed. As in Metriport's
-# importer, an un-suffixed group is a group of its own (index 0, read first), not another name for -1.
-_INDEXED_COLUMNS: dict[str, str] = {
-    "addressline1": "addressLine1",
-    "address1": "addressLine1",
-    "addressline2": "addressLine2",
-    "address2": "addressLine2",
-    "city": "city",
-    "state": "state",
-    "zip": "zip",
-    "zipcode": "zip",
-    "phone": "phone",
-    "email": "email",
+# Columns indexed -1..-10 and un-suffixed. As in Metriport's importer, an un-suffixed group is a group of its
+# own (index 0, read first), not another name for -1.
+INDEXED_COLUMN_NAMES: dict[str, tuple[str, ...]] = {
+    "addressLine1": ("addressLine1", "address1"),
+    "addressLine2": ("addressLine2", "address2"),
+    "city": ("city",),
+    "state": ("state",),
+    "zip": ("zip", "zipCode"),
+    "phone": ("phone",),
+    "email": ("email",),
 }
 # Alternative names: Metriport reads `zip ?? zipCode`, so beside its canonical column an alias is not read
 # (it stays a column of the customer's, echoed in the result file) instead of being a duplicate.
-_ALIASES = frozenset({"address1", "address2", "zipcode"})
-_ADDRESS_FIELDS = ("addressLine1", "addressLine2", "city", "state", "zip")
-_REQUIRED_ADDRESS_FIELDS = ("addressLine1", "city", "state", "zip")
-_REQUIRED_SINGLE = ("firstName", "lastName", "dob", "gender")
+INDEXED_ALIASES = ("address1", "address2", "zipCode")
+ADDRESS_FIELDS = ("addressLine1", "addressLine2", "city", "state", "zip")
+REQUIRED_ADDRESS_FIELDS = ("addressLine1", "city", "state", "zip")
+REQUIRED_FIELDS = ("firstName", "lastName", "dob", "gender")
 
 
 def normalize_header_name(name: str) -> str:
     """A header cell as compared: lower-cased, without whitespace and Metriport's ignored punctuation."""
     return name.lower().translate(_HEADER_DROP)
+
+
+# Normalized header name -> canonical field.
+_SINGLE_COLUMNS: dict[str, str] = {
+    normalize_header_name(name): field for field, names in SINGLE_COLUMN_NAMES.items() for name in names
+}
+_INDEXED_COLUMNS: dict[str, str] = {
+    normalize_header_name(name): field for field, names in INDEXED_COLUMN_NAMES.items() for name in names
+}
+_ALIASES = frozenset(normalize_header_name(name) for name in INDEXED_ALIASES)
 
 
 def _map_header(normalized: str) -> tuple[str, int, bool] | None:
@@ -199,12 +219,12 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
         cols = positions.get((field, index))
         return cols[0] if cols else None
 
-    missing = [field for field in _REQUIRED_SINGLE if position_of(field) is None]
-    address_indexes = sorted({index for (field, index) in positions if field in _ADDRESS_FIELDS})
-    complete = [i for i in address_indexes if all(position_of(f, i) is not None for f in _REQUIRED_ADDRESS_FIELDS)]
+    missing = [field for field in REQUIRED_FIELDS if position_of(field) is None]
+    address_indexes = sorted({index for (field, index) in positions if field in ADDRESS_FIELDS})
+    complete = [i for i in address_indexes if all(position_of(f, i) is not None for f in REQUIRED_ADDRESS_FIELDS)]
     if not complete:
         first = address_indexes[0] if address_indexes else 0
-        missing += [_display_name(f, first) for f in _REQUIRED_ADDRESS_FIELDS if position_of(f, first) is None]
+        missing += [_display_name(f, first) for f in REQUIRED_ADDRESS_FIELDS if position_of(f, first) is None]
     if missing:
         raise CsvFileError(
             FileErrorCode.MISSING_COLUMNS,

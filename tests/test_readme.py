@@ -1,6 +1,7 @@
 """The README stays a guide that tells the truth: every environment variable the code reads is in its
 configuration table, every document it links exists, and it stays short (detail goes to docs/)."""
 
+import io
 import re
 from pathlib import Path
 
@@ -31,3 +32,12 @@ def test_every_linked_document_exists():
 def test_the_readme_is_a_guide_not_a_lab_notebook():
     assert len(README.splitlines()) < 400
     assert "## Benchmarks" not in README  # in docs/benchmarks.md
+
+
+def test_the_csv_example_of_the_readme_is_a_valid_file():
+    from bulkimport.validation import CsvImport
+
+    section = README.split("## CSV format", 1)[1].split("\n## ", 1)[0]
+    example = section.split("```csv\n", 1)[1].split("```", 1)[0]
+    rows = list(CsvImport(io.BytesIO(example.encode())).rows())
+    assert rows and all(row.valid for row in rows)

@@ -13,16 +13,26 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
+        parser.add_argument("--rows", type=int, help="Data rows to write (1..100000 for a valid import).")
         parser.add_argument(
-            "--rows", type=int, required=True, help="Data rows to write (1..100000 for a valid import)."
+            "--template",
+            action="store_true",
+            help="Write the CSV template instead: every column and two example rows (as GET .../bulk/template).",
         )
         parser.add_argument("--invalid-ratio", type=float, default=0.05, help="Share of invalid rows, 0..1.")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--output", "-o", default="-", help="File path, or - for standard output.")
 
-    def handle(self, *args, rows: int, invalid_ratio: float, seed: int, output: str, **options):
+    def handle(self, *args, rows: int | None, template: bool, invalid_ratio: float, seed: int, output: str, **options):
         import csv
 
+        if template:
+            if rows is not None:
+                raise CommandError("--template writes the template's two example rows: leave out --rows")
+            self._write_template(output)
+            return
+        if rows is None:
+            raise CommandError("--rows is required (or --template for the CSV template)")
         if rows < 0:
             raise CommandError("--rows must be >= 0")
         if not 0 <= invalid_ratio <= 1:
@@ -41,3 +51,13 @@ class Command(BaseCommand):
                 out.close()
         if output != "-":
             self.stderr.write(f"wrote {rows} rows to {output}")
+
+    def _write_template(self, output: str) -> None:
+        from bulkimport.csv_format import template_csv
+
+        if output == "-":
+            self.stdout.write(template_csv(), ending="")
+            return
+        with open(output, "w", newline="", encoding="utf-8") as out:
+            out.write(template_csv())
+        self.stderr.write(f"wrote the CSV template to {output}")
