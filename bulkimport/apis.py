@@ -13,7 +13,9 @@ from rest_framework.views import APIView
 
 from bulkimport import selectors, services
 from bulkimport.csv_format import TEMPLATE_FILENAME, template_csv
+from bulkimport.models import BulkStatus
 from bulkimport.serializers import BulkCreateResponseSerializer, BulkRequestSerializer
+from idempotency.http import IDEMPOTENCY_KEY, idempotent_answer
 from metriport_bulk.api.errors import Conflict, envelope
 from metriport_bulk.api.pagination import paginator_for
 from metriport_bulk.lib import storage
@@ -50,18 +52,37 @@ class BulkCreateListApi(APIView):
         parameters=[
             OpenApiParameter("facilityId", str, description="Optional when the account has exactly one facility."),
             OpenApiParameter("dryRun", bool, description="true validates only; nothing is created."),
+            IDEMPOTENCY_KEY,
         ],
         responses=BulkCreateResponseSerializer,
     )
     def post(self, request):
         dry_run = _parse_dry_run(request.query_params.get("dryRun"))
-        try:
-            bulk = services.bulk_request_create(
-                customer=customer_of(request), facility_id=request.query_params.get("facilityId"), dry_run=dry_run
-            )
-        except services.BulkRequestError as exc:
-            raise (exceptions.NotFound if exc.status == 404 else exceptions.ValidationError)(str(exc)) from None
-        return Response(_created_answer(bulk, upload_url=services.bulk_upload_url(bulk)))
+        customer = customer_of(request)
+        facility_id = request.query_params.get("facilityId")
+
+        def create() -> tuple[str, int]:
+            try:
+                bulk = services.bulk_request_create(customer=customer, facility_id=facility_id, dry_run=dry_run)
+            except services.BulkRequestError as exc:
+                raise (exceptions.NotFound if exc.status == 404 else exceptions.ValidationError)(str(exc)) from None
+            return str(bulk.id), 200
+
+        def render(request_id: str, status_code: int) -> Response:
+            bulk = selectors.bulk_request_get(customer=customer, request_id=request_id)
+            # A replay while the request waits gets a fresh upload URL of the same request; once the file is
+            # in, there is nothing left to upload.
+            upload_url = services.bulk_upload_url(bulk) if bulk.status == BulkStatus.WAITING else None
+            return Response(_created_answer(bulk, upload_url=upload_url), status=status_code)
+
+        return idempotent_answer(
+            request,
+            customer=customer,
+            operation="bulk_create",
+            parameters={"facilityId": facility_id or "", "dryRun": dry_run},
+            run=create,
+            render=render,
+        )
 
     @extend_schema(
         operation_id="bulk_patient_create_list",
@@ -125,6 +146,7 @@ class BulkConfirmApi(APIView):
     @extend_schema(
         operation_id="bulk_patient_create_confirm",
         request=None,
+        parameters=[IDEMPOTENCY_KEY],
         description=(
             "Imports the stored file of a completed dry run for real, without a new upload: a new request, "
             "already processing. 409 for anything but a completed dry run, or one confirmed already."
@@ -133,12 +155,27 @@ class BulkConfirmApi(APIView):
     )
     def post(self, request, request_id):
         customer = customer_of(request)
-        bulk = selectors.bulk_request_get(customer=customer, request_id=request_id)
-        try:
-            confirmed = services.bulk_request_confirm(customer=customer, request=bulk)
-        except services.OperationRefused as exc:
-            raise Conflict(str(exc)) from None
-        return Response(_created_answer(confirmed))
+
+        def confirm() -> tuple[str, int]:
+            bulk = selectors.bulk_request_get(customer=customer, request_id=request_id)
+            try:
+                confirmed = services.bulk_request_confirm(customer=customer, request=bulk)
+            except services.OperationRefused as exc:
+                raise Conflict(str(exc)) from None
+            return str(confirmed.id), 200
+
+        def render(confirmed_id: str, status_code: int) -> Response:
+            confirmed = selectors.bulk_request_get(customer=customer, request_id=confirmed_id)
+            return Response(_created_answer(confirmed), status=status_code)
+
+        return idempotent_answer(
+            request,
+            customer=customer,
+            operation="bulk_confirm",
+            parameters={"requestId": request_id},
+            run=confirm,
+            render=render,
+        )
 
 
 class BulkUploadApi(APIView):

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "bulkimport",
     "webhooks",
     "docqueries",
+    "idempotency",
     "axes",
 ]
 
@@ -335,4 +336,9 @@ SCHEDULER_JOBS = [
     "bulkimport.services.bulk_sweep",
     "webhooks.services.webhook_deliver_due",
     "docqueries.services.document_query_sweep",
+    "idempotency.services.idempotency_keys_purge",
 ]
+
+# --- Idempotency-Key ------------------------------------------------------------------------------------
+# How long a key answers its first answer (docs/idempotency.md); after it, the key is free again.
+IDEMPOTENCY_WINDOW_SECONDS = env_int("IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600)

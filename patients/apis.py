@@ -8,6 +8,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from idempotency.http import IDEMPOTENCY_KEY, idempotent_answer
 from metriport_bulk.api.errors import Conflict, PreconditionFailed
 from metriport_bulk.api.pagination import paginator_for
 from patients import selectors, services
@@ -112,7 +113,7 @@ class PatientListCreateApi(APIView):
         return paginator.get_paginated_response(PatientSerializer(page, many=True).data)
 
     @extend_schema(
-        parameters=[WRITE_FACILITY_ID],
+        parameters=[WRITE_FACILITY_ID, IDEMPOTENCY_KEY],
         request=PatientInputSerializer,
         responses={201: PatientSerializer, 200: PatientSerializer},
         operation_id="patient_create",
@@ -120,11 +121,27 @@ class PatientListCreateApi(APIView):
         "match rule is answered (200) instead of a duplicate. Starts a Document Query unless opted out.",
     )
     def post(self, request):
-        facility = _write_facility(request)
-        written = services.patient_create(
-            customer=customer_of(request), facility=facility, normalized=demographics_read(request.data)
+        customer = customer_of(request)
+
+        def create() -> tuple[str, int]:
+            facility = _write_facility(request)
+            written = services.patient_create(
+                customer=customer, facility=facility, normalized=demographics_read(request.data)
+            )
+            return str(written.patient.id), 201 if written.created else 200
+
+        def render(patient_id: str, status_code: int) -> Response:
+            patient = selectors.patient_get(customer=customer, patient_id=patient_id)
+            return Response(PatientSerializer(patient).data, status=status_code)
+
+        return idempotent_answer(
+            request,
+            customer=customer,
+            operation="patient_create",
+            parameters={"facilityId": request.query_params.get("facilityId") or "", "body": request.data},
+            run=create,
+            render=render,
         )
-        return _patient_answer(written.patient, status_code=201 if written.created else 200)
 
 
 class PatientDetailApi(APIView):

@@ -29,6 +29,7 @@ ERROR_NAMES = {
     412: ("PreconditionFailedError", "Precondition failed"),
     413: ("PayloadTooLargeError", "Payload too large"),
     415: ("UnsupportedMediaTypeError", "Unsupported media type"),
+    422: ("UnprocessableEntityError", "Unprocessable entity"),
     429: ("TooManyRequestsError", "Too many requests"),
     500: ("InternalServerError", "Internal server error"),
 }
@@ -44,6 +45,12 @@ class PreconditionFailed(exceptions.APIException):
     status_code = status.HTTP_412_PRECONDITION_FAILED
     default_detail = "The If-Match eTag is not the current one: read the object again and retry."
     default_code = "precondition_failed"
+
+
+class UnprocessableEntity(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "The request is well-formed but cannot be processed."
+    default_code = "unprocessable_entity"
 
 
 def envelope(status_code: int, detail: str) -> dict:
