@@ -229,3 +229,12 @@ def test_concurrent_retries_make_one_request(operation):
     assert sorted(answer[2] or "" for answer in answers) == [""] + ["true"] * (racers - 1)
     model = BulkRequest if operation == "bulk" else Patient
     assert model.objects.count() == 1 and IdempotencyKey.objects.count() == 1
+
+
+def test_openapi_documents_the_header():
+    from django.test import Client
+
+    paths = Client().get("/openapi.json").json()["paths"]
+    for path in ("/medical/v1/patient/bulk", "/medical/v1/patient/bulk/{request_id}/confirm", "/medical/v1/patient"):
+        names = [parameter["name"] for parameter in paths[path]["post"].get("parameters", [])]
+        assert "Idempotency-Key" in names, path
