@@ -23,7 +23,7 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 def start_stack(tag: str = "bench") -> dict[str, str]:
     import psycopg
 
-    from metriport_bulk.devtools.seaweed import start_seaweed
+    from devtools.seaweed import start_seaweed
 
     db_name = f"mb_{tag}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:

@@ -84,7 +84,7 @@ class SizeResult:
 
 
 def write_file(directory: str, rows: int, invalid_ratio: float) -> str:
-    from bulkimport.sample import write_sample_csv
+    from devtools.sample import write_sample_csv
 
     path = os.path.join(directory, f"patients-{rows}.csv")
     with open(path, "wb") as out:
@@ -100,7 +100,7 @@ def run_ours(path: str, rows: int, *, processes: int, threads: int, stack_env: d
 
     from bulkimport import services
     from bulkimport.models import BulkRequest, BulkStatus
-    from tests.helpers.factories import make_tenant
+    from devtools.tenants import make_tenant
 
     _clear_broker()
     tenant = make_tenant(f"Compare ours {rows}")
@@ -198,12 +198,12 @@ def iex_child(path: str, rows: int) -> None:
     from import_export import fields, resources, widgets
 
     from bulkimport.validation import row_reason
+    from devtools.tenants import make_tenant
     from patients.columns import patient_fields as _patient_fields  # the same patient fields our apply step writes
     from patients.header import build_column_plan
     from patients.matching import shares_zip
     from patients.models import Patient, PatientFacility
     from patients.validation import RowValidator
-    from tests.helpers.factories import make_tenant
 
     tenant = make_tenant(f"Compare import-export {rows}")
     plain = widgets.Widget()  # values arrive already normalized (lists and dicts for the JSON columns)
@@ -307,9 +307,9 @@ def run_copy(path: str) -> Measure:
     from django.utils import timezone
 
     from bulkimport.validation import CsvImport
+    from devtools.tenants import make_tenant
     from patients.columns import patient_fields as _patient_fields
     from patients.models import Patient
-    from tests.helpers.factories import make_tenant
 
     customer_id = make_tenant("Compare floor").customer.id
     now = timezone.now()
@@ -375,10 +375,10 @@ def run_state_copy(path: str) -> Measure:
 
     from bulkimport.models import BulkRequest, BulkRow, BulkRowError
     from bulkimport.validation import CsvImport
+    from devtools.tenants import make_tenant
     from docqueries.models import DocumentQuery
     from patients.columns import patient_fields as _patient_fields
     from patients.models import Patient, PatientFacility
-    from tests.helpers.factories import make_tenant
 
     tenant = make_tenant("Compare state floor")
     request = BulkRequest.objects.create(customer=tenant.customer, facility=tenant.facility, status="processing")

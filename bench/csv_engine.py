@@ -33,8 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bulkimport.sample import write_sample_csv  # noqa: E402
 from bulkimport.validation import CsvImport, row_reason  # noqa: E402
+from devtools.sample import write_sample_csv  # noqa: E402
 from metriport_bulk.lib.csvio import ResultCsvWriter  # noqa: E402
 
 SMALL_ROWS = 10_000

@@ -31,7 +31,7 @@ def _upload_and_wait(path: str, *, label: str, results: dict[str, float], start_
 
     from bulkimport import services
     from bulkimport.models import BulkRequest, BulkStatus
-    from tests.helpers.factories import make_tenant
+    from devtools.tenants import make_tenant
 
     if start_after:
         time.sleep(start_after)
@@ -93,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
 
     env = start_stack("fairness")
-    from bulkimport.sample import write_sample_csv
+    from devtools.sample import write_sample_csv
 
     variants = [True] if args.only_fair else [True, False]
     figures: dict[tuple[bool, str, str], list[float]] = {}

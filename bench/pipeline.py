@@ -33,8 +33,8 @@ def main() -> None:
 
     from bulkimport import services
     from bulkimport.models import BulkPhase, BulkRequest, BulkStatus
-    from bulkimport.sample import write_sample_csv
-    from tests.helpers.factories import make_tenant
+    from devtools.sample import write_sample_csv
+    from devtools.tenants import make_tenant
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "patients.csv")

@@ -25,8 +25,8 @@ def main() -> None:
 
     from bulkimport import services
     from bulkimport.models import BulkRequest
-    from tests.helpers.factories import make_tenant
-    from tests.helpers.receiver import HostileReceiver, Receiver
+    from devtools.receiver import HostileReceiver, Receiver
+    from devtools.tenants import make_tenant
     from webhooks.models import WebhookEndpoint
     from webhooks.services import webhook_message_create
     from webhooks.signing import webhook_key_generate
@@ -36,7 +36,7 @@ def main() -> None:
     a, b = make_tenant("A Health"), make_tenant("B Clinic")
     WebhookEndpoint.objects.create(customer=a.customer, url=dripping.url, key=webhook_key_generate())
     WebhookEndpoint.objects.create(customer=b.customer, url=f"{receiver.url}/b", key=webhook_key_generate())
-    from tests.helpers.bulk import sample_bytes
+    from devtools.sample import sample_bytes
 
     body = sample_bytes(50, seed=5)
 

@@ -79,6 +79,9 @@ INSTALLED_APPS = [
     "docqueries",
     "idempotency",
     "axes",
+    # The demo, sample CSVs and the local webhook receiver: no product app imports it, so a production
+    # deployment may leave it out.
+    "devtools",
 ]
 
 MIDDLEWARE = [

@@ -1,5 +1,5 @@
 """Shared fixtures. The suite runs on real PostgreSQL, Redis and SeaweedFS, or on the embedded default with
-TEST_SERVICES=embedded (see metriport_bulk/devtools/testservices.py)."""
+TEST_SERVICES=embedded (see devtools/testservices.py)."""
 
 from __future__ import annotations
 

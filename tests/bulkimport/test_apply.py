@@ -195,7 +195,7 @@ def test_patients_built_by_the_database_equal_the_python_reference_on_realistic_
     SQLite default builds them in Python (patients.columns.patient_fields). Both must give the same patient
     for every valid sample row, column for column."""
     assert set(PATIENT_SQL) == set(PATIENT_COLUMNS) == set(patient_fields({**_ANY_ROW})) - {"match_key"}
-    from bulkimport.sample import SAMPLE_HEADER, sample_rows
+    from devtools.sample import SAMPLE_HEADER, sample_rows
 
     rows = [row for row in sample_rows(400, invalid_ratio=0.0, seed=11)]
     _, stored = run(tenant, rows, header=SAMPLE_HEADER)
@@ -217,7 +217,7 @@ def test_patients_built_by_the_database_equal_the_python_reference_on_realistic_
 def test_a_chunk_takes_the_same_handful_of_statements_for_any_number_of_rows(
     tenant, settings, django_assert_max_num_queries
 ):
-    from bulkimport.sample import SAMPLE_HEADER, sample_rows
+    from devtools.sample import SAMPLE_HEADER, sample_rows
 
     settings.BULK_CHUNK_SIZE = 1_000
     body = csv_bytes(list(sample_rows(1_000, invalid_ratio=0.0, seed=5)), SAMPLE_HEADER)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from bulkimport.sample import SAMPLE_FACILITY_ADDRESS
+from devtools.sample import SAMPLE_FACILITY_ADDRESS
 from metriport_bulk.wsgi import application
 from patients.validators import npi_with_check_digit
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from bulkimport import services
 from bulkimport.models import BulkChunk, BulkRequest, BulkRow
-from bulkimport.sample import write_sample_csv
+from devtools.sample import sample_bytes  # noqa: F401 - the tests' import path
 from metriport_bulk.lib import storage
 from tests.helpers.runtime import assert_no_live_worker
 
@@ -37,12 +37,6 @@ def person(
     ext: str = "",
 ) -> list[str]:
     return [first, last, dob, gender, "1 Main St", "New York", "NY", zip_code, opt_out, ext]
-
-
-def sample_bytes(rows: int, invalid_ratio: float = 0.1, seed: int = 3) -> bytes:
-    out = io.BytesIO()
-    write_sample_csv(out, rows, invalid_ratio=invalid_ratio, seed=seed)
-    return out.getvalue()
 
 
 def wait_final(request_id, timeout: float = 60.0) -> BulkRequest:

@@ -11,6 +11,7 @@ from bulkimport.models import BulkRequest, BulkStatus
 from patients.models import Patient
 from tests.helpers.api import Api
 from tests.helpers.bulk import csv_bytes, person, read_result, wait_final
+from tests.helpers.clock import signer_clock
 from webhooks.models import WebhookEndpoint, WebhookMessage
 from webhooks.signing import webhook_key_generate
 
@@ -60,11 +61,9 @@ def test_tampered_token_is_403(local_api):
 
 
 def test_expired_url_is_403(local_api, settings):
-    created = local_api.create().json()
+    with signer_clock(offset_seconds=-10):
+        created = local_api.create().json()
     settings.UPLOAD_URL_EXPIRY_SECONDS = 0
-    import time
-
-    time.sleep(1.1)
     response = requests.put(created["uploadUrl"], data=csv_bytes([person("Late")]), timeout=30)
     assert response.status_code == 403 and "expired" in response.json()["detail"]
     assert not Patient.objects.exists()
@@ -103,10 +102,8 @@ def test_download_token_tampered_or_expired(local_api, settings):
     final = local_api.run(csv_bytes([person("Ann")]))
     assert requests.get(final["result"] + "x", timeout=10).status_code == 403
     settings.RESULT_URL_EXPIRY_SECONDS = 0
-    import time
-
-    url = local_api.get(final["requestId"]).json()["result"]
-    time.sleep(1.1)
+    with signer_clock(offset_seconds=-10):
+        url = local_api.get(final["requestId"]).json()["result"]
     assert requests.get(url, timeout=10).status_code == 403
 
 

@@ -4,7 +4,6 @@ refused one never changes a request. S3 (SeaweedFS, boto3 pre-signed) and the lo
 from __future__ import annotations
 
 import threading
-import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -17,6 +16,7 @@ from metriport_bulk.lib import storage
 from patients.models import Patient
 from tests.helpers.api import Api
 from tests.helpers.bulk import csv_bytes, person, read_result, wait_final, wait_status
+from tests.helpers.clock import signer_clock
 from tests.helpers.runtime import wait_scheduler_rounds
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,9 +81,9 @@ def test_tampered_s3_upload_urls_are_refused_and_change_nothing(customer_api, ot
 
 def test_expired_s3_upload_url_is_refused(customer_api, settings):
     settings.UPLOAD_URL_EXPIRY_SECONDS = 1
-    created = customer_api.create().json()
+    with signer_clock(offset_seconds=-10):  # signed 10 s ago: expired for the S3 server's real clock
+        created = customer_api.create().json()
     assert "X-Amz-Expires=1" in created["uploadUrl"]
-    time.sleep(2.1)
     response = requests.put(created["uploadUrl"], data=csv_bytes([person("Late")]), timeout=30)
     assert response.status_code == 403
     assert wait_final(created["requestId"], timeout=15).status == BulkStatus.EXPIRED
@@ -167,8 +167,8 @@ def test_validly_signed_token_of_an_unknown_request_is_403(local_api):
 
 def test_expired_local_upload_url_is_403(local_api, settings):
     settings.UPLOAD_URL_EXPIRY_SECONDS = 1
-    created = local_api.create().json()
-    time.sleep(2.1)
+    with signer_clock(offset_seconds=-10):
+        created = local_api.create().json()
     response = requests.put(created["uploadUrl"], data=csv_bytes([person("Late")]), timeout=30)
     assert response.status_code == 403 and "expired" in response.json()["detail"]
     assert not BulkRow.objects.exists() and not Patient.objects.exists()

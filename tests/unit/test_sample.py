@@ -1,4 +1,4 @@
-"""bulkimport.sample: seeded synthetic demographics for demos and benchmarks."""
+"""devtools.sample: seeded synthetic demographics for demos and benchmarks."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import itertools
 
 import pytest
 
-from bulkimport.sample import (
+from bulkimport.validation import CsvImport
+from devtools.sample import (
     INVALID_KINDS,
     SAMPLE_HEADER,
     sample_rows,
     sample_rows_with_truth,
     write_sample_csv,
 )
-from bulkimport.validation import CsvImport
 
 COLUMN = {name: i for i, name in enumerate(SAMPLE_HEADER)}
 

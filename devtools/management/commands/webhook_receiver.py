@@ -10,7 +10,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from metriport_bulk.devtools.receiver import Receiver
+from devtools.receiver import Receiver
 
 
 def describe(payload: dict) -> str:

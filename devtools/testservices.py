@@ -95,7 +95,7 @@ def configure_test_services() -> None:
     # A namespace of its own: parallel runs on one Redis never consume each other's messages.
     os.environ.setdefault("DRAMATIQ_NAMESPACE", f"mb-test-{run_id}")
     if not os.environ.get("S3_ENDPOINT_URL"):
-        from metriport_bulk.devtools.seaweed import start_seaweed
+        from devtools.seaweed import start_seaweed
 
         server = start_seaweed()
         atexit.register(server.stop)

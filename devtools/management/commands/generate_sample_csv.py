@@ -3,7 +3,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from bulkimport.sample import SAMPLE_HEADER, sample_rows
+from devtools.sample import SAMPLE_HEADER, sample_rows
 
 
 class Command(BaseCommand):

@@ -510,3 +510,10 @@ def write_sample_csv(out: typing.BinaryIO, rows: int, *, invalid_ratio: float = 
     finally:
         # Hand the caller's stream back open: closing the wrapper would close it.
         text.detach()
+
+
+def sample_bytes(rows: int, invalid_ratio: float = 0.1, seed: int = 3) -> bytes:
+    """A sample CSV as bytes (tests and benches)."""
+    out = io.BytesIO()
+    write_sample_csv(out, rows, invalid_ratio=invalid_ratio, seed=seed)
+    return out.getvalue()

@@ -15,10 +15,10 @@ from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler,
 from django.db.models import Count
 
 from bulkimport.management.progress import summary_lines, wait_with_progress
-from bulkimport.sample import SAMPLE_FACILITY_ADDRESS, write_sample_csv
 from bulkimport.selectors import bulk_error_counts
+from devtools.receiver import Receiver
+from devtools.sample import SAMPLE_FACILITY_ADDRESS, write_sample_csv
 from docqueries.models import DocumentQuery
-from metriport_bulk.devtools.receiver import Receiver
 from metriport_bulk.runtime import SchedulerThread, start_embedded_worker
 from patients.models import Customer
 from patients.services import api_key_create, customer_create, facility_create
