@@ -22,6 +22,7 @@ from django.utils.html import format_html
 from bulkimport import admin_views, services
 from bulkimport.models import BulkChunk, BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
 from bulkimport.selectors import bulk_error_counts
+from bulkimport.validation import row_and_line
 from metriport_bulk.admin_toolkit import (
     LargeTableAdminMixin,
     PhiGuardMixin,
@@ -210,9 +211,12 @@ class BulkRequestAdmin(PhiGuardMixin, SearchByIdMixin, LargeTableAdminMixin, adm
         """Jumps to row N of this request (the (request, number) unique index): the support shortcut."""
         obj = self._get_or_404(request, object_id)
         text = request.GET.get("number", "").replace(",", "").strip()
+        # "line 28" is what a spreadsheet shows for row 27 (the header is line 1).
+        line = text.lower().removeprefix("line").strip()
+        number = (int(line) - 1) if line != text.lower() and line.isdigit() else int(text) if text.isdigit() else None
         row_id = None
-        if text.isdigit():
-            row_id = BulkRow.objects.filter(request_id=obj.id, number=int(text)).values_list("id", flat=True).first()
+        if number is not None:
+            row_id = BulkRow.objects.filter(request_id=obj.id, number=number).values_list("id", flat=True).first()
         if row_id is None:
             messages.warning(request, f"This request has no row {text or '(no number given)'}.")
             return self._back(obj)
@@ -416,12 +420,12 @@ def _search_request_and_number(request, queryset, search_term: str, number_field
 
 @admin.register(BulkRow)
 class BulkRowAdmin(PhiAccessLogMixin, PhiGuardMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("number", "request_link", "status", "action", "reason", "patient_link")
-    list_display_links = ("number",)
+    list_display = ("row", "request_link", "status", "action", "reason", "patient_link")
+    list_display_links = ("row",)
     list_filter = (BulkRequestFilter, RowStatusFilter, ErrorCodeFilter)
     search_fields = ("=number",)  # shows the search box; get_search_results does the (indexed) lookup
     search_help_text = "Row number (within the selected bulk request), or a bulk request id"
-    fields = ("request_link", "number", "status", "action", "patient_link", "reason")
+    fields = ("request_link", "row", "status", "action", "patient_link", "reason")
     readonly_fields = fields
 
     def get_ordering(self, request):
@@ -443,6 +447,10 @@ class BulkRowAdmin(PhiAccessLogMixin, PhiGuardMixin, LargeTableAdminMixin, ReadO
 
     def get_search_results(self, request, queryset, search_term):
         return _search_request_and_number(request, queryset, search_term, "number"), False
+
+    @admin.display(description="Row (spreadsheet line)", ordering="number")
+    def row(self, obj: BulkRow) -> str:
+        return row_and_line(obj.number)
 
     @admin.display(description="Bulk request", ordering="request_id")
     def request_link(self, obj: BulkRow) -> str:
@@ -482,7 +490,7 @@ class ErrorCodeOfRequestFilter(ErrorCodeFilter):
 
 @admin.register(BulkRowError)
 class BulkRowErrorAdmin(PhiGuardMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("row_number", "request_link", "code", "field", "message")
+    list_display = ("row", "request_link", "code", "field", "message")
     # The code filter lists distinct codes: only within one request (its index), never over the table.
     list_filter = (BulkRequestFilter, ErrorCodeOfRequestFilter)
     search_fields = ("=row_number",)
@@ -493,6 +501,10 @@ class BulkRowErrorAdmin(PhiGuardMixin, LargeTableAdminMixin, ReadOnlyAdminMixin,
 
     def get_search_results(self, request, queryset, search_term):
         return _search_request_and_number(request, queryset, search_term, "row_number"), False
+
+    @admin.display(description="Row (spreadsheet line)", ordering="row_number")
+    def row(self, obj: BulkRowError) -> str:
+        return row_and_line(obj.row_number)
 
     @admin.display(description="Bulk request", ordering="request_id")
     def request_link(self, obj: BulkRowError) -> str:

@@ -29,7 +29,7 @@ from django.urls import reverse
 
 from bulkimport import services
 from bulkimport.models import BulkRequest
-from bulkimport.validation import CsvFileError, CsvImport
+from bulkimport.validation import CsvFileError, CsvImport, row_and_line
 from metriport_bulk.admin_toolkit import can_view_phi
 from metriport_bulk.lib import storage
 from metriport_bulk.lib.ids import as_uuid
@@ -248,6 +248,10 @@ class PreviewError:
     column: str
     message: str
 
+    @property
+    def label(self) -> str:
+        return row_and_line(self.number)
+
 
 @dataclass
 class ImportPreview:
@@ -255,6 +259,7 @@ class ImportPreview:
     size: int
     file_error: str | None = None
     header: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     rows: int = 0
     invalid_rows: int = 0
     errors: list[PreviewError] = field(default_factory=list)
@@ -273,6 +278,7 @@ def preview_csv(stream: BinaryIO, *, filename: str, size: int) -> ImportPreview:
     try:
         csv_import = CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES)
         preview.header = csv_import.header
+        preview.warnings = list(csv_import.plan.warnings)
         for row in csv_import.rows():
             preview.rows += 1
             if row.errors:

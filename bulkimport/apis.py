@@ -185,6 +185,13 @@ class BulkUploadApi(APIView):
     permission_classes = [AllowAny]
     parser_classes: list = []
 
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        # The usual mistake is a POST (a form upload): say what works.
+        raise exceptions.MethodNotAllowed(
+            request.method,
+            detail=f"Upload the file with PUT, not {request.method}: e.g. curl -T patients.csv '<uploadUrl>'.",
+        )
+
     @extend_schema(operation_id="bulk_upload_local", request={"text/csv": OpenApiTypes.BINARY}, responses={200: None})
     def put(self, request, token):
         from django.conf import settings

@@ -406,6 +406,9 @@ def csv_format_sections() -> list[Section]:
             (
                 "Each failed row gets every error it has, each with a code. The result file's `reason` holds the "
                 "messages; the admin counts and filters rows by code.",
+                "Rows are numbered from the first line after the header, and labelled with the line a "
+                "spreadsheet shows them on: row 27 is line 28 (the header is line 1). The result file keeps your "
+                "rows in their order, so a row is on the same line there.",
             ),
             Table(
                 ("code", "meaning", "message"),

@@ -99,7 +99,7 @@ class BulkRow(models.Model):
         indexes = [models.Index(fields=["request", "status", "number"])]
 
     def __str__(self) -> str:
-        return f"Row {self.number}"
+        return f"Row {self.number:,} (spreadsheet line {self.number + 1:,})"
 
 
 class BulkRowError(models.Model):
@@ -118,7 +118,7 @@ class BulkRowError(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Row {self.row_number}: {self.code}"
+        return f"Row {self.row_number:,} (spreadsheet line {self.row_number + 1:,}): {self.code}"
 
 
 class ChunkStatus(models.TextChoices):

@@ -31,6 +31,7 @@ __all__ = [
     "FileErrorCode",
     "RowResult",
     "build_column_plan",
+    "row_and_line",
     "row_label",
     "row_reason",
 ]
@@ -45,6 +46,11 @@ def row_label(number: int) -> str:
     """A data row as everything shown to people names it: its number and the line a spreadsheet shows it on
     (the header is line 1, so row 27 is on line 28)."""
     return f"row {number:,} (spreadsheet line {number + 1:,})"
+
+
+def row_and_line(number: int) -> str:
+    """The compact form of row_label, for tables whose column says "Row (spreadsheet line)": "27 (line 28)"."""
+    return f"{number:,} (line {number + 1:,})"
 
 
 def _is_blank(row: list[str]) -> bool:

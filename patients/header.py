@@ -8,6 +8,7 @@ Pure Python, no Django. No message carries a cell value of a row (a header names
 
 from __future__ import annotations
 
+import difflib
 import typing
 from dataclasses import dataclass
 
@@ -152,6 +153,72 @@ class ColumnPlan:
 
 _HEADER_HINT = "firstName, lastName, dob, gender, addressLine1, city, state, zip"
 
+# Names people give columns that Metriport's importer does not read, normalized -> the column meant. An
+# unknown column near one of these, or near a known name (difflib), gets a "did you mean" warning.
+_LIKELY_MEANT: dict[str, str] = {
+    "birthdate": "dob",
+    "dateofbirth": "dob",
+    "birthday": "dob",
+    "dobdate": "dob",
+    "sex": "gender",
+    "sexatbirth": "gender",
+    "first": "firstName",
+    "givenname": "firstName",
+    "fname": "firstName",
+    "last": "lastName",
+    "surname": "lastName",
+    "familyname": "lastName",
+    "lname": "lastName",
+    "address": "addressLine1",
+    "street": "addressLine1",
+    "streetaddress": "addressLine1",
+    "postalcode": "zip",
+    "postcode": "zip",
+    "zip5": "zip",
+    "province": "state",
+    "phonenumber": "phone",
+    "mobile": "phone",
+    "cell": "phone",
+    "telephone": "phone",
+    "emailaddress": "email",
+    "mrn": "externalId",
+    "patientid": "externalId",
+    "socialsecuritynumber": "ssn",
+}
+_KNOWN_NAMES: dict[str, str] = {
+    normalize_header_name(name): names[0]
+    for table in (SINGLE_COLUMN_NAMES, INDEXED_COLUMN_NAMES)
+    for names in table.values()
+    for name in names
+}
+# Other delimiters spreadsheets export with ("CSV" in a European locale uses semicolons).
+_OTHER_DELIMITERS = ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars"))
+_SAVE_AS_COMMAS = "Save it from your spreadsheet as 'CSV UTF-8 (Comma delimited)' and upload it again."
+
+
+def _likely_meant(normalized: str) -> str | None:
+    """The known column an unknown header name most likely means ("birth date" -> dob), or None."""
+    meant = _LIKELY_MEANT.get(normalized)
+    if meant is not None:
+        return meant
+    close = difflib.get_close_matches(normalized, _KNOWN_NAMES, n=1, cutoff=0.8)
+    return _KNOWN_NAMES[close[0]] if close else None
+
+
+def _other_delimiter(header: list[str]) -> str | None:
+    """The delimiter's name when the header reads as known columns once split on it, else None."""
+    line = ",".join(header)
+    for delimiter, name in _OTHER_DELIMITERS:
+        if delimiter in line and any(_map_header(normalize_header_name(cell)) for cell in line.split(delimiter)):
+            return name
+    return None
+
+
+def _quoted(name: str) -> str:
+    """A customer's header cell for a message: a column name, cut short."""
+    name = " ".join(name.split())
+    return f'"{name[:40]}…"' if len(name) > 40 else f'"{name}"'
+
 
 def _out_of_range_index(normalized: str) -> tuple[str, str] | None:
     """(canonical field, index as written) for a name that looks like an indexed column but is not one
@@ -197,6 +264,12 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
             positions[key] = cols
 
     if not positions:
+        delimiter = _other_delimiter(header)
+        if delimiter is not None:
+            raise CsvFileError(
+                FileErrorCode.WRONG_DELIMITER,
+                f"The file is separated by {delimiter}, not commas. {_SAVE_AS_COMMAS}",
+            )
         raise CsvFileError(
             FileErrorCode.NO_HEADER,
             f"The first line is not a header: none of its cells is a known column name. The first line "
@@ -225,11 +298,23 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
     if not complete:
         first = address_indexes[0] if address_indexes else 0
         missing += [_display_name(f, first) for f in REQUIRED_ADDRESS_FIELDS if position_of(f, first) is None]
+    # Unknown columns that most likely mean a known one: a warning, or the hint of the missing-column error.
+    suggestions: dict[str, tuple[int, str]] = {}  # meant column -> (position, header cell)
+    for name, cols in sorted(unknown.items(), key=lambda item: item[1][0]):
+        meant = None if _out_of_range_index(name) else _likely_meant(name)
+        if meant is not None and meant not in suggestions and _field_of(meant) not in {f for f, _ in positions}:
+            suggestions[meant] = (cols[0], header[cols[0]])
     if missing:
+        hints = [
+            f"column {suggestions[name][0] + 1} ({_quoted(suggestions[name][1])}) may be {name}: rename it {name}"
+            for name in missing
+            if name in suggestions
+        ]
         raise CsvFileError(
             FileErrorCode.MISSING_COLUMNS,
-            f"Missing required column(s): {', '.join(missing)}. Required: {_HEADER_HINT} "
-            f"(at least one complete address group).",
+            f"Missing required column(s): {', '.join(missing)}. "
+            + (f"{'; '.join(hints)[0].upper()}{'; '.join(hints)[1:]}. " if hints else "")
+            + f"Required: {_HEADER_HINT} (at least one complete address group).",
         )
 
     addresses = []
@@ -264,6 +349,8 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
                 f"Column {cols[0] + 1} ({field}-{index_text}) is not read: indexes run from 1 to {MAX_INDEX}, "
                 f"without leading zeros (e.g. {field}-1)."
             )
+    for meant, (position, cell) in suggestions.items():
+        warnings.append(f"Column {position + 1} ({_quoted(cell)}) is not read: did you mean {meant}?")
 
     return ColumnPlan(
         warnings=tuple(warnings),
@@ -281,6 +368,11 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
         phones=contacts("phone"),
         emails=contacts("email"),
     )
+
+
+def _field_of(name: str) -> str:
+    """The canonical field of a column name as the docs write it ("driversLicence" -> driversLicense)."""
+    return _SINGLE_COLUMNS.get(normalize_header_name(name)) or _INDEXED_COLUMNS.get(normalize_header_name(name), name)
 
 
 def _display_name(field: str, index: int) -> str:

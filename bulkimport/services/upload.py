@@ -28,6 +28,12 @@ from patients.selectors import FacilityChoiceError, facility_resolve
 UPLOAD_SALT = "metriport-bulk.upload"
 
 
+USED_UPLOAD_URL = (
+    "This upload URL was already used: an upload URL takes one file. To upload another file, create a new bulk "
+    "request (POST /medical/v1/patient/bulk) and PUT the file to its uploadUrl."
+)
+
+
 class UploadRefused(Exception):
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)
@@ -104,7 +110,7 @@ def bulk_upload_receive(*, request_id: uuid.UUID, stream: BinaryIO, content_leng
         storage.delete(attempt_key)
         request.refresh_from_db()
         _refuse_unless_waiting(request)
-        raise UploadRefused("This upload URL was already used.", status=409)
+        raise UploadRefused(USED_UPLOAD_URL, status=409)
 
 
 def _refuse_unless_waiting(request: BulkRequest) -> None:
@@ -114,7 +120,7 @@ def _refuse_unless_waiting(request: BulkRequest) -> None:
     ):
         raise UploadRefused("The upload URL has expired: create a new bulk request.", status=403)
     if request.status != BulkStatus.WAITING:
-        raise UploadRefused("This upload URL was already used.", status=409)
+        raise UploadRefused(USED_UPLOAD_URL, status=409)
 
 
 class _LimitedReader:

@@ -59,6 +59,7 @@ class FileErrorCode(enum.StrEnum):
     TOO_MANY_COLUMNS = "too_many_columns"
     TOO_LARGE = "too_large"
     MALFORMED = "malformed"
+    WRONG_DELIMITER = "wrong_delimiter"
 
 
 class CsvFileError(Exception):

@@ -55,7 +55,7 @@ def test_preview_shows_row_count_and_the_first_twenty_row_errors(tenant, operato
     assert [(e.number, e.column) for e in preview.errors[:2]] == [(31, "dob"), (32, "dob")]
     assert preview.error_counts == [("future_dob", 25)]
     html = response.content.decode()
-    assert 'id="import-row-errors"' in html and "<td>31</td><td>dob</td>" in html
+    assert 'id="import-row-errors"' in html and "<td>31 (line 32)</td><td>dob</td>" in html
     assert 'id="import-confirm"' in html
     assert not BulkRequest.objects.exists()  # nothing until the confirmation
 
