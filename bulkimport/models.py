@@ -4,6 +4,7 @@ every step of the pipeline can be re-run from what is stored here."""
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from django.db import models
 
@@ -29,6 +30,11 @@ class BulkPhase(models.TextChoices):
 
 
 class BulkRequest(models.Model):
+    # The header as read: column labels, or the first patient's cells when a file has no header row.
+    PHI_FIELDS: ClassVar = ("header",)
+    # A reason and warnings name columns, codes and counts, never cell values; storage keys are made of ids.
+    NOT_PHI_FIELDS: ClassVar = ("reason", "warnings", "upload_key", "input_key", "result_key", "invalid_key")
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer = models.ForeignKey("patients.Customer", on_delete=models.CASCADE, related_name="bulk_requests")
     facility = models.ForeignKey("patients.Facility", on_delete=models.PROTECT, related_name="bulk_requests")
@@ -85,6 +91,9 @@ class RowAction(models.TextChoices):
 
 
 class BulkRow(models.Model):
+    PHI_FIELDS: ClassVar = ("raw", "normalized")  # the file's cells, and the demographics they give
+    NOT_PHI_FIELDS: ClassVar = ("reason",)  # error messages: they name columns, never values
+
     request = models.ForeignKey(BulkRequest, on_delete=models.CASCADE, related_name="rows")
     number = models.IntegerField()
     raw = models.JSONField()
@@ -104,6 +113,8 @@ class BulkRow(models.Model):
 
 class BulkRowError(models.Model):
     """One validation error of one row; a table of its own so counts and filters by code use an index."""
+
+    NOT_PHI_FIELDS: ClassVar = ("field", "message")  # a column name and a message naming it, never its value
 
     request = models.ForeignKey(BulkRequest, on_delete=models.CASCADE, related_name="row_errors")
     row_number = models.IntegerField()

@@ -22,8 +22,6 @@ from patients.phi_log import PhiAccessLogMixin
 class DocumentQueryAdmin(
     PhiAccessLogMixin, PhiFieldsMixin, NewestFirstMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 ):
-    # What documents a patient has (discharge summary, lab results...) is health information.
-    phi_fields = ("documents",)
     list_display = (
         "id",
         "customer",

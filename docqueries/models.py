@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from django.db import models
 from django.db.models import Q
@@ -20,6 +21,9 @@ class DocumentQuery(models.Model):
     next backend call is due (a retry, a poll, the end of a worker's lease); the sweeper resumes queries left
     behind it. Unique per (patient, bulk request): a re-run chunk never starts a second query. Queries started
     outside a bulk request have a null `bulk_request_id`, and NULLs never collide."""
+
+    PHI_FIELDS: ClassVar = ("documents",)  # what documents a patient has (discharge summary, labs) is health data
+    NOT_PHI_FIELDS: ClassVar = ("error",)  # the backend's failure, never the patient's data
 
     id = models.UUIDField("request id", primary_key=True, default=uuid.uuid4, editable=False)
     customer = models.ForeignKey("patients.Customer", on_delete=models.CASCADE, related_name="document_queries")
@@ -53,6 +57,8 @@ class DocumentQuery(models.Model):
 
 class RateLimitBucket(models.Model):
     """A token bucket shared by every worker (one row per key, e.g. a customer's gateway calls)."""
+
+    NOT_PHI_FIELDS: ClassVar = ("key", "tokens")  # a limit's name with a customer id; a count
 
     key = models.CharField(max_length=100, primary_key=True)
     tokens = models.FloatField()

@@ -4,7 +4,8 @@ newest-first and read-only pages, and small helpers (links, id search).
 
 PHI rules: only staff with `patients.view_phi` see demographics; everybody else sees ids and statuses with each
 PHI field replaced by a notice, and can learn nothing of PHI from any lookup. SSNs are masked in lists, even for
-PHI viewers. The PHI access log (patients.phi_log) records what PHI viewers are shown.
+PHI viewers. The PHI access log (patients.phi_log) records what PHI viewers are shown. Which fields hold PHI or
+secrets each model declares itself (metriport_bulk.lib.phi); nothing here names another app's fields.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
+from metriport_bulk.lib import phi
 from metriport_bulk.lib.bulkdb import estimated_row_count
 from metriport_bulk.lib.ids import as_uuid
 
@@ -121,41 +123,13 @@ class ReadOnlyAdminMixin(AdminBase):
         return False
 
 
-# Model fields holding PHI (demographics, a patient's documents, a file row's cells, payloads with links to
-# PHI), by "app_label.model_name". Without `patients.view_phi` no lookup, filter, ordering or search may touch
-# them, directly or through a relation (`patient__ssn`). Patient.external_id is not here: it is the customer's
-# own identifier, shown to every staff member in the patient list and the handle support is given on the phone;
-# a lookup on it tells nothing the list does not show.
-PHI_MODEL_FIELDS: dict[str, frozenset[str]] = {
-    "patients.patient": frozenset(
-        {
-            "first_name",
-            "last_name",
-            "dob",
-            "gender_at_birth",
-            "ssn",
-            "drivers_license",
-            "addresses",
-            "contacts",
-            "match_key",
-            "zips",
-        }
-    ),
-    "bulkimport.bulkrow": frozenset({"raw", "normalized"}),
-    "docqueries.documentquery": frozenset({"documents"}),
-    "webhooks.webhookmessage": frozenset({"body"}),
-    "patients.phiaccesslog": frozenset({"query"}),
-}
-# Secrets: no lookup on them for anybody.
-SECRET_MODEL_FIELDS: dict[str, frozenset[str]] = {
-    "patients.apikey": frozenset({"hashed_key"}),
-    "webhooks.webhookendpoint": frozenset({"key"}),
-}
+# Without `patients.view_phi` no lookup, filter, ordering or search may touch a model's PHI_FIELDS, directly or
+# through a relation (`patient__ssn`); nobody may touch its SECRET_FIELDS.
 
 
-def _touches(model: type[Model], path: str, registry: dict[str, frozenset[str]]) -> bool:
-    """Whether a lookup path (`patient__ssn__startswith`, `raw__0__icontains`, `-dob`) reaches a field of
-    `registry`, following relations (forward and reverse) until the first non-relational field."""
+def _touches(model: type[Model], path: str, declared: Callable[[type[Model]], frozenset[str]]) -> bool:
+    """Whether a lookup path (`patient__ssn__startswith`, `raw__0__icontains`, `-dob`) reaches a field the models
+    declare (`declared(model)`), following relations (forward and reverse) until the first non-relational field."""
     for part in path.lstrip("-+?").split(LOOKUP_SEP):
         if part == "pk":
             part = model._meta.pk.name
@@ -163,7 +137,7 @@ def _touches(model: type[Model], path: str, registry: dict[str, frozenset[str]])
             field = model._meta.get_field(part)
         except FieldDoesNotExist:
             return False  # a transform or lookup name: the field before it was not listed
-        if field.name in registry.get(model._meta.label_lower, ()):
+        if field.name in declared(model):
             return True
         if not field.is_relation or field.related_model is None:
             return False
@@ -172,9 +146,9 @@ def _touches(model: type[Model], path: str, registry: dict[str, frozenset[str]])
 
 
 def lookup_is_refused(request: HttpRequest, model: type[Model], path: str) -> bool:
-    if _touches(model, path, SECRET_MODEL_FIELDS):
+    if _touches(model, path, phi.secret_fields):
         return True
-    return not can_view_phi(request) and _touches(model, path, PHI_MODEL_FIELDS)
+    return not can_view_phi(request) and _touches(model, path, phi.phi_fields)
 
 
 def _ordering_path(item) -> str | None:
@@ -209,7 +183,7 @@ UNSAFE_LOOKUPS = frozenset(
 
 class PhiGuardMixin(AdminBase):
     """The one guard of every admin: refuses (400, SuspiciousOperation) each changelist lookup that reaches a
-    PHI field (PHI_MODEL_FIELDS) for staff without `patients.view_phi`, and a secret (SECRET_MODEL_FIELDS)
+    PHI field (the models' PHI_FIELDS) for staff without `patients.view_phi`, and a secret (SECRET_FIELDS)
     for everybody; drops such fields from the search fields, list filters and ordering. A refused lookup never
     reaches the database, so no count or page tells whether anything matched."""
 
@@ -246,16 +220,18 @@ class PhiGuardMixin(AdminBase):
 
 
 class PhiFieldsMixin(PhiGuardMixin):
-    """Swaps each of `phi_fields` for a notice, in the change page and the list, unless the user may see PHI.
+    """Swaps each PHI field of the model (its PHI_FIELDS), and each display of the admin computed from them
+    (`phi_displays`), for a notice, in the change page and the list, unless the user may see PHI.
 
     The replacement is a display callable named `<field>__hidden`, created per admin instance, so one page never
     renders the value itself for a user without the permission."""
 
-    phi_fields: Sequence[str] = ()
+    phi_displays: Sequence[str] = ()
     phi_labels: dict[str, str] = {}
 
     def __init__(self, model, admin_site) -> None:
         super().__init__(model, admin_site)
+        self.phi_fields: tuple[str, ...] = (*phi.phi_fields(model), *self.phi_displays)
         for name in self.phi_fields:
             setattr(self, self._hidden_name(name), self._notice(self._label(name)))
 

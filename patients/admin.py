@@ -195,18 +195,7 @@ class PatientAdmin(
     ReadOnlyAdminMixin,
     admin.ModelAdmin,
 ):
-    phi_fields = (
-        "name",
-        "first_name",
-        "last_name",
-        "dob",
-        "gender_at_birth",
-        "ssn",
-        "ssn_masked",
-        "drivers_license",
-        "addresses",
-        "contacts",
-    )
+    phi_displays = ("name", "ssn_masked")  # besides Patient.PHI_FIELDS
     phi_labels = {"name": "Name", "ssn_masked": "SSN"}
     phi_log_pages = ("change", "changelist")
     list_display = ("id", "customer", "external_id", "name", "dob", "ssn_masked", "created_at")
@@ -284,7 +273,6 @@ class PhiAccessLogAdmin(PhiFieldsMixin, LargeTableAdminMixin, ReadOnlyAdminMixin
     """Read by support: who saw which patient or row, when, on which page. Nobody adds, changes or deletes
     (ReadOnlyAdminMixin, superusers included; the model refuses too)."""
 
-    phi_fields = ("query",)  # a PHI viewer's lookups (`?ssn=...`) are PHI themselves
     list_display = ("at", "username", "action", "model", "object_count", "path")
     list_filter = ("user", "action", LoggedModelFilter, "at")  # every user (few), not a DISTINCT over the log
     date_hierarchy = "at"

@@ -7,20 +7,11 @@ import itertools
 from typing import Any
 
 from patients.matching import match_key
+from patients.models import Patient
 
-# What a write overwrites on an existing patient (it keeps its match key, its id and its links).
-PATIENT_COLUMNS = (
-    "external_id",
-    "first_name",
-    "last_name",
-    "dob",
-    "gender_at_birth",
-    "ssn",
-    "drivers_license",
-    "addresses",
-    "contacts",
-    "zips",
-)
+# What a write overwrites on an existing patient: the external id and the demographics (Patient.PHI_FIELDS), but
+# not its match key (nor its id and its links).
+PATIENT_COLUMNS: tuple[str, ...] = ("external_id", *(name for name in Patient.PHI_FIELDS if name != "match_key"))
 
 
 def patient_fields(normalized: dict[str, Any]) -> dict[str, Any]:

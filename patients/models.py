@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from django.db import models
 
 
 class Customer(models.Model):
     """A tenant: an organization holding API keys. Every other object hangs off one."""
+
+    NOT_PHI_FIELDS: ClassVar = ("name",)  # an organization's name
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
@@ -28,6 +31,9 @@ class ApiKey(models.Model):
     the row without scanning.
     """
 
+    SECRET_FIELDS: ClassVar = ("hashed_key",)
+    NOT_PHI_FIELDS: ClassVar = ("name",)  # the key's label ("default", "production")
+
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, default="default")
     prefix = models.CharField(max_length=16, unique=True)
@@ -44,6 +50,8 @@ class ApiKey(models.Model):
 
 
 class Facility(models.Model):
+    NOT_PHI_FIELDS: ClassVar = ("name", "address")  # a clinic's name and street address
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="facilities")
     name = models.CharField(max_length=200)
@@ -65,6 +73,24 @@ class Facility(models.Model):
 class Patient(models.Model):
     """A patient in Metriport's shape. Lists (addresses, contacts, identifiers) are JSON: they are always read
     and written whole, and bulk creation of 100k patients stays one INSERT per chunk."""
+
+    # Demographics, and what is derived from them (the match key, the zips). The one list of them: the admin's
+    # PHI rules and the columns a write overwrites (patients.columns) read it.
+    PHI_FIELDS: ClassVar = (
+        "first_name",
+        "last_name",
+        "dob",
+        "gender_at_birth",
+        "ssn",
+        "drivers_license",
+        "addresses",
+        "contacts",
+        "zips",
+        "match_key",
+    )
+    # The customer's own identifier for the patient: shown to every staff member in the patient list, the handle
+    # support is given on the phone (a lookup on it tells nothing the list does not show).
+    NOT_PHI_FIELDS: ClassVar = ("external_id",)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="patients")
@@ -127,6 +153,9 @@ class PhiAccessLog(models.Model):
         VIEW = "view", "viewed an object"
         LIST = "list", "listed objects"
         DOWNLOAD = "download", "downloaded a file"
+
+    PHI_FIELDS: ClassVar = ("query",)  # a PHI viewer's lookups (`?ssn=...`) are PHI themselves
+    NOT_PHI_FIELDS: ClassVar = ("username", "object_ids", "path")  # who, which ids, which page
 
     id = models.BigAutoField(primary_key=True)
     at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -24,16 +24,18 @@ from webhooks import types
 from webhooks.models import DeliveryAttempt, WebhookEndpoint, WebhookMessage
 from webhooks.services import webhook_redeliver
 
+# What a payload shows staff without the PHI permission: its shape, and the values of these keys (ids, statuses,
+# the envelope) only. Every other value is hidden, whatever the message type: external ids, document titles and
+# file names, pre-signed links to result files (a capability to PHI), and any key a sender adds later.
+SHOWN_PAYLOAD_KEYS = frozenset({"messageId", "when", "type", "requestId", "patientId", "status"})
 
-def _redact_urls(value):
-    """Pre-signed URLs in a payload (the result CSV) are a capability to PHI: hidden without the permission."""
+
+def _redact_payload(value, *, shown: bool = False):
     if isinstance(value, dict):
-        return {key: _redact_urls(item) for key, item in value.items()}
+        return {key: _redact_payload(item, shown=key in SHOWN_PAYLOAD_KEYS) for key, item in value.items()}
     if isinstance(value, list):
-        return [_redact_urls(item) for item in value]
-    if isinstance(value, str) and value.startswith(("http://", "https://")):
-        return PHI_HIDDEN
-    return value
+        return [_redact_payload(item) for item in value]
+    return value if shown and isinstance(value, str) else PHI_HIDDEN
 
 
 class MessageTypeFilter(admin.SimpleListFilter):
@@ -146,8 +148,8 @@ class WebhookMessageAdmin(PhiAccessLogMixin, PhiGuardMixin, NewestFirstMixin, La
 
     @admin.display(description="Payload (sent byte for byte on every attempt)")
     def payload(self, obj: WebhookMessage) -> str:
-        # Display callables get no request: get_object marks whether this user may see the URLs.
-        text = self._payload_text(obj, reveal=getattr(obj, "_reveal_urls", False))
+        # Display callables get no request: get_object marks whether this user may see PHI.
+        text = self._payload_text(obj, reveal=getattr(obj, "_reveal_phi", False))
         return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', text)
 
     @staticmethod
@@ -156,12 +158,12 @@ class WebhookMessageAdmin(PhiAccessLogMixin, PhiGuardMixin, NewestFirstMixin, La
             payload = json.loads(bytes(obj.body))
         except (TypeError, ValueError):
             return "(not JSON)"
-        return json.dumps(payload if reveal else _redact_urls(payload), indent=2)
+        return json.dumps(payload if reveal else _redact_payload(payload), indent=2)
 
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)
         if obj is not None:
-            obj._reveal_urls = can_view_phi(request)
+            obj._reveal_phi = can_view_phi(request)
         return obj
 
     @admin.action(description="Redeliver selected messages", permissions=["change"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from django.db import models
 from django.db.models import Q
@@ -13,6 +14,9 @@ from webhooks import types
 class WebhookEndpoint(models.Model):
     """A customer's webhook URL and signing key (one per customer). The key survives clearing the URL, so a
     receiver keeps verifying with the same key when the URL is set again."""
+
+    SECRET_FIELDS: ClassVar = ("key",)
+    NOT_PHI_FIELDS: ClassVar = ("url", "last_error")
 
     customer = models.OneToOneField(
         "patients.Customer", primary_key=True, on_delete=models.CASCADE, related_name="webhook_endpoint"
@@ -38,6 +42,10 @@ class MessageStatus(models.TextChoices):
 class WebhookMessage(models.Model):
     """One logical webhook message. `body` is serialized once and sent byte-identical on every attempt; the
     primary key is the payload's meta.messageId."""
+
+    # The payload: demographics' derivatives (external ids), documents' titles and file names, links to files.
+    PHI_FIELDS: ClassVar = ("body",)
+    NOT_PHI_FIELDS: ClassVar = ("message_type", "last_error")
 
     id = models.UUIDField("message id", primary_key=True, default=uuid.uuid4, editable=False)
     customer = models.ForeignKey("patients.Customer", on_delete=models.CASCADE, related_name="webhook_messages")
@@ -86,6 +94,8 @@ class WebhookMessage(models.Model):
 class DeliveryAttempt(models.Model):
     """One HTTP attempt of one message. `error` never holds PHI: a status code, a timeout, a refusal."""
 
+    NOT_PHI_FIELDS: ClassVar = ("error",)
+
     message = models.ForeignKey(WebhookMessage, on_delete=models.CASCADE, related_name="delivery_attempts")
     number = models.IntegerField()
     started_at = models.DateTimeField()
@@ -107,6 +117,8 @@ class DeliverySlot(models.Model):
     """One of a customer's WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER delivery slots. An attempt leases a free slot
     with one conditional UPDATE before its HTTP call and frees it after; a lease whose worker died runs out,
     so a slot is never lost. Works the same on SQLite and PostgreSQL (no broker-side state)."""
+
+    NOT_PHI_FIELDS: ClassVar = ("message_id",)
 
     customer = models.ForeignKey("patients.Customer", on_delete=models.CASCADE, related_name="webhook_slots")
     number = models.IntegerField()

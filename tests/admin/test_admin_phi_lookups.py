@@ -2,8 +2,9 @@
 
 Every field of every admin'd model, every lookup its class registers (and JSON key transforms for the bulk row
 cells), directly and through each relation of the admin's model: the answer is a 400 or exactly the unfiltered
-page. The PHI fields are listed here, independently of the admin: on the models holding demographics every field
-is PHI unless named in NOT_PHI, so a new field counts as PHI until someone decides otherwise.
+page. The PHI fields are listed here, independently of the admin and of the models' declarations: on the models
+holding demographics every field is PHI unless named in NOT_PHI, so a new field counts as PHI until someone decides
+otherwise (tests/admin/test_phi_declarations.py holds the declarations to the same rule).
 """
 
 from __future__ import annotations
