@@ -3,6 +3,8 @@ meet at the unique constraint and exactly one of them does the work."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.db import models
 
 from patients.models import Customer
@@ -12,6 +14,8 @@ class IdempotencyKey(models.Model):
     """A key a customer sent, the operation it was for, a keyed hash of its parameters (never the
     parameters: a patient's body is PHI) and what it created. Rows older than the replay window are
     replaced on reuse and purged by the scheduler."""
+
+    NOT_PHI_FIELDS: ClassVar = ("key",)  # the client's retry token (a UUID, by Metriport's SDKs)
 
     id = models.BigAutoField(primary_key=True)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
