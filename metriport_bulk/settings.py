@@ -7,6 +7,7 @@ Every variable is listed in the README's configuration table.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from datetime import timedelta
@@ -187,6 +188,10 @@ STORAGES = {
 }
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", str(DATA_DIR / "static")))
+if not env("STATIC_ROOT"):
+    # WhiteNoise warns on every start about a missing root; the embedded default's is made like DATA_DIR.
+    with contextlib.suppress(OSError):
+        STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Without a `collectstatic` run (a fresh clone, `make serve`), WhiteNoise serves the apps' own static files.
 WHITENOISE_USE_FINDERS = True
 
@@ -330,6 +335,7 @@ LOGGING = {
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
         "pika": {"level": "WARNING"},
+        "axes.apps": {"level": "WARNING"},  # its "AXES: BEGIN" line at every start of every command
     },
 }
 

@@ -2,6 +2,7 @@
 worker) in a clean environment: no PostgreSQL, Redis or S3 settings."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,61 @@ def test_demo_runs_end_to_end_on_the_embedded_default(tmp_path):
     assert "status:     completed" in out
     assert "rows:       300 total" in out
     assert "bulk statuses processing -> completed; signatures verified" in out
+    # It ends clean: its webhooks delivered (waited for with a progress bar), delivery stopped before the
+    # receiver, and nothing but progress bars on stderr (no log, warning or error line).
+    assert "not delivered yet" not in out
+    assert not [
+        line
+        for line in out.splitlines()
+        if re.search(r"^\d{4}-\d\d-\d\d |Traceback|(?i:warning)|attempt \d+ failed|refused|did not", line)
+    ]
+    noise = [
+        line
+        for line in done.stderr.replace("\r", "\n").splitlines()
+        if line.strip() and not re.match(r"(processing|webhooks): ", line)
+    ]
+    assert noise == []
     result = Path(next(line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("result CSV:")))
     assert result.is_file() and result.read_text().count("\n") == 301
     assert (tmp_path / "metriport-bulk.sqlite3").is_file()
+
+
+def _clean_env(data_dir: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "BROKER_URL", "S3_", "TEST_", "DRAMATIQ_", "STATIC_ROOT"))
+    }
+    env.update(DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="metriport_bulk.settings")
+    return env
+
+
+def test_commands_start_without_startup_noise(tmp_path):
+    """No "AXES: BEGIN" line and no WhiteNoise "No directory at …/static/" warning, on a fresh data directory."""
+    for command in (["check"], ["generate_sample_csv", "--template"], ["migrate", "--noinput", "-v0"]):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=_clean_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "AXES" not in done.stdout + done.stderr
+        assert "No directory at" not in done.stdout + done.stderr
+        assert done.stderr == "", command
+    client = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.test import Client; "
+            "print(Client().get('/healthz').status_code)",
+        ],
+        cwd=ROOT,
+        env=_clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert client.stdout.strip() == "200" and "No directory at" not in client.stderr, client.stderr
