@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import time
+import typing
 from pathlib import Path
 
 import requests
@@ -164,7 +165,13 @@ class Command(BaseCommand):
         good), at most `wait` seconds. Returns how many are still pending."""
         messages = WebhookMessage.objects.filter(customer=customer, created_at__gte=since)
         deadline = time.monotonic() + wait
-        bar = tqdm(total=messages.count(), unit="webhooks", desc="webhooks", file=self.stderr._out, dynamic_ncols=True)
+        bar = tqdm(
+            total=messages.count(),
+            unit="webhooks",
+            desc="webhooks",
+            file=typing.cast(typing.TextIO, self.stderr._out),
+            dynamic_ncols=True,
+        )
         try:
             while True:
                 counts = dict(messages.values_list("status").annotate(n=Count("id")).order_by())
