@@ -11,6 +11,7 @@ import dramatiq
 from django.conf import settings
 
 from bulkimport import services
+from bulkimport.services import dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class _Retry(TypedDict):
 RETRY: _Retry = {"max_retries": 8, "min_backoff": 1_000, "max_backoff": 60_000}
 
 
-@dramatiq.actor(queue_name=QUEUE, time_limit=30 * 60 * 1000, **RETRY)
+@dramatiq.actor(actor_name=dispatch.PARSE.name, queue_name=QUEUE, time_limit=30 * 60 * 1000, **RETRY)
 def bulk_parse(request_id: str) -> None:
     services.bulk_request_parse(request_id=uuid.UUID(request_id))
 
@@ -36,17 +37,19 @@ def bulk_parse(request_id: str) -> None:
 # Chunks have a queue of their own: a request's parse and finish (priority 0) never wait in line behind
 # another request's chunk messages. Each chunk message applies the fairest pending chunk (services.
 # bulk_chunk_apply, fair=True), so requests advance round-robin rather than first come, first served.
-@dramatiq.actor(queue_name=CHUNKS_QUEUE, priority=1, time_limit=10 * 60 * 1000, **RETRY)
+@dramatiq.actor(
+    actor_name=dispatch.APPLY_CHUNK.name, queue_name=CHUNKS_QUEUE, priority=1, time_limit=10 * 60 * 1000, **RETRY
+)
 def bulk_apply_chunk(chunk_id: int) -> None:
     services.bulk_chunk_apply(chunk_id=chunk_id, fair=settings.FAIR_SCHEDULING)
 
 
-@dramatiq.actor(queue_name=QUEUE, time_limit=15 * 60 * 1000, **RETRY)
+@dramatiq.actor(actor_name=dispatch.FINISH.name, queue_name=QUEUE, time_limit=15 * 60 * 1000, **RETRY)
 def bulk_finish(request_id: str) -> None:
     services.bulk_request_finish(request_id=uuid.UUID(request_id))
 
 
-@dramatiq.actor(queue_name=QUEUE, time_limit=60 * 60 * 1000, max_retries=0)
+@dramatiq.actor(actor_name=dispatch.REPROCESS.name, queue_name=QUEUE, time_limit=60 * 60 * 1000, max_retries=0)
 def bulk_reprocess(request_id: str, failed_only: bool) -> None:
     """Reprocessing of a large request, queued by the admin instead of running in a web request. Not
     retried on its own: an operator re-runs it (it is idempotent) after looking at why it failed."""

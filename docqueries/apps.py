@@ -6,6 +6,7 @@ class DocqueriesConfig(AppConfig):
     verbose_name = "Document Queries"
 
     def ready(self) -> None:
+        from docqueries import tasks  # noqa: F401 - registers the actors the services send to by name
         from docqueries.services import on_patient_written
         from patients.signals import patient_written
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dramatiq
 
 from docqueries import services
+from docqueries.services import dispatch
 
 QUEUE = "docqueries"
 EXPRESS_QUEUE = "docqueries-express"
@@ -14,7 +15,13 @@ EXPRESS_QUEUE = "docqueries-express"
 # Priority 1, as bulk chunks: a worker holding both takes them in turn (a bulk request completes only when
 # its queries have ended, so they are not background work).
 @dramatiq.actor(
-    queue_name=QUEUE, priority=1, max_retries=3, min_backoff=2_000, max_backoff=60_000, time_limit=30 * 60 * 1000
+    actor_name=dispatch.RUN.name,
+    queue_name=QUEUE,
+    priority=1,
+    max_retries=3,
+    min_backoff=2_000,
+    max_backoff=60_000,
+    time_limit=30 * 60 * 1000,
 )
 def document_queries_run(query_ids: list[str]) -> None:
     services.document_queries_run(query_ids=query_ids)
@@ -24,6 +31,7 @@ def document_queries_run(query_ids: list[str]) -> None:
 # priority of parse and finish, so a small request's medical data never waits behind a big request's queue
 # of queries; a big request's later chunks use the ordinary queue, in the chunks' round-robin order.
 @dramatiq.actor(
+    actor_name=dispatch.RUN_EXPRESS.name,
     queue_name=EXPRESS_QUEUE,
     priority=0,
     max_retries=3,

@@ -7,30 +7,35 @@ queued on `webhooks` a moment before."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable
-
 import dramatiq
 
-from webhooks import services, types
+from webhooks import services
+from webhooks.services import dispatch
 
 QUEUE = "webhooks"
 STATUS_QUEUE = "webhooks-status"
 QUEUES = (QUEUE, STATUS_QUEUE)
 
 
-@dramatiq.actor(queue_name=QUEUE, max_retries=3, min_backoff=1_000, max_backoff=30_000, time_limit=120_000)
+@dramatiq.actor(
+    actor_name=dispatch.DELIVER.name,
+    queue_name=QUEUE,
+    max_retries=3,
+    min_backoff=1_000,
+    max_backoff=30_000,
+    time_limit=120_000,
+)
 def webhook_deliver(message_id: str) -> None:
     services.webhook_message_deliver(message_id=message_id)
 
 
-@dramatiq.actor(queue_name=STATUS_QUEUE, max_retries=3, min_backoff=1_000, max_backoff=30_000, time_limit=120_000)
+@dramatiq.actor(
+    actor_name=dispatch.DELIVER_STATUS.name,
+    queue_name=STATUS_QUEUE,
+    max_retries=3,
+    min_backoff=1_000,
+    max_backoff=30_000,
+    time_limit=120_000,
+)
 def webhook_deliver_status(message_id: str) -> None:
     services.webhook_message_deliver(message_id=message_id)
-
-
-def send(messages: Iterable[tuple[uuid.UUID | str, str]]) -> None:
-    """Queues one delivery per (message id, message type), on the queue of its kind."""
-    for message_id, message_type in messages:
-        actor = webhook_deliver_status if message_type == types.BULK_PATIENT_CREATE else webhook_deliver
-        actor.send(str(message_id))

@@ -1,4 +1,5 @@
-"""The actor messages of Document Queries, sent on commit in batches (delayed for retries and polls)."""
+"""The actor messages of Document Queries, sent on commit in batches (delayed for retries and polls), by
+reference (`metriport_bulk.lib.messages`) to the actors docqueries.tasks declares under these names."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from django.conf import settings
 from django.db import transaction
 
 from docqueries.backends import get_backend
+from metriport_bulk.lib.messages import ActorRef
 
 DISPATCH_BATCH_SIZE = 50
 SET_BATCH_SIZE = 1_000
 
 QueryId = uuid.UUID | str
+
+RUN = ActorRef("document_queries_run")
+RUN_EXPRESS = ActorRef("document_queries_run_express")
 
 
 def batches(ids: Sequence[QueryId], size: int | None = None) -> list[list[str]]:
@@ -28,16 +33,14 @@ def batches(ids: Sequence[QueryId], size: int | None = None) -> list[list[str]]:
 def dispatch_on_commit(query_ids: Sequence[QueryId], *, delay_seconds: float = 0.0, express: bool = False) -> None:
     """Sends the actor messages of `query_ids` once the caller commits (delayed by `delay_seconds`), to the
     express queue when `express` and fair scheduling is on."""
-    # Imported when first sent: the actors module imports the services that call this one.
-    from docqueries import tasks
-
-    actor = tasks.document_queries_run_express if express and settings.FAIR_SCHEDULING else tasks.document_queries_run
+    ref = RUN_EXPRESS if express and settings.FAIR_SCHEDULING else RUN
     query_batches = batches(query_ids)
     if not query_batches:
         return
     delay_ms = int(math.ceil(delay_seconds * 1000)) if delay_seconds > 0 else None
 
     def send() -> None:
+        actor = ref.actor()
         for batch in query_batches:
             if delay_ms:
                 actor.send_with_options(args=(batch,), delay=delay_ms)

@@ -23,6 +23,7 @@ from django.utils import timezone
 from metriport_bulk.lib.http import Deadline, DeadlineExceeded, UnsafeUrlError, guarded_session
 from webhooks import schedule, signing, types
 from webhooks.models import DeliveryAttempt, DeliverySlot, MessageStatus, WebhookEndpoint, WebhookMessage
+from webhooks.services import dispatch
 from webhooks.services.outbox import Id
 
 logger = logging.getLogger(__name__)
@@ -345,8 +346,6 @@ def webhook_enqueue_due(*, customer_id: Id | None = None, limit: int | None = No
     lost is queued again after it). At most WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER per customer, counting those
     already queued or in flight, so one customer's backlog never floods the queue ahead of the others. Performs no HTTP.
     Returns the ids queued."""
-    from webhooks import tasks
-
     now = timezone.now()
     stale = now - _lease()
     not_queued = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
@@ -390,7 +389,7 @@ def webhook_enqueue_due(*, customer_id: Id | None = None, limit: int | None = No
         ):
             queued_per_customer[owner] = queued_per_customer.get(owner, 0) + 1
             picked.append((message_id, message_type))
-    tasks.send(picked)
+    dispatch.send(picked)
     return [message_id for message_id, _ in picked]
 
 

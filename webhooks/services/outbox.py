@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from webhooks import schedule
 from webhooks.models import WebhookEndpoint, WebhookMessage
+from webhooks.services import dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +95,6 @@ def _messages_store(
 
 def send_on_commit(messages: Iterable[tuple[uuid.UUID, str]]) -> None:
     """Queues the deliveries of (message id, message type) when the caller's transaction commits."""
-    from webhooks import tasks
-
     queued = list(messages)
     if queued:
-        transaction.on_commit(lambda: tasks.send(queued))
+        transaction.on_commit(lambda: dispatch.send(queued))
