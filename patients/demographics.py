@@ -14,6 +14,7 @@ import typing
 from rest_framework.exceptions import ValidationError
 
 from patients.header import MAX_INDEX, build_column_plan
+from patients.identity import clean_text
 from patients.validation import RowValidator
 
 _ADDRESS_KEYS = ("addressLine1", "addressLine2", "city", "state", "zip")
@@ -115,7 +116,8 @@ def demographics_read(data: typing.Any, *, today: datetime.date | None = None) -
 
     row = [""] * len(_HEADER)
     for name, value in cells.items():
-        row[_POSITION[name]] = value
+        # Cleaned as a bulk cell is (bulkimport.validation): invisible characters gone, NFC.
+        row[_POSITION[name]] = clean_text(value)
     normalized, row_errors = RowValidator(_PLAN, today=today or datetime.date.today()).validate(row)
     if normalized is None:
         raise ValidationError(

@@ -14,7 +14,8 @@ from __future__ import annotations
 import datetime
 import enum
 import re
-import unicodedata
+
+from patients.identity import ascii_digits, clean_text
 
 __all__ = [
     "INVISIBLE_CHARACTERS",
@@ -52,20 +53,9 @@ _MEMO_CAP = 4096
 
 # --- Unicode --------------------------------------------------------------------------------------------
 
-# Zero-width space, non-joiner and joiner, word joiner, and the BOM (a stray one pasted mid-file or
-# glued to a cell by a concatenating export): invisible, so a name holding one looks like the name
-# without it and must be that name.
+# The five invisible characters a header name drops (patients.header); cells lose every default-ignorable
+# code point (patients.identity.clean_text).
 INVISIBLE_CHARACTERS = "\u200b\u200c\u200d\u2060\ufeff"
-_DROP_INVISIBLE = dict.fromkeys(map(ord, INVISIBLE_CHARACTERS))
-
-
-def clean_text(value: str) -> str:
-    """A text cell as validated and matched: zero-width characters and stray BOMs removed, then NFC (so
-    "José" typed composed or decomposed is one spelling). ASCII cells, nearly all of them, are returned
-    as they are without further work."""
-    if value.isascii():
-        return value
-    return unicodedata.normalize("NFC", value.translate(_DROP_INVISIBLE))
 
 
 # --- names and casing -------------------------------------------------------------------------------
@@ -230,7 +220,9 @@ def _parse_month_name(text: str) -> tuple[str | None, DobProblem | None]:
 
 def parse_dob_text(text: str) -> tuple[str | None, DobProblem | None]:
     """Parse a trimmed, non-empty date of birth (no range checks). Deliberately not memoized: birth
-    dates are high-cardinality, so a cache big enough to hit would make memory grow with the file."""
+    dates are high-cardinality, so a cache big enough to hit would make memory grow with the file.
+    Fullwidth and other Unicode digits and dashes read as ASCII ones (patients.identity.ascii_digits)."""
+    text = ascii_digits(text)
     if len(text) == 10 and text[4] == "-" and text[7] == "-":
         return _parse_year_first([text[:4], text[5:7], text[8:]])
     # Drop a time of day exported with the date ("1990-05-12T00:00:00.000Z", "3/4/1990 0:00").
@@ -424,9 +416,9 @@ def normalize_zip(value: str) -> str | None:
     ZIP+4 is cut to its 5-digit ZIP (12345-6789 and 123456789). Zips of 3 or 4 digits are
     zero-padded: spreadsheets drop the leading zeros of New England and Puerto Rico zips (Metriport
     does the same). 6 to 8 or over 9 digits are rejected: Metriport keeps the first 5, which turns a
-    typo into a wrong address.
+    typo into a wrong address. Fullwidth and other Unicode digits read as ASCII ones.
     """
-    text = value.strip()
+    text = ascii_digits(value).strip()
     if "-" in text:
         main, _, plus4 = text.partition("-")
         if not (_is_ascii_digits(main) and 3 <= len(main) <= 5):
@@ -516,6 +508,7 @@ def normalize_phone(value: str) -> str | None:
     """US phone -> 10 digits: formatting stripped, a leading country code 1 dropped, an extension
     ("ext 12", "x12") dropped. Metriport instead keeps the 10 left-most digits of anything longer,
     which turns "1987654321 ext 555" into a different number; here that is 1987654321."""
+    value = ascii_digits(value)
     digits = value.translate(_PHONE_FORMATTING)
     if not _is_ascii_digits(digits):
         lowered = value.lower()
@@ -570,6 +563,7 @@ def normalize_ssn(value: str) -> str | None:
     than 9 keep the first 9, fewer than 2 are invalid."""
     if len(value) == 9 and _is_ascii_digits(value):
         return value
+    value = ascii_digits(value)
     digits = "".join([c for c in value if c in _ASCII_DIGITS])
     if len(digits) < 2:
         return None

@@ -41,3 +41,40 @@ def test_a_later_request_with_a_zero_width_name_matches_the_existing_patient(ten
     assert Patient.objects.filter(customer=tenant.customer).count() == 1
     # The stored raw cell is what the customer sent; only what is validated and matched is cleaned.
     assert BulkRow.objects.get(id=again.id).raw[0] == "\ufeffJane\u200b"
+
+
+FULLWIDTH_DOB = "\uff11\uff19\uff18\uff10\uff0d\uff10\uff11\uff0d\uff10\uff12"  # １９８０－０１－０２
+FULLWIDTH_ZIP = "\uff11\uff10\uff10\uff10\uff11"  # １０００１
+
+
+def test_fullwidth_and_other_unicode_digits_in_dob_and_zip_read_as_ascii(tenant):
+    _, rows = run_rows(
+        tenant,
+        [
+            person("Jane"),
+            person("Jane", dob=FULLWIDTH_DOB, zip_code=FULLWIDTH_ZIP),
+            person("Jane", dob="\u0661\u0669\u0668\u0660-\u0660\u0661-\u0660\u0662"),  # Arabic-Indic digits
+            person("Jane", dob="01\u201302\u20131980", zip_code="\u200e10001-1234"),  # en dashes, a bidi mark
+        ],
+        HEADER,
+    )
+    assert [row.action for row in rows] == ["created", "updated", "updated", "updated"]
+    patient = Patient.objects.get(customer=tenant.customer)
+    assert str(patient.dob) == "1980-01-02" and patient.zips == ["10001"]
+    # The result keeps what was sent; what is stored and matched is the ASCII date and zip.
+    assert BulkRow.objects.get(id=rows[1].id).raw[2] == FULLWIDTH_DOB
+
+
+def test_look_alike_letters_and_every_default_ignorable_make_no_second_patient(tenant):
+    _, rows = run_rows(
+        tenant,
+        [
+            person("Jos\u00e9", last="Garc\u00eda"),
+            person("J\u043es\u00e9", last="GARCIA"),  # Cyrillic о, no accent, capitals
+            person("\uff2a\uff4f\uff53\u00e9", last="garc\u00eda\u200e"),  # fullwidth, a bidi mark
+            person("Jo\u00ad\u034fse\u2062", last="Gar\u202dc\u180ei\u3164a"),  # invisible characters
+        ],
+        HEADER,
+    )
+    assert [row.action for row in rows] == ["created", "updated", "updated", "updated"]
+    assert len({row.patient_id for row in rows}) == 1

@@ -65,6 +65,29 @@ def test_create_answers_the_patient_a_bulk_import_made_instead_of_a_duplicate(ap
     assert str(BulkRow.objects.get(request=again).patient_id) == other.json()["id"]
 
 
+def test_fullwidth_digits_and_look_alikes_match_as_a_bulk_row_does(api, tenant):
+    """Fullwidth digits in dob and zip read as ASCII, and a look-alike spelling is the same person, through
+    create and match exactly as through a bulk row."""
+    request = submit(tenant, csv_bytes([person("Ann", zip_code="\uff11\uff10\uff10\uff10\uff11")]))
+    run_inline(request.id)
+    (imported,) = Patient.objects.all()
+    assert imported.zips == ["10001"]
+    fullwidth = body(
+        firstName="\u0410nn\u200f",  # Cyrillic А, a bidi mark
+        dob="\uff11\uff19\uff18\uff10\uff0d\uff10\uff11\uff0d\uff10\uff12",
+        address=[{**ADDRESS, "zip": "\uff11\uff10\uff10\uff10\uff11"}],
+    )
+    match = api.post("/medical/v1/patient/match", fullwidth, format="json")
+    assert match.status_code == 200 and match.json()["id"] == str(imported.id)
+    answer = create(api, tenant, fullwidth)
+    assert answer.status_code == 200 and answer.json()["id"] == str(imported.id)
+    assert Patient.objects.count() == 1
+    # An update with fullwidth digits stores ASCII ones.
+    updated = api.put(f"/medical/v1/patient/{imported.id}?facilityId={tenant.facility.id}", fullwidth, format="json")
+    assert updated.status_code == 200, updated.json()
+    assert updated.json()["dob"] == "1980-01-02" and updated.json()["address"][0]["zip"] == "10001"
+
+
 @pytest.mark.parametrize(
     ("data", "field"),
     [
