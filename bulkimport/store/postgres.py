@@ -8,7 +8,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from bulkimport.models import RowStatus
+from docqueries.models import DocumentQuery
 from metriport_bulk.lib.bulkdb.postgres import bound_cursor
+from patients.models import Patient
 
 # The fields of a pending row that matching needs, read from its normalized JSON by the database.
 _PENDING_SQL = """
@@ -49,14 +51,15 @@ def mark_applied(request_id: uuid.UUID, rows: Sequence[tuple[int, str, uuid.UUID
 
 
 # Each row with its patient's Document Query of this request (COPY's text format: NULL is \N, booleans t/f).
-_RESULT_COPY_SQL = """
+# Other apps' tables by their models' names for them, never spelled out here.
+_RESULT_COPY_SQL = f"""
 COPY (
     SELECT r.raw::text, r.patient_id, r.status, r.reason, r.action,
            coalesce((r.normalized->>'hieOptOut')::boolean, false) OR coalesce(p.hie_opt_out, false),
            q.status, jsonb_array_length(q.documents)
     FROM bulkimport_bulkrow AS r
-    LEFT JOIN docqueries_documentquery AS q ON q.patient_id = r.patient_id AND q.bulk_request_id = r.request_id
-    LEFT JOIN patients_patient AS p ON p.id = r.patient_id
+    LEFT JOIN {DocumentQuery._meta.db_table} AS q ON q.patient_id = r.patient_id AND q.bulk_request_id = r.request_id
+    LEFT JOIN {Patient._meta.db_table} AS p ON p.id = r.patient_id
     WHERE r.request_id = %s ORDER BY r.number
 ) TO STDOUT
 """

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from docqueries.models import QueryStatus
 from metriport_bulk.lib.bulkdb.postgres import bound_cursor
+from patients.models import Patient
 
 
 def start(
@@ -34,7 +35,7 @@ def start(
             -- OFFSET 0 keeps this one primary-key lookup per wanted id: on fresh tables (stale statistics)
             -- the planner would otherwise scan all of the customer's patients.
             JOIN LATERAL (
-                SELECT id, customer_id FROM patients_patient
+                SELECT id, customer_id FROM {Patient._meta.db_table}
                 WHERE id = wanted.id AND customer_id = %s AND NOT hie_opt_out OFFSET 0
             ) AS p ON true
             WHERE true {not_processing}
