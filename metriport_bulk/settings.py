@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "webhooks",
     "docqueries",
     "idempotency",
+    "cohorts",
     "axes",
     # The demo, sample CSVs and the local webhook receiver: no product app imports it, so a production
     # deployment may leave it out.

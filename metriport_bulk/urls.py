@@ -28,6 +28,7 @@ urlpatterns = [
     path("", include("patients.urls")),
     path("", include("webhooks.urls")),
     path("", include("docqueries.urls")),
+    path("", include("cohorts.urls")),
 ]
 
 handler400 = "metriport_bulk.api.errors.json_400"

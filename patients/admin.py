@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from cohorts.admin import CohortListFilter, PatientCohortInline
 from metriport_bulk.admin_toolkit import (
     LargeTableAdminMixin,
     NewestFirstMixin,
@@ -199,7 +200,7 @@ class PatientAdmin(
     phi_labels = {"name": "Name", "ssn_masked": "SSN"}
     phi_log_pages = ("change", "changelist")
     list_display = ("id", "customer", "external_id", "name", "dob", "ssn_masked", "created_at")
-    list_filter = ("customer",)
+    list_filter = ("customer", CohortListFilter)
     list_select_related = ("customer",)
     search_fields = ("=external_id",)
     search_help_text = "Patient id or external id"
@@ -220,7 +221,7 @@ class PatientAdmin(
         "document_queries_link",
     )
     readonly_fields = fields
-    inlines = (PatientFacilityInline,)
+    inlines = (PatientFacilityInline, PatientCohortInline)
 
     def get_queryset(self, request):
         # The list never needs the JSON lists nor the match key; the change page does (one row).

@@ -23,6 +23,7 @@ from patients.serializers import (
 )
 
 FACILITY_ID = OpenApiParameter("facilityId", str, description="Only items of this facility.")
+COHORT_ID = OpenApiParameter("cohortId", str, description="Only patients of this cohort (our addition).")
 WRITE_FACILITY_ID = OpenApiParameter(
     "facilityId", str, description="The facility where the patient receives care; optional with one facility."
 )
@@ -103,10 +104,14 @@ class FacilityDetailApi(APIView):
 class PatientListCreateApi(APIView):
     pagination_class = paginator_for("patients")
 
-    @extend_schema(parameters=[FACILITY_ID], responses=PatientSerializer(many=True), operation_id="patient_list")
+    @extend_schema(
+        parameters=[FACILITY_ID, COHORT_ID], responses=PatientSerializer(many=True), operation_id="patient_list"
+    )
     def get(self, request):
         patients = selectors.patient_list(
-            customer=customer_of(request), facility_id=request.query_params.get("facilityId")
+            customer=customer_of(request),
+            facility_id=request.query_params.get("facilityId"),
+            cohort_id=request.query_params.get("cohortId"),
         )
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(patients, request, view=self)

@@ -49,10 +49,18 @@ def facility_resolve(*, customer: Customer, facility_id: str | None) -> Facility
     return facility
 
 
-def patient_list(*, customer: Customer, facility_id: str | uuid.UUID | None = None) -> QuerySet[Patient]:
+def patient_list(
+    *, customer: Customer, facility_id: str | uuid.UUID | None = None, cohort_id: str | uuid.UUID | None = None
+) -> QuerySet[Patient]:
     patients = Patient.objects.filter(customer=customer)
     if facility_id:
         patients = patients.filter(facilities=facility_get(customer=customer, facility_id=facility_id))
+    if cohort_id:
+        cohort_uuid = as_uuid(cohort_id)
+        if cohort_uuid is None:
+            raise Http404(f"Cohort {cohort_id} not found.")
+        # Another customer's cohort holds none of this customer's patients: an empty list, as an unknown one.
+        patients = patients.filter(cohort_links__cohort_id=cohort_uuid)
     return patients.prefetch_related("patientfacility_set")
 
 

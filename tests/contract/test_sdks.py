@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 from metriport.client import Metriport
 from metriport.commons import Address
 from metriport.core.api_error import ApiError
@@ -315,3 +316,80 @@ def test_single_patient_api_with_the_npm_sdk(live_server, tenant, pipeline, sett
     )
     assert npm(live_server, tenant.api_key, "deleteFacility", spare["id"], spare["eTag"]) == {"undefined": True}
     assert [f["id"] for f in npm(live_server, tenant.api_key, "listFacilities")] == [facility_id]
+
+
+COHORT_REQUIRED = ("id", "eTag", "name", "color", "purposeOfUse", "settings", "size")
+
+
+def assert_cohort(value: dict) -> None:
+    """CohortWithSizeResponseWithoutOverrides (@metriport/shared 18.x): no `overrides` in its settings."""
+    assert_typed(value, required=COHORT_REQUIRED)
+    assert isinstance(value["description"], str)
+    monitoring = value["settings"]["monitoring"]
+    assert set(monitoring) == {"adt", "hie", "pharmacy", "laboratory"} and "overrides" not in value["settings"]
+    assert set(monitoring["pharmacy"]["schedule"]) == {"enabled", "frequency"}
+
+
+def test_cohorts_with_the_npm_sdk(live_server, tenant, settings):
+    """Every cohort method of the SDK, unchanged; creation (no SDK method) through the API as Metriport's."""
+    settings.PUBLIC_BASE_URL = live_server.url
+    created = requests.post(
+        f"{live_server.url}/medical/v1/cohort",
+        json={"name": "High Risk", "color": "red", "description": "Frequent monitoring"},
+        headers={"x-api-key": tenant.api_key},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    cohort = created.json()
+    assert_cohort(cohort)
+    key, facility_id = tenant.api_key, str(tenant.facility.id)
+
+    listed = npm(live_server, key, "listCohorts")
+    assert [c["id"] for c in listed["cohorts"]] == [cohort["id"]]
+    assert npm(live_server, key, "getCohort", cohort["id"]) == cohort
+
+    updated = npm(live_server, key, "updateCohort", {"id": cohort["id"], "eTag": cohort["eTag"], "name": "Renamed"})
+    assert_cohort(updated)
+    assert updated["name"] == "Renamed" and updated["eTag"] != cohort["eTag"] and updated["color"] == "red"
+    stale = node(
+        {
+            "method": "updateCohort",
+            "args": [{"id": cohort["id"], "eTag": cohort["eTag"], "name": "Stale"}],
+            "baseAddress": live_server.url,
+            "apiKey": key,
+        }
+    )
+    assert not stale["ok"] and stale["error"]["status"] == 412
+
+    ann = npm(live_server, key, "createPatient", DEMOGRAPHICS, facility_id)
+    bea = npm(live_server, key, "createPatient", {**DEMOGRAPHICS, "firstName": "Bea"}, facility_id)
+    added = npm(live_server, key, "addPatientsToCohort", {"cohortId": cohort["id"], "patientIds": [ann["id"]]})
+    assert isinstance(added["message"], str) and added["cohort"]["size"] == 1
+    assert_cohort(added["cohort"])
+    everyone = npm(live_server, key, "addPatientsToCohort", {"cohortId": cohort["id"], "allPatients": True})
+    assert everyone["cohort"]["size"] == 2
+
+    page = npm(live_server, key, "listPatientsInCohort", {"id": cohort["id"], "pagination": {"count": 1}})
+    assert len(page["patients"]) == 1 and "nextPage" in page["meta"]
+    assert_patient(page["patients"][0])
+    rest = npm(live_server, key, "getCohortPatientsPage", page["meta"]["nextPage"])
+    assert {p["id"] for p in page["patients"] + rest["patients"]} == {ann["id"], bea["id"]}
+
+    removed = npm(live_server, key, "removePatientsFromCohort", {"cohortId": cohort["id"], "patientIds": [bea["id"]]})
+    assert isinstance(removed["message"], str) and removed["cohort"]["size"] == 1
+
+    other = requests.post(
+        f"{live_server.url}/medical/v1/cohort", json={"name": "Other"}, headers={"x-api-key": key}, timeout=30
+    ).json()
+    joined = npm(live_server, key, "addPatientToCohorts", bea["id"], [other["id"]])
+    assert [c["id"] for c in joined["cohorts"]] == [other["id"]]
+    for value in joined["cohorts"]:
+        assert_cohort(value)
+    of_ann = npm(live_server, key, "listCohortsForPatient", ann["id"])
+    assert [c["name"] for c in of_ann["cohorts"]] == ["Renamed"]
+
+    in_use = node({"method": "deleteCohort", "args": [cohort["id"]], "baseAddress": live_server.url, "apiKey": key})
+    assert not in_use["ok"] and in_use["error"]["status"] == 400  # Metriport's rule: remove its patients first
+    npm(live_server, key, "removePatientsFromCohort", {"cohortId": cohort["id"], "allPatients": True})
+    assert npm(live_server, key, "deleteCohort", cohort["id"]) == {"undefined": True}
+    assert [c["id"] for c in npm(live_server, key, "listCohorts")["cohorts"]] == [other["id"]]
