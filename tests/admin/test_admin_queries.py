@@ -183,7 +183,7 @@ def test_patient_and_document_query_pages_have_no_n_plus_one(
         reverse("admin:patients_patient_changelist") + f"?customer__id__exact={completed_request.customer_id}",
         reverse("admin:docqueries_documentquery_changelist"),
     ):
-        with django_assert_max_num_queries(9):
+        with django_assert_max_num_queries(10):  # a constant one more on a customer's list: its cohorts to filter by
             response = support_client.get(url)
         assert len(response.context["cl"].result_list) >= 30
     with django_assert_max_num_queries(10):
