@@ -2,16 +2,16 @@
 bulkimport.tasks declares under these names: no service imports the actors module. `*_on_commit` sends
 when the caller's transaction commits (a rolled-back step sends nothing; the sweeper repairs a send lost to a
 crash after the commit); `*_now` is for callers outside a transaction of their own (the sweeper, the end of a
-Document Query)."""
+Document Query). A send the broker refuses after the commit is logged, not raised (metriport_bulk.lib.sending):
+the sweeper re-sends it."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
 
-from django.db import transaction
-
 from metriport_bulk.lib.messages import ActorRef
+from metriport_bulk.lib.sending import send_on_commit
 
 PARSE = ActorRef("bulk_parse")
 APPLY_CHUNK = ActorRef("bulk_apply_chunk")
@@ -20,7 +20,7 @@ REPROCESS = ActorRef("bulk_reprocess")
 
 
 def parse_on_commit(request_id: uuid.UUID) -> None:
-    transaction.on_commit(lambda: parse_now(request_id))
+    send_on_commit(lambda: parse_now(request_id), what=f"parse of {request_id}")
 
 
 def parse_now(request_id: uuid.UUID) -> None:
@@ -28,7 +28,7 @@ def parse_now(request_id: uuid.UUID) -> None:
 
 
 def finish_on_commit(request_id: uuid.UUID) -> None:
-    transaction.on_commit(lambda: finish_now(request_id))
+    send_on_commit(lambda: finish_now(request_id), what=f"finish of {request_id}")
 
 
 def finish_now(request_id: uuid.UUID) -> None:
@@ -36,7 +36,7 @@ def finish_now(request_id: uuid.UUID) -> None:
 
 
 def chunks_on_commit(chunk_ids: list[int]) -> None:
-    transaction.on_commit(lambda: chunks_now(chunk_ids))
+    send_on_commit(lambda: chunks_now(chunk_ids), what=f"{len(chunk_ids)} chunk(s)")
 
 
 def chunks_now(chunk_ids: Iterable[int]) -> None:
@@ -46,4 +46,4 @@ def chunks_now(chunk_ids: Iterable[int]) -> None:
 
 
 def reprocess_on_commit(request_id: uuid.UUID, *, failed_only: bool) -> None:
-    transaction.on_commit(lambda: REPROCESS.send(str(request_id), failed_only))
+    send_on_commit(lambda: REPROCESS.send(str(request_id), failed_only), what=f"reprocess of {request_id}")

@@ -8,10 +8,10 @@ import uuid
 from collections.abc import Sequence
 
 from django.conf import settings
-from django.db import transaction
 
 from docqueries.backends import get_backend
 from metriport_bulk.lib.messages import ActorRef
+from metriport_bulk.lib.sending import send_on_commit
 
 DISPATCH_BATCH_SIZE = 50
 SET_BATCH_SIZE = 1_000
@@ -47,4 +47,4 @@ def dispatch_on_commit(query_ids: Sequence[QueryId], *, delay_seconds: float = 0
             else:
                 actor.send(batch)
 
-    transaction.on_commit(send)
+    send_on_commit(send, what=f"{len(query_ids)} Document Query run(s)")  # a lost send: the sweep re-sends

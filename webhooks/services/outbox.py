@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
 from django.utils import timezone
 
+from metriport_bulk.lib import sending
 from webhooks import schedule
 from webhooks.models import WebhookEndpoint, WebhookMessage
 from webhooks.services import dispatch
@@ -97,4 +97,5 @@ def send_on_commit(messages: Iterable[tuple[uuid.UUID, str]]) -> None:
     """Queues the deliveries of (message id, message type) when the caller's transaction commits."""
     queued = list(messages)
     if queued:
-        transaction.on_commit(lambda: dispatch.send(queued))
+        # A lost send: the message is pending and due, webhook_deliver_due queues it again.
+        sending.send_on_commit(lambda: dispatch.send(queued), what=f"{len(queued)} webhook delivery(ies)")
