@@ -104,7 +104,8 @@ def check_request(
 
     # No two patients for one person; each patient created by one row and linked once.
     patients = Patient.objects.filter(customer_id=customer_id)
-    keys = Counter(patients.values_list("match_key", flat=True))
+    # One person: the same match key and zip codes (the key alone may name two people: zips decide).
+    keys = Counter((key, tuple(sorted(zips))) for key, zips in patients.values_list("match_key", "zips"))
     twins = sum(c - 1 for c in keys.values() if c > 1)
     if twins:
         tally.duplicated += twins
