@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from cohorts.admin import CohortListFilter, PatientCohortInline
@@ -16,17 +18,22 @@ from metriport_bulk.admin_toolkit import (
     PhiGuardMixin,
     ReadOnlyAdminMixin,
     SearchByIdMixin,
+    can_view_phi,
     mask_ssn,
     search_uuid,
 )
+from metriport_bulk.lib.ids import as_uuid
 from patients import services
 from patients.models import ApiKey, Customer, Facility, Patient, PatientFacility, PhiAccessLog
-from patients.phi_log import PhiAccessLogMixin
+from patients.phi_log import PhiAccessLogMixin, phi_access_record
+from patients.selectors import patient_duplicate_groups
 from patients.validators import npi_is_valid
 
 admin.site.site_header = "metriport-bulk support"
 admin.site.site_title = "metriport-bulk"
 admin.site.index_title = "Support"
+
+DUPLICATE_GROUPS_SHOWN = 200
 
 # --- Customers ------------------------------------------------------------------------------------------
 
@@ -48,6 +55,7 @@ class CustomerAdmin(PhiGuardMixin, SearchByIdMixin, admin.ModelAdmin):
             (reverse("admin:patients_apikey_changelist") + f"?customer__id__exact={obj.pk}", "API keys"),
             (reverse("admin:bulkimport_bulkrequest_changelist") + f"?customer__id__exact={obj.pk}", "Bulk requests"),
             (reverse("admin:patients_patient_changelist") + f"?customer__id__exact={obj.pk}", "Patients"),
+            (reverse("admin:patients_patient_duplicates") + f"?customer={obj.pk}", "Patients sharing a match key"),
             (reverse("admin:bulkimport_bulkrequest_import") + f"?customer={obj.pk}", "Start a bulk import"),
         ]
         return format_html(" · ".join(['<a href="{}">{}</a>'] * len(links)), *[part for link in links for part in link])
@@ -242,6 +250,68 @@ class PatientAdmin(
     def document_queries_link(self, obj: Patient) -> str:
         url = reverse("admin:docqueries_documentquery_changelist") + f"?q={obj.pk}"
         return format_html('<a href="{}">Document Queries of this patient</a>', url)
+
+    # --- duplicate groups ---
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        custom = [path("duplicates/", view(self.duplicates_view), name="patients_patient_duplicates")]
+        return custom + super().get_urls()
+
+    def duplicates_view(self, request):
+        """Patients of one customer that share a match key (patients.selectors.patient_duplicate_groups): ids and
+        links for every staff member who may view patients; names and dates of birth only for PHI viewers (the
+        view is then logged in the PHI access log). Read only: nothing is merged here."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        customer = None
+        customer_id = as_uuid(request.GET.get("customer", ""))
+        if customer_id is not None:
+            customer = Customer.objects.filter(id=customer_id).first()
+        groups = patient_duplicate_groups(
+            customer_id=customer.id if customer else None, limit=DUPLICATE_GROUPS_SHOWN + 1
+        )
+        more = len(groups) > DUPLICATE_GROUPS_SHOWN
+        groups = groups[:DUPLICATE_GROUPS_SHOWN]
+        shows_phi = can_view_phi(request)
+        ids = [patient_id for group in groups for patient_id in group.patient_ids]
+        patients = Patient.objects.in_bulk(ids) if shows_phi else {}
+        rows = [
+            {
+                "customer_id": group.customer_id,
+                "shares_zip": group.shares_zip,
+                "patients": [
+                    {
+                        "id": patient_id,
+                        "url": reverse("admin:patients_patient_change", args=[patient_id]),
+                        "name": f"{patients[patient_id].first_name} {patients[patient_id].last_name}"
+                        if patient_id in patients
+                        else None,
+                        "dob": patients[patient_id].dob if patient_id in patients else None,
+                    }
+                    for patient_id in group.patient_ids
+                ],
+            }
+            for group in groups
+        ]
+        if shows_phi and ids:
+            phi_access_record(
+                request=request, action=PhiAccessLog.Action.LIST, model="patients.patient", object_ids=ids
+            )
+        return TemplateResponse(
+            request,
+            "admin/patients/patient/duplicates.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "Patients sharing a match key",
+                "customer": customer,
+                "groups": rows,
+                "more": more,
+                "shown": DUPLICATE_GROUPS_SHOWN,
+                "shows_phi": shows_phi,
+            },
+        )
 
 
 # --- PHI access log -------------------------------------------------------------------------------------

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import Http404
 
 from metriport_bulk.lib.ids import as_uuid
+from patients.matching import shares_zip
 from patients.models import Customer, Facility, Patient
 
 
@@ -87,3 +89,48 @@ def patient_by_external_id(*, customer: Customer, external_id: str) -> Patient:
     if patient is None:
         raise Http404("No patient with this external id.")
     return patient
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateGroup:
+    """Patients of one customer that share a match key (ids only: the key itself is PHI)."""
+
+    customer_id: uuid.UUID
+    patient_ids: list[uuid.UUID]  # oldest first: the one a matching row or API call is given
+    shares_zip: bool  # two of them share a zip too: the match rule cannot tell them apart any more
+
+
+def patient_duplicate_groups(*, customer_id: uuid.UUID | None = None, limit: int | None = None) -> list[DuplicateGroup]:
+    """The groups of patients of one customer that share a match key (after a change of the match rule, or
+    patients written before it), per customer, at most `limit` groups. Read only: nothing is merged.
+
+    One GROUP BY over the (customer, match_key) index, then the groups' patients by the same index."""
+    patients = Patient.objects.all()
+    if customer_id is not None:
+        patients = patients.filter(customer_id=customer_id)
+    shared = (
+        patients.values("customer_id", "match_key")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .order_by("customer_id", "match_key")
+        .values_list("customer_id", "match_key")
+    )
+    keys: dict[uuid.UUID, list[str]] = {}
+    for group_customer, key in shared[:limit] if limit is not None else shared:
+        keys.setdefault(group_customer, []).append(key)
+    groups = []
+    for group_customer, customer_keys in keys.items():
+        members: dict[str, list[tuple[uuid.UUID, list[str]]]] = {key: [] for key in customer_keys}
+        for start in range(0, len(customer_keys), 1000):
+            found = (
+                Patient.objects.filter(customer_id=group_customer, match_key__in=customer_keys[start : start + 1000])
+                .order_by("created_at", "id")
+                .values_list("match_key", "id", "zips")
+            )
+            for key, patient_id, zips in found:
+                members[key].append((patient_id, zips))
+        for key in customer_keys:
+            group = members[key]
+            shares = any(shares_zip(a[1], b[1]) for i, a in enumerate(group) for b in group[i + 1 :])
+            groups.append(DuplicateGroup(group_customer, [patient_id for patient_id, _ in group], shares))
+    return groups

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from metriport_bulk.lib import bulkdb
 from patients.columns import patient_fields
-from patients.matching import shares_zip
+from patients.matching import match_key, shares_zip
 from patients.models import ApiKey, Customer, Facility, Patient, PatientFacility
 from patients.signals import patient_written
 from patients.store import ChangedPatient, DemographicsSource, NewPatient, store
@@ -141,6 +141,29 @@ def patients_write_batch(
         now=now,
         source=source,
     )
+
+
+def patients_rekey(*, batch_size: int = 5000) -> int:
+    """Recomputes every patient's match key with the current rule (patients.matching.match_key), in batches of
+    `batch_size` patients taken in id order, each batch one transaction (memory and lock time stay flat at
+    millions of patients). Never merges: patients that now share a key are reported by
+    patients.selectors.patient_duplicate_groups. Returns the number of keys that changed."""
+    changed = 0
+    after: uuid.UUID | None = None
+    while True:
+        page = Patient.objects.order_by("id")
+        if after is not None:
+            page = page.filter(id__gt=after)
+        batch = list(page.values_list("id", "first_name", "last_name", "dob", "gender_at_birth")[:batch_size])
+        if not batch:
+            return changed
+        keys = [
+            (patient_id, match_key(first_name=first, last_name=last, dob=dob.isoformat(), gender_at_birth=gender))
+            for patient_id, first, last, dob, gender in batch
+        ]
+        with transaction.atomic():
+            changed += store().rekey(keys)
+        after = batch[-1][0]
 
 
 def patient_find_match(*, customer_id: uuid.UUID, fields: dict[str, Any]) -> Patient | None:

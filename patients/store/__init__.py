@@ -59,6 +59,10 @@ class PatientStore(Protocol):
         """Creates `created` and overwrites `updated` with their sources' values, links all to the facility."""
         ...
 
+    def rekey(self, keys: Sequence[tuple[uuid.UUID, str]]) -> int:
+        """Sets the match key of each (patient id, key) whose key differs; returns how many changed."""
+        ...
+
 
 def store() -> PatientStore:
     return choose(postgres=postgres, orm=orm)

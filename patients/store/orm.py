@@ -66,3 +66,10 @@ def write_batch(
 
 def _ids(created: Sequence[NewPatient], updated: Sequence[ChangedPatient]) -> list[uuid.UUID]:
     return [p.id for p in created] + [p.id for p in updated]
+
+
+def rekey(keys: Sequence[tuple[uuid.UUID, str]]) -> int:
+    current = dict(Patient.objects.filter(id__in=[patient_id for patient_id, _ in keys]).values_list("id", "match_key"))
+    changed = [Patient(id=patient_id, match_key=key) for patient_id, key in keys if current.get(patient_id) != key]
+    Patient.objects.bulk_update(changed, ["match_key"], batch_size=500)
+    return len(changed)

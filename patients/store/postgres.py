@@ -108,3 +108,18 @@ def write_batch(
             """,
             [facility_id, now, [p.id for p in created] + [p.id for p in updated]],
         )
+
+
+def rekey(keys: Sequence[tuple[uuid.UUID, str]]) -> int:
+    if not keys:
+        return 0
+    with bound_cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE patients_patient AS p SET match_key = d.key
+            FROM unnest(%s::uuid[], %s::text[]) AS d(id, key)
+            WHERE p.id = d.id AND p.match_key IS DISTINCT FROM d.key
+            """,
+            [[patient_id for patient_id, _ in keys], [key for _, key in keys]],
+        )
+        return cursor.rowcount
