@@ -436,8 +436,9 @@ def csv_format_sections() -> list[Section]:
                 + ", ".join(_code(RESULT_STATUS_WORDS.get(s, s)) for s in ("succeeded", "failed"))
                 + ". Actions: "
                 + ", ".join(_code(a.value) for a in RowAction if a.value)
-                + ". Cells that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`) are "
-                "written with a leading `'`; uploading the file again takes it off.",
+                + ". Cells that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, after "
+                "any `'` of their own) are written with one more leading `'`; uploading a result or failed-rows "
+                "file again takes that one off. Your own files are read exactly as written (`'+X1` stays `'+X1`).",
                 "`invalid` links to the failed rows only, in your columns plus `reason`: fix them and upload "
                 "that file again. The service's own columns of a result file uploaded again are ignored.",
             ),

@@ -148,8 +148,9 @@ class CsvImport:
                 ours = self._ours
                 row = [cell for i, cell in enumerate(row) if i not in ours]
             joined = "".join(row)
-            if "'" in joined:
-                # Our formula-escape prefix (ResultCsvWriter) comes off: `'+1 602 555 0140` is a phone again.
+            if self._ours and "'" in joined:
+                # A file of ours: our formula-escape prefix (ResultCsvWriter) comes off, `'+1 602 555 0140` is a
+                # phone again. A customer's own file keeps its cells exactly as written (`'+X1` stays `'+X1`).
                 row = [unescape_cell(cell) for cell in row]
                 joined = "".join(row)
             if joined.isascii():

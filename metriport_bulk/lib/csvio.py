@@ -256,18 +256,25 @@ class CsvReader:
 _FORMULA_TRIGGERS = frozenset("=+-@\t\r")
 
 
+def _escapes(value: str) -> bool:
+    """Whether escape_cell prefixes `value`: it starts with = + - @ tab or CR, after any apostrophes. Those
+    apostrophes count so that the escape is reversible: `'=F12` (the customer's own quote) becomes `''=F12`,
+    never the same cell as `=F12` escaped."""
+    return value.lstrip("'")[:1] in _FORMULA_TRIGGERS  # "" (nothing after the apostrophes) is no trigger
+
+
 def escape_cell(value: str) -> str:
     """Neutralize spreadsheet formula injection: prefix ' when the cell starts with = + - @ tab or CR
-    (OWASP CSV injection guidance); a spreadsheet then shows the text instead of evaluating it."""
-    if value and value[0] in _FORMULA_TRIGGERS:
-        return "'" + value
-    return value
+    (OWASP CSV injection guidance), after any apostrophes of its own; a spreadsheet then shows the text
+    instead of evaluating it. unescape_cell(escape_cell(v)) == v for every v."""
+    return "'" + value if _escapes(value) else value
 
 
 def unescape_cell(cell: str) -> str:
-    """Undoes escape_cell: removes the `'` before a cell starting with = + - @ tab or CR (a name such as
-    `'Neil` keeps its apostrophe), so a file of ours uploaded again reads as the customer meant it."""
-    return cell[1:] if len(cell) > 1 and cell[0] == "'" and cell[1] in _FORMULA_TRIGGERS else cell
+    """Undoes escape_cell: removes one `'` before a cell of apostrophes then = + - @ tab or CR (a name such
+    as `'Neil` keeps its apostrophe). Only for files of ours (a result or failed-rows file uploaded again):
+    a customer's own cells are kept exactly as written."""
+    return cell[1:] if cell[:1] == "'" and _escapes(cell) else cell
 
 
 class _LineSink:
@@ -303,7 +310,12 @@ class ResultCsvWriter:
     def _emit(self, cells: list[str]) -> None:
         triggers = _FORMULA_TRIGGERS
         # escape_cell, inlined: this runs for every cell of every row.
-        self._writer.writerow([("'" + cell) if cell and cell[0] in triggers else cell for cell in cells])
+        self._writer.writerow(
+            [
+                ("'" + cell) if cell and (cell[0] in triggers or (cell[0] == "'" and _escapes(cell))) else cell
+                for cell in cells
+            ]
+        )
 
     def write(
         self,

@@ -76,7 +76,8 @@ def _csv(rows: list[list[str]]) -> bytes:
 
 
 def _expected(cell: str) -> str:
-    return "'" + cell if cell and cell.startswith(TRIGGERS) else cell
+    # Apostrophes of the customer's own before a trigger count: `'=x` is written `''=x`, so it reads back exact.
+    return "'" + cell if cell.lstrip("'").startswith(TRIGGERS) else cell
 
 
 @pytest.fixture(params=["s3", "local"])

@@ -326,3 +326,59 @@ def test_utf16_is_recognized_even_when_the_stream_returns_tiny_reads() -> None:
     with pytest.raises(CsvFileError) as caught:
         CsvReader(source, max_bytes=BIG)  # type: ignore[arg-type]
     assert caught.value.code == FileErrorCode.ENCODING
+
+
+# --- the escape round trip (issue 23, defect 4) --------------------------------------------------------
+
+ROUND_TRIP_VALUES = ["'+X1", "=F12", "'=F12", "''=F12", "+X1", "'Neil", "'", "''", "", "Ann", "-", "'-", "@a", "'\tx"]
+
+
+@pytest.mark.parametrize("value", ROUND_TRIP_VALUES)
+def test_unescape_undoes_escape_exactly(value: str) -> None:
+    from metriport_bulk.lib.csvio import unescape_cell
+
+    assert unescape_cell(escape_cell(value)) == value
+
+
+def test_escaped_cells_of_different_values_differ() -> None:
+    escaped = [escape_cell(value) for value in ROUND_TRIP_VALUES]
+    assert len(set(escaped)) == len(ROUND_TRIP_VALUES)
+    assert escape_cell("=F12") == "'=F12" and escape_cell("'=F12") == "''=F12"
+
+
+def test_the_writer_escapes_as_escape_cell_does() -> None:
+    rows = list(csv.reader(io.StringIO(written(["a"], *[([v], ok()) for v in ROUND_TRIP_VALUES]).decode())))
+    assert [row[0] for row in rows[1:]] == [escape_cell(value) for value in ROUND_TRIP_VALUES]
+
+
+def _imported(data: bytes) -> list[list[str]]:
+    from bulkimport.validation import CsvImport
+
+    return [result.raw for result in CsvImport(io.BytesIO(data)).rows()]
+
+
+CUSTOMER_HEADER = ["firstName", "lastName", "dob", "gender", "addressLine1", "city", "state", "zip", "note"]
+
+
+def _customer_file(notes: list[str]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CUSTOMER_HEADER)
+    writer.writerows([["Ann", "Lee", "1980-01-02", "F", "1 Main St", "Albany", "NY", "10001", note] for note in notes])
+    return out.getvalue().encode()
+
+
+def test_a_customer_file_keeps_its_leading_apostrophes() -> None:
+    notes = ["'+X1", "'=F12", "=F12", "'Neil"]
+    assert [raw[-1] for raw in _imported(_customer_file(notes))] == notes
+
+
+def test_a_result_file_of_ours_uploaded_again_reads_back_exactly() -> None:
+    notes = ["'+X1", "'=F12", "=F12", "''=F12", "'Neil", "+1 602 555 0140"]
+    first = _imported(_customer_file(notes))
+    out = io.BytesIO()
+    writer = ResultCsvWriter(out, CUSTOMER_HEADER)
+    for raw in first:
+        writer.write(raw, metriport_id="p", status="succeeded", reason="", action="created")
+    assert _imported(out.getvalue()) == first
+    assert [raw[-1] for raw in first] == notes
