@@ -31,9 +31,10 @@ lint: $(STAMP)
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# A development server: webhook URLs on this machine (the quickstart's receiver) are allowed unless set.
 serve: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py serve $(HOST):$(PORT)
+	WEBHOOK_ALLOW_PRIVATE_URLS=$${WEBHOOK_ALLOW_PRIVATE_URLS:-true} $(BIN)/python manage.py serve $(HOST):$(PORT)
 
 clean:
 	rm -rf var test-artifacts .pytest_cache .mypy_cache

@@ -48,6 +48,8 @@ class Command(BaseCommand):
                     new = receiver.received[seen:]
                 seen += len(new)
                 for item in new:
+                    if item.method != "POST":
+                        continue  # a probe (`curl http://127.0.0.1:PORT/`), not a webhook
                     try:
                         payload = json.loads(item.body or b"{}")
                     except ValueError:
