@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import dramatiq
 
 from docqueries import services
@@ -11,18 +13,20 @@ QUEUE = "docqueries"
 EXPRESS_QUEUE = "docqueries-express"
 
 
+class _Options(TypedDict):
+    max_retries: int
+    min_backoff: int
+    max_backoff: int
+    time_limit: int
+
+
 # A batch of up to 50 gateway calls of up to DOCQUERY_GATEWAY_TIMEOUT_SECONDS each fits in the time limit.
+OPTIONS: _Options = {"max_retries": 3, "min_backoff": 2_000, "max_backoff": 60_000, "time_limit": 30 * 60 * 1000}
+
+
 # Priority 1, as bulk chunks: a worker holding both takes them in turn (a bulk request completes only when
 # its queries have ended, so they are not background work).
-@dramatiq.actor(
-    actor_name=dispatch.RUN.name,
-    queue_name=QUEUE,
-    priority=1,
-    max_retries=3,
-    min_backoff=2_000,
-    max_backoff=60_000,
-    time_limit=30 * 60 * 1000,
-)
+@dramatiq.actor(actor_name=dispatch.RUN.name, queue_name=QUEUE, priority=1, **OPTIONS)
 def document_queries_run(query_ids: list[str]) -> None:
     services.document_queries_run(query_ids=query_ids)
 
@@ -30,14 +34,6 @@ def document_queries_run(query_ids: list[str]) -> None:
 # The queries of every bulk request's first chunk (and of single patients): a lane of their own at the
 # priority of parse and finish, so a small request's medical data never waits behind a big request's queue
 # of queries; a big request's later chunks use the ordinary queue, in the chunks' round-robin order.
-@dramatiq.actor(
-    actor_name=dispatch.RUN_EXPRESS.name,
-    queue_name=EXPRESS_QUEUE,
-    priority=0,
-    max_retries=3,
-    min_backoff=2_000,
-    max_backoff=60_000,
-    time_limit=30 * 60 * 1000,
-)
+@dramatiq.actor(actor_name=dispatch.RUN_EXPRESS.name, queue_name=EXPRESS_QUEUE, priority=0, **OPTIONS)
 def document_queries_run_express(query_ids: list[str]) -> None:
     services.document_queries_run(query_ids=query_ids)
