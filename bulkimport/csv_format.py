@@ -38,7 +38,7 @@ from patients.normalize import (
     normalize_zip,
     parse_dob,
 )
-from patients.validation import RowErrorCode
+from patients.validation import MAX_COHORT_NAME, RowErrorCode, unknown_cohort_message
 
 __all__ = [
     "DOCS_PATH",
@@ -72,11 +72,19 @@ FIELD_VALUES: dict[str, str] = {
     "zip": "Required in each address group used: 5 digits or ZIP+4.",
     "phone": "Optional. A 10-digit US number in any usual format.",
     "email": "Optional.",
+    "cohort": (
+        "Optional. A cohort the patient joins, by name (Metriport's `cohort1`, `cohort2`; up to 10). Names are "
+        "compared ignoring case and written upper-cased. An import adds the patient to the cohorts its row names "
+        "and never removes it from one (remove with `DELETE /medical/v1/cohort/{id}/patient`). A name that is "
+        "none of your cohorts fails the row, or creates the cohort, as your cohort policy says (docs/cohorts.md)."
+    ),
     # Columns other helpers of this session add (a field the header does not read yet is simply not listed).
     "facilityId": "Optional. The facility of this row's patient, when not the request's.",
 }
 
 ROW_ERROR_MEANINGS: dict[str, str] = {
+    RowErrorCode.INVALID_COHORT: f"A cohort name is longer than {MAX_COHORT_NAME} characters.",
+    RowErrorCode.UNKNOWN_COHORT: "A cohort name is none of your cohorts, and your cohort policy is to reject those.",
     RowErrorCode.MISSING_FIRST_NAME: "The `firstName` cell is empty.",
     RowErrorCode.MISSING_LAST_NAME: "The `lastName` cell is empty.",
     RowErrorCode.MISSING_DOB: "The `dob` cell is empty.",
@@ -178,9 +186,10 @@ def _template_columns() -> list[tuple[str, str]]:
     phones and an email, in the order a clinic export has them."""
     columns = [(names[0], field) for field, names in SINGLE_COLUMN_NAMES.items()]
     first_address = len([1 for _, field in columns if field in REQUIRED_FIELDS or field == "externalId"])
-    address = [(names[0], field) for field, names in INDEXED_COLUMN_NAMES.items() if field not in ("phone", "email")]
+    repeated = ("phone", "email", "cohort")
+    address = [(names[0], field) for field, names in INDEXED_COLUMN_NAMES.items() if field not in repeated]
     columns[first_address:first_address] = address
-    columns += [("phone-1", "phone"), ("phone-2", "phone"), ("email-1", "email")]
+    columns += [("phone-1", "phone"), ("phone-2", "phone"), ("email-1", "email"), ("cohort-1", "cohort")]
     return columns
 
 
@@ -251,6 +260,7 @@ def _row_error_examples() -> dict[str, str]:
         RowErrorCode.INVALID_SSN: altered(ssn="1"),
         RowErrorCode.INVALID_DRIVERS_LICENSE: altered(driversLicense="S530", driversLicenseState=""),
         RowErrorCode.INVALID_HIE_OPT_OUT: altered(hieOptOut="maybe"),
+        RowErrorCode.INVALID_COHORT: altered(**{"cohort-1": "x" * (MAX_COHORT_NAME + 1)}),
         RowErrorCode.TOO_FEW_CELLS: base[:-2],
         RowErrorCode.TOO_MANY_CELLS: [*base, "extra"],
     }
@@ -265,6 +275,7 @@ def _row_error_examples() -> dict[str, str]:
             raise AssertionError(f"the example of {code} gives {codes}")
         found[code] = result.errors[0].message
     found[CANCELLED_ROW_CODE] = CANCELLED_ROW_MESSAGE
+    found[RowErrorCode.UNKNOWN_COHORT] = unknown_cohort_message("cohort-1")  # decided against the database
     return found
 
 
@@ -295,7 +306,7 @@ def csv_format_sections() -> list[Section]:
     for field, names in INDEXED_COLUMN_NAMES.items():
         indexed = f"{_code(names[0])}, {_code(names[0] + '-1')} … {_code(names[0] + f'-{MAX_INDEX}')}"
         also = ", ".join(_code(n) for n in names[1:])
-        if field in ("phone", "email"):
+        if field in ("phone", "email", "cohort"):
             also = ", ".join(filter(None, [also, _code(f"{field}1"), _code(f"{field}_2")]))
         column_rows.append((indexed, also, "in one group" if field in required else "", FIELD_VALUES[field]))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -192,3 +193,44 @@ def cohorts_resolve(*, customer_id: uuid.UUID, names: Iterable[str], create_unkn
 def cohorts_assign(*, memberships: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> int:
     """Adds (patient id, cohort id) memberships, never removing one; answers how many were new."""
     return _link(memberships)
+
+
+@dataclass(frozen=True)
+class ImportCohorts:
+    """What a bulk file's cohort cells are checked against while it is parsed: the customer's cohort names and
+    rule. Under `reject` a row naming an unknown cohort fails (its cohort column is named, never the cell)."""
+
+    creates_unknown: bool
+    known: frozenset[str]
+
+    def unknown_columns(self, cells: Iterable[tuple[str, str]]) -> list[str]:
+        """The columns of (column, cell) pairs naming a cohort the customer does not have, when the rule is
+        to reject; always empty when unknown cohorts are created."""
+        if self.creates_unknown:
+            return []
+        return [column for column, cell in cells if cell.strip() and name_key(cell) not in self.known]
+
+
+def cohorts_for_import(*, customer_id: uuid.UUID) -> ImportCohorts:
+    known = frozenset(Cohort.objects.filter(customer_id=customer_id).values_list("name_key", flat=True))
+    return ImportCohorts(creates_unknown=cohort_policy_creates(customer_id=customer_id), known=known)
+
+
+def cohorts_join_by_name(*, customer_id: uuid.UUID, names_by_patient: Sequence[tuple[uuid.UUID, Sequence[str]]]) -> int:
+    """Bulk apply: each patient joins the cohorts its row names (never leaving one it is in). Names unknown
+    at this point are created under the customer's `create` rule; under `reject` such rows failed when the
+    file was parsed, so a name still unknown here is one deleted meanwhile, and is skipped."""
+    if not names_by_patient:
+        return 0
+    names = {name for _, row_names in names_by_patient for name in row_names}
+    ids = cohorts_resolve(
+        customer_id=customer_id, names=names, create_unknown=cohort_policy_creates(customer_id=customer_id)
+    )
+    return cohorts_assign(
+        memberships=dict.fromkeys(
+            (patient_id, ids[name_key(name)])
+            for patient_id, row_names in names_by_patient
+            for name in row_names
+            if name_key(name) in ids
+        )
+    )

@@ -63,7 +63,11 @@ INDEXED_COLUMN_NAMES: dict[str, tuple[str, ...]] = {
     "zip": ("zip", "zipCode"),
     "phone": ("phone",),
     "email": ("email",),
+    # Metriport's importer reads cohort1 and cohort2; up to 10 here, in every indexed form (cohort-3, cohort_3).
+    "cohort": ("cohort",),
 }
+# Indexed columns that also read without the dash (phone2, email_3, cohort1: Metriport's own names).
+_UNDASHED = ("phone", "email", "cohort")
 # Alternative names: Metriport reads `zip ?? zipCode`, so beside its canonical column an alias is not read
 # (it stays a column of the customer's, echoed in the result file) instead of being a duplicate.
 INDEXED_ALIASES = ("address1", "address2", "zipCode")
@@ -99,8 +103,8 @@ def _map_header(normalized: str) -> tuple[str, int, bool] | None:
         field = _INDEXED_COLUMNS.get(normalized)
         if field is not None:
             return field, 0, normalized in _ALIASES
-        # "phone_2" and "email 2" read as phone2/email2 (Metriport's contact alternative names).
-        for contact in ("phone", "email"):
+        # "phone_2" and "email 2" read as phone2/email2 (Metriport's contact alternative names), cohort1 too.
+        for contact in _UNDASHED:
             if normalized.startswith(contact):
                 index_text = normalized[len(contact) :]
                 digits = index_text.isascii() and index_text.isdigit() and index_text[0] != "0"
@@ -149,6 +153,7 @@ class ColumnPlan:
     # Columns that look indexed but whose index is out of range (email-0, phone-01, addressLine1-11): not read,
     # and said so to the customer instead of silently ignored (SPEC §6).
     warnings: tuple[str, ...] = ()
+    cohorts: tuple[tuple[str, int], ...] = ()  # cohort columns, as phones: (column name for messages, position)
 
 
 _HEADER_HINT = "firstName, lastName, dob, gender, addressLine1, city, state, zip"
@@ -225,7 +230,7 @@ def _out_of_range_index(normalized: str) -> tuple[str, str] | None:
     Metriport reads (index 0, above MAX_INDEX or with a leading zero), else None."""
     base, dash, index_text = normalized.partition("-")
     if not dash:
-        for contact in ("phone", "email"):
+        for contact in _UNDASHED:
             if normalized.startswith(contact) and normalized != contact:
                 base, index_text = contact, normalized[len(contact) :]
                 break
@@ -367,6 +372,7 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
         addresses=tuple(addresses),
         phones=contacts("phone"),
         emails=contacts("email"),
+        cohorts=contacts("cohort"),
     )
 
 

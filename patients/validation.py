@@ -41,12 +41,15 @@ from patients.normalize import (
 
 __all__ = [
     "GENDER_MESSAGE",
+    "MAX_COHORT_NAME",
     "PHONE_HINT",
     "RowError",
     "RowErrorCode",
     "RowResult",
     "RowValidator",
+    "normalize_cohort_name",
     "row_reason",
+    "unknown_cohort_message",
 ]
 
 
@@ -68,6 +71,8 @@ class RowErrorCode(enum.StrEnum):
     INVALID_SSN = "invalid_ssn"
     INVALID_DRIVERS_LICENSE = "invalid_drivers_license"
     INVALID_HIE_OPT_OUT = "invalid_hie_opt_out"
+    INVALID_COHORT = "invalid_cohort"
+    UNKNOWN_COHORT = "unknown_cohort"  # decided against the customer's cohorts when the file is parsed
     TOO_FEW_CELLS = "too_few_cells"
     TOO_MANY_CELLS = "too_many_cells"
 
@@ -118,6 +123,23 @@ _DOB_ERRORS = {
 }
 GENDER_MESSAGE = "Missing/invalid gender (use M, F, O or U; male, female, other and unknown are accepted too)"
 PHONE_HINT = "(use a 10-digit US number, e.g. 212-555-0100; a leading +1 or 1 is accepted)"
+
+
+MAX_COHORT_NAME = 200
+
+
+def normalize_cohort_name(value: str) -> str:
+    """A cohort cell as Metriport's importer reads it: trimmed and upper-cased (cohorts.models.name_key
+    compares names the same way)."""
+    return value.strip().upper()
+
+
+def unknown_cohort_message(column: str) -> str:
+    """The row error of a cohort cell naming none of the customer's cohorts, when its rule is to reject them."""
+    return (
+        f"Unknown cohort in {column} (create the cohort first with POST /medical/v1/cohort, or ask support to "
+        "let your imports create cohorts)"
+    )
 
 
 class RowValidator:
@@ -209,9 +231,25 @@ class RowValidator:
             else:
                 hie_opt_out = flag == "true"
 
+        cohorts: list[str] = []
+        for name, column in plan.cohorts:
+            value = row[column]
+            if value and not value.isspace():
+                cohort = normalize_cohort_name(value)
+                if len(cohort) > MAX_COHORT_NAME:
+                    errors.append(
+                        RowError(
+                            RowErrorCode.INVALID_COHORT,
+                            name,
+                            f"Invalid {name} (a cohort name has at most {MAX_COHORT_NAME} characters)",
+                        )
+                    )
+                elif cohort not in cohorts:
+                    cohorts.append(cohort)
+
         if errors:
             return None, errors
-        return {
+        normalized: dict[str, typing.Any] = {
             "firstName": first_name,
             "lastName": last_name,
             "dob": dob,
@@ -223,7 +261,10 @@ class RowValidator:
             "phones": phones,
             "emails": emails,
             "hieOptOut": hie_opt_out,
-        }, errors
+        }
+        if plan.cohorts:
+            normalized["cohorts"] = cohorts
+        return normalized, errors
 
 
 def _cell(row: list[str], column: int | None) -> str:

@@ -20,8 +20,10 @@ from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkRow, BulkSt
 from bulkimport.services import dispatch
 from bulkimport.states import phase_transition
 from bulkimport.store import store
+from cohorts.services import cohorts_join_by_name
 from docqueries.services import document_queries_start
 from metriport_bulk.lib.bulkdb import relax_commit
+from patients.header import build_column_plan
 from patients.matching import match_key, shares_zip
 from patients.services import patient_match_keys_lock, patients_match_candidates, patients_write_batch
 
@@ -184,12 +186,28 @@ def apply_rows(request: BulkRequest, rows: list[PendingRow], *, first_chunk: boo
         source=_RowsOfRequest(request.id, numbers),
     )
     store().mark_applied(request.id, [(row.id, row.action, _applied(row)) for row in rows], numbers)
+    _join_cohorts(request, rows, numbers)
     opted_in = list(dict.fromkeys(_applied(row) for row in rows if not row.opted_out))
     if opted_in:
         document_queries_start(
             customer_id=request.customer_id, patient_ids=opted_in, bulk_request_id=request.id, express=first_chunk
         )
     return len(rows)
+
+
+def _join_cohorts(request: BulkRequest, rows: list[PendingRow], numbers: tuple[int, int]) -> None:
+    """The patients join the cohorts their rows name (a file with cohort columns only): an import adds
+    memberships, never removes one."""
+    if not request.header or not build_column_plan(request.header).cohorts:
+        return
+    patient_of = {row.id: _applied(row) for row in rows}
+    named = BulkRow.objects.filter(
+        request_id=request.id, number__range=numbers, id__in=list(patient_of), normalized__has_key="cohorts"
+    ).values_list("id", "normalized__cohorts")
+    cohorts_join_by_name(
+        customer_id=request.customer_id,
+        names_by_patient=[(patient_of[row_id], names) for row_id, names in named if names],
+    )
 
 
 def _applied(row: PendingRow) -> uuid.UUID:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -32,9 +32,12 @@ from bulkimport.services import dispatch
 from bulkimport.services.lifecycle import bulk_request_fail
 from bulkimport.states import phase_transition
 from bulkimport.validation import CsvFileError, CsvImport, RowResult, row_reason
+from cohorts.services import cohorts_for_import
 from metriport_bulk.lib import storage
 from metriport_bulk.lib.bulkdb import copy_insert
 from metriport_bulk.lib.csvio import too_large_message
+from patients.header import ColumnPlan
+from patients.validation import RowError, RowErrorCode, unknown_cohort_message
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +95,10 @@ def _parse(request: BulkRequest, token: int) -> None:
             csv_import = CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES)
             _heartbeat(request.id, token, header=csv_import.header, warnings=list(csv_import.plan.warnings))
             rows = csv_import.rows()
-            while stored := _store_rows(request, token, itertools.islice(rows, PARSE_BATCH_SIZE), total, invalid):
+            check = _cohort_check(request, csv_import.plan)
+            while stored := _store_rows(
+                request, token, itertools.islice(rows, PARSE_BATCH_SIZE), total, invalid, check=check
+            ):
                 total += stored.rows
                 invalid += stored.invalid
     except CsvFileError as exc:
@@ -148,8 +154,32 @@ class _Stored:
         return self.rows > 0
 
 
+def _cohort_check(request: BulkRequest, plan: ColumnPlan) -> Callable[[RowResult], None] | None:
+    """For a file with cohort columns: fails a valid row naming a cohort the customer does not have, when the
+    customer's rule is to reject unknown cohorts (checked here, so a dry run reports it too)."""
+    if not plan.cohorts:
+        return None
+    cohorts = cohorts_for_import(customer_id=request.customer_id)
+
+    def check(result: RowResult) -> None:
+        unknown = cohorts.unknown_columns((name, result.raw[position]) for name, position in plan.cohorts)
+        if unknown:
+            result.errors.extend(
+                RowError(RowErrorCode.UNKNOWN_COHORT, column, unknown_cohort_message(column)) for column in unknown
+            )
+            result.normalized = None
+
+    return check
+
+
 def _store_rows(
-    request: BulkRequest, token: int, batch: Iterable[RowResult], total_before: int, invalid_before: int
+    request: BulkRequest,
+    token: int,
+    batch: Iterable[RowResult],
+    total_before: int,
+    invalid_before: int,
+    *,
+    check: Callable[[RowResult], None] | None = None,
 ) -> _Stored:
     """Stores the next batch of rows (and their errors) in one transaction; an empty batch stores nothing.
 
@@ -162,6 +192,8 @@ def _store_rows(
         nonlocal count, invalid
         for result in batch:
             count += 1
+            if check is not None and result.valid:
+                check(result)
             if not result.valid:
                 invalid += 1
                 errors.extend(error_values(request.id, result))
