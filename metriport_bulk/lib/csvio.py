@@ -12,6 +12,7 @@ RESULT_COLUMNS) with every cell escaped against spreadsheet formula injection.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import enum
 import io
@@ -137,8 +138,44 @@ def _human_bytes(size: int) -> str:
     return f"{size:,} bytes"
 
 
+def _encoding_error(*, line: int, offset: int) -> CsvFileError:
+    return CsvFileError(
+        FileErrorCode.ENCODING,
+        f"The file is not valid UTF-8: the first byte that is not is on line {line:,} (byte {offset + 1:,} of the "
+        f"file); it was probably saved as Latin-1/Windows-1252. {_SAVE_AS_UTF8}",
+    )
+
+
+class _Utf8Check:
+    """Checks the bytes handed on, in order, as UTF-8, and knows where the first invalid byte is: its offset in
+    the file and its physical line (CRLF, LF and CR each end one), even when a chunk boundary splits a
+    character or a CRLF. The text layer decodes whole chunks, so it cannot say either."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._offset = 0  # bytes checked so far
+        self._breaks = 0  # line breaks among them
+        self._last = b""  # the last byte checked (a CR there and an LF next are one break)
+
+    def feed(self, data: bytes, *, final: bool = False) -> None:
+        pending = len(self._decoder.getstate()[0])  # bytes of a character split by the previous chunk
+        try:
+            self._decoder.decode(data, final)
+        except UnicodeDecodeError as exc:
+            start = self._offset - pending + exc.start  # absolute offset of the invalid byte
+            before = data[: max(start - self._offset, 0)]
+            raise _encoding_error(line=self._breaks + self._count(before) + 1, offset=start) from None
+        self._breaks += self._count(data)
+        self._offset += len(data)
+        self._last = data[-1:] or self._last
+
+    def _count(self, data: bytes) -> int:
+        crlf_across = 1 if self._last == b"\r" and data[:1] == b"\n" else 0
+        return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n") - crlf_across
+
+
 class _GuardedRaw(io.RawIOBase):
-    """The caller's stream seen through the byte limit and the NUL check, chunk by chunk.
+    """The caller's stream seen through the byte limit, the NUL check and the UTF-8 check, chunk by chunk.
 
     Closing it never closes the caller's stream: the caller owns that.
     """
@@ -149,6 +186,7 @@ class _GuardedRaw(io.RawIOBase):
         self._pending = head
         self._max_bytes = max_bytes
         self.bytes_read = len(head)
+        self._utf8 = _Utf8Check()
 
     def readable(self) -> bool:
         return True
@@ -163,6 +201,7 @@ class _GuardedRaw(io.RawIOBase):
                 raise _too_large_error(self._max_bytes)
             if b"\x00" in data:
                 raise _binary_error()
+        self._utf8.feed(data, final=not data)
         size = len(data)
         buffer[:size] = data
         return size
@@ -238,10 +277,10 @@ class CsvReader:
                 yield row
                 row_start = reader.line_num + 1
         except UnicodeDecodeError:
+            # Not expected: _GuardedRaw checks every byte before the text layer decodes it, and says where.
             raise CsvFileError(
                 FileErrorCode.ENCODING,
-                f"The file is not valid UTF-8 (first invalid character near line {reader.line_num + 1}); "
-                f"it was probably saved as Latin-1/Windows-1252. {_SAVE_AS_UTF8}",
+                f"The file is not valid UTF-8; it was probably saved as Latin-1/Windows-1252. {_SAVE_AS_UTF8}",
             ) from None
         except csv.Error:
             # The csv module's own message can quote the offending text; ours never does.

@@ -382,3 +382,45 @@ def test_a_result_file_of_ours_uploaded_again_reads_back_exactly() -> None:
         writer.write(raw, metriport_id="p", status="succeeded", reason="", action="created")
     assert _imported(out.getvalue()) == first
     assert [raw[-1] for raw in first] == notes
+
+
+# --- where the encoding error is (issue 23, defect 5) ---------------------------------------------------
+
+
+def _latin1_at(lines: list[bytes], ending: bytes) -> bytes:
+    return ending.join(lines) + ending
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"\r"])
+def test_a_latin1_byte_on_line_2_is_reported_on_line_2_with_its_byte(ending: bytes) -> None:
+    data = _latin1_at([b"firstName,lastName", "José,Doe".encode("latin-1"), b"Ann,Lee"], ending)
+    error = file_error(data)
+    offset = data.index(b"\xe9") + 1
+    assert error.code == FileErrorCode.ENCODING
+    assert f"on line 2 (byte {offset} of the file)" in error.message
+    assert "Save it" in error.message and "UTF-8" in error.message
+    assert "Jos" not in error.message
+
+
+def test_the_line_is_right_far_into_a_file_across_chunk_boundaries() -> None:
+    # 70,000 CRLF lines (beyond the sniffed head and one read chunk; CRLFs split across chunks), then a bad byte.
+    good = b"firstName,lastName\r\n" + b"Ann,Lee\r\n" * 69_999
+    data = good + b"Ren\xe9,Roe\r\n"
+    error = file_error(data)
+    assert f"on line 70,001 (byte {len(good) + 4:,} of the file)" in error.message
+
+
+def test_a_character_split_by_a_chunk_boundary_is_not_an_error_and_a_truncated_one_is() -> None:
+    from metriport_bulk.lib.csvio import _READ_CHUNK
+
+    pad = b"a," + b"x" * (_READ_CHUNK - 4) + b"\n"  # the 3-byte "€" of the next line straddles the chunk end
+    data = b"firstName,lastName\n" + pad + "€,b\n".encode()
+    assert read_rows(data)[-1] == ["€", "b"]
+    truncated = b"firstName,lastName\nAnn,Le\xe2\x82"  # the file ends inside a character
+    assert f"on line 2 (byte {len(truncated) - 1} of the file)" in file_error(truncated).message
+
+
+def test_a_bom_file_with_a_bad_byte_counts_the_bom_in_the_offset() -> None:
+    data = b"\xef\xbb\xbffirstName,lastName\nAnn,L\xe9e\n"
+    offset = data.index(b"\xe9") + 1
+    assert f"on line 2 (byte {offset} of the file)" in file_error(data).message
