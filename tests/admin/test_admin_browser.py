@@ -71,7 +71,10 @@ def test_support_finds_why_a_row_failed(page, live_server, bulk_request, support
     expected = sorted(
         BulkRowError.objects.filter(request=bulk_request, code=code).values_list("row_number", flat=True).distinct()
     )
-    numbers = [int(text) for text in page.locator("#result_list tbody th a").all_inner_texts()]
+    # Each row is labelled with its spreadsheet line too: "27 (line 28)".
+    labels = page.locator("#result_list tbody th a").all_inner_texts()
+    numbers = [int(text.split()[0].replace(",", "")) for text in labels]
+    assert labels and all(label.endswith(f"(line {n + 1:,})") for label, n in zip(labels, numbers, strict=True))
     assert numbers == expected[: len(numbers)] and numbers
     expect(page.locator("#changelist-filter")).to_contain_text(code)
     shot(page, "02-support-rows-by-error-code")
