@@ -13,6 +13,7 @@ import typing
 from dataclasses import dataclass
 
 from metriport_bulk.lib.csvio import CsvFileError, FileErrorCode
+from patients.identity import strip_default_ignorables
 from patients.normalize import INVISIBLE_CHARACTERS
 
 __all__ = [
@@ -77,8 +78,9 @@ REQUIRED_FIELDS = ("firstName", "lastName", "dob", "gender")
 
 
 def normalize_header_name(name: str) -> str:
-    """A header cell as compared: lower-cased, without whitespace and Metriport's ignored punctuation."""
-    return name.lower().translate(_HEADER_DROP)
+    """A header cell as compared: lower-cased, without whitespace, Metriport's ignored punctuation and any
+    default-ignorable code point (a bidi mark or soft hyphen pasted into a column name)."""
+    return strip_default_ignorables(name).lower().translate(_HEADER_DROP)
 
 
 # Normalized header name -> canonical field.

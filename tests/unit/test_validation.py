@@ -100,7 +100,13 @@ def test_error_codes_are_lower_snake_strings() -> None:
 
 @pytest.mark.parametrize(
     ("cell", "expected"),
-    [(" First Name ", "firstname"), ("first_name", "firstname"), ("ZIP-2", "zip-2"), ("E-mail", "e-mail")],
+    [
+        (" First Name ", "firstname"),
+        ("first_name", "firstname"),
+        ("ZIP-2", "zip-2"),
+        ("E-mail", "e-mail"),
+        ("\u200efirst\u00adName\u3164", "firstname"),  # default-ignorables pasted into a header
+    ],
 )
 def test_normalize_header_name(cell: str, expected: str) -> None:
     assert normalize_header_name(cell) == expected
