@@ -107,7 +107,8 @@ class Patient(models.Model):
     # Opted out of health information exchange: no Document Query is started for the patient (SPEC §1
     # hie-opt-out, §8). A database default, so the bulk writers' INSERTs need not name it.
     hie_opt_out = models.BooleanField("HIE opt-out", default=False, db_default=False)
-    # lower(first)|lower(last)|dob|gender: the demographic match key, indexed per customer; zips decide.
+    # skeleton(first)|skeleton(last)|dob|gender (patients.matching.match_key, docs/identity.md): the demographic
+    # match key, indexed per customer; zips decide.
     match_key = models.CharField(max_length=450, editable=False)
     zips = models.JSONField(default=list, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

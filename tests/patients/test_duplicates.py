@@ -6,6 +6,7 @@ PHI in the command's output (none: ids only)."""
 from __future__ import annotations
 
 import datetime
+import importlib
 import io
 
 import pytest
@@ -98,3 +99,13 @@ def test_the_command_rekeys_and_lists_ids_only(tenant, old_patients):
 def test_the_command_refuses_an_unknown_customer(db):
     with pytest.raises(CommandError, match="No customer"):
         call_command("patient_duplicates", "--customer", "not-an-id")
+
+
+def test_the_migration_recomputes_the_keys_and_reports_counts_only(tenant, old_patients, capsys):
+    migration = importlib.import_module("patients.migrations.0005_recompute_match_keys")
+    migration.recompute(None, None)
+    printed = capsys.readouterr().out
+    assert "6 match keys recomputed; 2 groups of patients now share a key (none merged)" in printed
+    for phi in ("Jos", "Garc", "1980", "10001"):
+        assert phi not in printed
+    assert patient_duplicate_groups(customer_id=tenant.customer.id)[0].shares_zip
