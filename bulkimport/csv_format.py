@@ -38,7 +38,12 @@ from patients.normalize import (
     normalize_zip,
     parse_dob,
 )
-from patients.validation import MAX_COHORT_NAME, RowErrorCode, unknown_cohort_message
+from patients.validation import (
+    MAX_COHORT_NAME,
+    RowErrorCode,
+    unknown_cohort_message,
+    unknown_facility_message,
+)
 
 __all__ = [
     "DOCS_PATH",
@@ -79,12 +84,16 @@ FIELD_VALUES: dict[str, str] = {
         "none of your cohorts fails the row, or creates the cohort, as your cohort policy says (docs/cohorts.md)."
     ),
     # Columns other helpers of this session add (a field the header does not read yet is simply not listed).
-    "facilityId": "Optional. The facility of this row's patient, when not the request's.",
+    "facilityId": (
+        "Optional. The id of one of your facilities: this row's patient is linked to it instead of the request's "
+        "facility (an empty cell keeps the request's). Matching still looks at all your patients."
+    ),
 }
 
 ROW_ERROR_MEANINGS: dict[str, str] = {
     RowErrorCode.INVALID_COHORT: f"A cohort name is longer than {MAX_COHORT_NAME} characters.",
     RowErrorCode.UNKNOWN_COHORT: "A cohort name is none of your cohorts, and your cohort policy is to reject those.",
+    RowErrorCode.UNKNOWN_FACILITY: "The `facilityId` is not one of your facilities, or the facility is inactive.",
     RowErrorCode.MISSING_FIRST_NAME: "The `firstName` cell is empty.",
     RowErrorCode.MISSING_LAST_NAME: "The `lastName` cell is empty.",
     RowErrorCode.MISSING_DOB: "The `dob` cell is empty.",
@@ -276,6 +285,7 @@ def _row_error_examples() -> dict[str, str]:
         found[code] = result.errors[0].message
     found[CANCELLED_ROW_CODE] = CANCELLED_ROW_MESSAGE
     found[RowErrorCode.UNKNOWN_COHORT] = unknown_cohort_message("cohort-1")  # decided against the database
+    found[RowErrorCode.UNKNOWN_FACILITY] = unknown_facility_message()
     return found
 
 

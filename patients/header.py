@@ -53,6 +53,8 @@ SINGLE_COLUMN_NAMES: dict[str, tuple[str, ...]] = {
     ),
     "driversLicenseState": ("driversLicenseState", "driversLicenceState"),
     "hieOptOut": ("hieOptOut",),
+    # Ours (issue 26): the facility of this row's patient; empty = the request's facility.
+    "facilityId": ("facilityId",),
 }
 # Columns indexed -1..-10 and un-suffixed. As in Metriport's importer, an un-suffixed group is a group of its
 # own (index 0, read first), not another name for -1.
@@ -156,6 +158,7 @@ class ColumnPlan:
     # and said so to the customer instead of silently ignored (SPEC §6).
     warnings: tuple[str, ...] = ()
     cohorts: tuple[tuple[str, int], ...] = ()  # cohort columns, as phones: (column name for messages, position)
+    facility_id: int | None = None
 
 
 _HEADER_HINT = "firstName, lastName, dob, gender, addressLine1, city, state, zip"
@@ -375,6 +378,7 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
         phones=contacts("phone"),
         emails=contacts("email"),
         cohorts=contacts("cohort"),
+        facility_id=position_of("facilityId"),
     )
 
 

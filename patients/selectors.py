@@ -25,6 +25,13 @@ def facility_get(*, customer: Customer, facility_id: str | uuid.UUID) -> Facilit
     return facility
 
 
+def facility_activity(*, customer_id: uuid.UUID) -> dict[str, bool]:
+    """Whether each of the customer's facilities is active, by id (a bulk file's facilityId cells are checked
+    against it)."""
+    rows = Facility.objects.filter(customer_id=customer_id).values_list("id", "active")
+    return {str(facility_id): active for facility_id, active in rows}
+
+
 class FacilityChoiceError(Exception):
     def __init__(self, detail: str, *, status: int = 400) -> None:
         super().__init__(detail)

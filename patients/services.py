@@ -143,6 +143,15 @@ def patients_write_batch(
     )
 
 
+def patients_facilities_link(*, links: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> None:
+    """Links (patient id, facility id) pairs, in the caller's transaction; existing links stay as they are."""
+    PatientFacility.objects.bulk_create(
+        [PatientFacility(patient_id=patient_id, facility_id=facility_id) for patient_id, facility_id in links],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
+
+
 def patients_rekey(*, batch_size: int = 5000) -> int:
     """Recomputes every patient's match key with the current rule (patients.matching.match_key), in batches of
     `batch_size` patients taken in id order, each batch one transaction (memory and lock time stay flat at

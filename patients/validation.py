@@ -50,6 +50,7 @@ __all__ = [
     "normalize_cohort_name",
     "row_reason",
     "unknown_cohort_message",
+    "unknown_facility_message",
 ]
 
 
@@ -73,6 +74,7 @@ class RowErrorCode(enum.StrEnum):
     INVALID_HIE_OPT_OUT = "invalid_hie_opt_out"
     INVALID_COHORT = "invalid_cohort"
     UNKNOWN_COHORT = "unknown_cohort"  # decided against the customer's cohorts when the file is parsed
+    UNKNOWN_FACILITY = "unknown_facility"  # decided against the customer's facilities when the file is parsed
     TOO_FEW_CELLS = "too_few_cells"
     TOO_MANY_CELLS = "too_many_cells"
 
@@ -140,6 +142,13 @@ def unknown_cohort_message(column: str) -> str:
         f"Unknown cohort in {column} (create the cohort first with POST /medical/v1/cohort, or ask support to "
         "let your imports create cohorts)"
     )
+
+
+def unknown_facility_message(*, inactive: bool = False) -> str:
+    """The row error of a facilityId cell that is not an active facility of the customer's."""
+    if inactive:
+        return "Inactive facilityId (the facility is inactive: activate it, or leave the cell empty)"
+    return "Unknown facilityId (not one of your facilities: use a facility id of yours, or leave the cell empty)"
 
 
 class RowValidator:
@@ -264,6 +273,8 @@ class RowValidator:
         }
         if plan.cohorts:
             normalized["cohorts"] = cohorts
+        if plan.facility_id is not None:
+            normalized["facilityId"] = row[plan.facility_id].strip() or None  # checked when the file is parsed
         return normalized, errors
 
 

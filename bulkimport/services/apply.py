@@ -25,7 +25,12 @@ from docqueries.services import document_queries_start
 from metriport_bulk.lib.bulkdb import relax_commit
 from patients.header import build_column_plan
 from patients.matching import match_key, shares_zip
-from patients.services import patient_match_keys_lock, patients_match_candidates, patients_write_batch
+from patients.services import (
+    patient_match_keys_lock,
+    patients_facilities_link,
+    patients_match_candidates,
+    patients_write_batch,
+)
 
 # Patients created by a bulk row get an id derived from (request, row): a re-run of the row after a crash
 # creates the same id, and the result file of a resumed run equals the one of an uninterrupted run.
@@ -178,13 +183,7 @@ def apply_rows(request: BulkRequest, rows: list[PendingRow], *, first_chunk: boo
         touched[match.id] = match
         row.patient_id = match.id
     numbers = (rows[0].number, rows[-1].number)
-    patients_write_batch(
-        customer_id=request.customer_id,
-        facility_id=request.facility_id,
-        created=[(p.id, p.match_key, p.source_row) for p in touched.values() if p.created],
-        updated=[(p.id, p.source_row) for p in touched.values() if not p.created],
-        source=_RowsOfRequest(request.id, numbers),
-    )
+    _write_by_facility(request, rows, touched, numbers)
     store().mark_applied(request.id, [(row.id, row.action, _applied(row)) for row in rows], numbers)
     _join_cohorts(request, rows, numbers)
     opted_in = list(dict.fromkeys(_applied(row) for row in rows if not row.opted_out))
@@ -193,6 +192,44 @@ def apply_rows(request: BulkRequest, rows: list[PendingRow], *, first_chunk: boo
             customer_id=request.customer_id, patient_ids=opted_in, bulk_request_id=request.id, express=first_chunk
         )
     return len(rows)
+
+
+def _row_facilities(request: BulkRequest, rows: list[PendingRow], numbers: tuple[int, int]) -> dict[int, uuid.UUID]:
+    """Row id -> the facility its `facilityId` cell routes it to (files with that column only; checked when the
+    file was parsed: an active facility of the customer's). Rows without one go to the request's facility."""
+    if not request.header or build_column_plan(request.header).facility_id is None:
+        return {}
+    routed = BulkRow.objects.filter(
+        request_id=request.id,
+        number__range=numbers,
+        id__in=[row.id for row in rows],
+        normalized__facilityId__isnull=False,
+    ).values_list("id", "normalized__facilityId")
+    return {row_id: uuid.UUID(str(facility_id)) for row_id, facility_id in routed if facility_id}
+
+
+def _write_by_facility(
+    request: BulkRequest, rows: list[PendingRow], touched: dict[uuid.UUID, Candidate], numbers: tuple[int, int]
+) -> None:
+    """Has patients write the chunk's patients, each linked to its rows' facilities: a patient is written
+    once, with the facility of the row whose values it takes; a patient that rows route to other facilities
+    too is linked to those as well (facilities add, as the request's facility does)."""
+    facility_of = _row_facilities(request, rows, numbers)
+    groups: dict[uuid.UUID, list[Candidate]] = {}
+    for patient in touched.values():
+        groups.setdefault(facility_of.get(patient.source_row, request.facility_id), []).append(patient)
+    for facility_id, patients in groups.items():
+        patients_write_batch(
+            customer_id=request.customer_id,
+            facility_id=facility_id,
+            created=[(p.id, p.match_key, p.source_row) for p in patients if p.created],
+            updated=[(p.id, p.source_row) for p in patients if not p.created],
+            source=_RowsOfRequest(request.id, numbers),
+        )
+    if facility_of:
+        written = {(p.id, facility_id) for facility_id, patients in groups.items() for p in patients}
+        links = {(_applied(row), facility_of.get(row.id, request.facility_id)) for row in rows} - written
+        patients_facilities_link(links=sorted(links))
 
 
 def _join_cohorts(request: BulkRequest, rows: list[PendingRow], numbers: tuple[int, int]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import typing
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -36,8 +37,10 @@ from cohorts.services import cohorts_for_import
 from metriport_bulk.lib import storage
 from metriport_bulk.lib.bulkdb import copy_insert
 from metriport_bulk.lib.csvio import too_large_message
+from metriport_bulk.lib.ids import as_uuid
 from patients.header import ColumnPlan
-from patients.validation import RowError, RowErrorCode, unknown_cohort_message
+from patients.selectors import facility_activity
+from patients.validation import RowError, RowErrorCode, unknown_cohort_message, unknown_facility_message
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +98,7 @@ def _parse(request: BulkRequest, token: int) -> None:
             csv_import = CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES)
             _heartbeat(request.id, token, header=csv_import.header, warnings=list(csv_import.plan.warnings))
             rows = csv_import.rows()
-            check = _cohort_check(request, csv_import.plan)
+            check = _row_checks(request, csv_import.plan)
             while stored := _store_rows(
                 request, token, itertools.islice(rows, PARSE_BATCH_SIZE), total, invalid, check=check
             ):
@@ -154,19 +157,31 @@ class _Stored:
         return self.rows > 0
 
 
-def _cohort_check(request: BulkRequest, plan: ColumnPlan) -> Callable[[RowResult], None] | None:
-    """For a file with cohort columns: fails a valid row naming a cohort the customer does not have, when the
-    customer's rule is to reject unknown cohorts (checked here, so a dry run reports it too)."""
-    if not plan.cohorts:
+def _row_checks(request: BulkRequest, plan: ColumnPlan) -> Callable[[RowResult], None] | None:
+    """The row rules that need the customer's data, for a file with the columns they read (checked here, so
+    a dry run reports them too): a cohort the customer does not have, when its rule is to reject unknown
+    cohorts; a facilityId that is not an active facility of the customer's (another customer's included)."""
+    cohorts = cohorts_for_import(customer_id=request.customer_id) if plan.cohorts else None
+    facilities = facility_activity(customer_id=request.customer_id) if plan.facility_id is not None else None
+    if cohorts is None and facilities is None:
         return None
-    cohorts = cohorts_for_import(customer_id=request.customer_id)
 
     def check(result: RowResult) -> None:
-        unknown = cohorts.unknown_columns((name, result.raw[position]) for name, position in plan.cohorts)
-        if unknown:
+        normalized = typing.cast(dict[str, Any], result.normalized)
+        if cohorts is not None:
+            unknown = cohorts.unknown_columns((name, result.raw[position]) for name, position in plan.cohorts)
             result.errors.extend(
                 RowError(RowErrorCode.UNKNOWN_COHORT, column, unknown_cohort_message(column)) for column in unknown
             )
+        if facilities is not None and normalized.get("facilityId"):
+            facility_id = as_uuid(normalized["facilityId"])
+            active = facilities.get(str(facility_id)) if facility_id else None
+            if active is None or not active:
+                message = unknown_facility_message(inactive=active is False)
+                result.errors.append(RowError(RowErrorCode.UNKNOWN_FACILITY, "facilityId", message))
+            else:
+                normalized["facilityId"] = str(facility_id)
+        if result.errors:
             result.normalized = None
 
     return check
