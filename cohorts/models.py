@@ -4,6 +4,7 @@ cohort name a bulk file uses that does not exist yet."""
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from django.db import models
 
@@ -32,6 +33,10 @@ def name_key(name: str) -> str:
 
 
 class Cohort(models.Model):
+    # A cohort's own fields name a group of the customer's ("High Risk"), not a person; who is in it is the
+    # membership table, shown only with patient ids (docs/cohorts.md).
+    NOT_PHI_FIELDS: ClassVar = ("name", "name_key", "description", "settings")
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="cohorts")
     name = models.CharField(max_length=200)
