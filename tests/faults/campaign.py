@@ -119,12 +119,13 @@ class Campaign:
         self.args = args
         self.seed = seed
         self.rng = random.Random(seed)
-        tag = args.tag or str(os.getpid() % 100_000)
+        tag = args.tag or str(os.getpid())
         workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="mb-faults-"))
         self.cluster = Cluster(tag=tag, workdir=workdir)
         self.total = Tally()
         self.faults: list[dict] = []
         self.runs = 0
+        self.checked = 0  # runs that reached the checker (an interrupted one does not count)
         self.recoveries: list[float] = []  # seconds from the last heal to every request final, per run
         self.files: list[bytes] = []
         self.references: list[tuple[list[dict], int]] = []
@@ -268,6 +269,7 @@ class Campaign:
         nemesis.finish()
         took = self.wait_final(subs, self.args.bound)
         self.recoveries.append(took)
+        self.checked += 1
         from django.db import close_old_connections
 
         close_old_connections()
@@ -323,7 +325,7 @@ class Campaign:
 
     def summary(self) -> dict:
         return {
-            "runs": self.runs,
+            "runs": self.checked,
             "faults": len(self.faults),
             "rows": self.total.rows,
             "lost": self.total.lost,

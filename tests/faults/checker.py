@@ -3,7 +3,8 @@
 For every request: every row of the file has exactly one outcome (a stored row, not pending, and one line of
 the result CSV); no two patients of the customer for one person (match key); each patient created by one row,
 linked to the facility once, and referenced by the rows; exactly one final webhook message (deliveries of it
-may repeat: at-least-once, same messageId) with a `processing` one delivered before it; the result CSV equal
+may repeat: at-least-once, same messageId) with a `processing` one delivered before it, and each patient's
+Document Query result in one document-download message; the result CSV equal
 to the fault-free run of the same file (ids aside); and the request final within the bound.
 """
 
@@ -160,4 +161,16 @@ def check_request(
         first_final = next(i for i, d in enumerate(mine) if d["body"]["bulkPatientCreate"]["status"] in FINAL)
         if not any(d["body"]["bulkPatientCreate"]["status"] == "processing" for d in mine[:first_final]):
             problem(f"{label}: no `processing` webhook before the final one")
+    # Each patient's Document Query result is one webhook message (repeated deliveries of it aside).
+    reported: dict[str, set[str]] = {}
+    for d in deliveries:
+        body = d["body"]
+        if isinstance(body, dict) and body.get("meta", {}).get("type") == "medical.document-download":
+            for entry in body.get("patients", []):
+                if entry.get("patientId") in patient_ids:
+                    reported.setdefault(entry["patientId"], set()).add(body["meta"]["messageId"])
+    reported_twice = sum(len(ids) - 1 for ids in reported.values() if len(ids) > 1)
+    if reported_twice:
+        tally.duplicated += reported_twice
+        problem(f"{label}: {reported_twice} Document Query results sent in a second message")
     return tally

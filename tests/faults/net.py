@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 
@@ -136,6 +137,18 @@ def destroy_namespaces(names: list[str]) -> None:
                 os.kill(int(pid), 9)
     for name in names:
         ip("netns", "del", name, check=False)
+
+
+def abandoned_namespaces() -> list[str]:
+    """Namespaces of campaigns whose process is gone (killed before its teardown): tags are `<pid>` or
+    `t<pid>` (the pytest process)."""
+    out = ip("netns", "list", check=False).stdout
+    found = []
+    for line in out.splitlines():
+        match = re.match(r"mbft?(\d+)-", line)
+        if match and not os.path.exists(f"/proc/{match.group(1)}"):
+            found.append(line.split()[0])
+    return found
 
 
 def leftover_namespaces(tag: str) -> list[str]:

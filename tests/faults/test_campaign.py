@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.net import destroy_namespaces, leftover_namespaces
+from tests.faults.net import abandoned_namespaces, destroy_namespaces, leftover_namespaces
 
 pytestmark = pytest.mark.real_services  # its own services, but never on the embedded default
 
@@ -32,7 +32,8 @@ PLAN = "pg-kill,freeze,broker-kill,partition"
 def campaign_dir():
     if os.geteuid() != 0:
         pytest.fail("the fault campaign needs root: it builds network namespaces (ip netns)")
-    tag = f"t{os.getpid() % 100_000}"
+    destroy_namespaces(abandoned_namespaces())  # left by a run that was killed before its teardown
+    tag = f"t{os.getpid()}"
     workdir = Path(tempfile.mkdtemp(prefix="mb-faults-test-"))
     workdir.chmod(0o755)  # PostgreSQL runs as the postgres user below it
     yield tag, workdir

@@ -1,7 +1,7 @@
 """The campaign's checker can fail: on a clean completed request it finds nothing, and each kind of damage a
 fault could do (a row lost, a result line changed, a second patient for one person, a patient made by no
 row, a second final webhook, no `processing` before the final one, a request left processing, no final
-webhook) is counted where the campaign's line reports it."""
+webhook, a Document Query result in two messages) is counted where the campaign's line reports it."""
 
 from __future__ import annotations
 
@@ -103,3 +103,16 @@ def test_a_request_left_processing_or_without_final_webhook_is_stuck(done):
     assert _check(tenant, request_id, rows, deliveries[:1]).stuck == 1
     BulkRequest.objects.filter(id=request_id).update(status="processing")
     assert _check(tenant, request_id, rows, deliveries).stuck == 1
+
+
+def test_a_document_query_result_sent_twice_is_a_duplicate(done):
+    tenant, request_id, rows, deliveries = done
+    patient_id = str(Patient.objects.filter(customer=tenant.customer).first().id)
+
+    def result() -> dict:
+        meta = {"messageId": str(uuid.uuid4()), "type": "medical.document-download"}
+        return {"t": 3, "body": {"meta": meta, "patients": [{"patientId": patient_id, "status": "completed"}]}}
+
+    once = result()
+    assert _check(tenant, request_id, rows, [*deliveries, once, once]).ok()  # a redelivery: same message
+    assert _check(tenant, request_id, rows, [*deliveries, once, result()]).duplicated == 1
