@@ -57,3 +57,9 @@ def test_no_groups_says_so(tenant, support_client):
     html = support_client.get(reverse("admin:patients_patient_duplicates")).content.decode()
     assert "No patients share a match key." in html
     assert not PhiAccessLog.objects.exists()
+
+
+def test_the_patient_list_links_to_the_groups(tenant, no_phi_client):
+    url = reverse("admin:patients_patient_changelist") + f"?customer__id__exact={tenant.customer.id}"
+    html = no_phi_client.get(url).content.decode()
+    assert reverse("admin:patients_patient_duplicates") + f"?customer={tenant.customer.id}" in html
