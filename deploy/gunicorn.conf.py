@@ -23,3 +23,6 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"  # request lines to stdout; our own logs carry ids only, and query strings hold no PHI
 errorlog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'  # the path without its query string
+# Signed URL tokens (upload and download links) redacted from the access and error lines; LOG_FORMAT=json
+# makes both JSON lines like the app's own.
+logger_class = "metriport_bulk.ops.access_log.RedactingLogger"

@@ -327,12 +327,19 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "metriport_bulk.logging.JsonFormatter"},
     },
-    "filters": {"redact": {"()": "metriport_bulk.logging.RedactExceptionMessages"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact"]}},
+    "filters": {
+        "redact": {"()": "metriport_bulk.logging.RedactExceptionMessages"},
+        "tokens": {"()": "metriport_bulk.logging.RedactTokens"},  # no signed URL token in any line
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact", "tokens"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Request lines can carry query strings; our own loggers log ids only.
         "django.request": {"level": "ERROR"},
+        # The development server's request lines (`serve`): through our handler (its tokens redacted, LOG_FORMAT).
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
         "pika": {"level": "WARNING"},

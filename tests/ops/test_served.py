@@ -60,7 +60,7 @@ class Served:
             try:
                 if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or its first request is slow
                 pass
             time.sleep(0.2)
         raise AssertionError(f"{command[1:3]} did not answer /healthz in 60 s:\n{log.read_text()[-3000:]}")
