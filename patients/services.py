@@ -269,3 +269,37 @@ def patient_hie_opt_out_set(*, patient: Patient, opt_out: bool) -> Patient:
     Patient.objects.filter(pk=patient.pk).update(hie_opt_out=opt_out, updated_at=timezone.now())
     patient.refresh_from_db()
     return patient
+
+
+# --- support staff --------------------------------------------------------------------------------------
+
+SUPPORT_GROUP = "Support"  # made by migration patients 0002, PHI included (patients.view_phi)
+SUPPORT_NO_PHI_GROUP = "Support without PHI"  # the same rights but view_phi, kept in step by support_user_create
+
+
+class SupportUserRefused(Exception):
+    """The user exists already, or the Support group is missing (the database is not migrated)."""
+
+
+@transaction.atomic
+def support_user_create(*, username: str, phi: bool, email: str = "") -> tuple[Any, str]:
+    """A staff user in the Support group (`phi`: PHI included) or in "Support without PHI" (the Support group's
+    permissions but `patients.view_phi`, refreshed from Support each time). Returns the user and its password,
+    random, to be shown once."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    user_model = get_user_model()
+    support = Group.objects.filter(name=SUPPORT_GROUP).first()
+    if support is None:
+        raise SupportUserRefused(f'There is no "{SUPPORT_GROUP}" group: run `manage.py migrate` first.')
+    if user_model.objects.filter(username=username).exists():
+        raise SupportUserRefused(f"A user named {username!r} exists already.")
+    group = support
+    if not phi:
+        group, _ = Group.objects.get_or_create(name=SUPPORT_NO_PHI_GROUP)
+        group.permissions.set(support.permissions.exclude(codename="view_phi", content_type__app_label="patients"))
+    password = secrets.token_urlsafe(15)
+    user = user_model.objects.create_user(username, email=email, password=password, is_staff=True)
+    user.groups.add(group)
+    return user, password
