@@ -6,7 +6,7 @@ import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
-from webhooks import services
+from webhooks import selectors, services
 from webhooks.models import WebhookMessage
 
 EXIT_SOME_FAILED = 2
@@ -18,7 +18,9 @@ class Command(BaseCommand):
         "--message: every failed message and every pending one that already failed (of --customer when given). "
         "Delivers right away in this process unless --queue is given, then leaves it to the workers and the "
         "scheduler. Exit codes: 0 all delivered (or queued), 1 bad arguments or unknown message, "
-        "2 some deliveries failed again (they stay scheduled for retry)."
+        "2 some deliveries failed again (they stay scheduled for retry). The report says, for each message not "
+        "delivered, why: failed (the receiver's answer), skipped because another deliverer holds it or every "
+        "delivery slot of its customer, or still pending (waiting for an earlier message of its bulk request)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -39,18 +41,33 @@ class Command(BaseCommand):
             self.stdout.write(f"{len(ids)} message(s) rescheduled for delivery.")
             return
         results = services.webhook_deliver_now(message_ids=ids)
-        failed = 0
+        counts = dict.fromkeys(("delivered", "failed", "locked", "pending"), 0)
         for item_id, delivered in results.items():
-            if delivered is None:
-                self.stdout.write(f"{item_id}: taken by another deliverer")
-            elif delivered:
+            if delivered:
+                counts["delivered"] += 1
                 self.stdout.write(f"{item_id}: delivered")
-            else:
-                failed += 1
+                continue
+            if delivered is False:
+                counts["failed"] += 1
                 last_error = WebhookMessage.objects.filter(id=item_id).values_list("last_error", flat=True).first()
                 self.stdout.write(f"{item_id}: failed ({last_error}); retry scheduled")
-        self.stdout.write(f"{len(ids) - failed} delivered, {failed} failed.")
-        if failed:
+                continue
+            # No attempt was made: say why (another deliverer, the customer's slots, the order of a request).
+            hold = selectors.webhook_message_hold(message_id=item_id)
+            counts[hold.outcome] += 1
+            label = {
+                "delivered": "delivered by another deliverer",
+                "failed": "failed",
+                "locked": "skipped, locked",
+                "pending": "still pending",
+            }[hold.outcome]
+            self.stdout.write(f"{item_id}: {label}: {hold.reason}")
+        self.stdout.write(
+            f"{counts['delivered']} delivered, {counts['failed']} failed (retry scheduled), {counts['locked']} "
+            f"skipped because another deliverer holds them, {counts['pending']} still pending (the workers and the "
+            "scheduler deliver them)."
+        )
+        if counts["failed"]:
             raise SystemExit(EXIT_SOME_FAILED)
 
 
