@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -66,7 +67,7 @@ class MessageHold:
     reason: str
 
 
-def webhook_message_hold(*, message_id: object, now: datetime | None = None) -> MessageHold:
+def webhook_message_hold(*, message_id: uuid.UUID | str, now: datetime | None = None) -> MessageHold:
     """Why `webhook_message_deliver` made no attempt on this message just now."""
     from django.conf import settings
     from django.utils import timezone
