@@ -141,7 +141,8 @@ RESULT_COLUMN_MEANINGS: dict[str, str] = {
     "matchedOn": "What the match was made on.",
     "documentQuery": (
         "How the patient's Document Query ended: `completed`, `failed`, `timed out`, `opted out` (hieOptOut), "
-        "or empty (failed row, dry run)."
+        "`recently queried` (not queried again: your Document Query budget's re-query window), or empty (failed "
+        "row, dry run)."
     ),
     "documents": "How many documents the Document Query found (when it completed).",
     "facilityId": "The facility the row's patient was written to.",

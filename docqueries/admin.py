@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import admin
 from django.db.models import Q
+from django.utils import timezone
 
-from docqueries.models import DocumentQuery
+from docqueries.models import DocumentQuery, DocumentQueryBudget
+from docqueries.services import queries_started_today
 from metriport_bulk.admin_toolkit import (
     LargeTableAdminMixin,
     NewestFirstMixin,
     PhiFieldsMixin,
+    PhiGuardMixin,
     ReadOnlyAdminMixin,
     admin_link,
     search_uuid,
@@ -73,3 +78,25 @@ class DocumentQueryAdmin(
     @admin.display(description="Documents")
     def document_count(self, obj: DocumentQuery) -> int:
         return len(obj.documents or [])
+
+
+@admin.register(DocumentQueryBudget)
+class DocumentQueryBudgetAdmin(PhiGuardMixin, admin.ModelAdmin):
+    """Each customer's Document Query caps, and its use: queries started today (UTC) and in the last 30 days.
+    A customer without a budget has no caps (add one here)."""
+
+    list_display = ("customer", "per_request", "per_day", "requery_after_hours", "used_today", "used_30_days")
+    list_select_related = ("customer",)
+    fields = ("customer", "per_request", "per_day", "requery_after_hours", "used_today", "used_30_days")
+    readonly_fields = ("used_today", "used_30_days")
+
+    @admin.display(description="started today (UTC)")
+    def used_today(self, obj: DocumentQueryBudget) -> int:
+        return queries_started_today(customer_id=obj.customer_id) if obj.customer_id else 0
+
+    @admin.display(description="started in 30 days")
+    def used_30_days(self, obj: DocumentQueryBudget) -> int:
+        if not obj.customer_id:
+            return 0
+        since = timezone.now() - timedelta(days=30)
+        return DocumentQuery.objects.filter(customer_id=obj.customer_id, started_at__gte=since).count()

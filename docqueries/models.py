@@ -66,3 +66,31 @@ class RateLimitBucket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.tokens:.2f} tokens"
+
+
+class DocumentQueryBudget(models.Model):
+    """A customer's Document Query budget (Document Queries are billable): how many one import may start, how
+    many may start per UTC day, and how long a patient's last query keeps a bulk import from querying it
+    again. No row, or an empty cap, is no limit (docs/document-query-budget.md)."""
+
+    NOT_PHI_FIELDS: ClassVar = ()
+
+    customer = models.OneToOneField("patients.Customer", on_delete=models.CASCADE, related_name="document_query_budget")
+    per_request = models.PositiveIntegerField(
+        "at most per import", null=True, blank=True, help_text="Empty: no cap. 0: no import may start a query."
+    )
+    per_day = models.PositiveIntegerField(
+        "at most per UTC day", null=True, blank=True, help_text="Empty: no cap. Counts every query of the day."
+    )
+    requery_after_hours = models.PositiveIntegerField(
+        "re-query after (hours)",
+        default=0,
+        help_text="A bulk import does not query (nor count) a patient whose last query started within this many "
+        "hours. 0: every applied patient is queried.",
+    )
+
+    class Meta:
+        verbose_name = "Document Query budget"
+
+    def __str__(self) -> str:
+        return f"Document Query budget of {self.customer_id}"

@@ -21,7 +21,7 @@ from bulkimport.services import dispatch
 from bulkimport.states import phase_transition
 from bulkimport.store import store
 from cohorts.services import cohorts_join_by_name
-from docqueries.services import document_queries_start
+from docqueries.services import budget_of, document_queries_start, patients_recently_queried
 from metriport_bulk.lib.bulkdb import relax_commit
 from patients.header import build_column_plan
 from patients.matching import match_key, shares_zip
@@ -187,6 +187,11 @@ def apply_rows(request: BulkRequest, rows: list[PendingRow], *, first_chunk: boo
     store().mark_applied(request.id, [(row.id, row.action, _applied(row)) for row in rows], numbers)
     _join_cohorts(request, rows, numbers)
     opted_in = list(dict.fromkeys(_applied(row) for row in rows if not row.opted_out))
+    requery_after = budget_of(customer_id=request.customer_id).requery_after_hours
+    if requery_after and opted_in:
+        # The budget's rule (docqueries.services.budget): a patient queried lately is not queried again.
+        recent = patients_recently_queried(customer_id=request.customer_id, patient_ids=opted_in, hours=requery_after)
+        opted_in = [patient_id for patient_id in opted_in if patient_id not in recent]
     if opted_in:
         document_queries_start(
             customer_id=request.customer_id, patient_ids=opted_in, bulk_request_id=request.id, express=first_chunk

@@ -134,6 +134,7 @@ def _document_query_word(status: str, action: str, opted_out: object, query_stat
     if status != RowStatus.SUCCEEDED or action == RowAction.VALIDATED:
         return ""
     if query_status is None:
-        return "opted out" if opted_out in (True, "t") else ""
+        # Not opted out and no query of this import: the patient's last query was recent (the budget's rule).
+        return "opted out" if opted_out in (True, "t") else "recently queried"
     # Still processing when the result is written: the request's deadline passed without an answer.
     return {"completed": "completed", "failed": "failed"}.get(query_status, "timed out")

@@ -6,6 +6,7 @@
 - sweep: the scheduler job that re-dispatches queries whose message was lost
 - bulk: what a bulk request asks about its queries
 - dispatch: the actor messages, sent on commit in batches
+- budget: which applied patients an import queries, and the per-customer caps (Document Queries are billable)
 
 Claiming: a processing query is due when `next_attempt_at` has come. Whoever runs it first takes it with one
 conditional UPDATE that moves `next_attempt_at` past a lease, so a duplicate actor message, a retry and the
@@ -14,6 +15,14 @@ or delayed for retries and polls); `document_query_sweep` re-dispatches queries 
 Callers outside the package import from here.
 """
 
+from docqueries.services.budget import (
+    Budget,
+    budget_of,
+    budget_refusal,
+    budget_set,
+    patients_recently_queried,
+    queries_started_today,
+)
 from docqueries.services.bulk import bulk_queries_open, bulk_query_counts
 from docqueries.services.dispatch import DISPATCH_BATCH_SIZE, SET_BATCH_SIZE
 from docqueries.services.run import QUERY_DEADLINE, document_queries_run, retry_delay
@@ -21,6 +30,12 @@ from docqueries.services.start import document_queries_start, on_patient_written
 from docqueries.services.sweep import document_query_sweep
 
 __all__ = [
+    "Budget",
+    "budget_of",
+    "budget_refusal",
+    "budget_set",
+    "patients_recently_queried",
+    "queries_started_today",
     "DISPATCH_BATCH_SIZE",
     "QUERY_DEADLINE",
     "SET_BATCH_SIZE",

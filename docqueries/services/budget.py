@@ -1,0 +1,88 @@
+"""The Document Query budget of a customer (Document Queries are billable): the rule that decides which
+applied patients a bulk import queries, and the caps an import is checked against before anything is applied.
+
+The rule: an applied bulk row starts a Document Query for its patient unless the patient is opted out of HIE
+exchange, or its last Document Query started within the customer's `requery_after_hours` (0: never skipped).
+A file's rows of one person start one query. The caps: `per_request` queries one import may start, `per_day`
+queries of the customer's that may start in one UTC day (every query counts: the API's too, and the ones
+the customer's imports still applying have planned)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from docqueries.models import DocumentQuery, DocumentQueryBudget
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    per_request: int | None = None
+    per_day: int | None = None
+    requery_after_hours: int = 0
+
+
+def budget_of(*, customer_id: uuid.UUID) -> Budget:
+    found = DocumentQueryBudget.objects.filter(customer_id=customer_id).first()
+    if found is None:
+        return Budget()
+    return Budget(found.per_request, found.per_day, found.requery_after_hours)
+
+
+def budget_set(
+    *, customer_id: uuid.UUID, per_request: int | None, per_day: int | None, requery_after_hours: int = 0
+) -> None:
+    DocumentQueryBudget.objects.update_or_create(
+        customer_id=customer_id,
+        defaults={"per_request": per_request, "per_day": per_day, "requery_after_hours": requery_after_hours},
+    )
+
+
+def patients_recently_queried(
+    *, customer_id: uuid.UUID, patient_ids: Iterable[uuid.UUID | str], hours: int
+) -> set[uuid.UUID]:
+    """The patients among `patient_ids` whose last Document Query started within `hours` (none when 0)."""
+    wanted = list(patient_ids)
+    if hours <= 0 or not wanted:
+        return set()
+    since = timezone.now() - timedelta(hours=hours)
+    return set(
+        DocumentQuery.objects.filter(customer_id=customer_id, patient_id__in=wanted, started_at__gte=since)
+        .values_list("patient_id", flat=True)
+        .distinct()
+    )
+
+
+def _day_start(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def queries_started_today(*, customer_id: uuid.UUID) -> int:
+    """The customer's Document Queries started since 00:00 UTC."""
+    return DocumentQuery.objects.filter(customer_id=customer_id, started_at__gte=_day_start(timezone.now())).count()
+
+
+def budget_refusal(*, customer_id: uuid.UUID, would_start: int, reserved: int = 0) -> str | None:
+    """Why an import that would start `would_start` queries is over the customer's budget, or None.
+    `reserved`: queries the customer's other imports still applying have planned (not started yet)."""
+    budget = budget_of(customer_id=customer_id)
+    if budget.per_request is not None and would_start > budget.per_request:
+        return (
+            f"Document Query budget: this import would start {would_start} Document Queries and your budget "
+            f"allows {budget.per_request} per import. Nothing was imported: split the file, or ask support to "
+            "raise the budget."
+        )
+    if budget.per_day is not None:
+        used = queries_started_today(customer_id=customer_id) + reserved
+        if used + would_start > budget.per_day:
+            left = max(budget.per_day - used, 0)
+            return (
+                f"Document Query budget: this import would start {would_start} Document Queries; {used} of your "
+                f"{budget.per_day} for today (UTC) are started or planned, {left} left. Nothing was imported: "
+                "import it after 00:00 UTC, or ask support to raise the budget."
+            )
+    return None
