@@ -73,7 +73,7 @@ class DocumentQueryBudget(models.Model):
     many may start per UTC day, and how long a patient's last query keeps a bulk import from querying it
     again. No row, or an empty cap, is no limit (docs/document-query-budget.md)."""
 
-    NOT_PHI_FIELDS: ClassVar = ()
+    NOT_PHI_FIELDS: ClassVar = ("requery_after_hours",)  # a number of hours
 
     customer = models.OneToOneField("patients.Customer", on_delete=models.CASCADE, related_name="document_query_budget")
     per_request = models.PositiveIntegerField(
