@@ -50,9 +50,18 @@ class Proc:
                 os.killpg(self.popen.pid, sig)
 
     def kill(self) -> None:
+        """SIGKILL to the whole process group, and wait until none of it remains (a PostgreSQL restarted while
+        an old backend still holds the shared memory refuses to start)."""
         self.signal(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=20)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
 
 @dataclass
