@@ -33,7 +33,7 @@ from metriport_bulk.admin_toolkit import (
     hide_save_buttons,
 )
 from metriport_bulk.lib.ids import as_uuid
-from patients.models import Patient
+from patients.models import Facility, Patient
 from patients.phi_log import PhiAccessLogMixin
 
 
@@ -433,7 +433,7 @@ class BulkRowAdmin(PhiAccessLogMixin, PhiGuardMixin, LargeTableAdminMixin, ReadO
     list_filter = (BulkRequestFilter, RowStatusFilter, ErrorCodeFilter)
     search_fields = ("=number",)  # shows the search box; get_search_results does the (indexed) lookup
     search_help_text = "Row number (within the selected bulk request), or a bulk request id"
-    fields = ("request_link", "row", "status", "action", "patient_link", "reason")
+    fields = ("request_link", "row", "status", "action", "patient_link", "facility_link", "reason")
     readonly_fields = fields
 
     def get_ordering(self, request):
@@ -467,6 +467,12 @@ class BulkRowAdmin(PhiAccessLogMixin, PhiGuardMixin, LargeTableAdminMixin, ReadO
     @admin.display(description="Patient")
     def patient_link(self, obj: BulkRow) -> str:
         return admin_link(Patient, obj.patient_id)
+
+    @admin.display(description="Facility")
+    def facility_link(self, obj: BulkRow) -> str:
+        """The row's facilityId cell when it routes the row (an id: not PHI), else the request's facility."""
+        routed = (obj.normalized or {}).get("facilityId")
+        return admin_link(Facility, routed or obj.request.facility_id)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:

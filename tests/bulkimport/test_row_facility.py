@@ -99,3 +99,16 @@ def test_matching_stays_per_customer_across_facilities(tenant):
     request = run(tenant, [[*person("Ann"), str(north.id)]])  # the same person, now seen at North
     assert Patient.objects.count() == 1 and request.successful == 1
     assert facilities_of("Ann") == {tenant.facility.id, north.id}
+
+
+def test_the_admin_row_page_shows_the_rows_facility(tenant, django_user_model, client):
+    north = make_facility(tenant.customer, name="North", npi_body="222222222")
+    request = run(tenant, [[*person("Ann"), str(north.id)], [*person("Bea"), ""]])
+    from bulkimport.models import BulkRow
+
+    client.force_login(django_user_model.objects.create_superuser("root", password="x" * 20))
+    ann_row, bea_row = BulkRow.objects.filter(request_id=request.id).order_by("number")
+    ann_page = client.get(f"/admin/bulkimport/bulkrow/{ann_row.pk}/change/").content.decode()
+    bea_page = client.get(f"/admin/bulkimport/bulkrow/{bea_row.pk}/change/").content.decode()
+    assert f"/admin/patients/facility/{north.id}/" in ann_page
+    assert f"/admin/patients/facility/{tenant.facility.id}/" in bea_page
