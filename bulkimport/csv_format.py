@@ -470,7 +470,8 @@ def csv_format_sections() -> list[Section]:
             "template",
             (
                 "A header with every column and two example rows: `GET /medical/v1/patient/bulk/template` "
-                "(with your `x-api-key`), or `manage.py generate_sample_csv --template`.",
+                "(with your `x-api-key`), `/docs/csv-format/template.csv` (this page's download), or "
+                "`manage.py generate_sample_csv --template`.",
             ),
             code_block=template_csv(),
         ),

@@ -10,4 +10,5 @@ urlpatterns = [
     path("uploads/bulk/<str:token>", apis.BulkUploadApi.as_view(), name="bulk-upload"),
     path("files/<str:token>", apis.FileDownloadApi.as_view(), name="file-download"),
     path("docs/csv-format", views.csv_format_page, name="docs-csv-format"),
+    path("docs/csv-format/template.csv", views.csv_template_download, name="docs-csv-template"),
 ]

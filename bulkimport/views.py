@@ -10,7 +10,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_safe
 
-from bulkimport.csv_format import csv_format_sections
+from bulkimport.csv_format import TEMPLATE_FILENAME, csv_format_sections, template_csv
 
 _CODE = re.compile(r"`([^`]+)`")
 _EMPHASIS = re.compile(r"\*([^*]+)\*")
@@ -38,3 +38,12 @@ def csv_format_page(request: HttpRequest) -> HttpResponse:
         for section in csv_format_sections()
     ]
     return render(request, "docs/csv_format.html", {"sections": sections})
+
+
+@require_safe
+def csv_template_download(request: HttpRequest) -> HttpResponse:
+    """The template as a file of the docs (it holds no data of anyone): the same bytes as the API's
+    GET /medical/v1/patient/bulk/template, downloadable from the page without an API key."""
+    response = HttpResponse(template_csv(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{TEMPLATE_FILENAME}"'
+    return response
