@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.http import Http404
 from django.utils import timezone
 
@@ -79,9 +79,8 @@ def facility_create(
 def facility_update(*, facility: Facility, if_match: str | None = None, **fields: Any) -> Facility:
     facility = _locked(Facility, facility.pk)
     _check_etag(facility, if_match)
-    for key, value in fields.items():
-        setattr(facility, key, value)
-    facility.save()
+    if _assign_changes(facility, fields):
+        facility.save()  # a PUT that changes nothing keeps the eTag
     return facility
 
 
@@ -225,15 +224,42 @@ def _locked(model: type[_M], pk: object) -> _M:
     return obj
 
 
+def _assign_changes(obj: Model, fields: dict[str, Any]) -> bool:
+    """Sets `fields` on `obj` (values as a request gives them: a date as text); True when one differed."""
+    changed = False
+    for name, value in fields.items():
+        field = obj._meta.get_field(name)
+        assert isinstance(field, Field)  # a column, never a relation
+        value = field.to_python(value)
+        if _without_empty(getattr(obj, name)) != _without_empty(value):
+            setattr(obj, name, value)
+            changed = True
+    return changed
+
+
+def _without_empty(value: Any) -> Any:
+    """A JSON value with its empty optional strings (None or "") dropped: the API omits them either way, so
+    `{"addressLine2": None}` and no addressLine2 are the same address."""
+    if isinstance(value, dict):
+        return {key: _without_empty(item) for key, item in value.items() if item is not None and item != ""}
+    if isinstance(value, list):
+        return [_without_empty(item) for item in value]
+    return value
+
+
 def _check_etag(obj: Facility | Patient, if_match: str | None) -> None:
     """Metriport's optimistic concurrency, checked on the row locked by the caller's transaction (so two
-    writers holding the same eTag cannot both pass)."""
+    writers holding the same eTag cannot both pass). If-Match uses the strong comparison (RFC 9110 §13.1.1):
+    a weak tag (`W/"..."`) never matches; a tag may come quoted or, as Metriport's SDKs send it, bare."""
     from patients.serializers import etag_of
 
     if if_match is None:
         return
-    tags = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
-    if "*" not in tags and etag_of(obj) not in tags:
+    tags = [tag.strip() for tag in if_match.split(",")]
+    if "*" in tags:
+        return
+    strong = {tag.strip('"') for tag in tags if not tag.startswith("W/")}
+    if etag_of(obj) not in strong:
         raise StaleETag()
 
 
@@ -247,12 +273,12 @@ def patient_update(
     patient_match_keys_lock(patient.customer_id, [patient.match_key, fields["match_key"]])
     patient = _locked(Patient, patient.pk)
     _check_etag(patient, if_match)
-    for name, value in fields.items():
-        setattr(patient, name, value)
     if normalized.get("hieOptOut") is not None:  # absent from the body: unchanged
-        patient.hie_opt_out = normalized["hieOptOut"]
-    patient.save()
-    PatientFacility.objects.get_or_create(patient=patient, facility=facility)
+        fields["hie_opt_out"] = normalized["hieOptOut"]
+    changed = _assign_changes(patient, fields)
+    _, linked = PatientFacility.objects.get_or_create(patient=patient, facility=facility)
+    if changed or linked:  # a PUT that changes nothing (facilityIds included) keeps the eTag
+        patient.save()
     return patient
 
 

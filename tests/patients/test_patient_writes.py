@@ -141,6 +141,41 @@ def test_update_honours_if_match(api, tenant):
     assert api.post("/medical/v1/patient/match", body(lastName="Smith"), format="json").status_code == 404
 
 
+def test_if_match_uses_the_strong_comparison(api, tenant):
+    """RFC 9110 §13.1.1: a weak tag never passes If-Match, even with the current value; quoted or bare passes."""
+    created = create(api, tenant, body()).json()
+    url = f"/medical/v1/patient/{created['id']}?facilityId={tenant.facility.id}"
+    etag = created["eTag"]
+    for weak in (f'W/"{etag}"', f"W/{etag}", f'"other", W/"{etag}"'):
+        answer = api.put(url, body(lastName="Weak"), format="json", HTTP_IF_MATCH=weak)
+        assert answer.status_code == 412, weak
+        assert api.delete(url, HTTP_IF_MATCH=weak).status_code == 412
+    assert Patient.objects.get().last_name == "Doe"
+    quoted = api.put(url, body(lastName="Quoted"), format="json", HTTP_IF_MATCH=f'"stale", "{etag}"')
+    assert quoted.status_code == 200 and quoted.json()["lastName"] == "Quoted"
+
+
+def test_a_put_that_changes_nothing_keeps_the_etag(api, tenant):
+    created = create(api, tenant, body()).json()
+    url = f"/medical/v1/patient/{created['id']}?facilityId={tenant.facility.id}"
+    before = Patient.objects.get().updated_at
+    same = api.put(url, body(), format="json", HTTP_IF_MATCH=created["eTag"])
+    assert same.status_code == 200 and same.json()["eTag"] == created["eTag"]
+    assert Patient.objects.get().updated_at == before
+    # Written differently, normalized the same (spaces, case, phone punctuation): still nothing changed.
+    again = api.put(url, body(firstName=" ANN ", contact=[{"phone": "212-555-0100", "email": "ann@example.com"}]),
+                    format="json", HTTP_IF_MATCH=created["eTag"])  # fmt: skip
+    assert again.status_code == 200 and again.json()["eTag"] == created["eTag"]
+    # A new facility link changes facilityIds: a new eTag.
+    other = make_facility(tenant.customer, name="Second")
+    linked = api.put(f"/medical/v1/patient/{created['id']}?facilityId={other.id}", body(), format="json")
+    assert linked.status_code == 200 and linked.json()["eTag"] != created["eTag"]
+    facility = api.get(f"/medical/v1/facility/{tenant.facility.id}").json()
+    unchanged = {key: facility[key] for key in ("name", "npi", "address")}
+    put = api.put(f"/medical/v1/facility/{tenant.facility.id}", unchanged, format="json")
+    assert put.status_code == 200 and put.json()["eTag"] == facility["eTag"]
+
+
 def test_match_by_external_id_and_delete(api, tenant, other_tenant):
     created = create(api, tenant, body()).json()
     found = api.get("/medical/v1/patient/external-id?externalId=MRN-1")
