@@ -123,9 +123,11 @@ FILE_ERROR_MEANINGS: dict[str, str] = {
     FileErrorCode.NO_HEADER: "The first line names no known column (it is data, or another delimiter is used).",
     FileErrorCode.MISSING_COLUMNS: "A required column is missing from the header.",
     FileErrorCode.DUPLICATE_COLUMNS: "Two columns have the same name once case, spaces and punctuation are ignored.",
-    FileErrorCode.TOO_MANY_ROWS: f"More than {MAX_ROWS:,} patient rows (`BULK_MAX_ROWS`): split the file.",
+    FileErrorCode.TOO_MANY_ROWS: f"More than `BULK_MAX_ROWS` patient rows ({MAX_ROWS:,} by default): split the file.",
     FileErrorCode.TOO_MANY_COLUMNS: f"The header has more than {MAX_COLUMNS} columns.",
-    FileErrorCode.TOO_LARGE: f"The file is above {MAX_FILE_BYTES // (1024 * 1024)} MB (`BULK_MAX_FILE_BYTES`).",
+    FileErrorCode.TOO_LARGE: (
+        f"The file is above `BULK_MAX_FILE_BYTES` ({MAX_FILE_BYTES // (1024 * 1024)} MB by default)."
+    ),
     FileErrorCode.MALFORMED: "A quoted cell is not closed properly (a stray or undoubled double quote).",
     # Codes other helpers of this session add.
     "wrong_delimiter": "The file is separated by semicolons or tabs, not commas: save it as comma-separated CSV.",
@@ -350,8 +352,9 @@ def csv_format_sections() -> list[Section]:
             (
                 "One CSV file per bulk request: UTF-8 text (a byte-order mark is fine: Excel's *CSV UTF-8*), "
                 "comma-separated, the first line a header naming the columns, then one patient per line. "
-                f"At most {MAX_ROWS:,} patient rows and {MAX_FILE_BYTES // (1024 * 1024)} MB "
-                "(`BULK_MAX_ROWS`, `BULK_MAX_FILE_BYTES`). Cells holding commas, quotes or line breaks are "
+                f"At most {MAX_ROWS:,} patient rows and {MAX_FILE_BYTES // (1024 * 1024)} MB by default "
+                "(`BULK_MAX_ROWS`, `BULK_MAX_FILE_BYTES`; an operator may raise them to 1,000,000 rows and "
+                "500 MB). Cells holding commas, quotes or line breaks are "
                 'quoted (`"Apt 2, rear"`), a quote inside a quoted cell doubled (`""`). Blank lines are '
                 "skipped; CRLF, LF and CR line endings are all read.",
                 "Column names are compared ignoring case, spaces and punctuation: `First Name`, `first_name` "

@@ -1,10 +1,36 @@
 """`manage.py check --deploy` warnings for settings that are fine for the embedded default and unsafe in
-production (SPEC §12). Django's own deploy checks (DEBUG, HTTPS, cookies, HSTS) run beside these."""
+production (SPEC §12). Django's own deploy checks (DEBUG, HTTPS, cookies, HSTS) run beside these. The bulk
+limits are checked on every start (a process with an unsupported limit refuses to run)."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
+
+# The largest limits the pipeline is built and measured for (issue 24: time linear and memory flat up to
+# 1,000,000 rows, docs/benchmarks.md); the defaults stay Metriport's 100,000 rows / 50 MB.
+SUPPORTED_MAX_ROWS = 1_000_000
+SUPPORTED_MAX_FILE_BYTES = 500 * 1024 * 1024
+
+
+@register()
+def bulk_limits(app_configs, **kwargs) -> list[Error]:
+    errors = []
+    for name, ceiling, what in (
+        ("BULK_MAX_ROWS", SUPPORTED_MAX_ROWS, f"{SUPPORTED_MAX_ROWS:,} rows"),
+        ("BULK_MAX_FILE_BYTES", SUPPORTED_MAX_FILE_BYTES, f"{SUPPORTED_MAX_FILE_BYTES:,} bytes (500 MB)"),
+    ):
+        value = getattr(settings, name)
+        if not 1 <= value <= ceiling:
+            errors.append(
+                Error(
+                    f"{name}={value:,} is outside the supported range 1 to {what}.",
+                    hint=f"Set {name} to at most {ceiling}: larger files are not measured to finish in bounded "
+                    "time and memory; split them into several bulk requests.",
+                    id="metriport_bulk.E001" if name == "BULK_MAX_ROWS" else "metriport_bulk.E002",
+                )
+            )
+    return errors
 
 
 @register(Tags.security, deploy=True)
