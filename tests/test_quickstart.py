@@ -1,6 +1,5 @@
 """docs/quickstart.sh runs from a fresh clone exactly as written (the venv aside, which the script would
-create with `make setup`: here the suite's is linked in), on the embedded default; and the README's API
-section is that script's text."""
+create with `make setup`: here the suite's is linked in), on the embedded default."""
 
 import os
 import re
@@ -80,8 +79,3 @@ def _answers(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
-
-
-def test_the_readme_api_section_is_the_script():
-    readme = (ROOT / "README.md").read_text()
-    assert SCRIPT.read_text().strip() in readme
