@@ -90,3 +90,48 @@ def test_commands_start_without_startup_noise(tmp_path):
         timeout=120,
     )
     assert client.stdout.strip() == "200" and "No directory at" not in client.stderr, client.stderr
+
+
+def test_serve_starts_without_a_warning(tmp_path):
+    """`manage.py serve` (what `make serve` runs) on a fresh data directory: no warning line, no static-root
+    warning, no AXES line; it answers /healthz."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # As `make serve` does: migrate, then serve.
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=_clean_env(tmp_path),
+        check=True,
+        timeout=120,
+    )
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", f"127.0.0.1:{port}"],
+            cwd=ROOT,
+            env={**_clean_env(tmp_path), "PYTHONUNBUFFERED": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, log.read_text()
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    text = log.read_text()
+    assert "Starting development server" in text
+    assert not re.search(r"(?i)warning|AXES|No directory at|Traceback", text), text

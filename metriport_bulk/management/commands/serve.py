@@ -1,3 +1,5 @@
+import os
+
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
@@ -34,4 +36,10 @@ class Command(BaseCommand):
             start_embedded_worker()
             SchedulerThread().start()
             self.stdout.write("embedded worker and scheduler started")
+        # Django's "WARNING: This is a development server" banner, said here as a plain line instead: a first
+        # run shows no warning (README, issue 25), and the way to production is one line away.
+        os.environ.setdefault("DJANGO_RUNSERVER_HIDE_WARNING", "true")
+        self.stdout.write(
+            "a development server: production runs gunicorn -c deploy/gunicorn.conf.py (README, Operations)"
+        )
         call_command("runserver", addrport, use_reloader=False, use_threading=True)
