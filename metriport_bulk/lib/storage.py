@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from django.conf import settings
@@ -23,6 +24,11 @@ from django.dispatch import receiver
 from django.urls import reverse
 
 DOWNLOAD_SALT = "metriport-bulk.download"
+
+# One part in flight at a time: boto3's default (ten threads, 8 MB parts) holds up to ~80 MB of a large file
+# in memory per transfer, so a worker's peak grew with the file (issue 24, flat memory). Sequential parts of a
+# nearby S3 cost little time against parsing or writing the file.
+_TRANSFER = TransferConfig(use_threads=False, multipart_chunksize=8 * 1024 * 1024)
 
 # boto3 ships no types (boto3-stubs is not installed): its clients are Any.
 S3Client = Any
@@ -104,7 +110,7 @@ def copy(source_key: str, target_key: str) -> None:
 def save(key: str, stream: BinaryReadable) -> None:
     """Writes (or overwrites) `key` from a binary stream, without holding it in memory."""
     if is_s3():
-        s3_client().upload_fileobj(stream, settings.S3_BUCKET, _s3_key(key))
+        s3_client().upload_fileobj(stream, settings.S3_BUCKET, _s3_key(key), Config=_TRANSFER)
         return
     path = Path(default_storage.path(key))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +133,7 @@ def open_for_read(key: str) -> Iterator[BinaryIO]:
             yield cast(BinaryIO, file)  # a Django File proxies the file object's methods
         return
     with tempfile.TemporaryFile() as tmp:
-        s3_client().download_fileobj(settings.S3_BUCKET, _s3_key(key), tmp)
+        s3_client().download_fileobj(settings.S3_BUCKET, _s3_key(key), tmp, Config=_TRANSFER)
         tmp.seek(0)
         yield tmp
 
