@@ -169,6 +169,8 @@ class BulkRequestAdmin(PhiGuardMixin, SearchByIdMixin, LargeTableAdminMixin, adm
             "input_size": f"{obj.input_size:,}" if obj.input_size is not None else "",
             "duration": _duration(obj),
             "error_counts": errors,
+            "plan_actions": list((obj.plan or {}).get("actions", {}).items()),
+            "absent_from_file": (obj.plan or {}).get("absentFromFile"),
             "chunks": chunks,
             "rows_url": _rows_url(obj.id),
             "failed_rows_url": _rows_url(obj.id, status=RowStatus.FAILED),

@@ -197,11 +197,15 @@ def download_view(model_admin, request: HttpRequest, object_id: str, kind: str) 
     """Streams a request's input, result or failed-rows CSV from storage. All hold PHI: staff with the PHI
     permission only."""
     bulk_request = model_admin.get_object(request, object_id)
-    if bulk_request is None or kind not in ("input", "result", "invalid"):
+    if bulk_request is None or kind not in ("input", "result", "invalid", "absent"):
         raise Http404("No such file.")
     if not model_admin.has_view_permission(request, bulk_request) or not can_view_phi(request):
         raise PermissionDenied
-    key = {"input": bulk_request.input_key, "result": bulk_request.result_key}.get(kind, bulk_request.invalid_key)
+    key = {
+        "input": bulk_request.input_key,
+        "result": bulk_request.result_key,
+        "absent": bulk_request.absent_key,
+    }.get(kind, bulk_request.invalid_key)
     size = storage.object_size(key) if key else None
     if size is None:
         messages.error(request, f"The {kind} file of this request is not available.")

@@ -13,8 +13,8 @@ from rest_framework.views import APIView
 
 from bulkimport import selectors, services
 from bulkimport.csv_format import TEMPLATE_FILENAME, template_csv
-from bulkimport.models import BulkStatus
-from bulkimport.serializers import BulkCreateResponseSerializer, BulkRequestSerializer
+from bulkimport.models import BulkStatus, OnDrift
+from bulkimport.serializers import AbsentSerializer, BulkCreateResponseSerializer, BulkRequestSerializer
 from idempotency.http import IDEMPOTENCY_KEY, idempotent_answer
 from metriport_bulk.api.errors import Conflict, envelope
 from metriport_bulk.api.pagination import paginator_for
@@ -142,24 +142,46 @@ class BulkDetailApi(APIView):
         return Response(BulkRequestSerializer(bulk).data)
 
 
+def _parse_on_drift(value: str | None) -> str:
+    if value is None or value == "":
+        return OnDrift.FAIL
+    if value in OnDrift.values:
+        return value
+    raise exceptions.ValidationError({"onDrift": 'Must be "apply" or "fail".'})
+
+
 class BulkConfirmApi(APIView):
     @extend_schema(
         operation_id="bulk_patient_create_confirm",
         request=None,
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[
+            OpenApiParameter(
+                "onDrift",
+                str,
+                enum=OnDrift.values,
+                description=(
+                    "Rows whose decision changed since the dry run (another import or API call created or changed "
+                    "a match) are reported `drifted` with both decisions: `fail` (default) fails them and applies "
+                    "nothing for them; `apply` applies the new decision."
+                ),
+            ),
+            IDEMPOTENCY_KEY,
+        ],
         description=(
             "Imports the stored file of a completed dry run for real, without a new upload: a new request, "
-            "already processing. 409 for anything but a completed dry run, or one confirmed already."
+            "already processing, applying the plan the dry run showed. 409 for anything but a completed dry "
+            "run, or one confirmed already."
         ),
         responses={200: BulkCreateResponseSerializer, 409: OpenApiTypes.OBJECT},
     )
     def post(self, request, request_id):
         customer = customer_of(request)
+        on_drift = _parse_on_drift(request.query_params.get("onDrift"))
 
         def confirm() -> tuple[str, int]:
             bulk = selectors.bulk_request_get(customer=customer, request_id=request_id)
             try:
-                confirmed = services.bulk_request_confirm(customer=customer, request=bulk)
+                confirmed = services.bulk_request_confirm(customer=customer, request=bulk, on_drift=on_drift)
             except services.OperationRefused as exc:
                 raise Conflict(str(exc)) from None
             return str(confirmed.id), 200
@@ -172,10 +194,28 @@ class BulkConfirmApi(APIView):
             request,
             customer=customer,
             operation="bulk_confirm",
-            parameters={"requestId": request_id},
+            parameters={"requestId": request_id, "onDrift": on_drift},
             run=confirm,
             render=render,
         )
+
+
+class BulkAbsentApi(APIView):
+    @extend_schema(
+        operation_id="bulk_patient_create_absent",
+        description=(
+            "The facility's patients that no row of the file matched (a dry run: would match), once the request "
+            "has completed: their count and a fresh pre-signed URL of a CSV listing them. Nothing is deleted. "
+            "409 before the request has completed."
+        ),
+        responses={200: AbsentSerializer, 409: OpenApiTypes.OBJECT},
+    )
+    def get(self, request, request_id):
+        bulk = selectors.bulk_request_get(customer=customer_of(request), request_id=request_id)
+        url = services.bulk_absent_url(bulk) if bulk.status == BulkStatus.COMPLETED else None
+        if url is None:
+            raise Conflict(f"The request is {bulk.status}: the absent patients are known once it has completed.")
+        return Response({"requestId": str(bulk.id), "absentFromFile": bulk.plan.get("absentFromFile", 0), "url": url})
 
 
 class BulkUploadApi(APIView):

@@ -66,6 +66,14 @@ class BulkRequest(models.Model):
     confirms = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="confirmation"
     )
+    # A confirm's choice for rows whose decision changed since its dry run (OnDrift); blank otherwise.
+    on_drift = models.CharField(max_length=5, blank=True, default="", db_default="")
+    # The plan, once the request has completed: {"actions": {<camelCase action>: rows}, "absentFromFile": n}.
+    # A dict of counts, so more figures (per facility, Document Queries) can join it.
+    plan = models.JSONField(default=dict, blank=True, db_default={})
+    absent_key = models.CharField(
+        max_length=500, blank=True, default="", db_default=""
+    )  # the facility's patients no row matched
 
     class Meta:
         indexes = [
@@ -84,10 +92,25 @@ class RowStatus(models.TextChoices):
 
 
 class RowAction(models.TextChoices):
+    """What a row did (a real import) or would do (a dry run: the plan). A real import's pending rows hold
+    their planned action (the `would` words) until they are applied."""
+
     NONE = "", "-"  # a failed row: nothing was done (the admin shows "-", as for any empty value)
     CREATED = "created"
     UPDATED = "updated"
-    VALIDATED = "validated"
+    UNCHANGED = "unchanged"  # matched a patient and would change / changed no stored value
+    DUPLICATE = "duplicate"  # the same person as an earlier row of the file (duplicate_of)
+    DRIFTED = "drifted"  # a confirm's row whose decision changed since the dry run
+    WOULD_CREATE = "would create"
+    WOULD_UPDATE = "would update"
+    VALIDATED = "validated"  # dry runs before plans existed
+
+
+class OnDrift(models.TextChoices):
+    """What a confirm does with rows whose decision changed since its dry run."""
+
+    APPLY = "apply"  # apply the new decision, report the row `drifted`
+    FAIL = "fail"  # fail the row (`drifted`), apply nothing for it
 
 
 class BulkRow(models.Model):
@@ -101,7 +124,18 @@ class BulkRow(models.Model):
     status = models.CharField(max_length=10, choices=RowStatus.choices)
     reason = models.TextField(blank=True, default="")
     patient = models.ForeignKey("patients.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    action = models.CharField(max_length=10, choices=RowAction.choices, blank=True, default="")
+    action = models.CharField(max_length=20, choices=RowAction.choices, blank=True, default="")
+    error_code = models.CharField(
+        max_length=200, blank=True, default="", db_default=""
+    )  # the row's error codes, "; "-separated
+    # The plan: the row's match key (computed once, at parse), the existing patient it matched and on which
+    # fields, the earlier row of the file that is the same person, and for a confirm's row whose decision
+    # changed since the dry run, both decisions ({"planned": {...}, "now": {...}}).
+    match_key = models.TextField(blank=True, default="", db_default="")
+    matched_patient_id = models.UUIDField(null=True, blank=True)
+    matched_on = models.CharField(max_length=200, blank=True, default="", db_default="")
+    duplicate_of = models.IntegerField(null=True, blank=True)
+    drift = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["request", "number"], name="uniq_bulkrow_request_number")]

@@ -27,6 +27,39 @@ class DocumentQueryCountsSerializer(serializers.Serializer):
     pending = serializers.IntegerField()
 
 
+class PlanActionsSerializer(serializers.Serializer):
+    """Rows per action: a dry run's wouldCreate, wouldUpdate, unchanged, duplicate; a real import's created,
+    updated, unchanged, duplicate, drifted."""
+
+    wouldCreate = serializers.IntegerField(required=False)
+    wouldUpdate = serializers.IntegerField(required=False)
+    created = serializers.IntegerField(required=False)
+    updated = serializers.IntegerField(required=False)
+    unchanged = serializers.IntegerField()
+    duplicate = serializers.IntegerField()
+    drifted = serializers.IntegerField(required=False)
+
+
+class PlanSerializer(serializers.Serializer):
+    """Our addition (issue 22): what the rows did, or a dry run's would do, once the request has completed."""
+
+    actions = PlanActionsSerializer()
+    absentFromFile = serializers.IntegerField(
+        help_text="The facility's patients no row matched (listed by GET …/{requestId}/absent); nothing is deleted."
+    )
+
+
+class AbsentSerializer(serializers.Serializer):
+    requestId = serializers.UUIDField()
+    absentFromFile = serializers.IntegerField()
+    url = serializers.URLField(help_text="A fresh pre-signed download URL of the CSV of the absent patients.")
+
+
+@extend_schema_field(PlanSerializer)
+class _PlanField(serializers.JSONField):
+    """`plan`: optional in the schema (omitted until the request completes), so not read-only."""
+
+
 class BulkRequestSerializer(serializers.ModelSerializer):
     requestId = serializers.UUIDField(source="id")
     facilityId = serializers.UUIDField(source="facility_id")
@@ -38,6 +71,7 @@ class BulkRequestSerializer(serializers.ModelSerializer):
     result = serializers.SerializerMethodField()
     invalid = serializers.SerializerMethodField()
     documentQueries = serializers.SerializerMethodField()
+    plan = _PlanField(required=False)
 
     class Meta:
         model = BulkRequest
@@ -59,7 +93,14 @@ class BulkRequestSerializer(serializers.ModelSerializer):
             "result",
             "invalid",
             "warnings",
+            "plan",
         ]
+
+    def to_representation(self, instance: BulkRequest) -> dict:
+        answer = super().to_representation(instance)
+        if not answer.get("plan"):
+            answer.pop("plan", None)  # not known before the request completes: omitted, never null
+        return answer
 
     @extend_schema_field(BulkParamsSerializer)
     def get_params(self, request: BulkRequest) -> dict[str, bool]:

@@ -7,6 +7,7 @@ urlpatterns = [
     path("medical/v1/patient/bulk/template", apis.BulkTemplateApi.as_view(), name="bulk-template"),
     path("medical/v1/patient/bulk/<str:request_id>", apis.BulkDetailApi.as_view(), name="bulk-detail"),
     path("medical/v1/patient/bulk/<str:request_id>/confirm", apis.BulkConfirmApi.as_view(), name="bulk-confirm"),
+    path("medical/v1/patient/bulk/<str:request_id>/absent", apis.BulkAbsentApi.as_view(), name="bulk-absent"),
     path("uploads/bulk/<str:token>", apis.BulkUploadApi.as_view(), name="bulk-upload"),
     path("files/<str:token>", apis.FileDownloadApi.as_view(), name="file-download"),
     path("docs/csv-format", views.csv_format_page, name="docs-csv-format"),

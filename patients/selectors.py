@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, QuerySet
 from django.http import Http404
 
 from metriport_bulk.lib.ids import as_uuid
+from patients.columns import PATIENT_COLUMNS, patient_fields
 from patients.matching import shares_zip
 from patients.models import Customer, Facility, Patient
 
@@ -141,3 +145,48 @@ def patient_duplicate_groups(*, customer_id: uuid.UUID | None = None, limit: int
             shares = any(shares_zip(a[1], b[1]) for i, a in enumerate(group) for b in group[i + 1 :])
             groups.append(DuplicateGroup(group_customer, [patient_id for patient_id, _ in group], shares))
     return groups
+
+
+# --- bulk plans (issue 22): what a roster would change, read without writing -------------------------------
+
+# Identifiers beside the match rule that a plan names when the row and the patient agree on them.
+_AGREEING_IDENTIFIERS = (("external_id", "externalId"), ("ssn", "ssn"))
+
+
+def patients_compare(
+    *, customer_id: uuid.UUID, pairs: Sequence[tuple[uuid.UUID, dict[str, Any]]]
+) -> list[tuple[bool, list[str]]]:
+    """For each (patient id, a valid row's normalized values): whether writing the values to the patient
+    would change no stored value, and the identifiers beyond the match rule both have and agree on
+    (`externalId`, `ssn`). A patient that is gone compares as changed."""
+    stored = {
+        values["id"]: values
+        for values in Patient.objects.filter(customer_id=customer_id, id__in={p for p, _ in pairs}).values(
+            "id", *PATIENT_COLUMNS
+        )
+    }
+    answers: list[tuple[bool, list[str]]] = []
+    for patient_id, normalized in pairs:
+        now = stored.get(patient_id)
+        if now is None:
+            answers.append((False, []))
+            continue
+        wanted = patient_fields(normalized)
+        same = all(_stored_text(now[name]) == _stored_text(wanted[name]) for name in PATIENT_COLUMNS)
+        agreed = [label for name, label in _AGREEING_IDENTIFIERS if wanted[name] and wanted[name] == now[name]]
+        answers.append((same, agreed))
+    return answers
+
+
+def _stored_text(value: object) -> object:
+    """A value as it compares: dates as ISO text (rows hold them as text), the rest as they are."""
+    return value.isoformat() if isinstance(value, datetime.date) else value
+
+
+def facility_patients_absent(*, facility_id: uuid.UUID, present: QuerySet[Any]) -> QuerySet[Patient]:
+    """The facility's patients that are not in `present` (a query of patient ids), oldest first."""
+    return (
+        Patient.objects.filter(patientfacility__facility_id=facility_id)
+        .exclude(id__in=present)
+        .order_by("created_at", "id")
+    )

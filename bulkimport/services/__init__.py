@@ -17,7 +17,13 @@ Status and phase changes go through `bulkimport.states`; vendor-specific stateme
 
 from bulkimport.services.apply import PATIENT_ID_NAMESPACE, bulk_chunk_apply
 from bulkimport.services.finish import bulk_documents_check, bulk_request_finish, on_document_queries_ended
-from bulkimport.services.lifecycle import BulkRequestError, bulk_invalid_url, bulk_request_fail, bulk_result_url
+from bulkimport.services.lifecycle import (
+    BulkRequestError,
+    bulk_absent_url,
+    bulk_invalid_url,
+    bulk_request_fail,
+    bulk_result_url,
+)
 from bulkimport.services.operations import (
     OperationRefused,
     bulk_cancellations_settle,
@@ -47,6 +53,7 @@ __all__ = [
     "OperationRefused",
     "ReprocessRefused",
     "UploadRefused",
+    "bulk_absent_url",
     "bulk_cancellations_settle",
     "bulk_chunk_apply",
     "bulk_documents_check",

@@ -18,13 +18,14 @@ from django.utils import timezone
 
 from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkRow, BulkStatus, ChunkStatus, RowAction
 from bulkimport.services import dispatch
+from bulkimport.services.plan import MATCH_FIELDS
 from bulkimport.states import phase_transition
 from bulkimport.store import store
 from cohorts.services import cohorts_join_by_name
 from docqueries.services import budget_of, document_queries_start, patients_recently_queried
 from metriport_bulk.lib.bulkdb import relax_commit
 from patients.header import build_column_plan
-from patients.matching import match_key, shares_zip
+from patients.matching import shares_zip
 from patients.services import (
     patient_match_keys_lock,
     patients_facilities_link,
@@ -35,6 +36,7 @@ from patients.services import (
 # Patients created by a bulk row get an id derived from (request, row): a re-run of the row after a crash
 # creates the same id, and the result file of a resumed run equals the one of an uninterrupted run.
 PATIENT_ID_NAMESPACE = uuid.UUID("6f1d2a4e-1c55-4c0e-9a43-7d7c1b9e6b10")
+BULK_DUPLICATES_BATCH = 2_000
 
 
 def _fairest_pending_chunk() -> BulkChunk | None:
@@ -74,7 +76,11 @@ def bulk_chunk_apply(*, chunk_id: int, fair: bool = False) -> None:
         relax_commit()
         BulkChunk.objects.filter(id=chunk.id).update(attempts=F("attempts") + 1)
         rows = pending_rows(request.id, first=chunk.first_number, last=chunk.last_number)
-        applied = apply_rows(request, rows, first_chunk=chunk.index == 0)
+        # A row the plan found the same person as an earlier row waits for all chunks (_apply_duplicates):
+        # its earlier row, in any chunk, has its patient by then.
+        applied = apply_rows(
+            request, [row for row in rows if row.planned != RowAction.DUPLICATE], first_chunk=chunk.index == 0
+        )
         BulkChunk.objects.filter(id=chunk.id).update(status=ChunkStatus.DONE)
         # Lock the request last: it serializes chunk completions so exactly one sees "no chunk left".
         locked = BulkRequest.objects.select_for_update().get(id=request.id)
@@ -82,15 +88,33 @@ def bulk_chunk_apply(*, chunk_id: int, fair: bool = False) -> None:
             # Cancelled while this chunk ran: its rows are reported as cancelled, so none may be applied.
             transaction.set_rollback(True)
             return
+        last = (
+            locked.phase == BulkPhase.APPLYING
+            and not BulkChunk.objects.filter(request_id=request.id, status=ChunkStatus.PENDING).exists()
+        )
+        if last:
+            applied += _apply_duplicates(request)
         BulkRequest.objects.filter(id=request.id).update(
             processed=F("processed") + applied, successful=F("successful") + applied, heartbeat_at=timezone.now()
         )
-        if (
-            locked.phase == BulkPhase.APPLYING
-            and not BulkChunk.objects.filter(request_id=request.id, status=ChunkStatus.PENDING).exists()
-            and phase_transition(request.id, source=BulkPhase.APPLYING, target=BulkPhase.FINISHING)
-        ):
+        if last and phase_transition(request.id, source=BulkPhase.APPLYING, target=BulkPhase.FINISHING):
             dispatch.finish_on_commit(request.id)
+
+
+def _apply_duplicates(request: BulkRequest) -> int:
+    """After the last chunk: the rows the plan found the same person as an earlier row go to that row's
+    patient, in row order (the patient ends up holding the last row's values, as when rows run in order)."""
+    applied = 0
+    while rows := pending_rows(request.id, limit=BULK_DUPLICATES_BATCH):
+        earlier = {row.duplicate_of for row in rows if row.duplicate_of is not None}
+        roots = {
+            number: patient_id
+            for number, patient_id in BulkRow.objects.filter(
+                request_id=request.id, number__in=earlier, patient_id__isnull=False
+            ).values_list("number", "patient_id")
+        }
+        applied += apply_rows(request, rows, roots=roots)
+    return applied
 
 
 @dataclass(slots=True)
@@ -102,8 +126,14 @@ class PendingRow:
     match_key: str
     zips: list[str]
     opted_out: bool
+    planned: str = ""  # the plan's action (services.plan); empty: create, or no plan (reprocess)
+    planned_patient: uuid.UUID | None = None
+    matched_on: str = ""
+    duplicate_of: int | None = None
+    drifted: bool = False
     patient_id: uuid.UUID | None = None
     action: str = ""
+    matched: uuid.UUID | None = None
 
 
 def pending_rows(
@@ -115,11 +145,16 @@ def pending_rows(
         PendingRow(
             row_id,
             number,
-            match_key(first_name=first_name, last_name=last_name, dob=dob, gender_at_birth=gender),
+            key,
             sorted(set(zips)),
             bool(opted_out),
+            planned,
+            planned_patient,
+            matched_on,
+            duplicate_of,
+            bool(drifted),
         )
-        for row_id, number, first_name, last_name, dob, gender, zips, opted_out in found
+        for row_id, number, key, zips, opted_out, planned, planned_patient, matched_on, duplicate_of, drifted in found
     ]
 
 
@@ -155,10 +190,22 @@ class _RowsOfRequest:
         return {row_id: normalized or {} for row_id, normalized in rows}
 
 
-def apply_rows(request: BulkRequest, rows: list[PendingRow], *, first_chunk: bool = False) -> int:
+def apply_rows(
+    request: BulkRequest,
+    rows: list[PendingRow],
+    *,
+    first_chunk: bool = False,
+    roots: dict[int, uuid.UUID] | None = None,
+) -> int:
     """Create-or-update for `rows` (valid, pending, in row order) inside the caller's transaction: decides
     each row's patient, has patients write them and link them to the facility, marks the rows succeeded and
-    starts the Document Queries of the rows not opted out. Returns the number of rows applied."""
+    starts the Document Queries of the rows not opted out. Returns the number of rows applied.
+
+    A row's patient is the match rule's (the plan's rule, services.plan: with no competing write meanwhile,
+    the patient the plan named); a planned duplicate's is its earlier row's patient (`roots`: row number ->
+    patient). The action reported is the plan's word made real: created, updated, unchanged (the plan found
+    nothing to change on that very patient), duplicate, or drifted (a confirm's row whose decision changed
+    since its dry run, applied)."""
     if not rows:
         return 0
     keys = {row.match_key for row in rows}
@@ -169,22 +216,40 @@ def apply_rows(request: BulkRequest, rows: list[PendingRow], *, first_chunk: boo
     touched: dict[uuid.UUID, Candidate] = {}
     id_prefix = f"{request.id}:"
     for row in rows:
-        match = next((c for c in candidates.get(row.match_key, []) if shares_zip(c.zips, row.zips)), None)
-        if match is None:
-            match = Candidate(
-                uuid.uuid5(PATIENT_ID_NAMESPACE, f"{id_prefix}{row.number}"), row.zips, row.match_key, created=True
-            )
-            candidates.setdefault(row.match_key, []).append(match)
-            row.action = RowAction.CREATED
+        root = (roots or {}).get(row.duplicate_of or 0) if row.planned == RowAction.DUPLICATE else None
+        match: Candidate | None
+        if root is not None:
+            match = touched.get(root) or Candidate(root, row.zips, row.match_key, created=False)
+            row.action = RowAction.DUPLICATE
+            row.matched = root
+            row.matched_on = row.matched_on or " ".join(MATCH_FIELDS)
         else:
-            match.zips = row.zips  # the patient now holds this row's addresses
-            row.action = RowAction.UPDATED
+            match = next((c for c in candidates.get(row.match_key, []) if shares_zip(c.zips, row.zips)), None)
+            if match is None:
+                match = Candidate(
+                    uuid.uuid5(PATIENT_ID_NAMESPACE, f"{id_prefix}{row.number}"), row.zips, row.match_key, created=True
+                )
+                candidates.setdefault(row.match_key, []).append(match)
+                row.action = RowAction.CREATED
+                row.matched_on = ""
+            else:
+                match.zips = row.zips  # the patient now holds this row's addresses
+                same_as_planned = row.planned == RowAction.UNCHANGED and row.planned_patient == match.id
+                row.action = RowAction.UNCHANGED if same_as_planned else RowAction.UPDATED
+                if not match.created:
+                    row.matched = match.id
+                    if row.planned_patient != match.id:
+                        row.matched_on = " ".join(MATCH_FIELDS)
+        if row.drifted:
+            row.action = RowAction.DRIFTED
         match.source_row = row.id
         touched[match.id] = match
         row.patient_id = match.id
     numbers = (rows[0].number, rows[-1].number)
     _write_by_facility(request, rows, touched, numbers)
-    store().mark_applied(request.id, [(row.id, row.action, _applied(row)) for row in rows], numbers)
+    store().mark_applied(
+        request.id, [(row.id, row.action, _applied(row), row.matched, row.matched_on) for row in rows], numbers
+    )
     _join_cohorts(request, rows, numbers)
     opted_in = list(dict.fromkeys(_applied(row) for row in rows if not row.opted_out))
     requery_after = budget_of(customer_id=request.customer_id).requery_after_hours

@@ -15,9 +15,10 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from bulkimport.models import BulkPhase, BulkRequest, BulkRow, BulkStatus, RowAction, RowStatus
+from bulkimport.models import BulkPhase, BulkRequest, BulkRow, BulkStatus, RowStatus
 from bulkimport.services import dispatch
-from bulkimport.services.lifecycle import invalid_key_of, notify, result_key
+from bulkimport.services.lifecycle import absent_key, invalid_key_of, notify, result_key
+from bulkimport.services.plan import ABSENT_COLUMNS, absent_rows, plan_counts
 from bulkimport.states import phase_transition, transition
 from bulkimport.store import store
 from docqueries.services import bulk_queries_open
@@ -41,6 +42,7 @@ def bulk_request_finish(*, request_id: uuid.UUID) -> None:
     key = result_key(request)
     invalid_key = write_result(request, key)
     counts = final_counts(request.id)
+    plan, absent = write_plan(request)
     with transaction.atomic():
         if transition(
             request.id,
@@ -49,10 +51,27 @@ def bulk_request_finish(*, request_id: uuid.UUID) -> None:
             phase=BulkPhase.DONE,
             result_key=key,
             invalid_key=invalid_key,
+            plan=plan,
+            absent_key=absent,
             **counts,
         ):
             request.refresh_from_db()
             notify(request)
+
+
+def write_plan(request: BulkRequest) -> tuple[dict[str, object], str]:
+    """The request's plan summary (GET `plan`) and the file of the facility's patients no row matched;
+    returns the summary and that file's key."""
+    key = absent_key(request)
+    absent = 0
+    with tempfile.TemporaryFile() as out:
+        writer = ResultCsvWriter(out, list(ABSENT_COLUMNS), columns=())
+        for cells in absent_rows(request):
+            writer.write_cells(cells, ())
+            absent += 1
+        out.seek(0)
+        storage.save(key, out)
+    return {"actions": plan_counts(request), "absentFromFile": absent}, key
 
 
 def _documents_deadline_passed(request: BulkRequest) -> bool:
@@ -103,9 +122,19 @@ def write_result(request: BulkRequest, result_key: str) -> str:
         invalid_writer = ResultCsvWriter(invalid_out, request.header, columns=("reason",))
         failed = 0
         # The raw cells come as JSON text, decoded here with orjson: Django's JSONField decoding costs more.
-        for raw, patient_id, status, reason, action, opted_out, query_status, documents in store().result_rows(
-            request.id
-        ):
+        for (
+            raw,
+            patient_id,
+            status,
+            reason,
+            action,
+            opted_out,
+            query_status,
+            documents,
+            error_code,
+            matched,
+            matched_on,
+        ) in store().result_rows(request.id):
             cells = orjson.loads(raw)
             writer.write(
                 cells,
@@ -113,7 +142,10 @@ def write_result(request: BulkRequest, result_key: str) -> str:
                 status=status,
                 reason=reason,
                 action=action,
-                document_query=_document_query_word(status, action, opted_out, query_status),
+                error_code=error_code,
+                matched_patient_id=str(matched) if matched else "",
+                matched_on=matched_on,
+                document_query=_document_query_word(status, request.dry_run, opted_out, query_status),
                 documents="" if query_status != "completed" or documents is None else str(documents),
             )
             if status == RowStatus.FAILED:
@@ -129,9 +161,9 @@ def write_result(request: BulkRequest, result_key: str) -> str:
         return invalid_key
 
 
-def _document_query_word(status: str, action: str, opted_out: object, query_status: str | None) -> str:
+def _document_query_word(status: str, dry_run: bool, opted_out: object, query_status: str | None) -> str:
     """The result file's `documentQuery` cell (SPEC §7): how the row's patient's query ended."""
-    if status != RowStatus.SUCCEEDED or action == RowAction.VALIDATED:
+    if status != RowStatus.SUCCEEDED or dry_run:
         return ""
     if query_status is None:
         # Not opted out and no query of this import: the patient's last query was recent (the budget's rule).

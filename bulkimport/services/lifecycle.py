@@ -41,6 +41,11 @@ def result_key(request: BulkRequest) -> str:
     return f"{_base_key(request)}/result.csv"
 
 
+def absent_key(request: BulkRequest) -> str:
+    """The facility's patients no row of the request matched (GET `…/absent`)."""
+    return f"{_base_key(request)}/absent.csv"
+
+
 def cancelled_result_key(request: BulkRequest) -> str:
     """A key of its own: a finish that lost the race to the cancel may still be writing result.csv."""
     return f"{_base_key(request)}/result-cancelled.csv"
@@ -60,6 +65,11 @@ def bulk_result_url(request: BulkRequest) -> str | None:
 def bulk_invalid_url(request: BulkRequest) -> str | None:
     """A fresh download URL of the failed rows' file (SPEC §1 `invalid`), or None when no row failed."""
     return _download_url(request, request.invalid_key, "invalid")
+
+
+def bulk_absent_url(request: BulkRequest) -> str | None:
+    """A fresh download URL of the file of the facility's patients no row matched, once completed."""
+    return _download_url(request, request.absent_key, "absent")
 
 
 def _download_url(request: BulkRequest, key: str, kind: str) -> str | None:

@@ -17,7 +17,7 @@ import uuid
 
 from django.db import IntegrityError, transaction
 
-from bulkimport.models import BulkRequest, BulkRow, BulkRowError, BulkStatus, RowAction, RowStatus
+from bulkimport.models import BulkRequest, BulkRow, BulkRowError, BulkStatus, OnDrift, RowAction, RowStatus
 from bulkimport.services.finish import final_counts, write_result
 from bulkimport.services.lifecycle import bulk_request_fail, cancelled_result_key, notify
 from bulkimport.services.upload import bulk_upload_claim
@@ -34,11 +34,13 @@ class OperationRefused(Exception):
     """The request is not in a state that allows the operation (HTTP 409)."""
 
 
-def bulk_request_confirm(*, customer: Customer, request: BulkRequest) -> BulkRequest:
+def bulk_request_confirm(*, customer: Customer, request: BulkRequest, on_drift: str = OnDrift.FAIL) -> BulkRequest:
     """A completed dry run becomes a new, real request importing the very same stored input file.
 
     The new request starts `processing` at once (no upload URL); it is a request like any other from there
-    on (webhooks, result file, reprocess)."""
+    on (webhooks, result file, reprocess). It applies the plan the dry run showed: a row whose decision
+    changed since (another import or API call created or changed a match) is `drifted`, and `on_drift`
+    says whether it is applied with its new decision (OnDrift.APPLY) or failed (OnDrift.FAIL)."""
     if not request.dry_run or request.status != BulkStatus.COMPLETED:
         what = "a dry run" if request.dry_run else "not a dry run"
         raise OperationRefused(
@@ -56,6 +58,7 @@ def bulk_request_confirm(*, customer: Customer, request: BulkRequest) -> BulkReq
                 facility_id=request.facility_id,
                 dry_run=False,
                 confirms=request,
+                on_drift=on_drift,
                 upload_key="",
             )
             claimed = bulk_upload_claim(
@@ -112,7 +115,9 @@ def _settle_cancelled(request: BulkRequest) -> None:
             ],
             batch_size=2000,
         )
-        pending.update(status=RowStatus.FAILED, reason=CANCELLED_ROW_MESSAGE, action=RowAction.NONE)
+        pending.update(
+            status=RowStatus.FAILED, reason=CANCELLED_ROW_MESSAGE, action=RowAction.NONE, error_code=CANCELLED_ROW_CODE
+        )
         result_key = cancelled_result_key(request)
         invalid_key = write_result(request, result_key)
         BulkRequest.objects.filter(id=request.id).update(

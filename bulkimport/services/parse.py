@@ -26,11 +26,11 @@ from bulkimport.models import (
     BulkRow,
     BulkRowError,
     BulkStatus,
-    RowAction,
     RowStatus,
 )
 from bulkimport.services import dispatch
 from bulkimport.services.lifecycle import bulk_request_fail
+from bulkimport.services.plan import bulk_request_plan, plan_dry_run_rest, row_match_key
 from bulkimport.states import phase_transition
 from bulkimport.validation import CsvFileError, CsvImport, RowResult, row_reason
 from cohorts.services import cohorts_for_import
@@ -114,11 +114,10 @@ def _parse(request: BulkRequest, token: int) -> None:
     if total == 0:
         bulk_request_fail(request_id=request.id, reason="The file has a header but no patient rows.")
         return
+    bulk_request_plan(request=request, heartbeat=lambda: _heartbeat(request.id, token))
     with transaction.atomic():
         if request.dry_run:
-            BulkRow.objects.filter(request_id=request.id, status=RowStatus.PENDING).update(
-                status=RowStatus.SUCCEEDED, action=RowAction.VALIDATED
-            )
+            plan_dry_run_rest(request_id=request.id)
             _move_on(request.id, token, BulkPhase.FINISHING)
             dispatch.finish_on_commit(request.id)
             return
@@ -144,7 +143,7 @@ def _move_on(request_id: uuid.UUID, token: int, phase: str) -> None:
         raise ParseLeaseLost()
 
 
-ROW_COLUMNS = ("request_id", "number", "raw", "normalized", "status", "reason", "action")
+ROW_COLUMNS = ("request_id", "number", "raw", "normalized", "status", "reason", "action", "match_key", "error_code")
 ERROR_COLUMNS = ("request_id", "row_number", "code", "field", "message")
 
 
@@ -220,6 +219,8 @@ def _store_rows(
                 RowStatus.PENDING if result.valid else RowStatus.FAILED,
                 row_reason(result.errors),
                 "",
+                row_match_key(result.normalized) if result.valid and result.normalized else "",
+                row_error_code(result),
             )
 
     with transaction.atomic():
@@ -232,6 +233,11 @@ def _store_rows(
         failed = invalid_before + invalid
         _heartbeat(request.id, token, total=total_before + count, processed=failed, failed=failed)
     return _Stored(count, invalid)
+
+
+def row_error_code(result: RowResult) -> str:
+    """The result file's `errorCode`: the row's error codes, each once, "; "-separated."""
+    return "; ".join(dict.fromkeys(str(error.code) for error in result.errors))[:200]
 
 
 def error_values(request_id: uuid.UUID, result: RowResult) -> Iterator[tuple[Any, ...]]:

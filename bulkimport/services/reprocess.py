@@ -10,12 +10,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from bulkimport.models import BulkRequest, BulkRow, BulkRowError, BulkStatus, RowAction, RowStatus
+from bulkimport.models import BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
 from bulkimport.services import dispatch
 from bulkimport.services.apply import apply_rows, pending_rows
-from bulkimport.services.finish import final_counts, write_result
+from bulkimport.services.finish import final_counts, write_plan, write_result
 from bulkimport.services.lifecycle import notify
-from bulkimport.services.parse import ERROR_COLUMNS, PARSE_BATCH_SIZE, error_values
+from bulkimport.services.parse import ERROR_COLUMNS, PARSE_BATCH_SIZE, error_values, row_error_code
+from bulkimport.services.plan import bulk_request_plan, plan_dry_run_rest, row_match_key
 from bulkimport.services.sweep import bulk_requests_resume
 from bulkimport.validation import CsvImport, RowResult, row_reason
 from metriport_bulk.lib import storage
@@ -53,13 +54,17 @@ def bulk_request_reprocess(*, request_id: uuid.UUID, failed_only: bool = False) 
                     break
                 applied += apply_rows(request, rows)
     else:
-        BulkRow.objects.filter(request_id=request.id, status=RowStatus.PENDING).update(
-            status=RowStatus.SUCCEEDED, action=RowAction.VALIDATED
-        )
+        bulk_request_plan(request=request)
+        plan_dry_run_rest(request_id=request.id)
     invalid_key = write_result(request, request.result_key)
+    plan, absent_key = write_plan(request)
     with transaction.atomic():
         BulkRequest.objects.filter(id=request.id).update(
-            invalid_key=invalid_key, heartbeat_at=timezone.now(), **final_counts(request.id)
+            invalid_key=invalid_key,
+            plan=plan,
+            absent_key=absent_key,
+            heartbeat_at=timezone.now(),
+            **final_counts(request.id),
         )
         notify(BulkRequest.objects.get(id=request.id))
     return f"re-validated {revalidated} row(s), applied {applied}"
@@ -112,7 +117,19 @@ def _replace_rows(request: BulkRequest, batch: list[RowResult]) -> int:
         ids = dict(BulkRow.objects.filter(request_id=request.id, number__in=by_number).values_list("number", "id"))
         update_by_id(
             BulkRow,
-            ("normalized", "status", "reason", "action", "patient_id"),
+            (
+                "normalized",
+                "status",
+                "reason",
+                "action",
+                "patient_id",
+                "match_key",
+                "error_code",
+                "matched_patient_id",
+                "matched_on",
+                "duplicate_of",
+                "drift",
+            ),
             [
                 (
                     ids[r.number],
@@ -120,6 +137,12 @@ def _replace_rows(request: BulkRequest, batch: list[RowResult]) -> int:
                     RowStatus.PENDING if r.valid else RowStatus.FAILED,
                     row_reason(r.errors),
                     "",
+                    None,
+                    row_match_key(r.normalized) if r.valid and r.normalized else "",
+                    row_error_code(r),
+                    None,
+                    "",
+                    None,
                     None,
                 )
                 for r in batch

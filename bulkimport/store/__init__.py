@@ -11,11 +11,17 @@ from typing import Any, Protocol
 from bulkimport.store import orm, postgres
 from metriport_bulk.lib.bulkdb import choose
 
-# (row id, number, firstName, lastName, dob, genderAtBirth, address zips, hieOptOut) of a pending row.
-PendingValues = tuple[int, int, str, str, str, str, list[str], Any]
+# (row id, number, match key, address zips, hieOptOut, planned action, planned patient, matchedOn, duplicate
+# of row, drifted) of a pending row.
+PendingValues = tuple[int, int, str, list[str], Any, str, Any, str, int | None, Any]
+# (row id, number, match key, address zips) of a pending row, for the plan.
+PlanValues = tuple[int, int, str, list[str]]
 # (raw cells as JSON text, patient id, status, reason, action, opted out, its Document Query's status or
-# None, that query's document count or None) of a row, for the result file.
-ResultValues = tuple[str, Any, str, str, str, Any, str | None, Any]
+# None, that query's document count or None, error codes, matched patient id, matchedOn) of a row, for the
+# result file.
+ResultValues = tuple[str, Any, str, str, str, Any, str | None, Any, str, Any, str]
+# (row id, action, patient id, matched patient id, matchedOn) of an applied row.
+AppliedValues = tuple[int, str, uuid.UUID, uuid.UUID | None, str]
 
 
 class BulkStore(Protocol):
@@ -23,10 +29,12 @@ class BulkStore(Protocol):
         """The pending rows numbered first..last, in row order (at most `limit`)."""
         ...
 
-    def mark_applied(
-        self, request_id: uuid.UUID, rows: Sequence[tuple[int, str, uuid.UUID]], numbers: tuple[int, int]
-    ) -> None:
-        """Rows (id, action, patient id), all numbered within `numbers`, become succeeded."""
+    def plan_rows(self, request_id: uuid.UUID, *, after: int, limit: int) -> list[PlanValues]:
+        """The next `limit` pending rows numbered above `after`, in row order."""
+        ...
+
+    def mark_applied(self, request_id: uuid.UUID, rows: Sequence[AppliedValues], numbers: tuple[int, int]) -> None:
+        """Rows, all numbered within `numbers`, become succeeded."""
         ...
 
     def result_rows(self, request_id: uuid.UUID) -> Iterator[ResultValues]:

@@ -19,23 +19,56 @@ def pending_rows(request_id: uuid.UUID, *, first: int, last: int, limit: int) ->
     stored = (
         BulkRow.objects.filter(request_id=request_id, status=RowStatus.PENDING, number__gte=first, number__lte=last)
         .order_by("number")
-        .values_list("id", "number", "normalized")[:limit]
+        .values_list(
+            "id",
+            "number",
+            "match_key",
+            "normalized",
+            "action",
+            "matched_patient_id",
+            "matched_on",
+            "duplicate_of",
+            "drift",
+        )[:limit]
     )
     found = []
-    for row_id, number, normalized in stored:
+    for row_id, number, key, normalized, action, matched, matched_on, duplicate_of, drift in stored:
         n: dict[str, Any] = normalized or {}  # a pending row is valid: its values are all there
         zips = [address["zip"] for address in n["addresses"]]
         found.append(
-            (row_id, number, n["firstName"], n["lastName"], n["dob"], n["genderAtBirth"], zips, n.get("hieOptOut"))
+            (
+                row_id,
+                number,
+                key,
+                zips,
+                n.get("hieOptOut"),
+                action,
+                matched,
+                matched_on,
+                duplicate_of,
+                drift is not None,
+            )
         )
     return found
 
 
-def mark_applied(request_id: uuid.UUID, rows: Sequence[tuple[int, str, uuid.UUID]], numbers: tuple[int, int]) -> None:
+def plan_rows(request_id: uuid.UUID, *, after: int, limit: int) -> list[Any]:
+    stored = (
+        BulkRow.objects.filter(request_id=request_id, status=RowStatus.PENDING, number__gt=after)
+        .order_by("number")
+        .values_list("id", "number", "match_key", "normalized")[:limit]
+    )
+    return [
+        (row_id, number, key, [address["zip"] for address in (normalized or {})["addresses"]])
+        for row_id, number, key, normalized in stored
+    ]
+
+
+def mark_applied(request_id: uuid.UUID, rows: Sequence[Any], numbers: tuple[int, int]) -> None:
     generic.update_by_id(
         BulkRow,
-        ("status", "action", "patient_id"),
-        [(row_id, RowStatus.SUCCEEDED, action, patient_id) for row_id, action, patient_id in rows],
+        ("status", "action", "patient_id", "matched_patient_id", "matched_on"),
+        [(row_id, RowStatus.SUCCEEDED, *values) for row_id, *values in rows],
     )
 
 
@@ -55,9 +88,21 @@ def result_rows(request_id: uuid.UUID) -> Iterator[Any]:
         BulkRow.objects.filter(request_id=request_id)
         .order_by("number")
         .annotate(raw_text=Cast("raw", TextField()))
-        .values_list("raw_text", "patient_id", "status", "reason", "action", "normalized")
+        .values_list(
+            "raw_text",
+            "patient_id",
+            "status",
+            "reason",
+            "action",
+            "normalized",
+            "error_code",
+            "matched_patient_id",
+            "matched_on",
+        )
     )
-    for raw, patient_id, status, reason, action, normalized in rows.iterator(chunk_size=2000):
+    for raw, patient_id, status, reason, action, normalized, codes, matched, matched_on in rows.iterator(
+        chunk_size=2000
+    ):
         query_status, documents = queries.get(patient_id, (None, None))
         opted_out = bool((normalized or {}).get("hieOptOut")) or patient_id in opted_out_patients
-        yield raw, patient_id, status, reason, action, opted_out, query_status, documents
+        yield raw, patient_id, status, reason, action, opted_out, query_status, documents, codes, matched, matched_on

@@ -14,11 +14,20 @@ from patients.models import Patient
 
 # The fields of a pending row that matching needs, read from its normalized JSON by the database.
 _PENDING_SQL = """
-SELECT id, number, normalized->>'firstName', normalized->>'lastName', normalized->>'dob',
-       normalized->>'genderAtBirth', ARRAY(SELECT a->>'zip' FROM jsonb_array_elements(normalized->'addresses') a),
-       coalesce((normalized->>'hieOptOut')::boolean, false)
+SELECT id, number, match_key,
+       ARRAY(SELECT a->>'zip' FROM jsonb_array_elements(normalized->'addresses') a),
+       coalesce((normalized->>'hieOptOut')::boolean, false),
+       action, matched_patient_id, matched_on, duplicate_of, drift IS NOT NULL
 FROM bulkimport_bulkrow
 WHERE request_id = %s AND status = 'pending' AND number BETWEEN %s AND %s
+ORDER BY number
+LIMIT %s
+"""
+
+_PLAN_SQL = """
+SELECT id, number, match_key, ARRAY(SELECT a->>'zip' FROM jsonb_array_elements(normalized->'addresses') a)
+FROM bulkimport_bulkrow
+WHERE request_id = %s AND status = 'pending' AND number > %s
 ORDER BY number
 LIMIT %s
 """
@@ -30,23 +39,25 @@ def pending_rows(request_id: uuid.UUID, *, first: int, last: int, limit: int) ->
         return cursor.fetchall()
 
 
-def mark_applied(request_id: uuid.UUID, rows: Sequence[tuple[int, str, uuid.UUID]], numbers: tuple[int, int]) -> None:
+def plan_rows(request_id: uuid.UUID, *, after: int, limit: int) -> list[Any]:
+    with bound_cursor() as cursor:
+        cursor.execute(_PLAN_SQL, [request_id, after, limit])
+        return cursor.fetchall()
+
+
+def mark_applied(request_id: uuid.UUID, rows: Sequence[Any], numbers: tuple[int, int]) -> None:
     # The number range lets PostgreSQL reach the rows by index, not by scanning the table.
     with bound_cursor() as cursor:
         cursor.execute(
             """
-            UPDATE bulkimport_bulkrow AS b SET status = %s, action = d.action, patient_id = d.patient_id
-            FROM unnest(%s::bigint[], %s::text[], %s::uuid[]) AS d(id, action, patient_id)
+            UPDATE bulkimport_bulkrow AS b
+            SET status = %s, action = d.action, patient_id = d.patient_id, matched_patient_id = d.matched,
+                matched_on = d.matched_on
+            FROM unnest(%s::bigint[], %s::text[], %s::uuid[], %s::uuid[], %s::text[])
+                AS d(id, action, patient_id, matched, matched_on)
             WHERE b.id = d.id AND b.request_id = %s AND b.number BETWEEN %s AND %s
             """,
-            [
-                RowStatus.SUCCEEDED,
-                [row_id for row_id, _, _ in rows],
-                [action for _, action, _ in rows],
-                [patient_id for _, _, patient_id in rows],
-                request_id,
-                *numbers,
-            ],
+            [RowStatus.SUCCEEDED, *(list(column) for column in zip(*rows, strict=True)), request_id, *numbers],
         )
 
 
@@ -56,7 +67,7 @@ _RESULT_COPY_SQL = f"""
 COPY (
     SELECT r.raw::text, r.patient_id, r.status, r.reason, r.action,
            coalesce((r.normalized->>'hieOptOut')::boolean, false) OR coalesce(p.hie_opt_out, false),
-           q.status, jsonb_array_length(q.documents)
+           q.status, jsonb_array_length(q.documents), r.error_code, r.matched_patient_id, r.matched_on
     FROM bulkimport_bulkrow AS r
     LEFT JOIN {DocumentQuery._meta.db_table} AS q ON q.patient_id = r.patient_id AND q.bulk_request_id = r.request_id
     LEFT JOIN {Patient._meta.db_table} AS p ON p.id = r.patient_id

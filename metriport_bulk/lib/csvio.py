@@ -37,7 +37,17 @@ __all__ = [
 MAX_ROWS = 100_000
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
-RESULT_COLUMNS = ("metriportId", "status", "reason", "action", "documentQuery", "documents")
+RESULT_COLUMNS = (
+    "metriportId",
+    "status",
+    "reason",
+    "errorCode",
+    "action",
+    "matchedPatientId",
+    "matchedOn",
+    "documentQuery",
+    "documents",
+)
 # A row's stored status -> the word of the result file: Metriport's importer writes `successful` (its docs say
 # `succeeded`; its code, and so every file its customers parse, says `successful`).
 RESULT_STATUS_WORDS = {"succeeded": "successful"}
@@ -364,14 +374,27 @@ class ResultCsvWriter:
         status: str,
         reason: str,
         action: str,
+        error_code: str = "",
+        matched_patient_id: str = "",
+        matched_on: str = "",
         document_query: str = "",
         documents: str = "",
     ) -> None:
         """One result line: the row's cells (padded or cut to the header's width so the result
-        columns line up), then metriportId, status, reason, action, documentQuery and documents."""
+        columns line up), then RESULT_COLUMNS."""
         self.write_cells(
             raw,
-            (metriport_id or "", RESULT_STATUS_WORDS.get(status, status), reason, action, document_query, documents),
+            (
+                metriport_id or "",
+                RESULT_STATUS_WORDS.get(status, status),
+                reason,
+                error_code,
+                action,
+                matched_patient_id,
+                matched_on,
+                document_query,
+                documents,
+            ),
         )
 
     def write_cells(self, raw: list[str], extra: typing.Iterable[str]) -> None:

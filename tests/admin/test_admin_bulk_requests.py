@@ -175,3 +175,24 @@ def test_side_by_side_of_a_very_wide_row_is_capped():
     assert len(cells) == MAX_COLUMNS_SHOWN
     assert cells[2].column == "dob" and cells[2].errors == ["Missing/invalid dob"]
     assert general == [f"Only the first {MAX_COLUMNS_SHOWN} of the row's {len(header)} columns are shown."]
+
+
+def test_detail_shows_the_plan_and_the_absent_patients_download(tenant, support_client, no_phi_client):
+    run_bulk(tenant, csv_bytes([person("Gus")]))  # on the facility, not on the next roster
+    dry = run_bulk(tenant, csv_bytes([person("Ann"), person("ANN"), person("Bo", zip_code="02134")]), dry_run=True)
+    response = support_client.get(change_url(dry))
+    html = response.content.decode()
+    assert response.context["plan_actions"] == [
+        ("wouldCreate", 2),
+        ("wouldUpdate", 0),
+        ("unchanged", 0),
+        ("duplicate", 1),
+    ]
+    assert response.context["absent_from_file"] == 1 and 'id="bulk-plan"' in html
+    absent = support_client.get(reverse("admin:bulkimport_bulkrequest_download", args=[dry.id, "absent"]))
+    rows = list(csv.DictReader(io.StringIO(b"".join(absent.streaming_content).decode())))
+    assert [row["firstName"] for row in rows] == ["Gus"]
+    # Counts carry no PHI; the file does, so staff without the PHI permission neither see a link nor get it.
+    assert "bulk-download-absent" not in no_phi_client.get(change_url(dry)).content.decode()
+    no_phi = no_phi_client.get(reverse("admin:bulkimport_bulkrequest_download", args=[dry.id, "absent"]))
+    assert no_phi.status_code == 403

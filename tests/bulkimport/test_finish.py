@@ -15,6 +15,7 @@ from docqueries.backends.sandbox import sandbox_documents
 from docqueries.models import DocumentQuery, QueryStatus
 from docqueries.services import bulk_query_counts
 from metriport_bulk.lib import storage
+from metriport_bulk.lib.csvio import RESULT_COLUMNS
 from tests.helpers.bulk import HEADER, answer_document_queries, csv_bytes, person, result_rows, run_inline
 from tests.helpers.factories import make_tenant
 
@@ -45,9 +46,20 @@ def test_result_cells_equal_the_uploaded_cells_whatever_they_hold(broker):
     assert finished.status == BulkStatus.COMPLETED
     with storage.open_for_read(finished.result_key) as stream:
         result = list(csv.reader(io.StringIO(stream.read().decode("utf-8"), newline="")))
-    assert result[0] == [*HEADER, "metriportId", "status", "reason", "action", "documentQuery", "documents"]
+    assert result[0] == [*HEADER, *RESULT_COLUMNS]
+    assert RESULT_COLUMNS == (
+        "metriportId",
+        "status",
+        "reason",
+        "errorCode",
+        "action",
+        "matchedPatientId",
+        "matchedOn",
+        "documentQuery",
+        "documents",
+    )
     assert [line[: len(HEADER)] for line in result[1:]] == rows
-    outcomes = [(line[-5], bool(line[-6]), bool(line[-4])) for line in result[1:]]
+    outcomes = [(line[-8], bool(line[-9]), bool(line[-7])) for line in result[1:]]
     # (status, has a patient id, has a reason): the valid half succeeded, the other half failed with a reason.
     assert outcomes == [("successful", True, False)] * len(AWKWARD) + [("failed", False, True)] * len(AWKWARD)
 
@@ -156,7 +168,9 @@ def test_a_result_file_uploaded_again_gives_the_same_outcomes(broker):
     outcome = ("externalId", "firstName", "status", "reason", "documentQuery")
     assert [[row[k] for k in outcome] for row in after] == [[row[k] for k in outcome] for row in before]
     assert [row["metriportId"] for row in after] == [row["metriportId"] for row in before]  # matched
-    assert {row["action"] for row in after if row["status"] == "successful"} == {"updated"}
+    # The same values again: every valid row matches its patient and would change nothing (issue 22).
+    assert {row["action"] for row in after if row["status"] == "successful"} == {"unchanged"}
+    assert {row["errorCode"] for row in after if row["status"] == "failed"} == {"invalid_dob"}
     with storage.open_for_read(again.result_key) as stream:
         assert b"'=1+1" in stream.read()  # escaped once, not twice
 

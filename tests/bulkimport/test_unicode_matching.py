@@ -19,7 +19,7 @@ def test_invisible_characters_and_stray_boms_make_no_second_patient(tenant, sett
         [person("Jane"), person("\u200bJane"), person("\ufeffJane"), person("Ja\u2060ne", zip_code="\u200b10001")],
         HEADER,
     )
-    assert [row.action for row in rows] == ["created", "updated", "updated", "updated"]
+    assert [row.action for row in rows] == ["created", "duplicate", "duplicate", "duplicate"]
     assert len({row.patient_id for row in rows}) == 1
     patient = Patient.objects.get(customer=tenant.customer)
     assert patient.first_name == "Jane" and patient.zips == ["10001"]
@@ -29,7 +29,7 @@ def test_composed_and_decomposed_spellings_are_one_patient(tenant):
     composed = person("Jos\u00e9", last="Garc\u00eda")
     decomposed = person("Jose\u0301", last="Garci\u0301a")
     _, rows = run_rows(tenant, [composed, decomposed], HEADER)
-    assert [row.action for row in rows] == ["created", "updated"]
+    assert [row.action for row in rows] == ["created", "duplicate"]
     (patient,) = Patient.objects.filter(customer=tenant.customer)
     assert (patient.first_name, patient.last_name) == ("Jos\u00e9", "Garc\u00eda")
 
@@ -37,7 +37,7 @@ def test_composed_and_decomposed_spellings_are_one_patient(tenant):
 def test_a_later_request_with_a_zero_width_name_matches_the_existing_patient(tenant):
     _, (first,) = run_rows(tenant, [person("Jane")], HEADER)
     _, (again,) = run_rows(tenant, [person("\ufeffJane\u200b")], HEADER)
-    assert again.action == "updated" and again.patient_id == first.patient_id
+    assert again.action == "unchanged" and again.patient_id == first.patient_id
     assert Patient.objects.filter(customer=tenant.customer).count() == 1
     # The stored raw cell is what the customer sent; only what is validated and matched is cleaned.
     assert BulkRow.objects.get(id=again.id).raw[0] == "\ufeffJane\u200b"

@@ -8,6 +8,7 @@ import requests
 
 from bulkimport.models import BulkRequest, BulkRow, BulkStatus
 from bulkimport.services import PATIENT_ID_NAMESPACE
+from metriport_bulk.lib.csvio import RESULT_COLUMNS
 from patients.models import Patient, PatientFacility
 from tests.helpers.api import Api
 from tests.helpers.bulk import csv_bytes, person, read_result, sample_bytes, wait_final, wait_status
@@ -44,7 +45,7 @@ def test_full_flow_creates_patients_and_writes_result(customer_api, tenant):
 
     rows = read_result(final["result"])
     assert len(rows) == 300
-    assert list(rows[0])[-6:] == ["metriportId", "status", "reason", "action", "documentQuery", "documents"]
+    assert tuple(rows[0])[-9:] == RESULT_COLUMNS
     # Completed means the medical data is there: every created or updated patient's query has ended.
     assert final["documentQueries"]["pending"] == 0 and final["documentQueries"]["total"] > 0
     assert {r["documentQuery"] for r in rows if r["status"] != "failed"} <= {"completed", "opted out"}
@@ -74,7 +75,7 @@ def test_dry_run_validates_and_creates_nothing(customer_api, tenant):
     assert (final["successful"], final["failed"]) == (1, 1)
     rows = read_result(final["result"])
     assert [(r["status"], r["action"], r["metriportId"]) for r in rows] == [
-        ("successful", "validated", ""),
+        ("successful", "would create", ""),
         ("failed", "", ""),
     ]
     assert "dob" in rows[1]["reason"]

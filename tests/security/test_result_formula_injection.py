@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from bulkimport.models import BulkStatus
+from metriport_bulk.lib.csvio import RESULT_COLUMNS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -95,14 +96,7 @@ def test_result_file_escapes_every_formula_cell(storage_api):
     assert response.status_code == 200
     result = list(csv.reader(io.StringIO(response.content.decode("utf-8"), newline="")))
     header, lines = result[0], result[1:]
-    assert header == [_expected(cell) for cell in HEADER] + [
-        "metriportId",
-        "status",
-        "reason",
-        "action",
-        "documentQuery",
-        "documents",
-    ]
+    assert header == [_expected(cell) for cell in HEADER] + list(RESULT_COLUMNS)
     assert header[HEADER.index('=HYPERLINK("http://x")')] == '\'=HYPERLINK("http://x")'
     assert len(lines) == len(rows)
     for raw, line in zip(rows, lines, strict=True):
@@ -111,5 +105,5 @@ def test_result_file_escapes_every_formula_cell(storage_api):
     offenders = [cell for line in result for cell in line if cell.startswith(TRIGGERS)]
     assert offenders == []
     # The rows the validator refused say why, without echoing the payload back unescaped.
-    failed = [line for line in lines if line[-5] == "failed"]
-    assert failed and all(line[-4] for line in failed)
+    failed = [line for line in lines if line[-8] == "failed"]
+    assert failed and all(line[-7] for line in failed)

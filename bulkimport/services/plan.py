@@ -1,0 +1,282 @@
+"""The plan (SPEC §13, issue 22): each valid row's action decided against the patients as they are, before
+anything is written. A dry run shows it (`would create`, `would update`, `unchanged`, `duplicate`); a real
+import decides it the same way and then applies it (services.apply); a confirm compares it with the plan of
+its dry run and reports the rows whose decision changed meanwhile (`drifted`).
+
+The decision of a row, in row order (the same rule apply follows, so a plan is what an import does):
+- `duplicate` of an earlier row when an earlier row of the file is the same person: the same match key and a
+  shared zip (with any of that person's rows so far), or the same matched patient;
+- else `would update` (or `unchanged`, when writing the row would change no stored value) the customer's
+  oldest patient with the row's match key and a shared zip;
+- else `would create`.
+
+Rows are read in batches in row order (streaming, never the whole file); only the match keys that occur in
+more than one row of the file (found by one GROUP BY) keep a state across batches, so memory grows with the
+file's duplicates, not with its rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Q
+
+from bulkimport.models import BulkRequest, BulkRow, BulkRowError, OnDrift, RowAction, RowStatus
+from bulkimport.store import store
+from metriport_bulk.lib.bulkdb import copy_insert, update_by_id
+from patients.matching import match_key, shares_zip
+from patients.selectors import facility_patients_absent, patients_compare
+from patients.services import patients_match_candidates
+
+PLAN_BATCH_SIZE = 2_000
+# The match rule's fields (patients.matching): what agrees whenever a row matches a patient.
+MATCH_FIELDS = ("firstName", "lastName", "dob", "genderAtBirth", "zip")
+DRIFTED_CODE = "drifted"
+# A real import's row actions as they show in `plan.actions` (JSON field names are camelCase).
+_COUNT_NAMES = {
+    RowAction.WOULD_CREATE: "wouldCreate",
+    RowAction.WOULD_UPDATE: "wouldUpdate",
+    RowAction.UNCHANGED: "unchanged",
+    RowAction.DUPLICATE: "duplicate",
+    RowAction.CREATED: "created",
+    RowAction.UPDATED: "updated",
+    RowAction.DRIFTED: "drifted",
+}
+DRY_RUN_ACTIONS = (RowAction.WOULD_CREATE, RowAction.WOULD_UPDATE, RowAction.UNCHANGED, RowAction.DUPLICATE)
+IMPORT_ACTIONS = (RowAction.CREATED, RowAction.UPDATED, RowAction.UNCHANGED, RowAction.DUPLICATE, RowAction.DRIFTED)
+
+
+def row_match_key(normalized: dict[str, Any]) -> str:
+    """A valid row's match key (patients.matching), computed once when the row is stored."""
+    return match_key(
+        first_name=normalized["firstName"],
+        last_name=normalized["lastName"],
+        dob=normalized["dob"],
+        gender_at_birth=normalized["genderAtBirth"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: str  # a dry run's word: would create, would update, unchanged, duplicate
+    patient_id: uuid.UUID | None = None  # the existing patient it matched (a duplicate: its person's)
+    duplicate_of: int | None = None
+
+    def words(self) -> str:
+        """The decision in a customer's words (ids only: no PHI)."""
+        if self.action == RowAction.DUPLICATE:
+            return f"duplicate of row {self.duplicate_of}"
+        if self.action == RowAction.UNCHANGED:
+            return f"would leave patient {self.patient_id} unchanged"
+        if self.patient_id is not None:
+            return f"{self.action} patient {self.patient_id}"
+        return str(self.action)
+
+
+@dataclass(slots=True)
+class _Person:
+    """A person met in the file so far, for a match key that more than one row has."""
+
+    first_row: int
+    zips: set[str]
+    patient_id: uuid.UUID | None
+
+
+@dataclass(slots=True)
+class _Planned:
+    id: int
+    number: int
+    decision: Decision
+    matched_on: str = ""
+    drift: dict[str, str] | None = None
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class _State:
+    repeated: dict[str, list[_Person]] = field(default_factory=dict)
+
+
+def bulk_request_plan(*, request: BulkRequest, heartbeat: Callable[[], None] = lambda: None) -> None:
+    """Decides the action of each pending (valid) row of `request` and stores it on the row.
+
+    A dry run's rows become succeeded with their `would` action. A real import's rows stay pending with the
+    planned action (a row to create keeps an empty one: apply's default) for apply to follow. A confirm's
+    rows whose decision differs from the dry run's are `drifted`: failed (OnDrift.FAIL) or applied with the
+    new decision and reported (OnDrift.APPLY). Runs in batches, one transaction each, which `heartbeat`
+    opens (a parser that lost its lease writes nothing). A dry run's last step, turning the rows left into
+    `would create`, is the caller's (plan_dry_run_rest), in the transaction that moves the request on."""
+    repeated = set(
+        BulkRow.objects.filter(request_id=request.id, status=RowStatus.PENDING)
+        .exclude(match_key="")
+        .values("match_key")
+        .annotate(rows=Count("id"))
+        .filter(rows__gt=1)
+        .values_list("match_key", flat=True)
+    )
+    state = _State({key: [] for key in repeated})
+    after = 0
+    while batch := store().plan_rows(request.id, after=after, limit=PLAN_BATCH_SIZE):
+        after = batch[-1][1]
+        with transaction.atomic():
+            heartbeat()
+            planned = _decide(request, batch, state)
+            _describe(request, planned)
+            if request.confirms_id is not None:
+                _compare_with_preview(request, planned)
+            _store(request, planned)
+
+
+def plan_dry_run_rest(*, request_id: uuid.UUID) -> None:
+    """A planned dry run's rows not written by the plan would create their patient (one statement for the most
+    common decision, instead of one write per row)."""
+    BulkRow.objects.filter(request_id=request_id, status=RowStatus.PENDING).update(
+        status=RowStatus.SUCCEEDED, action=RowAction.WOULD_CREATE
+    )
+
+
+def _decide(request: BulkRequest, batch: list[Any], state: _State) -> list[_Planned]:
+    keys = {key for _, _, key, _ in batch}
+    candidates: dict[str, list[tuple[uuid.UUID, list[str]]]] = {}
+    for patient_id, key, zips in patients_match_candidates(customer_id=request.customer_id, keys=keys):
+        candidates.setdefault(key, []).append((patient_id, zips))
+    planned = []
+    for row_id, number, key, zips in batch:
+        existing = next((p for p, z in candidates.get(key, ()) if shares_zip(z, zips)), None)
+        people = state.repeated.get(key)
+        if people is not None:
+            same = next(
+                (p for p in people if not p.zips.isdisjoint(zips) or (existing and p.patient_id == existing)), None
+            )
+            if same is not None:
+                same.zips.update(zips)
+                decision = Decision(RowAction.DUPLICATE, same.patient_id, same.first_row)
+                planned.append(_Planned(row_id, number, decision))
+                continue
+            people.append(_Person(number, set(zips), existing))
+        if existing is None:
+            planned.append(_Planned(row_id, number, Decision(RowAction.WOULD_CREATE)))
+        else:
+            planned.append(_Planned(row_id, number, Decision(RowAction.WOULD_UPDATE, existing)))
+    return planned
+
+
+def _describe(request: BulkRequest, planned: list[_Planned]) -> None:
+    """`unchanged` where writing the row would change nothing; the fields each match agreed on."""
+    updates = [p for p in planned if p.decision.action == RowAction.WOULD_UPDATE]
+    if updates:
+        values = dict(
+            BulkRow.objects.filter(request_id=request.id, id__in=[p.id for p in updates]).values_list(
+                "id", "normalized"
+            )
+        )
+        pairs = [(_matched(p), values[p.id] or {}) for p in updates]
+        for row, (same, agreed) in zip(
+            updates, patients_compare(customer_id=request.customer_id, pairs=pairs), strict=True
+        ):
+            if same:
+                row.decision = Decision(RowAction.UNCHANGED, row.decision.patient_id)
+            row.matched_on = " ".join((*MATCH_FIELDS, *agreed))
+    for row in planned:
+        if row.decision.action == RowAction.DUPLICATE:
+            row.matched_on = " ".join(MATCH_FIELDS)
+            row.reason = f"Same person as row {row.decision.duplicate_of}"
+
+
+def _matched(row: _Planned) -> uuid.UUID:
+    assert row.decision.patient_id is not None, "an update names its patient"
+    return row.decision.patient_id
+
+
+def _compare_with_preview(request: BulkRequest, planned: list[_Planned]) -> None:
+    """A confirm's rows whose decision differs from the one its dry run showed become drifted."""
+    if not planned:
+        return
+    shown = {
+        number: Decision(action, matched, duplicate_of)
+        for number, action, matched, duplicate_of in BulkRow.objects.filter(
+            request_id=request.confirms_id, number__gte=planned[0].number, number__lte=planned[-1].number
+        ).values_list("number", "action", "matched_patient_id", "duplicate_of")
+    }
+    for row in planned:
+        before = shown.get(row.number)
+        if before is None or before.action not in DRY_RUN_ACTIONS or before == row.decision:
+            continue  # not planned by the dry run (invalid there, or a dry run from before plans): nothing to keep
+        row.drift = {"planned": before.words(), "now": row.decision.words()}
+        what = "applied" if request.on_drift == OnDrift.APPLY else "not applied (onDrift=fail)"
+        note = f"Changed since the preview: planned {before.words()}, now {row.decision.words()}; {what}"
+        row.reason = f"{note}; {row.reason}" if row.reason else note
+
+
+def _store(request: BulkRequest, planned: list[_Planned]) -> None:
+    """Writes the rows' decisions. A real import's rows to create keep their defaults (nothing to write)."""
+    failing = request.on_drift != OnDrift.APPLY
+    written: list[tuple[Any, ...]] = []
+    errors: list[tuple[Any, ...]] = []
+    for row in planned:
+        d = row.decision
+        if row.drift is not None and failing:
+            written.append(
+                (row.id, RowStatus.FAILED, RowAction.DRIFTED, d.patient_id, row.matched_on, d.duplicate_of)
+                + (row.drift, row.reason, DRIFTED_CODE)
+            )
+            errors.append((request.id, row.number, DRIFTED_CODE, "row", row.reason[:300]))
+            continue
+        if d.action == RowAction.WOULD_CREATE and row.drift is None:
+            continue  # the default: apply's (an import), plan_dry_run_rest's (a dry run)
+        status = RowStatus.SUCCEEDED if request.dry_run else RowStatus.PENDING
+        written.append(
+            (row.id, status, d.action, d.patient_id, row.matched_on, d.duplicate_of, row.drift, row.reason, "")
+        )
+    update_by_id(
+        BulkRow,
+        ("status", "action", "matched_patient_id", "matched_on", "duplicate_of", "drift", "reason", "error_code"),
+        written,
+    )
+    if errors:
+        copy_insert(BulkRowError, ("request_id", "row_number", "code", "field", "message"), errors)
+
+
+# --- the summary, once a request's rows are done -----------------------------------------------------------------
+
+
+def plan_counts(request: BulkRequest) -> dict[str, int]:
+    """Rows per action (camelCase names), every action of the request's kind present (0 when none)."""
+    names = DRY_RUN_ACTIONS if request.dry_run else IMPORT_ACTIONS
+    counted = dict(
+        BulkRow.objects.filter(request_id=request.id, status=RowStatus.SUCCEEDED, action__in=names)
+        .values_list("action")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts = {_COUNT_NAMES[action]: counted.get(action, 0) for action in names}
+    if not request.dry_run:
+        # Drifted rows that were not applied are failed rows; they count as drifted all the same.
+        counts["drifted"] += BulkRow.objects.filter(
+            request_id=request.id, status=RowStatus.FAILED, action=RowAction.DRIFTED
+        ).count()
+    return counts
+
+
+def absent_patients(request: BulkRequest) -> Any:
+    """The facility's patients that no row of the request matched (a dry run: the patients its rows matched;
+    a real import: the patients its rows were applied to). Nothing is deleted."""
+    column = "matched_patient_id" if request.dry_run else "patient_id"
+    present = BulkRow.objects.filter(Q(request_id=request.id) & Q(**{f"{column}__isnull": False})).values(column)
+    return facility_patients_absent(facility_id=request.facility_id, present=present)
+
+
+ABSENT_COLUMNS = ("metriportId", "externalId", "firstName", "lastName", "dob", "genderAtBirth", "dateCreated")
+
+
+def absent_rows(request: BulkRequest) -> Iterable[list[str]]:
+    """The absent patients as CSV cells (ABSENT_COLUMNS), streamed."""
+    for patient_id, external_id, first, last, dob, gender, created in (
+        absent_patients(request)
+        .values_list("id", "external_id", "first_name", "last_name", "dob", "gender_at_birth", "created_at")
+        .iterator(chunk_size=2000)
+    ):
+        yield [str(patient_id), external_id, first, last, str(dob), gender, created.isoformat()]
