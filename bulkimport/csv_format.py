@@ -137,10 +137,19 @@ RESULT_COLUMN_MEANINGS: dict[str, str] = {
     "metriportId": "The patient's id in this service (empty for a failed row).",
     "status": "`successful` or `failed`.",
     "reason": "Why the row failed: every error of the row, `; `-separated (empty when successful).",
-    "errorCode": "The row's error codes (the table above), `;`-separated.",
-    "action": "What was done: `created`, `updated`, `validated` (a dry run) or empty (failed).",
-    "matchedPatientId": "The existing patient the row matched, when it matched one.",
-    "matchedOn": "What the match was made on.",
+    "errorCode": "The row's error codes (the table above), `; `-separated (`drifted`: see `action`).",
+    "action": (
+        "What the row did: `created`, `updated`, `unchanged` (matched a patient, changed no stored value), "
+        "`duplicate` (the same person as an earlier row, named in `reason`; applied to that row's patient) or "
+        "`drifted` (a confirm's row whose decision changed since its dry run; both decisions in `reason`). A dry "
+        "run says what a row would do: `would create`, `would update`, `unchanged` or `duplicate`. Empty when "
+        "the row failed validation."
+    ),
+    "matchedPatientId": "The existing patient the row matched (or would match), when it matched one.",
+    "matchedOn": (
+        "The fields the match agreed on: `firstName lastName dob genderAtBirth zip`, then `externalId` and `ssn` "
+        "when both sides have them and they agree."
+    ),
     "documentQuery": (
         "How the patient's Document Query ended: `completed`, `failed`, `timed out`, `opted out` (hieOptOut), "
         "`recently queried` (not queried again: your Document Query budget's re-query window), or empty (failed "

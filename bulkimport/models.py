@@ -33,7 +33,16 @@ class BulkRequest(models.Model):
     # The header as read: column labels, or the first patient's cells when a file has no header row.
     PHI_FIELDS: ClassVar = ("header",)
     # A reason and warnings name columns, codes and counts, never cell values; storage keys are made of ids.
-    NOT_PHI_FIELDS: ClassVar = ("reason", "warnings", "upload_key", "input_key", "result_key", "invalid_key")
+    NOT_PHI_FIELDS: ClassVar = (
+        "reason",
+        "warnings",
+        "upload_key",
+        "input_key",
+        "result_key",
+        "invalid_key",
+        "absent_key",
+        "plan",  # counts per action
+    )
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer = models.ForeignKey("patients.Customer", on_delete=models.CASCADE, related_name="bulk_requests")
@@ -114,8 +123,10 @@ class OnDrift(models.TextChoices):
 
 
 class BulkRow(models.Model):
-    PHI_FIELDS: ClassVar = ("raw", "normalized")  # the file's cells, and the demographics they give
-    NOT_PHI_FIELDS: ClassVar = ("reason",)  # error messages: they name columns, never values
+    # The file's cells, the demographics they give, and the match key made of the names and dob.
+    PHI_FIELDS: ClassVar = ("raw", "normalized", "match_key")
+    # Error messages and plan notes name columns, codes, row numbers and patient ids, never values.
+    NOT_PHI_FIELDS: ClassVar = ("reason", "error_code", "matched_on", "drift")
 
     request = models.ForeignKey(BulkRequest, on_delete=models.CASCADE, related_name="rows")
     number = models.IntegerField()
