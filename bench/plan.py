@@ -42,15 +42,21 @@ def validate_only() -> Iterator[None]:
             status=RowStatus.SUCCEEDED, action=RowAction.VALIDATED
         )
 
-    saved = (parse.bulk_request_plan, parse.plan_dry_run_rest, parse.row_match_key, finish.write_plan)
-    parse.bulk_request_plan = lambda **kwargs: None
-    parse.plan_dry_run_rest = mark_validated
-    parse.row_match_key = lambda normalized: ""
-    finish.write_plan = lambda request: ({}, "")
+    # The plan's steps in parse and finish, switched off (setattr: names parse imports, not exports).
+    off: list[tuple[object, str, object]] = [
+        (parse, "bulk_request_plan", lambda **kwargs: None),
+        (parse, "plan_dry_run_rest", mark_validated),
+        (parse, "row_match_key", lambda normalized: ""),
+        (finish, "write_plan", lambda request: ({}, "")),
+    ]
+    saved = [(module, name, getattr(module, name)) for module, name, _ in off]
+    for module, name, replacement in off:
+        setattr(module, name, replacement)
     try:
         yield
     finally:
-        parse.bulk_request_plan, parse.plan_dry_run_rest, parse.row_match_key, finish.write_plan = saved
+        for module, name, original in saved:
+            setattr(module, name, original)
 
 
 def main() -> None:
@@ -62,7 +68,7 @@ def main() -> None:
 
     from bulkimport import services
     from bulkimport.models import BulkChunk, BulkRequest
-    from bulkimport.sample import write_sample_csv
+    from devtools.sample import write_sample_csv
     from tests.helpers.factories import make_tenant
 
     def sample(rows: int) -> bytes:
