@@ -46,6 +46,9 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body are written apart: with Nagle's algorithm on, a kept-alive connection waits for
+            # the client's delayed ACK (40 ms) at each answer, as no real web server does.
+            disable_nagle_algorithm = True
 
             def _handle(self) -> None:
                 length = int(self.headers.get("content-length") or 0)

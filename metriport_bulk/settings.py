@@ -219,8 +219,14 @@ WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS", "5"))
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
 WEBHOOK_RETRY_HOURS = float(env("WEBHOOK_RETRY_HOURS", "25"))
 WEBHOOK_STANDARD_HEADERS = env_bool("WEBHOOK_STANDARD_HEADERS", True)
-# Deliveries in flight at once per customer: a slow or dead endpoint holds at most this many worker threads.
-WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER = env_int("WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER", 2)
+# Deliveries in flight at once per customer adapt to its receiver (more while it answers within
+# WEBHOOK_SLOW_SECONDS, half as many when it is slower or fails), between these bounds: a slow or dead
+# endpoint holds at most the upper bound of worker threads, and soon the lower one.
+WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER = env_int("WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER", 4)
+WEBHOOK_MIN_CONCURRENT_PER_CUSTOMER = env_int("WEBHOOK_MIN_CONCURRENT_PER_CUSTOMER", 1)
+WEBHOOK_SLOW_SECONDS = float(env("WEBHOOK_SLOW_SECONDS", "1"))
+# Patients per `medical.document-download` message of one bulk request (Metriport's `patients` array).
+WEBHOOK_DOCUMENT_BATCH_SIZE = env_int("WEBHOOK_DOCUMENT_BATCH_SIZE", 100)
 DOCQUERY_BACKEND = env("DOCQUERY_BACKEND", "sandbox")
 DOCQUERY_GATEWAY_URL = env("DOCQUERY_GATEWAY_URL")
 DOCQUERY_GATEWAY_TIMEOUT_SECONDS = float(env("DOCQUERY_GATEWAY_TIMEOUT_SECONDS", "10"))

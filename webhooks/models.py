@@ -28,6 +28,9 @@ class WebhookEndpoint(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_failure_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True, default="")
+    # Deliveries the receiver is given at once, adapted to its answers (services.delivery, AIMD): grows while it
+    # answers fast, halves when it slows down or fails; null until its first answer (WEBHOOK_INITIAL_CONCURRENCY).
+    concurrency = models.FloatField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"Webhook endpoint of {self.customer_id}: {self.url or '(no URL)'}"
@@ -51,6 +54,10 @@ class WebhookMessage(models.Model):
     customer = models.ForeignKey("patients.Customer", on_delete=models.CASCADE, related_name="webhook_messages")
     message_type = models.CharField(max_length=60)
     request_id = models.CharField(max_length=64, blank=True, default="")
+    # Set by the caller: the lane it is delivered in (a lower one first), and whether it waits for the earlier
+    # messages of its request (a status history must arrive in order; independent notices need not).
+    lane = models.SmallIntegerField(choices=types.Lane.choices, default=types.Lane.STANDARD)
+    ordered = models.BooleanField(default=True)
     body = models.BinaryField(editable=False)
     status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.PENDING)
     attempts = models.IntegerField(default=0)
@@ -64,8 +71,6 @@ class WebhookMessage(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.IntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True, default="")
-    # When the scheduler last queued a delivery of it: not queued again while that one may still be waiting.
-    enqueued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -78,12 +83,12 @@ class WebhookMessage(models.Model):
                 condition=Q(status="pending"),
                 name="webhookmsg_request_order_idx",
             ),
-            # The few bulk request status messages waiting, found without reading a customer's backlog of
-            # document-download messages: delivery asks on every attempt whether one is due (it goes first).
+            # A customer's next due message, lane by lane (delivery takes them in this order): an index range
+            # scan, whatever the size of the customer's backlog or of the others'.
             models.Index(
-                fields=["customer", "next_attempt_at"],
-                condition=Q(status="pending", message_type=types.BULK_PATIENT_CREATE),
-                name="webhookmsg_status_due_idx",
+                fields=["customer", "lane", "next_attempt_at"],
+                condition=Q(status="pending"),
+                name="webhookmsg_lane_due_idx",
             ),
         ]
 
@@ -114,9 +119,10 @@ class DeliveryAttempt(models.Model):
 
 
 class DeliverySlot(models.Model):
-    """One of a customer's WEBHOOK_MAX_CONCURRENT_PER_CUSTOMER delivery slots. An attempt leases a free slot
-    with one conditional UPDATE before its HTTP call and frees it after; a lease whose worker died runs out,
-    so a slot is never lost. Works the same on SQLite and PostgreSQL (no broker-side state)."""
+    """One of a customer's delivery slots (as many as its adaptive concurrency). A deliverer leases a free slot
+    with one conditional UPDATE and keeps it while it delivers the customer's due messages one after the
+    other; a lease whose worker died runs out, so a slot is never lost. `queued_at` marks a deliverer queued for
+    the slot (not queued twice meanwhile). Works the same on SQLite and PostgreSQL (no broker-side state)."""
 
     NOT_PHI_FIELDS: ClassVar = ("message_id",)
 
@@ -124,6 +130,7 @@ class DeliverySlot(models.Model):
     number = models.IntegerField()
     message_id = models.UUIDField(null=True, blank=True)
     leased_until = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["customer", "number"], name="webhook_slot_unique")]

@@ -12,7 +12,7 @@ from bulkimport.models import BulkPhase, BulkRequest, BulkStatus
 from bulkimport.states import transition
 from metriport_bulk.lib import storage
 from webhooks.services import webhook_message_create
-from webhooks.types import BULK_PATIENT_CREATE
+from webhooks.types import BULK_PATIENT_CREATE, Lane
 
 
 class BulkRequestError(Exception):
@@ -95,6 +95,10 @@ def notify(request: BulkRequest) -> None:
         message_type=BULK_PATIENT_CREATE,
         data={"bulkPatientCreate": body},
         request_id=str(request.id),
+        # The import's status goes ahead of the customer's document notices (its own queries' included), and
+        # its statuses arrive in order (processing before completed).
+        lane=Lane.PRIORITY,
+        ordered=True,
     )
 
 

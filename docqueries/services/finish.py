@@ -8,6 +8,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -47,6 +48,7 @@ def finish_one(
                 message_type=types.DOCUMENT_DOWNLOAD,
                 request_id=str(query.id),
                 data=_webhook_data(query, status, documents),
+                ordered=False,
             )
             _announce_ended([query])
     return bool(finished)
@@ -64,12 +66,33 @@ def finish_many(ended: list[Ended], *, finished_at: datetime) -> None:
             for q, status, documents, error in ended
         ],
     )
-    by_customer: dict[uuid.UUID, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-    for query, status, documents, _ in ended:
-        by_customer[query.customer_id].append((str(query.id), _webhook_data(query, status, documents)))
-    for customer_id, items in by_customer.items():
-        webhook_messages_create(customer_id=customer_id, message_type=types.DOCUMENT_DOWNLOAD, items=items)
+    for customer_id, items in _notices(ended).items():
+        webhook_messages_create(
+            customer_id=customer_id, message_type=types.DOCUMENT_DOWNLOAD, items=items, ordered=False
+        )
     _announce_ended([query for query, *_ in ended])
+
+
+def _notices(ended: list[Ended]) -> dict[uuid.UUID, list[tuple[str, dict[str, Any]]]]:
+    """The `medical.document-download` messages of ended queries, per customer, as (request id, data): the
+    queries of one bulk request share messages of up to WEBHOOK_DOCUMENT_BATCH_SIZE patients (Metriport's
+    `patients` array), with the bulk request's id as `meta.requestId`; a query of its own (started through
+    the API) has a message of its own, with its id. Each ended query is in exactly one message."""
+    size = max(1, int(settings.WEBHOOK_DOCUMENT_BATCH_SIZE))
+    notices: dict[uuid.UUID, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+    by_request: dict[tuple[uuid.UUID, uuid.UUID], list[dict[str, Any]]] = defaultdict(list)
+    for query, status, documents, _ in ended:
+        if query.bulk_request_id is None:
+            notices[query.customer_id].append((str(query.id), _webhook_data(query, status, documents)))
+        else:
+            by_request[(query.customer_id, query.bulk_request_id)].append(
+                _webhook_patient(query, status=status, documents=documents)
+            )
+    for (customer_id, request_id), patients in by_request.items():
+        notices[customer_id] += [
+            (str(request_id), {"patients": patients[start : start + size]}) for start in range(0, len(patients), size)
+        ]
+    return notices
 
 
 def _webhook_data(query: DocumentQuery, status: str, documents: list[dict[str, Any]]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import ipaddress
 import socket
 import threading
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -211,19 +212,51 @@ class Deadline:
 # The connection mixins extend urllib3's HTTPConnection (their super() is one); to the type checker they are one.
 if TYPE_CHECKING:
     _ConnectionBase = HTTPConnection
+    _PoolBase = HTTPConnectionPool
 else:
     _ConnectionBase = object
+    _PoolBase = object
 
 
 class _DeadlineConnectionMixin(_ConnectionBase):
-    """Registers each new socket with the Deadline of the request being made in this thread, if any."""
+    """Registers each new socket with the Deadline of the request being made in this thread, if any, and keeps
+    a duplicate of it so that a later request on the same kept-alive connection can register it with its own
+    Deadline (see `_DeadlinePoolMixin`): the raw socket, since a TLS socket cannot be duplicated."""
+
+    _kept_socket: socket.socket | None = None
 
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()
+        self._drop_kept_socket()
+        self._kept_socket = sock.dup()
         deadline = _current_deadline.get()
         if deadline is not None:
             deadline.watch(sock)
         return sock
+
+    def _drop_kept_socket(self) -> None:
+        kept, self._kept_socket = self._kept_socket, None
+        if kept is not None:
+            kept.close()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._drop_kept_socket()
+
+
+class _DeadlinePoolMixin(_PoolBase):
+    """A connection taken from the pool that is already connected (kept alive) is registered with the current
+    Deadline too: the hard per-attempt deadline holds on a reused connection as on a new one."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        deadline = _current_deadline.get()
+        kept = getattr(conn, "_kept_socket", None)
+        if deadline is not None and kept is not None and getattr(conn, "sock", None) is not None:
+            deadline.watch(kept)
+        return conn
 
 
 class _GuardedConnectionMixin(_ConnectionBase):
@@ -261,19 +294,19 @@ class _DeadlineHTTPSConnection(_DeadlineConnectionMixin, HTTPSConnection):
     pass
 
 
-class _DeadlineHTTPConnectionPool(HTTPConnectionPool):
+class _DeadlineHTTPConnectionPool(_DeadlinePoolMixin, HTTPConnectionPool):
     ConnectionCls = _DeadlineHTTPConnection
 
 
-class _DeadlineHTTPSConnectionPool(HTTPSConnectionPool):
+class _DeadlineHTTPSConnectionPool(_DeadlinePoolMixin, HTTPSConnectionPool):
     ConnectionCls = _DeadlineHTTPSConnection
 
 
-class _GuardedHTTPConnectionPool(HTTPConnectionPool):
+class _GuardedHTTPConnectionPool(_DeadlinePoolMixin, HTTPConnectionPool):
     ConnectionCls = _GuardedHTTPConnection
 
 
-class _GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+class _GuardedHTTPSConnectionPool(_DeadlinePoolMixin, HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
 
 
@@ -298,6 +331,29 @@ class GuardedAdapter(HTTPAdapter):
             "http": _GuardedHTTPConnectionPool,
             "https": _GuardedHTTPSConnectionPool,
         }
+
+
+_kept = threading.local()
+KEPT_SESSIONS_PER_THREAD = 32
+
+
+def kept_session(*, url: str, allow_private: bool | None = None) -> requests.Session:
+    """A guarded session of this thread for `url`'s origin (scheme, host, port), kept between calls so that
+    successive requests to one endpoint reuse a kept-alive connection (no new TCP/TLS handshake each time).
+    Each connection was checked by the guard when it was made, and every request on it still obeys its own
+    Deadline. One session per thread (sessions are not thread-safe), at most KEPT_SESSIONS_PER_THREAD
+    endpoints per thread (the least recently used is closed)."""
+    parts = urlsplit(url)
+    key = (parts.scheme, parts.hostname, parts.port, _private_allowed(allow_private))
+    sessions: OrderedDict[tuple[object, ...], requests.Session] = _kept.__dict__.setdefault("sessions", OrderedDict())
+    session = sessions.get(key)
+    if session is None:
+        session = sessions[key] = guarded_session(allow_private=allow_private)
+        while len(sessions) > KEPT_SESSIONS_PER_THREAD:
+            sessions.popitem(last=False)[1].close()
+    else:
+        sessions.move_to_end(key)
+    return session
 
 
 def guarded_session(*, allow_private: bool | None = None) -> requests.Session:

@@ -42,7 +42,9 @@ def hooked_tenant(name: str = "Acme Health"):
 
 
 def bulk_statuses(request_id) -> list[str]:
-    messages = WebhookMessage.objects.filter(request_id=str(request_id)).order_by("created_at")
+    messages = WebhookMessage.objects.filter(
+        request_id=str(request_id), message_type="medical.bulk-patient-create"
+    ).order_by("created_at")
     return [orjson.loads(bytes(m.body))["bulkPatientCreate"]["status"] for m in messages]
 
 

@@ -108,15 +108,23 @@ def test_settings_and_webhooks_with_the_npm_sdk(live_server, tenant, receiver, p
     assert isinstance(status["webhookRequestsProcessing"], int) and isinstance(status["webhookRequestsFailed"], int)
     assert "webhookStatusDetail" not in status or isinstance(status["webhookStatusDetail"], str)
 
-    # A bulk import: processing, completed, and one document-download webhook per patient.
+    # A bulk import: processing, completed, and document-download webhooks carrying its patients, several to
+    # a message (Metriport's `patients` array).
+    settings.WEBHOOK_DOCUMENT_BATCH_SIZE = 2
     api = Api(live_server.url, tenant.api_key)
-    final = api.run(csv_bytes([person("Ann"), person("Bob", ext="MRN-2")]))
+    people = [person("Ann"), person("Bob", ext="MRN-2"), person("Cy", ext="MRN-3")]
+    final = api.run(csv_bytes(people))
     assert final["status"] == "completed"
 
     def types() -> list[str]:
         return [r.json()["meta"]["type"] for r in receiver.received if r.body]
 
-    wait_until(lambda: types().count("medical.document-download") == 2, message="document webhooks")
+    def notified() -> int:
+        documents = [r.json() for r in receiver.received if r.body and b'"medical.document-download"' in r.body]
+        return sum(len(payload["patients"]) for payload in documents)
+
+    wait_until(lambda: notified() == 3, message="every patient's document webhook")
+    assert types().count("medical.document-download") < 3  # batched
     wait_until(lambda: types().count("medical.bulk-patient-create") == 2, message="bulk webhooks")
     for received in receiver.received:
         if not received.body:

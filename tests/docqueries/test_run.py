@@ -50,18 +50,23 @@ def gateway(settings, receiver: Receiver) -> Receiver:
 def test_sandbox_queries_complete_and_send_document_webhooks_without_phi(tenant, hook, webhook_receiver):
     patients = make_patients(tenant.customer, 3)
     assert _start(tenant, patients) == 3
-    received = webhook_receiver.wait_for_count(3)
     wait_until(_all_finished, message="all queries finished")
+    wait_until(
+        lambda: sum(len(r.json()["patients"]) for r in webhook_receiver.snapshot()) >= 3,
+        message="every patient's document notice",
+    )
+    received = webhook_receiver.snapshot()
     by_patient = {}
     for request in received:
         payload = request.json()
         assert payload["meta"]["type"] == "medical.document-download"
         assert set(payload) == {"meta", "patients"}
-        (entry,) = payload["patients"]
-        assert set(entry) == {"patientId", "externalId", "status", "documents"} - (
-            set() if entry.get("externalId") else {"externalId"}
-        )
-        by_patient[entry["patientId"]] = entry
+        for entry in payload["patients"]:
+            assert set(entry) == {"patientId", "externalId", "status", "documents"} - (
+                set() if entry.get("externalId") else {"externalId"}
+            )
+            assert entry["patientId"] not in by_patient  # each patient in exactly one message
+            by_patient[entry["patientId"]] = entry
         text = request.body.decode()
         for marker in PHI_MARKERS:
             assert marker not in text, f"PHI {marker!r} leaked into the webhook"
@@ -73,7 +78,9 @@ def test_sandbox_queries_complete_and_send_document_webhooks_without_phi(tenant,
         assert entry["documents"] == [document_dto(document) for document in query.documents]
         assert all("contentType" not in document and document["mimeType"] for document in entry["documents"])
         assert query.status == QueryStatus.COMPLETED and query.finished_at and query.next_attempt_at is None
-        assert json.loads(received[0].body)["meta"]["requestId"] in {str(q.id) for q in DocumentQuery.objects.all()}
+    # The queries of one bulk request share messages, named by the bulk request's id.
+    bulk_request_id = str(DocumentQuery.objects.get(patient=patients[0]).bulk_request_id)
+    assert {json.loads(request.body)["meta"]["requestId"] for request in received} == {bulk_request_id}
 
 
 def test_gateway_503_then_200_is_retried_with_backoff(tenant, hook, webhook_receiver, gateway):

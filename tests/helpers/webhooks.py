@@ -8,8 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from tests.helpers.runtime import assert_no_live_worker
-from webhooks.models import WebhookMessage
-from webhooks.services import webhook_deliver_due, webhook_message_create, webhook_message_deliver
+from webhooks.models import DeliverySlot, WebhookMessage
+from webhooks.services import webhook_customer_deliver, webhook_deliver_due, webhook_message_create
 
 
 def create_message(
@@ -30,14 +30,15 @@ def make_due(message: WebhookMessage) -> None:
 
 
 def deliver_due(rounds: int = 20) -> None:
-    """The scheduler job plus a synchronous stand-in for the `webhooks` workers: queues what is due, then runs
-    each queued delivery here, until nothing more is due. The queue messages themselves (and those handed on
-    by a finished delivery) go to a broker no worker reads, so they are forgotten as a lost one would be."""
+    """The scheduler job plus a synchronous stand-in for the `webhooks` workers: wakes the customers with due
+    messages, then runs each deliverer queued here, until nothing more is due. The queue messages themselves
+    (and those queued by a finished deliverer) go to a broker no worker reads, so they are forgotten as a lost
+    one would be."""
     assert_no_live_worker("deliver_due")
     for _ in range(rounds):
-        WebhookMessage.objects.update(enqueued_at=None)
-        queued = webhook_deliver_due()
-        if not queued:
+        DeliverySlot.objects.update(queued_at=None)
+        woken = webhook_deliver_due()
+        if not woken:
             return
-        for message_id in queued:
-            webhook_message_deliver(message_id=message_id)
+        for customer_id, slot in woken:
+            webhook_customer_deliver(customer_id=customer_id, slot=slot)

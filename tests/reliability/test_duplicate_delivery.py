@@ -61,5 +61,7 @@ def test_every_message_delivered_twice(broker, worker, settings, receiver):
             model.objects.filter(customer=tenant.customer).count()
             == model.objects.filter(customer=clean_tenant.customer).count()
         )
-    bulk_messages = WebhookMessage.objects.filter(request_id=str(request.id))
+    bulk_messages = WebhookMessage.objects.filter(
+        request_id=str(request.id), message_type="medical.bulk-patient-create"
+    )
     assert sorted(bulk_messages.values_list("message_type", flat=True)) == ["medical.bulk-patient-create"] * 2

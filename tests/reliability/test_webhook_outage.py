@@ -30,7 +30,7 @@ def test_receiver_down_for_an_hour_then_back(broker, receiver):
     receiver.default = lambda item: Reply(status=503)
     request = submit(tenant, sample_bytes(50, seed=3))
     run_inline(request.id)
-    bulk = WebhookMessage.objects.filter(request_id=str(request.id))
+    bulk = WebhookMessage.objects.filter(request_id=str(request.id), message_type="medical.bulk-patient-create")
     assert bulk.count() == 2  # processing and completed, both in the outbox
 
     simulated = timedelta(0)

@@ -1,5 +1,5 @@
 """The outbox (SPEC §6): a message is stored in the transaction of the state change it reports, with its body
-serialized once (these exact bytes are signed and sent), and its delivery is queued on commit."""
+serialized once (these exact bytes are signed and sent), and its customer's deliverers are woken on commit."""
 
 from __future__ import annotations
 
@@ -11,17 +11,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
 from django.utils import timezone
 
-from metriport_bulk.lib import sending
 from webhooks import schedule
 from webhooks.models import WebhookEndpoint, WebhookMessage
-from webhooks.services import dispatch
+from webhooks.services.delivery import webhook_customer_wake
+from webhooks.types import Id, Lane
 
 logger = logging.getLogger(__name__)
-
-# A customer or message id: a UUID read from a row, or its text (an actor message, a command's argument).
-Id = uuid.UUID | str
 
 
 def _iso(moment: datetime) -> str:
@@ -45,26 +43,44 @@ def webhook_body(
 
 
 def webhook_message_create(
-    *, customer_id: Id, message_type: str, data: dict[str, Any], request_id: str | None = None
+    *,
+    customer_id: Id,
+    message_type: str,
+    data: dict[str, Any],
+    request_id: str | None = None,
+    lane: int = Lane.STANDARD,
+    ordered: bool = True,
 ) -> WebhookMessage | None:
-    """Stores one outbox message in the caller's transaction and schedules its delivery on commit.
+    """Stores one outbox message in the caller's transaction and wakes the customer's deliverers on commit.
 
-    Builds `{"meta": {"messageId", ["requestId",] "when", "type"}, **data}`. Returns None (stores nothing)
-    when the customer has no webhook URL."""
-    stored = _messages_store(customer_id=customer_id, message_type=message_type, items=[(request_id, data)])
+    Builds `{"meta": {"messageId", ["requestId",] "when", "type"}, **data}`. The caller chooses the `lane` (a
+    lower one is delivered first) and whether the message waits for the earlier `ordered` messages of its
+    request. Returns None (stores nothing) when the customer has no webhook URL."""
+    stored = _messages_store(
+        customer_id=customer_id, message_type=message_type, items=[(request_id, data)], lane=lane, ordered=ordered
+    )
     return stored[0] if stored else None
 
 
-def webhook_messages_create(*, customer_id: Id, message_type: str, items: list[tuple[str, dict[str, Any]]]) -> int:
+def webhook_messages_create(
+    *,
+    customer_id: Id,
+    message_type: str,
+    items: Sequence[tuple[str | None, dict[str, Any]]],
+    lane: int = Lane.STANDARD,
+    ordered: bool = True,
+) -> int:
     """webhook_message_create for many messages of one customer at once ((request id, data) per message):
-    one INSERT, one dispatch on commit. Returns how many were stored (0 without a webhook URL)."""
-    return len(_messages_store(customer_id=customer_id, message_type=message_type, items=items))
+    one INSERT, one wake on commit. Returns how many were stored (0 without a webhook URL)."""
+    return len(
+        _messages_store(customer_id=customer_id, message_type=message_type, items=items, lane=lane, ordered=ordered)
+    )
 
 
 def _messages_store(
-    *, customer_id: Id, message_type: str, items: Sequence[tuple[str | None, dict[str, Any]]]
+    *, customer_id: Id, message_type: str, items: Sequence[tuple[str | None, dict[str, Any]]], lane: int, ordered: bool
 ) -> list[WebhookMessage]:
-    """The outbox rows of `items` (each body serialized once), inserted together and dispatched on commit;
+    """The outbox rows of `items` (each body serialized once), inserted together, the customer woken on commit;
     none when the customer has no webhook URL."""
     url = WebhookEndpoint.objects.filter(customer_id=customer_id).values_list("url", flat=True).first()
     if not url or not items:
@@ -83,19 +99,25 @@ def _messages_store(
                 customer_id=customer_id,
                 message_type=message_type,
                 request_id=str(request_id) if request_id is not None else "",
+                lane=lane,
+                ordered=ordered,
                 body=body,
                 next_attempt_at=now,
                 give_up_at=give_up_at,
             )
         )
     WebhookMessage.objects.bulk_create(messages, batch_size=1000)
-    send_on_commit([(message.id, message.message_type) for message in messages])
+    wake_on_commit([customer_id])
     return messages
 
 
-def send_on_commit(messages: Iterable[tuple[uuid.UUID, str]]) -> None:
-    """Queues the deliveries of (message id, message type) when the caller's transaction commits."""
-    queued = list(messages)
-    if queued:
-        # A lost send: the message is pending and due, webhook_deliver_due queues it again.
-        sending.send_on_commit(lambda: dispatch.send(queued), what=f"{len(queued)} webhook delivery(ies)")
+def wake_on_commit(customer_ids: Iterable[Id]) -> None:
+    """Wakes the deliverers of these customers when the caller's transaction commits."""
+    customers = list(dict.fromkeys(customer_ids))
+
+    def wake() -> None:
+        for customer_id in customers:
+            webhook_customer_wake(customer_id=customer_id)
+
+    if customers:
+        transaction.on_commit(wake)

@@ -13,7 +13,8 @@ from django.utils import timezone
 from webhooks import schedule
 from webhooks.models import MessageStatus, WebhookMessage
 from webhooks.services.delivery import webhook_message_deliver
-from webhooks.services.outbox import Id, send_on_commit
+from webhooks.services.outbox import wake_on_commit
+from webhooks.types import Id
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def webhook_redeliver(
             messages = messages.filter(customer_id=customer_id)
     else:
         messages = messages.filter(_redeliverable(customer_id))
-    found = list(messages.values_list("id", "message_type"))
+    found = list(messages.values_list("id", "customer_id"))
     ids = [message_id for message_id, _ in found]
     if ids:
         WebhookMessage.objects.filter(id__in=ids).update(
@@ -53,7 +54,7 @@ def webhook_redeliver(
             delivered_at=None,
         )
         if dispatch:
-            send_on_commit(found)
+            wake_on_commit(customer for _, customer in found)
     return ids
 
 
