@@ -95,6 +95,6 @@ curl -sf -X PUT -H "x-api-key: $KEY" "$BASE/medical/v1/patient/$JANE/hie-opt-out
 curl -sf -X DELETE -H "x-api-key: $KEY" "$BASE/medical/v1/patient/$JANE?facilityId=$FACILITY" \
     -w 'deleted: %{http_code}\n'
 
-# 8. What the webhook receiver got (ping, bulk processing and completed, one document-download per patient).
+# 8. What the webhook receiver got (ping, bulk processing and completed, document-download messages of its patients).
 sleep 2
 sort "$OUT/webhooks.log" | uniq -c

@@ -55,7 +55,8 @@ NOT_PHI = {
         "delivered_at",
         "last_status_code",
         "last_error",
-        "enqueued_at",
+        "lane",
+        "ordered",
     },
 }
 # Key transforms into the bulk row cells: a raw cell by position, normalized values by name.
