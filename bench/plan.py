@@ -69,7 +69,7 @@ def main() -> None:
     from bulkimport import services
     from bulkimport.models import BulkChunk, BulkRequest
     from devtools.sample import write_sample_csv
-    from tests.helpers.factories import make_tenant
+    from devtools.tenants import make_tenant
 
     def sample(rows: int) -> bytes:
         out = io.BytesIO()

@@ -17,7 +17,8 @@ ALLOWED: dict[str, set[str]] = {
     # processing (a file above the size limit).
     BulkStatus.WAITING: {BulkStatus.PROCESSING, BulkStatus.EXPIRED, BulkStatus.FAILED},
     BulkStatus.PROCESSING: {BulkStatus.COMPLETED, BulkStatus.FAILED},
-    BulkStatus.COMPLETED: set(),
+    # completed -> processing: a reprocess (services.reprocess) runs the pipeline's steps again.
+    BulkStatus.COMPLETED: {BulkStatus.PROCESSING},
     BulkStatus.FAILED: set(),
     BulkStatus.EXPIRED: set(),
 }

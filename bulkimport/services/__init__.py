@@ -15,7 +15,7 @@ Status and phase changes go through `bulkimport.states`; vendor-specific stateme
 `bulkimport.store`. Callers outside the package import from here.
 """
 
-from bulkimport.services.apply import PATIENT_ID_NAMESPACE, bulk_chunk_apply
+from bulkimport.services.apply import bulk_chunk_apply
 from bulkimport.services.finish import bulk_documents_check, bulk_request_finish, on_document_queries_ended
 from bulkimport.services.lifecycle import (
     BulkRequestError,
@@ -32,6 +32,7 @@ from bulkimport.services.operations import (
     bulk_request_resend_webhook,
 )
 from bulkimport.services.parse import bulk_request_parse
+from bulkimport.services.plan import PATIENT_ID_NAMESPACE
 from bulkimport.services.reprocess import ReprocessRefused, bulk_request_reprocess, bulk_request_reprocess_later
 from bulkimport.services.sweep import bulk_requests_resume, bulk_sweep
 from bulkimport.services.upload import (

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkRow, BulkStatus, ChunkStatus, RowAction
 from bulkimport.services import dispatch
-from bulkimport.services.plan import MATCH_FIELDS
+from bulkimport.services.plan import MATCH_FIELDS, row_patient_id
 from bulkimport.states import phase_transition
 from bulkimport.store import store
 from cohorts.services import cohorts_join_by_name
@@ -33,9 +33,6 @@ from patients.services import (
     patients_write_batch,
 )
 
-# Patients created by a bulk row get an id derived from (request, row): a re-run of the row after a crash
-# creates the same id, and the result file of a resumed run equals the one of an uninterrupted run.
-PATIENT_ID_NAMESPACE = uuid.UUID("6f1d2a4e-1c55-4c0e-9a43-7d7c1b9e6b10")
 BULK_DUPLICATES_BATCH = 2_000
 
 
@@ -214,7 +211,6 @@ def apply_rows(
     for patient_id, key, zips in patients_match_candidates(customer_id=request.customer_id, keys=keys):
         candidates.setdefault(key, []).append(Candidate(patient_id, zips, key, created=False))
     touched: dict[uuid.UUID, Candidate] = {}
-    id_prefix = f"{request.id}:"
     for row in rows:
         root = (roots or {}).get(row.duplicate_of or 0) if row.planned == RowAction.DUPLICATE else None
         match: Candidate | None
@@ -225,15 +221,18 @@ def apply_rows(
             row.matched_on = row.matched_on or " ".join(MATCH_FIELDS)
         else:
             match = next((c for c in candidates.get(row.match_key, []) if shares_zip(c.zips, row.zips)), None)
+            own = row_patient_id(request.id, row.number)
             if match is None:
-                match = Candidate(
-                    uuid.uuid5(PATIENT_ID_NAMESPACE, f"{id_prefix}{row.number}"), row.zips, row.match_key, created=True
-                )
+                match = Candidate(own, row.zips, row.match_key, created=True)
                 candidates.setdefault(row.match_key, []).append(match)
+            else:
+                match.zips = row.zips  # the patient now holds this row's addresses
+            if match.id == own:
+                # Created by this row: now, or in an earlier run of the request (a reprocess), which then
+                # reads as a fresh import's result would.
                 row.action = RowAction.CREATED
                 row.matched_on = ""
             else:
-                match.zips = row.zips  # the patient now holds this row's addresses
                 same_as_planned = row.planned == RowAction.UNCHANGED and row.planned_patient == match.id
                 row.action = RowAction.UNCHANGED if same_as_planned else RowAction.UPDATED
                 if not match.created:

@@ -97,11 +97,8 @@ def _parse(request: BulkRequest, token: int) -> None:
         with storage.open_for_read(request.input_key) as stream:
             csv_import = CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES)
             _heartbeat(request.id, token, header=csv_import.header, warnings=list(csv_import.plan.warnings))
-            rows = csv_import.rows()
-            check = _row_checks(request, csv_import.plan)
-            while stored := _store_rows(
-                request, token, itertools.islice(rows, PARSE_BATCH_SIZE), total, invalid, check=check
-            ):
+            rows = checked_rows(request, csv_import)
+            while stored := _store_rows(request, token, itertools.islice(rows, PARSE_BATCH_SIZE), total, invalid):
                 total += stored.rows
                 invalid += stored.invalid
     except CsvFileError as exc:
@@ -121,20 +118,28 @@ def _parse(request: BulkRequest, token: int) -> None:
             _move_on(request.id, token, BulkPhase.FINISHING)
             dispatch.finish_on_commit(request.id)
             return
-        chunk_size = settings.BULK_CHUNK_SIZE
-        chunks = [
-            BulkChunk(
-                request_id=request.id,
-                index=i,
-                first_number=start,
-                last_number=min(start + chunk_size - 1, total),
-                enqueued_at=timezone.now(),
-            )
-            for i, start in enumerate(range(1, total + 1, chunk_size))
-        ]
-        BulkChunk.objects.bulk_create(chunks)
+        chunk_ids = chunks_create(request.id, total=total)
         _move_on(request.id, token, BulkPhase.APPLYING)
-        dispatch.chunks_on_commit(list(BulkChunk.objects.filter(request_id=request.id).values_list("id", flat=True)))
+        dispatch.chunks_on_commit(chunk_ids)
+
+
+def chunks_create(request_id: uuid.UUID, *, total: int) -> list[int]:
+    """The chunks of rows 1..total (BULK_CHUNK_SIZE each), pending, in the caller's transaction (a request's
+    earlier chunks go first). Returns their ids in order."""
+    BulkChunk.objects.filter(request_id=request_id).delete()
+    chunk_size = settings.BULK_CHUNK_SIZE
+    now = timezone.now()
+    BulkChunk.objects.bulk_create(
+        BulkChunk(
+            request_id=request_id,
+            index=i,
+            first_number=start,
+            last_number=min(start + chunk_size - 1, total),
+            enqueued_at=now,
+        )
+        for i, start in enumerate(range(1, total + 1, chunk_size))
+    )
+    return list(BulkChunk.objects.filter(request_id=request_id).order_by("index").values_list("id", flat=True))
 
 
 def _move_on(request_id: uuid.UUID, token: int, phase: str) -> None:
@@ -143,7 +148,9 @@ def _move_on(request_id: uuid.UUID, token: int, phase: str) -> None:
         raise ParseLeaseLost()
 
 
-ROW_COLUMNS = ("request_id", "number", "raw", "normalized", "status", "reason", "action", "match_key", "error_code")
+# What validation decides about a row (stored by parse, replaced by reprocess), then the full row.
+ROW_RESULT_COLUMNS = ("normalized", "status", "reason", "action", "match_key", "error_code")
+ROW_COLUMNS = ("request_id", "number", "raw", *ROW_RESULT_COLUMNS)
 ERROR_COLUMNS = ("request_id", "row_number", "code", "field", "message")
 
 
@@ -186,14 +193,22 @@ def _row_checks(request: BulkRequest, plan: ColumnPlan) -> Callable[[RowResult],
     return check
 
 
+def checked_rows(request: BulkRequest, csv_import: CsvImport) -> Iterator[RowResult]:
+    """The file's rows validated (lazily, in row order), the customer's row rules included (_row_checks).
+    The rules read the customer's data here, at once: the rows are consumed inside a COPY, where the
+    connection can run no other statement."""
+    return _checked(csv_import.rows(), _row_checks(request, csv_import.plan))
+
+
+def _checked(rows: Iterator[RowResult], check: Callable[[RowResult], None] | None) -> Iterator[RowResult]:
+    for result in rows:
+        if check is not None and result.valid:
+            check(result)
+        yield result
+
+
 def _store_rows(
-    request: BulkRequest,
-    token: int,
-    batch: Iterable[RowResult],
-    total_before: int,
-    invalid_before: int,
-    *,
-    check: Callable[[RowResult], None] | None = None,
+    request: BulkRequest, token: int, batch: Iterable[RowResult], total_before: int, invalid_before: int
 ) -> _Stored:
     """Stores the next batch of rows (and their errors) in one transaction; an empty batch stores nothing.
 
@@ -206,22 +221,10 @@ def _store_rows(
         nonlocal count, invalid
         for result in batch:
             count += 1
-            if check is not None and result.valid:
-                check(result)
             if not result.valid:
                 invalid += 1
                 errors.extend(error_values(request.id, result))
-            yield (
-                request.id,
-                result.number,
-                result.raw,
-                result.normalized,
-                RowStatus.PENDING if result.valid else RowStatus.FAILED,
-                row_reason(result.errors),
-                "",
-                row_match_key(result.normalized) if result.valid and result.normalized else "",
-                row_error_code(result),
-            )
+            yield (request.id, result.number, result.raw, *row_result_values(result))
 
     with transaction.atomic():
         _heartbeat(request.id, token)  # first: a parser that lost its lease writes nothing
@@ -238,6 +241,19 @@ def _store_rows(
 def row_error_code(result: RowResult) -> str:
     """The result file's `errorCode`: the row's error codes, each once, "; "-separated."""
     return "; ".join(dict.fromkeys(str(error.code) for error in result.errors))[:200]
+
+
+def row_result_values(result: RowResult) -> tuple[Any, ...]:
+    """The ROW_RESULT_COLUMNS of a validated row: pending (to plan and apply) when valid, else failed with its
+    reason."""
+    return (
+        result.normalized,
+        RowStatus.PENDING if result.valid else RowStatus.FAILED,
+        row_reason(result.errors),
+        "",
+        row_match_key(result.normalized) if result.valid and result.normalized else "",
+        row_error_code(result),
+    )
 
 
 def error_values(request_id: uuid.UUID, result: RowResult) -> Iterator[tuple[Any, ...]]:

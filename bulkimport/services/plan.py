@@ -32,6 +32,9 @@ from patients.selectors import facility_patients_absent, patients_compare
 from patients.services import patients_match_candidates
 
 PLAN_BATCH_SIZE = 2_000
+# Patients created by a bulk row get an id derived from (request, row): a re-run of the row after a crash
+# creates the same id, and the result file of a resumed run equals the one of an uninterrupted run.
+PATIENT_ID_NAMESPACE = uuid.UUID("6f1d2a4e-1c55-4c0e-9a43-7d7c1b9e6b10")
 # The match rule's fields (patients.matching): what agrees whenever a row matches a patient.
 MATCH_FIELDS = ("firstName", "lastName", "dob", "genderAtBirth", "zip")
 DRIFTED_CODE = "drifted"
@@ -47,6 +50,11 @@ _COUNT_NAMES = {
 }
 DRY_RUN_ACTIONS = (RowAction.WOULD_CREATE, RowAction.WOULD_UPDATE, RowAction.UNCHANGED, RowAction.DUPLICATE)
 IMPORT_ACTIONS = (RowAction.CREATED, RowAction.UPDATED, RowAction.UNCHANGED, RowAction.DUPLICATE, RowAction.DRIFTED)
+
+
+def row_patient_id(request_id: uuid.UUID, number: int) -> uuid.UUID:
+    """The id of the patient row `number` of the request creates (the same in every run of the row)."""
+    return uuid.uuid5(PATIENT_ID_NAMESPACE, f"{request_id}:{number}")
 
 
 def row_match_key(normalized: dict[str, Any]) -> str:
@@ -146,6 +154,8 @@ def _decide(request: BulkRequest, batch: list[Any], state: _State) -> list[_Plan
     planned = []
     for row_id, number, key, zips in batch:
         existing = next((p for p, z in candidates.get(key, ()) if shares_zip(z, zips)), None)
+        if existing == row_patient_id(request.id, number):
+            existing = None  # the row created it in an earlier run (a reprocess): it would create it still
         people = state.repeated.get(key)
         if people is not None:
             same = next(

@@ -1,6 +1,9 @@
 """Reprocess a request (SPEC §10): what support and operators use after a fix (a normalizer bug, a stuck
-worker). A processing request is resumed now; a completed one has its rows validated again from the stored
-input file, the rows now valid applied, its result file rewritten and a new `completed` webhook sent."""
+worker). A processing request is resumed now. A completed one has its rows validated and planned again by
+parse's own steps (from the stored input file) and then goes through the pipeline once more: back to
+processing, its rows applied chunk by chunk (`bulk_chunk_apply`), its new Document Queries waited for and
+its result written by `bulk_request_finish`, which completes it again and sends a new `completed` webhook.
+There is one way a row gets applied."""
 
 from __future__ import annotations
 
@@ -8,19 +11,30 @@ import uuid
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.db.models import Count
 
-from bulkimport.models import BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
+from bulkimport.models import BulkPhase, BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
 from bulkimport.services import dispatch
-from bulkimport.services.apply import apply_rows, pending_rows
-from bulkimport.services.finish import final_counts, write_plan, write_result
-from bulkimport.services.lifecycle import notify
-from bulkimport.services.parse import ERROR_COLUMNS, PARSE_BATCH_SIZE, error_values, row_error_code
-from bulkimport.services.plan import bulk_request_plan, plan_dry_run_rest, row_match_key
+from bulkimport.services.apply import bulk_chunk_apply
+from bulkimport.services.finish import bulk_request_finish
+from bulkimport.services.parse import (
+    ERROR_COLUMNS,
+    PARSE_BATCH_SIZE,
+    ROW_RESULT_COLUMNS,
+    checked_rows,
+    chunks_create,
+    error_values,
+    row_result_values,
+)
+from bulkimport.services.plan import bulk_request_plan, plan_dry_run_rest
 from bulkimport.services.sweep import bulk_requests_resume
-from bulkimport.validation import CsvImport, RowResult, row_reason
+from bulkimport.states import transition
+from bulkimport.validation import CsvImport, RowResult
 from metriport_bulk.lib import storage
 from metriport_bulk.lib.bulkdb import copy_insert, update_by_id
+
+# What an earlier run left on a row besides validation's outcome, cleared when it is validated again.
+_APPLIED_COLUMNS = ("patient_id", "matched_patient_id", "matched_on", "duplicate_of", "drift")
 
 
 class ReprocessRefused(Exception):
@@ -29,9 +43,10 @@ class ReprocessRefused(Exception):
 
 def bulk_request_reprocess(*, request_id: uuid.UUID, failed_only: bool = False) -> str:
     """- processing: resumes it now (the sweeper would, after BULK_STALE_SECONDS).
-    - completed: re-validates rows from the stored input file (only the failed ones with failed_only),
-      applies the rows that are now valid, rewrites the result CSV and sends a new `completed` webhook.
-      The status stays `completed`: the state machine has no way back.
+    - completed: re-validates rows from the stored input file (only the failed ones with failed_only) and
+      plans them, then runs the pipeline from its apply step: the rows now valid are applied here, chunk by
+      chunk, and the finish step completes the request once the Document Queries it started have ended (at
+      once when it started none; else the request waits for them in phase `documents`, as an import does).
     Returns a one-line description of what was done; raises ReprocessRefused otherwise."""
     request = _reprocessable(request_id)
     if request.status == BulkStatus.PROCESSING:
@@ -44,30 +59,13 @@ def bulk_request_reprocess(*, request_id: uuid.UUID, failed_only: bool = False) 
     if not numbers:
         return "nothing to reprocess (no failed rows)"
     revalidated = _revalidate_rows(request, numbers)
-    applied = 0
-    if not request.dry_run:
-        batch = settings.BULK_CHUNK_SIZE
-        while True:
-            with transaction.atomic():
-                rows = pending_rows(request.id, limit=batch)
-                if not rows:
-                    break
-                applied += apply_rows(request, rows)
-    else:
-        bulk_request_plan(request=request)
-        plan_dry_run_rest(request_id=request.id)
-    invalid_key = write_result(request, request.result_key)
-    plan, absent_key = write_plan(request)
-    with transaction.atomic():
-        BulkRequest.objects.filter(id=request.id).update(
-            invalid_key=invalid_key,
-            plan=plan,
-            absent_key=absent_key,
-            heartbeat_at=timezone.now(),
-            **final_counts(request.id),
-        )
-        notify(BulkRequest.objects.get(id=request.id))
-    return f"re-validated {revalidated} row(s), applied {applied}"
+    bulk_request_plan(request=request)
+    chunk_ids = _reopen(request)
+    pending = BulkRow.objects.filter(request_id=request.id, status=RowStatus.PENDING).count()
+    for chunk_id in chunk_ids:
+        bulk_chunk_apply(chunk_id=chunk_id)
+    bulk_request_finish(request_id=request.id)
+    return f"re-validated {revalidated} row(s), applied {pending}"
 
 
 def bulk_request_reprocess_later(*, request_id: uuid.UUID, failed_only: bool = False) -> None:
@@ -89,12 +87,41 @@ def _reprocessable(request_id: uuid.UUID) -> BulkRequest:
     return request
 
 
+def _reopen(request: BulkRequest) -> list[int]:
+    """completed -> processing, where parse leaves a request: an import in phase `applying` with a pending
+    chunk per BULK_CHUNK_SIZE rows (returned, to apply), a dry run in phase `finishing`. The counts start as
+    the rows now are; applying adds to them as it does for an import."""
+    with transaction.atomic():
+        if request.dry_run:
+            plan_dry_run_rest(request_id=request.id)
+        counts = dict(
+            BulkRow.objects.filter(request_id=request.id).values_list("status").annotate(n=Count("id")).order_by()
+        )
+        succeeded, failed = counts.get(RowStatus.SUCCEEDED, 0), counts.get(RowStatus.FAILED, 0)
+        total = succeeded + failed + counts.get(RowStatus.PENDING, 0)
+        chunk_ids = [] if request.dry_run else chunks_create(request.id, total=total)
+        if not transition(
+            request.id,
+            source=BulkStatus.COMPLETED,
+            target=BulkStatus.PROCESSING,
+            phase=BulkPhase.FINISHING if request.dry_run else BulkPhase.APPLYING,
+            total=total,
+            processed=succeeded + failed,
+            successful=succeeded,
+            failed=failed,
+        ):
+            raise ReprocessRefused(f"Bulk request {request.id} is no longer completed: reprocessed meanwhile?")
+    return chunk_ids
+
+
 def _revalidate_rows(request: BulkRequest, numbers: set[int]) -> int:
-    """Re-runs validation of the rows `numbers` from the stored input file; they become pending or failed."""
+    """Validates the rows `numbers` again from the stored input file, as parse does (checked_rows); they
+    become pending or failed."""
     done = 0
     with storage.open_for_read(request.input_key) as stream:
+        csv_import = CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES)
         batch: list[RowResult] = []
-        for result in CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES).rows():
+        for result in checked_rows(request, csv_import):
             if result.number in numbers:
                 batch.append(result)
             if len(batch) >= PARSE_BATCH_SIZE:
@@ -106,6 +133,7 @@ def _revalidate_rows(request: BulkRequest, numbers: set[int]) -> int:
 
 
 def _replace_rows(request: BulkRequest, batch: list[RowResult]) -> int:
+    """Stores the rows of `batch` as parse would have (row_result_values), replacing what they held."""
     by_number = {result.number: result for result in batch}
     with transaction.atomic():
         BulkRowError.objects.filter(request_id=request.id, row_number__in=by_number).delete()
@@ -117,35 +145,7 @@ def _replace_rows(request: BulkRequest, batch: list[RowResult]) -> int:
         ids = dict(BulkRow.objects.filter(request_id=request.id, number__in=by_number).values_list("number", "id"))
         update_by_id(
             BulkRow,
-            (
-                "normalized",
-                "status",
-                "reason",
-                "action",
-                "patient_id",
-                "match_key",
-                "error_code",
-                "matched_patient_id",
-                "matched_on",
-                "duplicate_of",
-                "drift",
-            ),
-            [
-                (
-                    ids[r.number],
-                    r.normalized,
-                    RowStatus.PENDING if r.valid else RowStatus.FAILED,
-                    row_reason(r.errors),
-                    "",
-                    None,
-                    row_match_key(r.normalized) if r.valid and r.normalized else "",
-                    row_error_code(r),
-                    None,
-                    "",
-                    None,
-                    None,
-                )
-                for r in batch
-            ],
+            (*ROW_RESULT_COLUMNS, *_APPLIED_COLUMNS),
+            [(ids[r.number], *row_result_values(r), None, None, "", None, None) for r in batch],
         )
     return len(batch)

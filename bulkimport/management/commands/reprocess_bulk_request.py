@@ -8,7 +8,8 @@ class Command(BaseCommand):
     help = (
         "Reprocesses a bulk request. A processing request (e.g. its worker died) is resumed now. A completed "
         "request has its rows re-validated from the stored input file (all, or only the failed ones with "
-        "--failed-only), rows now valid are applied, the result CSV is rewritten and a new webhook is sent. "
+        "--failed-only) and goes through the pipeline again: rows now valid are applied, their new Document "
+        "Queries waited for, the result CSV rewritten and a new webhook sent. "
         "Exit code 0 on success, 1 when the request cannot be reprocessed."
     )
 
