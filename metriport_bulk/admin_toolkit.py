@@ -173,12 +173,16 @@ class PhiGuardedChangeList(ChangeList):
         return order_field
 
 
-# Lookups whose value the database parses itself (a range literal, a regular expression, a full-text query):
-# a bad value there is a database error (a 500), not the 400 Django gives every other bad lookup. No admin page
-# needs them, so nobody may use them in a URL.
+# Lookups whose value the database parses itself (a range literal, a regular expression, a full-text query), or
+# that Django splits into a fixed number of parts (`range`: a value without exactly one comma raised while
+# counting): a bad value there is a 500, not the 400 Django gives every other bad lookup. No admin page needs
+# them, so nobody may use them in a URL.
 UNSAFE_LOOKUPS = frozenset(
-    {"contained_by", "overlap", "regex", "iregex", "search", "trigram_similar", "trigram_word_similar", "unaccent"}
-)
+    {
+        "contained_by", "overlap", "range", "regex", "iregex", "search", "trigram_similar", "trigram_word_similar",
+        "unaccent",
+    }
+)  # fmt: skip
 
 
 class PhiGuardMixin(AdminBase):

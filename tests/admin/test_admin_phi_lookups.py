@@ -27,7 +27,10 @@ APPS = ("patients", "bulkimport", "docqueries", "webhooks")
 # Models holding demographics (or links to them): their fields not named here are PHI.
 NOT_PHI = {
     "patients.patient": {"id", "customer", "facilities", "external_id", "created_at", "updated_at", "hie_opt_out"},
-    "bulkimport.bulkrow": {"id", "request", "number", "status", "reason", "patient", "action"},
+    "bulkimport.bulkrow": {
+        "id", "request", "number", "status", "reason", "patient", "action",
+        "error_code", "matched_patient_id", "matched_on", "duplicate_of", "drift",
+    },  # fmt: skip
     "docqueries.documentquery": {
         "id",
         "customer",
@@ -174,7 +177,14 @@ def test_no_phi_lookup_answers_anything_but_400_or_the_unfiltered_page(model, wo
 def test_the_probe_covers_every_demographic_field(world):
     names = {field.name for field in phi_fields(Patient)}
     assert names >= {"first_name", "last_name", "dob", "ssn", "addresses", "contacts", "drivers_license", "zips"}
-    assert {field.name for field in phi_fields(BulkRow)} == {"raw", "normalized"}
+    assert {field.name for field in phi_fields(BulkRow)} == {"raw", "normalized", "match_key"}
+
+
+@pytest.mark.parametrize("value", [",", "", "a", "a,b,c"])
+def test_a_malformed_range_lookup_is_a_400_not_a_500(world, no_phi_client, value):
+    # A range literal is split by Django on commas: any count but two was an IndexError (a 500) while counting.
+    url = reverse("admin:bulkimport_bulkrow_changelist")
+    assert no_phi_client.get(url, {"error_code__range": value}).status_code == 400
 
 
 @pytest.mark.parametrize(
