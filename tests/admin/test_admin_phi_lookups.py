@@ -28,8 +28,18 @@ APPS = ("patients", "bulkimport", "docqueries", "webhooks")
 NOT_PHI = {
     "patients.patient": {"id", "customer", "facilities", "external_id", "created_at", "updated_at", "hie_opt_out"},
     "bulkimport.bulkrow": {
-        "id", "request", "number", "status", "reason", "patient", "action",
-        "error_code", "matched_patient_id", "matched_on", "duplicate_of", "drift",
+        "id",
+        "request",
+        "number",
+        "status",
+        "reason",
+        "patient",
+        "action",
+        "error_code",
+        "matched_patient_id",
+        "matched_on",
+        "duplicate_of",
+        "drift",
     },  # fmt: skip
     "docqueries.documentquery": {
         "id",
