@@ -69,7 +69,11 @@ FIELD_VALUES: dict[str, str] = {
     "ssn": "Optional. 9 digits; dashes and spaces are ignored, fewer digits are zero-padded.",
     "driversLicense": "Optional. The licence number; needs `driversLicenseState`.",
     "driversLicenseState": "The licence's US state (code or name); needs `driversLicense`.",
-    "hieOptOut": "Optional. `true` keeps the patient out of health-information-exchange queries (no Document Query).",
+    "hieOptOut": (
+        "Optional. `true` opts the patient out of health-information-exchange queries (no Document Query): a new "
+        "patient is created opted out, a matched one becomes opted out. `false` or empty leaves the patient as it "
+        "is (an import never opts a patient back in: use `PUT /medical/v1/patient/{id}/hie-opt-out`)."
+    ),
     "addressLine1": "Street address. Required in at least one address group.",
     "addressLine2": "Optional: apartment, suite, unit.",
     "city": "Required in each address group used.",

@@ -157,12 +157,13 @@ def patients_compare(
     *, customer_id: uuid.UUID, pairs: Sequence[tuple[uuid.UUID, dict[str, Any]]]
 ) -> list[tuple[bool, list[str]]]:
     """For each (patient id, a valid row's normalized values): whether writing the values to the patient
-    would change no stored value, and the identifiers beyond the match rule both have and agree on
-    (`externalId`, `ssn`). A patient that is gone compares as changed."""
+    would change no stored value (a row with `hieOptOut` true changes a patient not opted out yet; one without
+    never changes the opt-out), and the identifiers beyond the match rule both have and agree on (`externalId`,
+    `ssn`). A patient that is gone compares as changed."""
     stored = {
         values["id"]: values
         for values in Patient.objects.filter(customer_id=customer_id, id__in={p for p, _ in pairs}).values(
-            "id", *PATIENT_COLUMNS
+            "id", "hie_opt_out", *PATIENT_COLUMNS
         )
     }
     answers: list[tuple[bool, list[str]]] = []
@@ -172,7 +173,9 @@ def patients_compare(
             answers.append((False, []))
             continue
         wanted = patient_fields(normalized)
-        same = all(_stored_text(now[name]) == _stored_text(wanted[name]) for name in PATIENT_COLUMNS)
+        same = all(_stored_text(now[name]) == _stored_text(wanted[name]) for name in PATIENT_COLUMNS) and (
+            now["hie_opt_out"] or not normalized.get("hieOptOut")
+        )
         agreed = [label for name, label in _AGREEING_IDENTIFIERS if wanted[name] and wanted[name] == now[name]]
         answers.append((same, agreed))
     return answers

@@ -119,13 +119,14 @@ def patients_write_batch(
     *,
     customer_id: uuid.UUID,
     facility_id: uuid.UUID,
-    created: Sequence[tuple[uuid.UUID, str, int]],
-    updated: Sequence[tuple[uuid.UUID, int]],
+    created: Sequence[tuple[uuid.UUID, str, int, bool]],
+    updated: Sequence[tuple[uuid.UUID, int, bool]],
     source: DemographicsSource,
 ) -> None:
     """Bulk apply's write, in the caller's transaction (which holds the match keys' locks): creates the
-    patients `created` (id, match key, source) and overwrites `updated` (id, source) with their source's
-    normalized values, and links them all to the facility."""
+    patients `created` (id, match key, source, opted out) and overwrites `updated` (id, source, opts out) with
+    their source's normalized values, and links them all to the facility. HIE opt-out is only ever set, never
+    cleared: an import does not opt a patient back in."""
     now = timezone.now()
     # Created one microsecond apart, in row order: lists paginate by a cursor on created_at, and a cursor
     # cannot step through thousands of equal values.
@@ -133,10 +134,10 @@ def patients_write_batch(
         customer_id=customer_id,
         facility_id=facility_id,
         created=[
-            NewPatient(patient_id, key, source_id, now + timedelta(microseconds=i))
-            for i, (patient_id, key, source_id) in enumerate(created)
+            NewPatient(patient_id, key, source_id, now + timedelta(microseconds=i), opt_out)
+            for i, (patient_id, key, source_id, opt_out) in enumerate(created)
         ],
-        updated=[ChangedPatient(patient_id, source_id) for patient_id, source_id in updated],
+        updated=[ChangedPatient(patient_id, source_id, opt_out) for patient_id, source_id, opt_out in updated],
         now=now,
         source=source,
     )
@@ -196,14 +197,20 @@ def _start_document_query(patient: Patient) -> None:
 
 @transaction.atomic
 def patient_create(*, customer: Customer, facility: Facility, normalized: dict[str, Any]) -> PatientWrite:
-    """Creates the patient, or answers the one the bulk match rule finds (never a duplicate), links it to
-    `facility` and starts its Document Query unless it is opted out: what a bulk row does."""
+    """Creates the patient, or answers the one the bulk match rule finds (never a duplicate; opted out when the
+    body says `hieOptOut: true`), links it to `facility` and starts its Document Query unless it is opted out:
+    what a bulk row does."""
     fields = patient_fields(normalized)
     patient_match_keys_lock(customer.id, [fields["match_key"]])
     patient = patient_find_match(customer_id=customer.id, fields=fields)
     created = patient is None
+    opt_out = bool(normalized.get("hieOptOut"))
     if patient is None:
-        patient = Patient.objects.create(customer=customer, hie_opt_out=bool(normalized.get("hieOptOut")), **fields)
+        patient = Patient.objects.create(customer=customer, hie_opt_out=opt_out, **fields)
+    elif opt_out and not patient.hie_opt_out:
+        # The matched patient opts out, as a bulk row's would; a create never opts a patient back in.
+        Patient.objects.filter(pk=patient.pk).update(hie_opt_out=True, updated_at=timezone.now())
+        patient.refresh_from_db()
     PatientFacility.objects.get_or_create(patient=patient, facility=facility)
     _start_document_query(patient)
     return PatientWrite(patient=patient, created=created)

@@ -165,6 +165,7 @@ class Candidate:
     match_key: str
     created: bool
     source_row: int = 0
+    opt_out: bool = False  # a row applied to it says hieOptOut=true: it becomes (or stays) opted out
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +243,7 @@ def apply_rows(
         if row.drifted:
             row.action = RowAction.DRIFTED
         match.source_row = row.id
+        match.opt_out = match.opt_out or row.opted_out
         touched[match.id] = match
         row.patient_id = match.id
     numbers = (rows[0].number, rows[-1].number)
@@ -291,8 +293,8 @@ def _write_by_facility(
         patients_write_batch(
             customer_id=request.customer_id,
             facility_id=facility_id,
-            created=[(p.id, p.match_key, p.source_row) for p in patients if p.created],
-            updated=[(p.id, p.source_row) for p in patients if not p.created],
+            created=[(p.id, p.match_key, p.source_row, p.opt_out) for p in patients if p.created],
+            updated=[(p.id, p.source_row, p.opt_out) for p in patients if not p.created],
             source=_RowsOfRequest(request.id, numbers),
         )
     if facility_of:

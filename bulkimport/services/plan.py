@@ -136,6 +136,25 @@ def bulk_request_plan(*, request: BulkRequest, heartbeat: Callable[[], None] = l
             if request.confirms_id is not None:
                 _compare_with_preview(request, planned)
             _store(request, planned)
+    if repeated:
+        with transaction.atomic():
+            heartbeat()
+            _people_opting_out(request)
+
+
+def _people_opting_out(request: BulkRequest) -> None:
+    """A person opts out when any of their rows in the file says `hieOptOut` true: a duplicate row that does
+    passes it on to the person's first row, which creates or updates the patient (opted out before its
+    Document Query could start). The first row keeps its action (a confirm compares actions with its dry
+    run's, decided before this step); the duplicate row is the one that opts the patient out. Only files
+    with repeated people get here; their duplicates are few."""
+    opting_out = BulkRow.objects.filter(
+        request_id=request.id, action=RowAction.DUPLICATE, normalized__hieOptOut=True
+    ).values("duplicate_of")
+    firsts = list(BulkRow.objects.filter(request_id=request.id, number__in=opting_out).only("id", "normalized"))
+    for row in firsts:
+        row.normalized = {**(row.normalized or {}), "hieOptOut": True}
+    BulkRow.objects.bulk_update(firsts, ["normalized"], batch_size=500)
 
 
 def plan_dry_run_rest(*, request_id: uuid.UUID) -> None:

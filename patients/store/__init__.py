@@ -33,12 +33,14 @@ class NewPatient:
     match_key: str
     source: int  # the id of its values in the DemographicsSource
     created_at: datetime
+    hie_opt_out: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class ChangedPatient:
     id: uuid.UUID
     source: int
+    opt_out: bool = False  # True: the patient becomes opted out of HIE exchange; False: its opt-out stays as is
 
 
 class PatientStore(Protocol):
@@ -56,7 +58,8 @@ class PatientStore(Protocol):
         now: datetime,
         source: DemographicsSource,
     ) -> None:
-        """Creates `created` and overwrites `updated` with their sources' values, links all to the facility."""
+        """Creates `created` and overwrites `updated` with their sources' values, links all to the facility.
+        HIE opt-out is only ever set here, never cleared (an import never opts a patient back in)."""
         ...
 
     def rekey(self, keys: Sequence[tuple[uuid.UUID, str]]) -> int:

@@ -42,6 +42,7 @@ def write_batch(
                 customer_id=customer_id,
                 created_at=patient.created_at,
                 updated_at=patient.created_at,
+                hie_opt_out=patient.hie_opt_out,
                 **fields,
             )
         )
@@ -57,6 +58,9 @@ def write_batch(
         changed.append(Patient(id=change.id, updated_at=now, **fields))
     if changed:
         Patient.objects.bulk_update(changed, [*PATIENT_COLUMNS, "updated_at"], batch_size=500)
+    opting_out = [change.id for change in updated if change.opt_out]
+    if opting_out:
+        Patient.objects.filter(id__in=opting_out).update(hie_opt_out=True)
     PatientFacility.objects.bulk_create(
         [PatientFacility(patient_id=patient_id, facility_id=facility_id) for patient_id in _ids(created, updated)],
         batch_size=500,

@@ -75,9 +75,11 @@ def write_batch(
         if created:
             cursor.execute(
                 f"""
-                INSERT INTO patients_patient (id, customer_id, {", ".join(names)}, match_key, created_at, updated_at)
-                SELECT d.id, %s, {", ".join(PATIENT_SQL.values())}, d.match_key, d.created_at, d.created_at
-                FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::timestamptz[]) AS d(id, source, match_key, created_at)
+                INSERT INTO patients_patient
+                    (id, customer_id, {", ".join(names)}, match_key, hie_opt_out, created_at, updated_at)
+                SELECT d.id, %s, {", ".join(PATIENT_SQL.values())}, d.match_key, d.opt_out, d.created_at, d.created_at
+                FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::boolean[], %s::timestamptz[])
+                    AS d(id, source, match_key, opt_out, created_at)
                 JOIN ({relation}) AS r ON r.id = d.source
                 """,
                 [
@@ -85,6 +87,7 @@ def write_batch(
                     [p.id for p in created],
                     [p.source for p in created],
                     [p.match_key for p in created],
+                    [p.hie_opt_out for p in created],
                     [p.created_at for p in created],
                     *relation_params,
                 ],
@@ -93,12 +96,19 @@ def write_batch(
             assignments = ", ".join(f"{name} = {expression}" for name, expression in PATIENT_SQL.items())
             cursor.execute(
                 f"""
-                UPDATE patients_patient AS p SET {assignments}, updated_at = %s
-                FROM unnest(%s::uuid[], %s::bigint[]) AS d(id, source)
+                UPDATE patients_patient AS p
+                SET {assignments}, hie_opt_out = p.hie_opt_out OR d.opt_out, updated_at = %s
+                FROM unnest(%s::uuid[], %s::bigint[], %s::boolean[]) AS d(id, source, opt_out)
                 JOIN ({relation}) AS r ON r.id = d.source
                 WHERE p.id = d.id
                 """,
-                [now, [p.id for p in updated], [p.source for p in updated], *relation_params],
+                [
+                    now,
+                    [p.id for p in updated],
+                    [p.source for p in updated],
+                    [p.opt_out for p in updated],
+                    *relation_params,
+                ],
             )
         cursor.execute(
             """
