@@ -38,6 +38,7 @@ from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
 from metriport_bulk.lib.http import Deadline, DeadlineExceeded, UnsafeUrlError, guarded_session, kept_session
+from metriport_bulk.lib.sending import send_or_log
 from webhooks import schedule, signing
 from webhooks.models import DeliveryAttempt, DeliverySlot, MessageStatus, WebhookEndpoint, WebhookMessage
 from webhooks.services import dispatch
@@ -463,7 +464,15 @@ def webhook_customer_wake(*, customer_id: Id) -> list[int]:
             .update(queued_at=now)
         ):
             queued.append(number)
-    dispatch.send([(customer_id, number) for number in queued], lane=lane)
+    sent = send_or_log(
+        lambda: dispatch.send([(customer_id, number) for number in queued], lane=lane),
+        what=f"{len(queued)} deliverer(s) of customer {customer_id}",
+    )
+    if not sent:
+        # The broker refused: the slots are free to be queued again by the next wake (the scheduler's
+        # webhook_deliver_due) instead of waiting out a lease for deliverers that never went out.
+        DeliverySlot.objects.filter(customer_id=customer_id, number__in=queued, queued_at=now).update(queued_at=None)
+        return []
     return queued
 
 
