@@ -171,6 +171,11 @@ class BulkRequestAdmin(PhiGuardMixin, SearchByIdMixin, LargeTableAdminMixin, adm
             "error_counts": errors,
             "plan_actions": list((obj.plan or {}).get("actions", {}).items()),
             "absent_from_file": (obj.plan or {}).get("absentFromFile"),
+            "plan_document_queries": (obj.plan or {}).get("documentQueries"),
+            "plan_facilities": [
+                (facility_id, list(counts.items()))
+                for facility_id, counts in (obj.plan or {}).get("facilities", {}).items()
+            ],
             "chunks": chunks,
             "rows_url": _rows_url(obj.id),
             "failed_rows_url": _rows_url(obj.id, status=RowStatus.FAILED),

@@ -42,6 +42,7 @@ class BulkRequest(models.Model):
         "invalid_key",
         "absent_key",
         "plan",  # counts per action
+        "document_queries_planned",
     )
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -83,6 +84,10 @@ class BulkRequest(models.Model):
     absent_key = models.CharField(
         max_length=500, blank=True, default="", db_default=""
     )  # the facility's patients no row matched
+    # The Document Queries the plan says the request starts (a dry run: its confirm would start), under the
+    # budget's rule (docqueries.services.budget); set once planned. An import still applying holds the ones it
+    # has not started yet against its customer's daily budget.
+    document_queries_planned = models.IntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [

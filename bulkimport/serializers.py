@@ -47,6 +47,19 @@ class PlanSerializer(serializers.Serializer):
     absentFromFile = serializers.IntegerField(
         help_text="The facility's patients no row matched (listed by GET …/{requestId}/absent); nothing is deleted."
     )
+    documentQueries = serializers.IntegerField(
+        required=False,
+        help_text=(
+            "The Document Queries the import starts (a dry run: its confirm would start) under the Document Query "
+            "budget's rule: one per person, none for opted-out patients (the file's opt-outs included) nor for "
+            "patients queried within the customer's re-query window."
+        ),
+    )
+    facilities = serializers.DictField(
+        child=PlanActionsSerializer(),
+        required=False,
+        help_text="Facility id -> its rows per action, as `actions` (a row's facilityId, else the request's).",
+    )
 
 
 class AbsentSerializer(serializers.Serializer):

@@ -18,7 +18,7 @@ from django.utils import timezone
 from bulkimport.models import BulkPhase, BulkRequest, BulkRow, BulkStatus, RowStatus
 from bulkimport.services import dispatch
 from bulkimport.services.lifecycle import absent_key, invalid_key_of, notify, result_key
-from bulkimport.services.plan import ABSENT_COLUMNS, absent_rows, plan_counts
+from bulkimport.services.plan import ABSENT_COLUMNS, absent_rows, plan_counts, plan_facility_counts
 from bulkimport.states import phase_transition, transition
 from bulkimport.store import store
 from docqueries.services import bulk_queries_open
@@ -71,7 +71,13 @@ def write_plan(request: BulkRequest) -> tuple[dict[str, object], str]:
             absent += 1
         out.seek(0)
         storage.save(key, out)
-    return {"actions": plan_counts(request), "absentFromFile": absent}, key
+    summary: dict[str, object] = {
+        "actions": plan_counts(request),
+        "absentFromFile": absent,
+        "documentQueries": request.document_queries_planned or 0,
+        "facilities": plan_facility_counts(request),
+    }
+    return summary, key
 
 
 def _documents_deadline_passed(request: BulkRequest) -> bool:

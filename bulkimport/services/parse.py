@@ -30,7 +30,7 @@ from bulkimport.models import (
 )
 from bulkimport.services import dispatch
 from bulkimport.services.lifecycle import bulk_request_fail
-from bulkimport.services.plan import bulk_request_plan, plan_dry_run_rest, row_match_key
+from bulkimport.services.plan import bulk_request_plan, plan_document_queries, plan_dry_run_rest, row_match_key
 from bulkimport.states import phase_transition
 from bulkimport.validation import CsvFileError, CsvImport, RowResult, row_reason
 from cohorts.services import cohorts_for_import
@@ -115,9 +115,11 @@ def _parse(request: BulkRequest, token: int) -> None:
     with transaction.atomic():
         if request.dry_run:
             plan_dry_run_rest(request_id=request.id)
+            _heartbeat(request.id, token, document_queries_planned=plan_document_queries(request))
             _move_on(request.id, token, BulkPhase.FINISHING)
             dispatch.finish_on_commit(request.id)
             return
+        _heartbeat(request.id, token, document_queries_planned=plan_document_queries(request))
         chunk_ids = chunks_create(request.id, total=total)
         _move_on(request.id, token, BulkPhase.APPLYING)
         dispatch.chunks_on_commit(chunk_ids)

@@ -23,10 +23,13 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, Q
+from django.db.models.fields.json import KT
 
 from bulkimport.models import BulkRequest, BulkRow, BulkRowError, OnDrift, RowAction, RowStatus
 from bulkimport.store import store
+from docqueries.services import queries_wanted
 from metriport_bulk.lib.bulkdb import copy_insert, update_by_id
+from patients.header import build_column_plan
 from patients.matching import match_key, shares_zip
 from patients.selectors import facility_patients_absent, patients_compare
 from patients.services import patients_match_candidates
@@ -272,22 +275,67 @@ def _store(request: BulkRequest, planned: list[_Planned]) -> None:
 # --- the summary, once a request's rows are done -----------------------------------------------------------------
 
 
+def _counted_rows(request: BulkRequest) -> Any:
+    """The rows `plan.actions` counts: the ones that took (or would take) an action, and the drifted rows
+    that were not applied (failed rows; they count as drifted all the same)."""
+    names = DRY_RUN_ACTIONS if request.dry_run else IMPORT_ACTIONS
+    return BulkRow.objects.filter(request_id=request.id).filter(
+        Q(status=RowStatus.SUCCEEDED, action__in=names) | Q(status=RowStatus.FAILED, action=RowAction.DRIFTED)
+    )
+
+
+def _named(request: BulkRequest, counted: dict[str, int]) -> dict[str, int]:
+    names = DRY_RUN_ACTIONS if request.dry_run else IMPORT_ACTIONS
+    return {_COUNT_NAMES[action]: counted.get(action, 0) for action in names}
+
+
 def plan_counts(request: BulkRequest) -> dict[str, int]:
     """Rows per action (camelCase names), every action of the request's kind present (0 when none)."""
-    names = DRY_RUN_ACTIONS if request.dry_run else IMPORT_ACTIONS
-    counted = dict(
-        BulkRow.objects.filter(request_id=request.id, status=RowStatus.SUCCEEDED, action__in=names)
-        .values_list("action")
+    return _named(request, dict(_counted_rows(request).values_list("action").annotate(n=Count("id")).order_by()))
+
+
+def plan_facility_counts(request: BulkRequest) -> dict[str, dict[str, int]]:
+    """`plan.facilities`: facility id -> its rows per action (as plan_counts), for each facility a row goes
+    to (its `facilityId` cell, else the request's facility)."""
+    default = str(request.facility_id)
+    if not request.header or build_column_plan(request.header).facility_id is None:
+        return {default: plan_counts(request)}
+    grouped: dict[str, dict[str, int]] = {}
+    for facility_id, action, rows in (
+        _counted_rows(request)
+        .annotate(facility=KT("normalized__facilityId"))
+        .values_list("facility", "action")
         .annotate(n=Count("id"))
         .order_by()
+    ):
+        # An empty cell is JSON null: SQL NULL on PostgreSQL, the text "null" on SQLite (never a facility id).
+        counts = grouped.setdefault(facility_id if facility_id and facility_id != "null" else default, {})
+        counts[action] = counts.get(action, 0) + rows
+    return {facility_id: _named(request, counted) for facility_id, counted in sorted(grouped.items())}
+
+
+def plan_document_queries(request: BulkRequest) -> int:
+    """The Document Queries the planned rows start under the budget's rule (docqueries.services.budget): a
+    dry run's (what its confirm would start; once planned, every row decided) or an import's pending rows'
+    (before they are applied). A person counts once (duplicates are their first row's), rows opting out
+    (hieOptOut, the file's own included) not at all, a matched patient unless opted out or recently queried."""
+    if request.dry_run:
+        rows = BulkRow.objects.filter(
+            request_id=request.id,
+            status=RowStatus.SUCCEEDED,
+            action__in=(RowAction.WOULD_CREATE, RowAction.WOULD_UPDATE, RowAction.UNCHANGED),
+        )
+    else:
+        rows = BulkRow.objects.filter(request_id=request.id, status=RowStatus.PENDING).exclude(
+            action=RowAction.DUPLICATE
+        )
+    # A valid row's normalized values always hold hieOptOut (true or false).
+    rows = rows.filter(normalized__hieOptOut=False)
+    return queries_wanted(
+        customer_id=request.customer_id,
+        new_patients=rows.filter(matched_patient_id__isnull=True).count(),
+        matched=rows.filter(matched_patient_id__isnull=False).values("matched_patient_id"),
     )
-    counts = {_COUNT_NAMES[action]: counted.get(action, 0) for action in names}
-    if not request.dry_run:
-        # Drifted rows that were not applied are failed rows; they count as drifted all the same.
-        counts["drifted"] += BulkRow.objects.filter(
-            request_id=request.id, status=RowStatus.FAILED, action=RowAction.DRIFTED
-        ).count()
-    return counts
 
 
 def absent_patients(request: BulkRequest) -> Any:

@@ -26,7 +26,7 @@ from bulkimport.services.parse import (
     error_values,
     row_result_values,
 )
-from bulkimport.services.plan import bulk_request_plan, plan_dry_run_rest
+from bulkimport.services.plan import bulk_request_plan, plan_document_queries, plan_dry_run_rest
 from bulkimport.services.sweep import bulk_requests_resume
 from bulkimport.states import transition
 from bulkimport.validation import CsvImport, RowResult
@@ -61,6 +61,7 @@ def bulk_request_reprocess(*, request_id: uuid.UUID, failed_only: bool = False) 
     revalidated = _revalidate_rows(request, numbers)
     bulk_request_plan(request=request)
     chunk_ids = _reopen(request)
+    BulkRequest.objects.filter(id=request.id).update(document_queries_planned=plan_document_queries(request))
     pending = BulkRow.objects.filter(request_id=request.id, status=RowStatus.PENDING).count()
     for chunk_id in chunk_ids:
         bulk_chunk_apply(chunk_id=chunk_id)

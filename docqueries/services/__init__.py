@@ -22,6 +22,7 @@ from docqueries.services.budget import (
     budget_set,
     patients_recently_queried,
     queries_started_today,
+    queries_wanted,
 )
 from docqueries.services.bulk import bulk_queries_open, bulk_query_counts
 from docqueries.services.dispatch import DISPATCH_BATCH_SIZE, SET_BATCH_SIZE
@@ -36,6 +37,7 @@ __all__ = [
     "budget_set",
     "patients_recently_queried",
     "queries_started_today",
+    "queries_wanted",
     "DISPATCH_BATCH_SIZE",
     "QUERY_DEADLINE",
     "SET_BATCH_SIZE",

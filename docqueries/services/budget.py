@@ -13,10 +13,13 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from docqueries.models import DocumentQuery, DocumentQueryBudget
+from patients.models import Patient
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,19 @@ def patients_recently_queried(
         .values_list("patient_id", flat=True)
         .distinct()
     )
+
+
+def queries_wanted(*, customer_id: uuid.UUID, new_patients: int, matched: QuerySet[Any]) -> int:
+    """How many Document Queries the rule starts for `new_patients` patients an import creates (each is
+    queried: the caller leaves out the ones it opts out) and the existing patients `matched` (a query of
+    patient ids: each counts once, unless opted out or queried within the re-query window)."""
+    eligible = Patient.objects.filter(customer_id=customer_id, id__in=matched, hie_opt_out=False)
+    hours = budget_of(customer_id=customer_id).requery_after_hours
+    if hours > 0:
+        since = timezone.now() - timedelta(hours=hours)
+        recent = DocumentQuery.objects.filter(customer_id=customer_id, started_at__gte=since).values("patient_id")
+        eligible = eligible.exclude(id__in=recent)
+    return new_patients + eligible.count()
 
 
 def _day_start(now: datetime) -> datetime:

@@ -104,9 +104,12 @@ def test_a_dry_run_shows_each_rows_action_and_confirm_writes_exactly_that(api, t
         person("Sam", ext="S-1", zip_code="10001"),  # 6 duplicate of row 2
     ]
     dry = bulk(api, csv_bytes(rows), dry_run=True)
+    would = {"wouldCreate": 1, "wouldUpdate": 1, "unchanged": 1, "duplicate": 2}
     assert dry["plan"] == {
-        "actions": {"wouldCreate": 1, "wouldUpdate": 1, "unchanged": 1, "duplicate": 2},
+        "actions": would,
         "absentFromFile": 1,
+        "documentQueries": 3,  # Kay, Sam and Nia, once each
+        "facilities": {str(tenant.facility.id): would},
     }
     assert actions(dry) == [
         ("would update", kept, "successful"),
@@ -128,9 +131,12 @@ def test_a_dry_run_shows_each_rows_action_and_confirm_writes_exactly_that(api, t
     assert "Gus" not in summary["url"]  # ids in the URL, never a name
 
     real = confirm(api, dry)
+    did = {"created": 1, "updated": 1, "unchanged": 1, "duplicate": 2, "drifted": 0}
     assert real["plan"] == {
-        "actions": {"created": 1, "updated": 1, "unchanged": 1, "duplicate": 2, "drifted": 0},
+        "actions": did,
         "absentFromFile": 1,
+        "documentQueries": 3,
+        "facilities": {str(tenant.facility.id): did},
     }
     outcome = result_rows(real["requestId"])
     created = outcome[2]["metriportId"]
@@ -164,10 +170,8 @@ def test_round_trip_preview_confirm_same_file_again_is_all_unchanged(api):
     real = confirm(api, bulk(api, csv_bytes(rows), dry_run=True))
     assert real["plan"]["actions"]["created"] == 3
     again = bulk(api, csv_bytes(rows), dry_run=True)
-    assert again["plan"] == {
-        "actions": {"wouldCreate": 0, "wouldUpdate": 0, "unchanged": 3, "duplicate": 0},
-        "absentFromFile": 0,
-    }
+    assert again["plan"]["actions"] == {"wouldCreate": 0, "wouldUpdate": 0, "unchanged": 3, "duplicate": 0}
+    assert again["plan"]["absentFromFile"] == 0
     assert {r["action"] for r in result_rows(again["requestId"])} == {"unchanged"}
     summary, absent = absent_csv(api, again)
     assert summary["absentFromFile"] == 0 and absent == []
@@ -241,10 +245,8 @@ def test_a_direct_import_reports_actions_and_absent_patients(api):
     gone = existing(api, "Gus")
     kept = existing(api, "Kay")
     real = bulk(api, csv_bytes([person("Kay", ext="K-9"), person("Kay", ext="K-9"), person("Ann")]), dry_run=False)
-    assert real["plan"] == {
-        "actions": {"created": 1, "updated": 1, "unchanged": 0, "duplicate": 1, "drifted": 0},
-        "absentFromFile": 1,
-    }
+    assert real["plan"]["actions"] == {"created": 1, "updated": 1, "unchanged": 0, "duplicate": 1, "drifted": 0}
+    assert real["plan"]["absentFromFile"] == 1 and real["plan"]["documentQueries"] == 2
     assert [a for a, _, _ in actions(real)] == ["updated", "duplicate", "created"]
     assert [r["matchedPatientId"] for r in result_rows(real["requestId"])][:2] == [kept, kept]
     summary, absent = absent_csv(api, real)
