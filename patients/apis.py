@@ -89,7 +89,13 @@ class FacilityDetailApi(APIView):
             raise PreconditionFailed() from exc
         return Response(FacilitySerializer(facility).data)
 
-    @extend_schema(parameters=[IF_MATCH], request=None, responses={204: None}, operation_id="facility_delete")
+    @extend_schema(
+        parameters=[IF_MATCH],
+        request=None,
+        responses={204: None, 409: OpenApiTypes.OBJECT},
+        operation_id="facility_delete",
+        description="Deletes a facility; 409 while patients or bulk requests refer to it.",
+    )
     def delete(self, request, facility_id):
         facility = selectors.facility_get(customer=customer_of(request), facility_id=facility_id)
         try:

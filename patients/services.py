@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.db import transaction
-from django.db.models import Field, Model
+from django.db.models import Field, Model, ProtectedError
 from django.http import Http404
 from django.utils import timezone
 
@@ -85,7 +85,7 @@ def facility_update(*, facility: Facility, if_match: str | None = None, **fields
 
 
 class FacilityInUse(Exception):
-    """A facility that still has patients cannot be deleted."""
+    """A facility that still has patients, or bulk requests (their history), cannot be deleted."""
 
 
 @transaction.atomic
@@ -94,7 +94,13 @@ def facility_delete(*, facility: Facility, if_match: str | None = None) -> None:
     _check_etag(facility, if_match)
     if PatientFacility.objects.filter(facility=facility).exists():
         raise FacilityInUse(f"Facility {facility.id} still has patients: delete or move them first.")
-    facility.delete()
+    try:
+        with transaction.atomic():
+            facility.delete()
+    except ProtectedError as exc:  # its bulk requests (PROTECT) keep their facility for the record
+        raise FacilityInUse(
+            f"Facility {facility.id} has bulk requests, whose results name it: it cannot be deleted."
+        ) from exc
 
 
 # --- patients -------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ ERROR_DESCRIPTIONS = {
     "403": "The signed URL is not valid or has expired.",
     "404": "No such object for this customer (another customer's id included).",
     "411": "The upload has no Content-Length.",
+    "412": "The If-Match eTag is not the current one (a weak tag never matches): read the object again and retry.",
     "413": "The body is too large.",
     "415": "The body is not JSON.",
 }
@@ -49,6 +50,8 @@ def add_error_responses(result: dict, generator, request, public) -> dict:
                 name.endswith("Id") for name in names
             ):
                 statuses.add("404")
+            if any(p["in"] == "header" and p["name"].lower() == "if-match" for p in operation.get("parameters", [])):
+                statuses.add("412")
             body = operation.get("requestBody", {}).get("content", {})
             if "application/json" in body:
                 statuses.update({"413", "415"})

@@ -235,3 +235,13 @@ def test_facility_delete(api, tenant):
     assert api.delete(f"/medical/v1/facility/{empty.id}", HTTP_IF_MATCH="stale").status_code == 412
     assert api.delete(f"/medical/v1/facility/{empty.id}").status_code == 204
     assert list(Facility.objects.values_list("id", flat=True)) == [tenant.facility.id]
+
+
+def test_a_facility_with_bulk_requests_is_409_not_500(api, tenant):
+    # Its bulk requests keep the facility for the record (PROTECT): the refusal is a conflict, not a crash.
+    named = make_facility(tenant.customer, name="Imports only")
+    created = api.post(f"/medical/v1/patient/bulk?facilityId={named.id}")
+    assert created.status_code == 200, created.content
+    refused = api.delete(f"/medical/v1/facility/{named.id}")
+    assert refused.status_code == 409 and "has bulk requests" in refused.json()["detail"]
+    assert Facility.objects.filter(id=named.id).exists()
