@@ -5,13 +5,19 @@ A customer sets the webhook URL, so without a guard it could point our servers a
 
 - accepts only http(s) URLs without credentials;
 - resolves the host and refuses it when any address is not globally routable (private, loopback,
-  link-local, shared, reserved, multicast, unspecified; IPv4-mapped IPv6 is judged as its IPv4);
+  link-local, shared, reserved, multicast, unspecified), an IP literal in the URL included. IPv6 forms that
+  embed an IPv4 address are judged by it: IPv4-mapped (::ffff:0:0/96), 6to4 (2002::/16) and NAT64
+  (64:ff9b::/96) are refused when the embedded IPv4 is not public; IPv4-compatible (::/96, deprecated),
+  local-use NAT64 (64:ff9b:1::/48) and Teredo (2001::/32) are refused whatever they embed;
+- resolves within a bound: at most RESOLVE_TIMEOUT_SECONDS, and never beyond the current Deadline (the
+  lookup runs in a small shared thread pool; a resolver that hangs leaves the caller at the bound);
 - does that check *at connect time, on the very addresses the socket connects to*: the connection class
   resolves once, checks, then connects to the checked IP literal (TLS still verifies the host name). A DNS
   answer that changes between a pre-check and the connection (DNS rebinding) therefore cannot slip through;
 - ignores proxy environment variables (a proxy would connect on our behalf, out of the guard's sight).
 
-`settings.WEBHOOK_ALLOW_PRIVATE_URLS` turns the address check off (tests, the embedded demo).
+`settings.WEBHOOK_ALLOW_PRIVATE_URLS` turns the address check off (tests, the embedded demo); the bounded
+resolution stays.
 
 `Deadline` bounds a whole request by wall-clock time (connect, headers and body): `requests` timeouts are per
 socket operation, so a receiver dripping a byte at a time would otherwise hold the call for ever. Every
@@ -28,6 +34,8 @@ import socket
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -40,6 +48,16 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 USER_AGENT = "metriport-bulk"
 MAX_URL_LENGTH = 2000
+# The longest a host name lookup may take; inside a Deadline (a webhook attempt, the ping) what remains of it
+# is the bound when that is shorter. The URL check of the settings API runs outside any Deadline: 5 s.
+RESOLVE_TIMEOUT_SECONDS = 5.0
+RESOLVER_THREADS = 8
+
+# NAT64 prefixes (RFC 6052 well-known, RFC 8215 local-use) that `ipaddress` does not name; the IPv4 address
+# is in the last 32 bits. The IPv4-compatible block (RFC 4291, deprecated) is ::/96 minus :: and ::1.
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 
 
 class UnsafeUrlError(ValueError):
@@ -48,19 +66,17 @@ class UnsafeUrlError(ValueError):
     A ValueError (not an OSError) on purpose: urllib3 and requests let it through unwrapped."""
 
 
+class ResolutionTimeout(UnsafeUrlError):
+    """The host name was not resolved within the bound (RESOLVE_TIMEOUT_SECONDS or the Deadline's remainder).
+    Not a refusal of the URL as such: a webhook attempt ending on it fails and is retried later."""
+
+
 def _private_allowed(allow_private: bool | None) -> bool:
     return settings.WEBHOOK_ALLOW_PRIVATE_URLS if allow_private is None else allow_private
 
 
-def address_refusal(ip: str) -> str | None:
-    """What kind of non-public address `ip` is ("a loopback address"...), or None when it is a public
-    (globally routable) address."""
-    try:
-        address = ipaddress.ip_address(ip.split("%", 1)[0])
-    except ValueError:
-        return "not an IP address"
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+def _kind_refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """What kind of non-public address `address` is by the `ipaddress` properties, or None when it is global."""
     if address.is_loopback:
         return "a loopback address"
     if address.is_link_local:
@@ -76,10 +92,80 @@ def address_refusal(ip: str) -> str | None:
     return None
 
 
-def resolve(host: str, port: int) -> list[str]:
-    """The IP addresses `host` resolves to, in the resolver's order, without duplicates."""
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address, bool] | None:
+    """(the form, the IPv4 address it embeds, whether the form is refused whatever it embeds) when `address`
+    is an IPv6 form embedding an IPv4 address other than Teredo; None otherwise."""
+    if address.ipv4_mapped is not None:
+        return "an IPv4-mapped IPv6 address (::ffff:0:0/96)", address.ipv4_mapped, False
+    if address.sixtofour is not None:
+        return "a 6to4 IPv6 address (2002::/16)", address.sixtofour, False
+    last_32_bits = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in _NAT64_WELL_KNOWN:
+        return "a NAT64 IPv6 address (64:ff9b::/96)", last_32_bits, False
+    if address in _NAT64_LOCAL_USE:
+        return "a local-use NAT64 IPv6 address (64:ff9b:1::/48)", last_32_bits, True
+    if address in _IPV4_COMPATIBLE and int(address) > 1:  # :: and ::1 are the unspecified and loopback ones
+        return "an IPv4-compatible IPv6 address (::/96, deprecated)", last_32_bits, True
+    return None
+
+
+def _teredo_refusal(server: ipaddress.IPv4Address, client: ipaddress.IPv4Address) -> str:
+    """Teredo (2001::/32) is always refused; the reason names an embedded IPv4 that is not public."""
+    for role, ipv4 in (("client", client), ("server", server)):
+        kind = _kind_refusal(ipv4)
+        if kind:
+            return f"a Teredo IPv6 address (2001::/32) whose {role} IPv4 {ipv4} is {kind}"
+    return f"a Teredo IPv6 address (2001::/32, client IPv4 {client}); Teredo tunnel addresses are refused"
+
+
+def address_refusal(ip: str) -> str | None:
+    """What kind of non-public address `ip` is ("a loopback address", "a 6to4 IPv6 address (2002::/16)
+    embedding 10.0.0.1, a private address"...), or None when it is a public (globally routable) address.
+    An IPv6 form embedding an IPv4 address is judged by that address (and some forms are refused outright)."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        address = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return "not an IP address"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.teredo is not None:
+            return _teredo_refusal(*address.teredo)
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            form, ipv4, always_refused = embedded
+            kind = _kind_refusal(ipv4)
+            if kind:
+                return f"{form} embedding {ipv4}, {kind}"
+            return f"{form} embedding {ipv4}; this form is not globally routable" if always_refused else None
+    return _kind_refusal(address)
+
+
+_resolver = ThreadPoolExecutor(max_workers=RESOLVER_THREADS, thread_name_prefix="resolve")
+
+
+def _ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The IP addresses `host` resolves to, in the resolver's order, without duplicates, within the bound:
+    RESOLVE_TIMEOUT_SECONDS, or what remains of the current Deadline when shorter. `getaddrinfo` has no
+    timeout of its own, so it runs in the shared resolver pool and the caller waits for it at most that long
+    (raising ResolutionTimeout); a lookup still hanging there holds one pool thread until the system resolver
+    gives up."""
+    bound = budget = RESOLVE_TIMEOUT_SECONDS
+    deadline = _current_deadline.get()
+    if deadline is not None and deadline.remaining() < bound:
+        bound, budget = deadline.remaining(), deadline.seconds  # the message names the deadline, not a remainder
+    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        infos = future.result(timeout=bound)
+    except FutureTimeoutError:
+        future.cancel()  # still queued behind hanging lookups: never started
+        raise ResolutionTimeout(f"could not resolve host {host} within {budget:g} s") from None
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeUrlError(f"the host {host} could not be resolved") from exc
     return list(dict.fromkeys(str(info[4][0]) for info in infos))  # already a str for IPv4 and IPv6
@@ -87,9 +173,15 @@ def resolve(host: str, port: int) -> list[str]:
 
 def checked_addresses(host: str, port: int) -> list[str]:
     """Resolves `host` and returns its addresses if every one is public; raises UnsafeUrlError otherwise.
+    An IP literal is judged as it is, without a lookup.
 
     All addresses must pass, not just one: a host answering with a public and a private address could
     otherwise be steered to the private one."""
+    if _ip_literal(host):
+        refusal = address_refusal(host)
+        if refusal:
+            raise UnsafeUrlError(f"the address {host} is {refusal}; private and internal addresses are refused")
+        return [host]
     addresses = resolve(host, port)
     if not addresses:
         raise UnsafeUrlError(f"the host {host} has no address")
@@ -123,8 +215,9 @@ def url_refusal(url: str) -> str | None:
 
 
 def check_url(url: str, *, allow_private: bool | None = None) -> None:
-    """Raises UnsafeUrlError when `url` must not be called. A pre-check for a clear answer at the API; the
-    connection-time guard of `guarded_session` is what actually protects each request."""
+    """Raises UnsafeUrlError when `url` must not be called (an IP literal host judged as it is, a name
+    resolved within RESOLVE_TIMEOUT_SECONDS). A pre-check for a clear answer at the API; the connection-time
+    guard of `guarded_session` is what actually protects each request."""
     refusal = url_refusal(url)
     if refusal:
         raise UnsafeUrlError(refusal)
@@ -259,14 +352,20 @@ class _DeadlinePoolMixin(_PoolBase):
         return conn
 
 
-class _GuardedConnectionMixin(_ConnectionBase):
-    """Resolves, checks and connects to the checked IP literal; `self.host` (Host header, TLS SNI and
-    certificate check) stays the name."""
+class _ResolvingConnectionMixin(_ConnectionBase):
+    """Resolves within the bound (see `resolve`), checks the addresses when `check_addresses`, and connects to
+    each IP literal in turn; `self.host` (Host header, TLS SNI and certificate check) stays the name."""
+
+    check_addresses = True
 
     def _new_conn(self) -> socket.socket:
         hostname = self._dns_host
         last_error: Exception | None = None
-        for ip in checked_addresses(hostname, self.port):
+        if self.check_addresses:
+            addresses = checked_addresses(hostname, self.port)
+        else:
+            addresses = [hostname] if _ip_literal(hostname) else resolve(hostname, self.port)
+        for ip in addresses:
             self._dns_host = ip
             try:
                 return super()._new_conn()
@@ -278,20 +377,20 @@ class _GuardedConnectionMixin(_ConnectionBase):
         raise last_error
 
 
-class _GuardedHTTPConnection(_GuardedConnectionMixin, _DeadlineConnectionMixin, HTTPConnection):
+class _GuardedHTTPConnection(_ResolvingConnectionMixin, _DeadlineConnectionMixin, HTTPConnection):
     pass
 
 
-class _GuardedHTTPSConnection(_GuardedConnectionMixin, _DeadlineConnectionMixin, HTTPSConnection):
+class _GuardedHTTPSConnection(_ResolvingConnectionMixin, _DeadlineConnectionMixin, HTTPSConnection):
     pass
 
 
-class _DeadlineHTTPConnection(_DeadlineConnectionMixin, HTTPConnection):
-    pass
+class _DeadlineHTTPConnection(_ResolvingConnectionMixin, _DeadlineConnectionMixin, HTTPConnection):
+    check_addresses = False
 
 
-class _DeadlineHTTPSConnection(_DeadlineConnectionMixin, HTTPSConnection):
-    pass
+class _DeadlineHTTPSConnection(_ResolvingConnectionMixin, _DeadlineConnectionMixin, HTTPSConnection):
+    check_addresses = False
 
 
 class _DeadlineHTTPConnectionPool(_DeadlinePoolMixin, HTTPConnectionPool):
@@ -311,7 +410,8 @@ class _GuardedHTTPSConnectionPool(_DeadlinePoolMixin, HTTPSConnectionPool):
 
 
 class DeadlineAdapter(HTTPAdapter):
-    """A requests adapter whose connections obey the Deadline of the current request (no address check)."""
+    """A requests adapter whose connections obey the Deadline of the current request, name resolution
+    included (no address check)."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)

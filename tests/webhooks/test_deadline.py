@@ -9,7 +9,8 @@ import pytest
 
 from tests.helpers.receiver import HostileReceiver
 from tests.helpers.waiting import wait_until
-from tests.helpers.webhooks import create_message
+from tests.helpers.webhooks import create_message, make_due
+from tests.webhooks.conftest import HANGING_HOST
 from webhooks.models import DeliveryAttempt, MessageStatus, WebhookEndpoint, WebhookMessage
 from webhooks.services import WebhookUrlRefused, webhook_message_deliver, webhook_ping
 from webhooks.signing import webhook_key_generate
@@ -67,3 +68,31 @@ def test_the_ping_is_under_the_same_deadline(hostile, settings):
     with pytest.raises(WebhookUrlRefused, match=r"timeout after 1.5s"):
         webhook_ping(url=hostile.url, key=webhook_key_generate())
     assert time.monotonic() - started < 1.5 + MARGIN
+
+
+@pytest.mark.parametrize("allow_private", [False, True], ids=["guarded", "private-allowed"])
+def test_a_hanging_dns_lookup_ends_the_attempt_at_the_deadline_and_the_message_is_retried(
+    tenant, settings, hanging_dns, allow_private
+):
+    """getaddrinfo has no timeout: the lookup runs in the resolver pool and the attempt waits for it only as
+    long as its deadline allows. The attempt fails with the resolution reason and the message is retried."""
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = allow_private
+    WebhookEndpoint.objects.create(
+        customer=tenant.customer, url=f"https://{HANGING_HOST}/hook", key=webhook_key_generate()
+    )
+    message = create_message(tenant.customer.id)
+    started = time.monotonic()
+    assert webhook_message_deliver(message_id=message.id) is False
+    assert time.monotonic() - started < 1 + MARGIN
+    attempt = DeliveryAttempt.objects.get(message=message)
+    assert attempt.error == f"could not resolve host {HANGING_HOST} within 1 s" and not attempt.succeeded
+    assert attempt.latency_ms < (1 + MARGIN) * 1000
+    message.refresh_from_db()
+    assert message.status == MessageStatus.PENDING and message.failures == 1 and message.next_attempt_at
+    assert message.last_error == attempt.error
+    # Retried, not lost: once its backoff has passed the message is attempted again (the resolver still hangs).
+    make_due(message)
+    assert webhook_message_deliver(message_id=message.id) is False
+    assert list(DeliveryAttempt.objects.filter(message=message).values_list("number", flat=True)) == [1, 2]
+    assert hanging_dns == [HANGING_HOST, HANGING_HOST]

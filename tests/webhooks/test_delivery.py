@@ -135,7 +135,7 @@ def test_private_urls_are_refused_at_delivery_when_not_allowed(endpoint, tenant,
     assert webhook_message_deliver(message_id=message.id) is False
     assert receiver.snapshot() == []
     attempt = DeliveryAttempt.objects.get(message=message)
-    assert attempt.error.startswith("refused: the host 127.0.0.1 resolves to 127.0.0.1, a loopback address")
+    assert attempt.error.startswith("refused: the address 127.0.0.1 is a loopback address")
     assert attempt.status_code is None
 
 

@@ -12,6 +12,7 @@ from django.db import transaction
 from tests.helpers.api import client_for
 from tests.helpers.receiver import Reply
 from tests.helpers.webhooks import create_message, deliver_due
+from tests.webhooks.conftest import HANGING_HOST
 from webhooks.models import MessageStatus, WebhookEndpoint, WebhookMessage
 
 
@@ -82,10 +83,48 @@ def test_a_private_url_is_refused_without_any_request_when_private_urls_are_not_
     response = api.post("/settings", {"webhookUrl": f"{receiver.url}/hook"}, format="json")
     assert response.status_code == 400
     detail = response.json()["detail"]
-    assert detail.startswith("The webhook URL is refused: the host 127.0.0.1 resolves to 127.0.0.1, a loopback address")
+    assert detail.startswith("The webhook URL is refused: the address 127.0.0.1 is a loopback address")
     assert receiver.snapshot() == []
     response = api.post("/settings", {"webhookUrl": "http://169.254.169.254/latest/meta-data"}, format="json")
     assert response.status_code == 400 and "link-local" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "url, detail",
+    [
+        (
+            "http://[::ffff:127.0.0.1]/hook",
+            "the address ::ffff:127.0.0.1 is an IPv4-mapped IPv6 address (::ffff:0:0/96) embedding 127.0.0.1, a "
+            "loopback address; private and internal addresses are refused.",
+        ),
+        ("https://[2002:a9fe:a9fe::]/hook", "a 6to4 IPv6 address (2002::/16) embedding 169.254.169.254, a link-local"),
+        ("https://[64:ff9b::a00:5]:8443/hook", "a NAT64 IPv6 address (64:ff9b::/96) embedding 10.0.0.5, a private"),
+        ("http://[::7f00:1]/hook", "an IPv4-compatible IPv6 address (::/96, deprecated) embedding 127.0.0.1"),
+        ("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook", "a Teredo IPv6 address (2001::/32) whose client"),
+    ],
+)
+def test_ipv6_literals_embedding_a_private_ipv4_are_refused_with_400_naming_the_form(
+    api, receiver, settings, url, detail
+):
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    response = api.post("/settings", {"webhookUrl": url}, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("The webhook URL is refused: ")
+    assert detail in response.json()["detail"]
+    assert api.get("/settings").json()["webhookUrl"] is None
+    assert receiver.snapshot() == []
+
+
+def test_a_host_whose_lookup_hangs_is_refused_within_the_resolve_bound(api, settings, hanging_dns, monkeypatch):
+    from metriport_bulk.lib import http
+
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    monkeypatch.setattr(http, "RESOLVE_TIMEOUT_SECONDS", 0.5)
+    response = api.post("/settings", {"webhookUrl": f"https://{HANGING_HOST}/hook"}, format="json")
+    assert response.status_code == 400
+    assert (
+        response.json()["detail"] == f"The webhook URL is refused: could not resolve host {HANGING_HOST} within 0.5 s."
+    )
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/hook", "not a url", "https://user:pw@example.com/hook"])

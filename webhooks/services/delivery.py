@@ -37,7 +37,14 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
-from metriport_bulk.lib.http import Deadline, DeadlineExceeded, UnsafeUrlError, guarded_session, kept_session
+from metriport_bulk.lib.http import (
+    Deadline,
+    DeadlineExceeded,
+    ResolutionTimeout,
+    UnsafeUrlError,
+    guarded_session,
+    kept_session,
+)
 from metriport_bulk.lib.sending import send_or_log
 from webhooks import schedule, signing
 from webhooks.models import DeliveryAttempt, DeliverySlot, MessageStatus, WebhookEndpoint, WebhookMessage
@@ -195,6 +202,8 @@ def _unclaim(claimed: list[ClaimedAttempt]) -> None:
 def _request_error(exc: Exception) -> str:
     """A short description of a failed request, never the URL's path or query (could hold a token) nor
     anything from the receiver's body."""
+    if isinstance(exc, ResolutionTimeout):  # a failure to retry, not a refusal of the URL
+        return str(exc)[:300]
     if isinstance(exc, UnsafeUrlError):
         return f"refused: {exc}"[:300]
     if isinstance(exc, requests.Timeout | DeadlineExceeded):
@@ -254,7 +263,9 @@ def post(
                 latency = int((time.monotonic() - clock) * 1000)
         except (requests.RequestException, UnsafeUrlError, DeadlineExceeded, OSError) as exc:
             latency = int((time.monotonic() - clock) * 1000)
-            error = _timeout_error() if deadline.expired.is_set() else _request_error(exc)
+            # A lookup cut at the deadline says so (its expiry may have fired meanwhile): "could not resolve".
+            timed_out = deadline.expired.is_set() and not isinstance(exc, ResolutionTimeout)
+            error = _timeout_error() if timed_out else _request_error(exc)
             return b"", AttemptOutcome(started_at, False, code, latency, error)
     if 200 <= code < 300:
         return (answer if read_answer else b""), AttemptOutcome(started_at, True, code, latency, "")
