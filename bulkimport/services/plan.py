@@ -27,6 +27,7 @@ from django.db.models.fields.json import KT
 
 from bulkimport.models import BulkRequest, BulkRow, BulkRowError, OnDrift, RowAction, RowStatus
 from bulkimport.store import store
+from bulkimport.validation import row_label
 from docqueries.services import queries_wanted
 from metriport_bulk.lib.bulkdb import copy_insert, update_by_id
 from patients.header import build_column_plan
@@ -79,7 +80,7 @@ class Decision:
     def words(self) -> str:
         """The decision in a customer's words (ids only: no PHI)."""
         if self.action == RowAction.DUPLICATE:
-            return f"duplicate of row {self.duplicate_of}"
+            return f"duplicate of {row_label(self.duplicate_of or 0)}"
         if self.action == RowAction.UNCHANGED:
             return f"would leave patient {self.patient_id} unchanged"
         if self.patient_id is not None:
@@ -215,7 +216,7 @@ def _describe(request: BulkRequest, planned: list[_Planned]) -> None:
     for row in planned:
         if row.decision.action == RowAction.DUPLICATE:
             row.matched_on = " ".join(MATCH_FIELDS)
-            row.reason = f"Same person as row {row.decision.duplicate_of}"
+            row.reason = f"Same person as {row_label(row.decision.duplicate_of or 0)}"
 
 
 def _matched(row: _Planned) -> uuid.UUID:

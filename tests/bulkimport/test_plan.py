@@ -122,7 +122,9 @@ def test_a_dry_run_shows_each_rows_action_and_confirm_writes_exactly_that(api, t
     result = result_rows(dry["requestId"])
     assert tuple(list(result[0])[-9:]) == RESULT_COLUMNS
     assert result[0]["matchedOn"] == MATCH and result[1]["matchedOn"] == f"{MATCH} externalId"
-    assert result[3]["reason"] == "Same person as row 3" and result[5]["reason"] == "Same person as row 2"
+    # Rows are named as a spreadsheet shows them: row 3 is on line 4 (the header is line 1).
+    assert result[3]["reason"] == "Same person as row 3 (spreadsheet line 4)"
+    assert result[5]["reason"] == "Same person as row 2 (spreadsheet line 3)"
     assert result[4]["errorCode"] == "invalid_dob" and "dob" in result[4]["reason"]
     assert all(not r["metriportId"] for r in result)  # a dry run writes nothing
     assert Patient.objects.count() == 3
