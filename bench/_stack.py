@@ -37,7 +37,7 @@ def start_stack(tag: str = "bench") -> dict[str, str]:
     seaweed = start_seaweed()
     atexit.register(seaweed.stop)
     env = {
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}",
+        "DATABASE_URL": PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgres://", 1) + f"/{db_name}",
         "BROKER_URL": REDIS_URL,
         "DRAMATIQ_NAMESPACE": f"mb-{tag}-{uuid.uuid4().hex[:6]}",
         "DJANGO_SETTINGS_MODULE": "metriport_bulk.settings",
