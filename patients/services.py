@@ -42,6 +42,12 @@ def customer_create(*, name: str) -> Customer:
     return Customer.objects.create(name=name.strip())
 
 
+def customer_budget_lock(*, customer_id: uuid.UUID) -> None:
+    """Locks the customer's row for the caller's transaction: checks of its Document Query budget run one at a
+    time, each seeing the imports the ones before it let through (SQLite serializes writers already)."""
+    list(Customer.objects.select_for_update().filter(id=customer_id).values_list("id", flat=True))
+
+
 @transaction.atomic
 def api_key_create(*, customer: Customer, name: str = "default") -> NewApiKey:
     prefix = secrets.token_hex(6)

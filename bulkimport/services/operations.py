@@ -18,8 +18,10 @@ import uuid
 from django.db import IntegrityError, transaction
 
 from bulkimport.models import BulkRequest, BulkRow, BulkRowError, BulkStatus, OnDrift, RowAction, RowStatus
+from bulkimport.services.budget import import_budget_refusal
 from bulkimport.services.finish import final_counts, write_result
 from bulkimport.services.lifecycle import bulk_request_fail, cancelled_result_key, notify
+from bulkimport.services.plan import plan_document_queries
 from bulkimport.services.upload import bulk_upload_claim
 from patients.models import Customer
 
@@ -40,7 +42,10 @@ def bulk_request_confirm(*, customer: Customer, request: BulkRequest, on_drift: 
     The new request starts `processing` at once (no upload URL); it is a request like any other from there
     on (webhooks, result file, reprocess). It applies the plan the dry run showed: a row whose decision
     changed since (another import or API call created or changed a match) is `drifted`, and `on_drift`
-    says whether it is applied with its new decision (OnDrift.APPLY) or failed (OnDrift.FAIL)."""
+    says whether it is applied with its new decision (OnDrift.APPLY) or failed (OnDrift.FAIL).
+
+    Refused (OperationRefused, nothing created) when the Document Queries it would start are over the
+    customer's budget (services.budget); its import is checked again when planned."""
     if not request.dry_run or request.status != BulkStatus.COMPLETED:
         what = "a dry run" if request.dry_run else "not a dry run"
         raise OperationRefused(
@@ -51,6 +56,11 @@ def bulk_request_confirm(*, customer: Customer, request: BulkRequest, on_drift: 
     existing = BulkRequest.objects.filter(confirms=request).values_list("id", flat=True).first()
     if existing is not None:
         raise OperationRefused(f"This dry run was already confirmed as request {existing}.")
+    with transaction.atomic():
+        # The dry run's rows counted again as the patients now are (opt-outs and queries since the preview).
+        refusal = import_budget_refusal(customer_id=customer.id, would_start=plan_document_queries(request))
+    if refusal is not None:
+        raise OperationRefused(refusal)  # nothing created: the dry run stays confirmable
     try:
         with transaction.atomic():
             confirmed = BulkRequest.objects.create(

@@ -29,6 +29,7 @@ from bulkimport.models import (
     RowStatus,
 )
 from bulkimport.services import dispatch
+from bulkimport.services.budget import import_budget_refusal
 from bulkimport.services.lifecycle import bulk_request_fail
 from bulkimport.services.plan import bulk_request_plan, plan_document_queries, plan_dry_run_rest, row_match_key
 from bulkimport.states import phase_transition
@@ -119,7 +120,15 @@ def _parse(request: BulkRequest, token: int) -> None:
             _move_on(request.id, token, BulkPhase.FINISHING)
             dispatch.finish_on_commit(request.id)
             return
-        _heartbeat(request.id, token, document_queries_planned=plan_document_queries(request))
+        planned = plan_document_queries(request)
+        refusal = import_budget_refusal(customer_id=request.customer_id, would_start=planned, request_id=request.id)
+        if refusal is not None:
+            # Before any chunk: no patient is written. The rows keep their plan (the admin shows it).
+            _heartbeat(request.id, token, document_queries_planned=planned)
+            bulk_request_fail(request_id=request.id, reason=refusal)
+            logger.info("bulk request %s refused: over its customer's Document Query budget", request.id)
+            return
+        _heartbeat(request.id, token, document_queries_planned=planned)
         chunk_ids = chunks_create(request.id, total=total)
         _move_on(request.id, token, BulkPhase.APPLYING)
         dispatch.chunks_on_commit(chunk_ids)

@@ -24,7 +24,7 @@ from docqueries.services.budget import (
     queries_started_today,
     queries_wanted,
 )
-from docqueries.services.bulk import bulk_queries_open, bulk_query_counts
+from docqueries.services.bulk import bulk_queries_open, bulk_queries_started, bulk_query_counts
 from docqueries.services.dispatch import DISPATCH_BATCH_SIZE, SET_BATCH_SIZE
 from docqueries.services.run import QUERY_DEADLINE, document_queries_run, retry_delay
 from docqueries.services.start import document_queries_start, on_patient_written
@@ -42,6 +42,7 @@ __all__ = [
     "QUERY_DEADLINE",
     "SET_BATCH_SIZE",
     "bulk_queries_open",
+    "bulk_queries_started",
     "bulk_query_counts",
     "document_queries_run",
     "document_queries_start",

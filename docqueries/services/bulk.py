@@ -25,3 +25,13 @@ def bulk_query_counts(*, bulk_request_id: uuid.UUID) -> dict[str, int]:
     completed, failed = counts.get(QueryStatus.COMPLETED, 0), counts.get(QueryStatus.FAILED, 0)
     pending = counts.get(QueryStatus.PROCESSING, 0)
     return {"total": completed + failed + pending, "completed": completed, "failed": failed, "pending": pending}
+
+
+def bulk_queries_started(*, bulk_request_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Bulk request id -> the Document Queries started for it so far (requests with none are left out)."""
+    return dict(
+        DocumentQuery.objects.filter(bulk_request_id__in=bulk_request_ids)
+        .values_list("bulk_request_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )

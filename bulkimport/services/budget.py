@@ -1,0 +1,47 @@
+"""The Document Query budget of an import (docqueries.services.budget; Document Queries are billable): an
+import, or the confirm of a dry run, that would start more queries than the customer's budget allows is
+refused before anything is applied. Checked with the plan's count (services.plan.plan_document_queries)
+once the rows are planned, before the first chunk: a confirm when it is asked for (409, the dry run stays
+confirmable), an import in parse (it ends `failed`, no patient written)."""
+
+from __future__ import annotations
+
+import uuid
+
+from bulkimport.models import BulkPhase, BulkRequest, BulkStatus
+from docqueries.services import budget_of, budget_refusal, bulk_queries_started
+from patients.services import customer_budget_lock
+
+
+def queries_reserved(*, customer_id: uuid.UUID, excluding: uuid.UUID | None = None) -> int:
+    """The Document Queries the customer's imports still applying have planned and not started yet (they
+    count against today's budget as if started)."""
+    imports = BulkRequest.objects.filter(
+        customer_id=customer_id,
+        status=BulkStatus.PROCESSING,
+        phase=BulkPhase.APPLYING,
+        dry_run=False,
+        document_queries_planned__gt=0,
+    )
+    if excluding is not None:
+        imports = imports.exclude(id=excluding)
+    applying = dict(imports.values_list("id", "document_queries_planned"))
+    if not applying:
+        return 0
+    started = bulk_queries_started(bulk_request_ids=list(applying))
+    return sum(max((planned or 0) - started.get(request_id, 0), 0) for request_id, planned in applying.items())
+
+
+def import_budget_refusal(
+    *, customer_id: uuid.UUID, would_start: int, request_id: uuid.UUID | None = None
+) -> str | None:
+    """Why an import (`request_id`, or a dry run's confirm) that would start `would_start` Document Queries
+    is over the customer's budget, or None. In the caller's transaction, which it serializes with the
+    customer's other checks (a lock on the customer): the caller records the import as applying, with its
+    planned count, before it commits, so the next check counts it as reserved."""
+    budget = budget_of(customer_id=customer_id)
+    if budget.per_request is None and budget.per_day is None:
+        return None
+    customer_budget_lock(customer_id=customer_id)
+    reserved = queries_reserved(customer_id=customer_id, excluding=request_id) if budget.per_day is not None else 0
+    return budget_refusal(customer_id=customer_id, would_start=would_start, reserved=reserved)
