@@ -160,7 +160,12 @@ RESULT_COLUMN_MEANINGS: dict[str, str] = {
         "row, dry run)."
     ),
     "documents": "How many documents the Document Query found (when it completed).",
-    "facilityId": "The facility the row's patient was written to.",
+    "facilityId": (
+        "The facility the row's patient goes to (a dry run: would go to): the row's `facilityId` cell's, else the "
+        "request's. A failed row goes nowhere: the request's facility when the row names none, empty when it names "
+        "one (your `facilityId` column, among your own columns, holds it). The last column, so readers of the "
+        "columns before it by position keep working."
+    ),
 }
 
 # --- the template ---------------------------------------------------------------------------------------

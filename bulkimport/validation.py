@@ -93,9 +93,12 @@ class CsvImport:
         # A result file of ours uploaded again (fixed, or as it is): our result columns are ignored, so the
         # new result file has the customer's columns once and our own columns once. Our file of failed rows
         # (GET `invalid`) ends with a `reason` column: ignored as well.
+        # Ours are the result names from the last metriportId on: the customer's own facilityId column (a
+        # result column's name too) comes before them and is kept.
         names = [cell.strip().lower() for cell in header]
         if {"metriportid", "status", "reason"} <= set(names):
-            self._ours = {i for i, name in enumerate(names) if name in _RESULT_NAMES}
+            start = len(names) - 1 - names[::-1].index("metriportid")
+            self._ours = {i for i, name in enumerate(names) if name in _RESULT_NAMES and i >= start}
         elif names and names[-1] == "reason":
             self._ours = {len(names) - 1}
         else:

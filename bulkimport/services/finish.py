@@ -24,6 +24,7 @@ from bulkimport.store import store
 from docqueries.services import bulk_queries_open
 from metriport_bulk.lib import storage
 from metriport_bulk.lib.csvio import ResultCsvWriter
+from patients.header import build_column_plan
 
 
 def bulk_request_finish(*, request_id: uuid.UUID) -> None:
@@ -126,6 +127,8 @@ def write_result(request: BulkRequest, result_key: str) -> str:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as invalid_out:
         writer = ResultCsvWriter(out, request.header)
         invalid_writer = ResultCsvWriter(invalid_out, request.header, columns=("reason",))
+        default_facility = str(request.facility_id)
+        facility_cell = build_column_plan(request.header).facility_id if request.header else None
         failed = 0
         # The raw cells come as JSON text, decoded here with orjson: Django's JSONField decoding costs more.
         for (
@@ -140,6 +143,7 @@ def write_result(request: BulkRequest, result_key: str) -> str:
             error_code,
             matched,
             matched_on,
+            row_facility,
         ) in store().result_rows(request.id):
             cells = orjson.loads(raw)
             writer.write(
@@ -153,6 +157,7 @@ def write_result(request: BulkRequest, result_key: str) -> str:
                 matched_on=matched_on,
                 document_query=_document_query_word(status, request.dry_run, opted_out, query_status),
                 documents="" if query_status != "completed" or documents is None else str(documents),
+                facility_id=_row_facility(status, row_facility, cells, facility_cell, default_facility),
             )
             if status == RowStatus.FAILED:
                 invalid_writer.write_cells(cells, (reason,))
@@ -165,6 +170,18 @@ def write_result(request: BulkRequest, result_key: str) -> str:
         invalid_out.seek(0)
         storage.save(invalid_key, invalid_out)
         return invalid_key
+
+
+def _row_facility(
+    status: str, routed: str | None, cells: list[str], facility_cell: int | None, default_facility: str
+) -> str:
+    """The result's `facilityId`: the facility a valid row goes to (its facilityId cell's, else the request's).
+    A failed row goes nowhere: the request's facility when it names none, empty when it names one (its cell,
+    unchecked or refused, is among the row's own columns)."""
+    if status != RowStatus.FAILED:
+        return routed or default_facility
+    named = facility_cell is not None and facility_cell < len(cells) and cells[facility_cell].strip()
+    return "" if named else default_facility
 
 
 def _document_query_word(status: str, dry_run: bool, opted_out: object, query_status: str | None) -> str:

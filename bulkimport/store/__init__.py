@@ -17,9 +17,9 @@ PendingValues = tuple[int, int, str, list[str], Any, str, Any, str, int | None, 
 # (row id, number, match key, address zips) of a pending row, for the plan.
 PlanValues = tuple[int, int, str, list[str]]
 # (raw cells as JSON text, patient id, status, reason, action, opted out, its Document Query's status or
-# None, that query's document count or None, error codes, matched patient id, matchedOn) of a row, for the
-# result file.
-ResultValues = tuple[str, Any, str, str, str, Any, str | None, Any, str, Any, str]
+# None, that query's document count or None, error codes, matched patient id, matchedOn, its facilityId cell
+# or None) of a row, for the result file.
+ResultValues = tuple[str, Any, str, str, str, Any, str | None, Any, str, Any, str, str | None]
 # (row id, action, patient id, matched patient id, matchedOn) of an applied row.
 AppliedValues = tuple[int, str, uuid.UUID, uuid.UUID | None, str]
 

@@ -104,5 +104,19 @@ def result_rows(request_id: uuid.UUID) -> Iterator[Any]:
         chunk_size=2000
     ):
         query_status, documents = queries.get(patient_id, (None, None))
-        opted_out = bool((normalized or {}).get("hieOptOut")) or patient_id in opted_out_patients
-        yield raw, patient_id, status, reason, action, opted_out, query_status, documents, codes, matched, matched_on
+        n = normalized or {}
+        opted_out = bool(n.get("hieOptOut")) or patient_id in opted_out_patients
+        yield (
+            raw,
+            patient_id,
+            status,
+            reason,
+            action,
+            opted_out,
+            query_status,
+            documents,
+            codes,
+            matched,
+            matched_on,
+            n.get("facilityId"),
+        )

@@ -67,7 +67,8 @@ _RESULT_COPY_SQL = f"""
 COPY (
     SELECT r.raw::text, r.patient_id, r.status, r.reason, r.action,
            coalesce((r.normalized->>'hieOptOut')::boolean, false) OR coalesce(p.hie_opt_out, false),
-           q.status, jsonb_array_length(q.documents), r.error_code, r.matched_patient_id, r.matched_on
+           q.status, jsonb_array_length(q.documents), r.error_code, r.matched_patient_id, r.matched_on,
+           r.normalized->>'facilityId'
     FROM bulkimport_bulkrow AS r
     LEFT JOIN {DocumentQuery._meta.db_table} AS q ON q.patient_id = r.patient_id AND q.bulk_request_id = r.request_id
     LEFT JOIN {Patient._meta.db_table} AS p ON p.id = r.patient_id

@@ -47,6 +47,7 @@ RESULT_COLUMNS = (
     "matchedOn",
     "documentQuery",
     "documents",
+    "facilityId",  # last: readers of the columns before it by position keep working
 )
 # A row's stored status -> the word of the result file: Metriport's importer writes `successful` (its docs say
 # `succeeded`; its code, and so every file its customers parse, says `successful`).
@@ -379,6 +380,7 @@ class ResultCsvWriter:
         matched_on: str = "",
         document_query: str = "",
         documents: str = "",
+        facility_id: str = "",
     ) -> None:
         """One result line: the row's cells (padded or cut to the header's width so the result
         columns line up), then RESULT_COLUMNS."""
@@ -394,6 +396,7 @@ class ResultCsvWriter:
                 matched_on,
                 document_query,
                 documents,
+                facility_id,
             ),
         )
 

@@ -57,9 +57,10 @@ def test_result_cells_equal_the_uploaded_cells_whatever_they_hold(broker):
         "matchedOn",
         "documentQuery",
         "documents",
+        "facilityId",
     )
     assert [line[: len(HEADER)] for line in result[1:]] == rows
-    outcomes = [(line[-8], bool(line[-9]), bool(line[-7])) for line in result[1:]]
+    outcomes = [(line[-9], bool(line[-10]), bool(line[-8])) for line in result[1:]]
     # (status, has a patient id, has a reason): the valid half succeeded, the other half failed with a reason.
     assert outcomes == [("successful", True, False)] * len(AWKWARD) + [("failed", False, True)] * len(AWKWARD)
 

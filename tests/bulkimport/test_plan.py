@@ -120,7 +120,7 @@ def test_a_dry_run_shows_each_rows_action_and_confirm_writes_exactly_that(api, t
         ("duplicate", same, "successful"),
     ]
     result = result_rows(dry["requestId"])
-    assert tuple(list(result[0])[-9:]) == RESULT_COLUMNS
+    assert tuple(list(result[0])[-len(RESULT_COLUMNS) :]) == RESULT_COLUMNS
     assert result[0]["matchedOn"] == MATCH and result[1]["matchedOn"] == f"{MATCH} externalId"
     # Rows are named as a spreadsheet shows them: row 3 is on line 4 (the header is line 1).
     assert result[3]["reason"] == "Same person as row 3 (spreadsheet line 4)"

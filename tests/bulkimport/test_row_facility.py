@@ -5,13 +5,17 @@ the same person routed to two facilities (one patient, linked to both); matching
 
 from __future__ import annotations
 
+import csv
 import io
 
 import pytest
 
 from bulkimport import services
 from bulkimport.models import BulkRequest, BulkRowError
+from metriport_bulk.lib import storage
+from metriport_bulk.lib.csvio import RESULT_COLUMNS
 from patients.models import Facility, Patient, PatientFacility
+from tests.helpers.api import bulk_through_api
 from tests.helpers.bulk import HEADER, csv_bytes, person, result_rows, run_inline
 from tests.helpers.factories import make_facility
 
@@ -112,3 +116,52 @@ def test_the_admin_row_page_shows_the_rows_facility(tenant, django_user_model, c
     bea_page = client.get(f"/admin/bulkimport/bulkrow/{bea_row.pk}/change/").content.decode()
     assert f"/admin/patients/facility/{north.id}/" in ann_page
     assert f"/admin/patients/facility/{tenant.facility.id}/" in bea_page
+
+
+def test_the_result_file_says_each_rows_facility_in_its_last_column(tenant, api):
+    north = make_facility(tenant.customer, name="North", npi_body="222222222")
+    own = str(tenant.facility.id)
+    rows = [
+        [*person("Ann"), str(north.id)],  # routed
+        [*person("Bea"), ""],  # the request's
+        [*person("Cy"), "not-an-id"],  # refused: goes nowhere
+        [*person("Di", dob="not a date"), ""],  # failed, names none: the request's
+        [*person("Ed", dob="not a date"), str(north.id)],  # failed, names one: goes nowhere
+    ]
+    for dry_run in (True, False):
+        body = csv_bytes(rows, ROUTED_HEADER)
+        answer = bulk_through_api(api, body, dry_run=dry_run, query=f"&facilityId={own}")
+        header, *lines = _result_lines(answer["requestId"])
+        assert header == [*ROUTED_HEADER, *RESULT_COLUMNS] and header.count("facilityId") == 2
+        status = header.index("status")
+        assert [line[status] for line in lines] == ["successful", "successful", "failed", "failed", "failed"]
+        assert [line[-1] for line in lines] == [str(north.id), own, "", own, ""]
+        assert [line[len(ROUTED_HEADER) - 1] for line in lines] == [r[-1] for r in rows]  # theirs, as sent
+
+
+def test_a_result_file_uploaded_again_keeps_its_own_facility_column(tenant, api):
+    north = make_facility(tenant.customer, name="North", npi_body="222222222")
+    own = str(tenant.facility.id)
+    first = bulk_through_api(
+        api,
+        csv_bytes([[*person("Ann"), str(north.id)], [*person("Bea"), ""]], ROUTED_HEADER),
+        query=f"&facilityId={own}",
+    )
+    again = bulk_through_api(api, _result_bytes(first["requestId"]), query=f"&facilityId={own}")
+    assert again["status"] == "completed" and again["plan"]["actions"]["unchanged"] == 2
+    assert again["plan"]["facilities"] == {
+        own: {"created": 0, "updated": 0, "unchanged": 1, "duplicate": 0, "drifted": 0},
+        str(north.id): {"created": 0, "updated": 0, "unchanged": 1, "duplicate": 0, "drifted": 0},
+    }
+    assert [line[-1] for line in _result_lines(again["requestId"])[1:]] == [str(north.id), own]
+    assert _result_lines(again["requestId"])[0] == [*ROUTED_HEADER, *RESULT_COLUMNS]
+
+
+def _result_bytes(request_id) -> bytes:
+    request = BulkRequest.objects.get(id=request_id)
+    with storage.open_for_read(request.result_key) as stream:
+        return stream.read()
+
+
+def _result_lines(request_id) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(_result_bytes(request_id).decode("utf-8"), newline="")))

@@ -45,7 +45,7 @@ def test_full_flow_creates_patients_and_writes_result(customer_api, tenant):
 
     rows = read_result(final["result"])
     assert len(rows) == 300
-    assert tuple(rows[0])[-9:] == RESULT_COLUMNS
+    assert tuple(rows[0])[-len(RESULT_COLUMNS) :] == RESULT_COLUMNS
     # Completed means the medical data is there: every created or updated patient's query has ended.
     assert final["documentQueries"]["pending"] == 0 and final["documentQueries"]["total"] > 0
     assert {r["documentQuery"] for r in rows if r["status"] != "failed"} <= {"completed", "opted out"}

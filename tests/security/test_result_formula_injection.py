@@ -105,5 +105,5 @@ def test_result_file_escapes_every_formula_cell(storage_api):
     offenders = [cell for line in result for cell in line if cell.startswith(TRIGGERS)]
     assert offenders == []
     # The rows the validator refused say why, without echoing the payload back unescaped.
-    failed = [line for line in lines if line[-8] == "failed"]
-    assert failed and all(line[-7] for line in failed)
+    failed = [line for line in lines if line[-9] == "failed"]
+    assert failed and all(line[-8] for line in failed)

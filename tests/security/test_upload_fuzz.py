@@ -130,8 +130,8 @@ def test_any_upload_ends_completed_or_failed_with_a_reason(local_api, caplog, bo
         assert result.status_code == 200
         lines = list(csv.reader(io.StringIO(result.content.decode("utf-8"), newline="")))
         assert len(lines) == final["total"] + 1
-        assert tuple(lines[0][-9:]) == RESULT_COLUMNS
-        assert all(line[-8] in ("successful", "failed") for line in lines[1:])
+        assert tuple(lines[0][-len(RESULT_COLUMNS) :]) == RESULT_COLUMNS
+        assert all(line[-9] in ("successful", "failed") for line in lines[1:])
     # Nothing went wrong behind the scenes either: no actor crashed, no view raised.
     problems = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert problems == [], [f"{r.name}: {r.getMessage()}" for r in problems]

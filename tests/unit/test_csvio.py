@@ -257,7 +257,7 @@ def test_writer_writes_header_plus_result_columns() -> None:
     data = written(["firstName", "lastName"])
     assert data == (
         b"firstName,lastName,metriportId,status,reason,errorCode,action,matchedPatientId,matchedOn,"
-        b"documentQuery,documents\n"
+        b"documentQuery,documents,facilityId\n"
     )
     assert RESULT_COLUMNS == (
         "metriportId",
@@ -269,26 +269,27 @@ def test_writer_writes_header_plus_result_columns() -> None:
         "matchedOn",
         "documentQuery",
         "documents",
+        "facilityId",
     )
 
 
 def test_writer_pads_short_rows_and_cuts_long_rows_so_result_columns_line_up() -> None:
     data = written(["a", "b", "c"], (["1"], ok()), (["1", "2", "3", "4"], ok(None)), (["1", "2", "3"], ok()))
     rows = list(csv.reader(io.StringIO(data.decode())))
-    assert rows[1] == ["1", "", "", "pat-1", "successful", "", "", "created", "", "", "", ""]
-    assert rows[2] == ["1", "2", "3", "", "successful", "", "", "created", "", "", "", ""]
-    assert all(len(row) == 12 for row in rows)
+    assert rows[1] == ["1", "", "", "pat-1", "successful", "", "", "created", "", "", "", "", ""]
+    assert rows[2] == ["1", "2", "3", "", "successful", "", "", "created", "", "", "", "", ""]
+    assert all(len(row) == 13 for row in rows)
 
 
 def test_writer_writes_the_document_query_columns() -> None:
     data = written(["a"], (["x"], {**ok(), "document_query": "completed", "documents": "3"}))
-    assert data.endswith(b"x,pat-1,successful,,,created,,,completed,3\n")
+    assert data.endswith(b"x,pat-1,successful,,,created,,,completed,3,\n")
 
 
 def test_writer_writes_the_plan_columns() -> None:
     cells = {**ok(), "action": "updated", "error_code": "", "matched_patient_id": "pat-1", "matched_on": "dob zip"}
     data = written(["a"], (["x"], cells))
-    assert data.endswith(b"x,pat-1,successful,,,updated,pat-1,dob zip,,\n")
+    assert data.endswith(b"x,pat-1,successful,,,updated,pat-1,dob zip,,,\n")
 
 
 def test_writer_escapes_every_cell_including_header_and_reason() -> None:
@@ -309,7 +310,7 @@ def test_writer_quotes_commas_quotes_and_newlines_and_uses_lf_line_endings() -> 
     raw = ["12 Oak St, Apt 3", 'Mary "Molly"', "line1\r\nline2"]
     data = written(["a", "b", "c"], (raw, ok()))
     assert data.count(b"\n") == 3  # two record terminators, plus the newline inside the quoted cell
-    assert data.endswith(b",created,,,,\n") and data.count(b"\r") == 1
+    assert data.endswith(b",created,,,,,\n") and data.count(b"\r") == 1
     rows = list(csv.reader(io.StringIO(data.decode(), newline="")))
     assert rows[1][:3] == raw
 
@@ -337,7 +338,7 @@ def test_writer_writes_through_each_row_without_an_explicit_flush() -> None:
     out = io.BytesIO()
     writer = ResultCsvWriter(out, ["a"])
     writer.write(["x"], **ok())  # type: ignore[arg-type]
-    assert out.getvalue().endswith(b"x,pat-1,successful,,,created,,,,\n")
+    assert out.getvalue().endswith(b"x,pat-1,successful,,,created,,,,,\n")
 
 
 def test_utf16_is_recognized_even_when_the_stream_returns_tiny_reads() -> None:
