@@ -3,15 +3,17 @@ same machine, and prints each phase (noticed -> completed), the peak RSS of each
 of the largest size to the smallest (linear = the ratio of the rows). Raises BULK_MAX_ROWS/BULK_MAX_FILE_BYTES
 to their supported ceilings (1,000,000 rows / 500 MB) for the run.
 
-`--plot FILE.svg` also draws noticed -> completed and the peak worker RSS against rows (log-scaled rows, a
-dashed line for linear time through the smallest size).
+`--plot FILE.png` also draws noticed -> completed and the peak worker RSS against rows (log-scaled rows, a
+dashed line for linear time through the size nearest 100,000); the figures go to FILE.json beside it, and
+`--replot FILE.json` draws them again without measuring.
 
-Usage: .venv/bin/python bench/scale.py [--rows 10000 100000 1000000] [--processes 2] [--threads 1] [--plot f.svg]
+Usage: .venv/bin/python bench/scale.py [--rows 10000 100000 1000000] [--processes 2] [--threads 1] [--plot f.png]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -42,50 +44,37 @@ def run(rows: int, processes: int, threads: int) -> dict[str, float]:
 
 
 def plot(results: dict[int, dict[str, float]], path: Path) -> None:
-    """An SVG of two panels: seconds (noticed -> completed, with linear growth dashed) and peak RSS, by rows."""
-    import math
+    """Noticed -> completed (with linear growth dashed) and the peak worker RSS,
+    against rows, side by side (a PNG, as bench/compare.py draws its own)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     sizes = sorted(results)
-    width, height, pad = 360, 240, 48
-    low, high = math.log10(sizes[0]), math.log10(sizes[-1])
-
-    def x(rows: int) -> float:
-        return pad + (math.log10(rows) - low) / ((high - low) or 1) * (width - 2 * pad)
-
-    def panel(left: int, title: str, series: list[tuple[str, list[float], str]]) -> str:
-        top = max(max(values) for _, values, _ in series) * 1.1 or 1
-
-        def y(value: float) -> float:
-            return height - pad - value / top * (height - 2 * pad)
-
-        parts = [f'<g transform="translate({left},0)"><text x="{pad}" y="20" font-size="13">{title}</text>']
-        parts.append(f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#000"/>')
-        parts.append(f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#000"/>')
-        parts.append(f'<text x="4" y="{pad + 4}" font-size="10">{top:.0f}</text>')
-        for rows in sizes:
-            parts.append(f'<text x="{x(rows) - 14:.1f}" y="{height - pad + 14}" font-size="10">{rows:,}</text>')
-        for name, values, style in series:
-            points = " ".join(f"{x(rows):.1f},{y(value):.1f}" for rows, value in zip(sizes, values, strict=True))
-            parts.append(f'<polyline points="{points}" fill="none" stroke="#222" {style}/>')
-            parts += [
-                f'<circle cx="{x(rows):.1f}" cy="{y(value):.1f}" r="3"><title>{name}: {value:.1f}</title></circle>'
-                for rows, value in zip(sizes, values, strict=True)
-            ]
-        return "".join(parts) + f'<text x="{pad}" y="{height - 8}" font-size="10">rows (log scale)</text></g>'
-
     seconds = [results[rows]["noticed -> completed"] for rows in sizes]
-    linear = [seconds[0] * rows / sizes[0] for rows in sizes]
-    rss = [results[rows]["peak worker RSS (MB)"] for rows in sizes]
-    body = panel(
-        0,
-        "noticed -> completed (s); dashed: linear",
-        [("seconds", seconds, ""), ("linear", linear, 'stroke-dasharray="4 3"')],
-    )
-    body += panel(width, "peak worker RSS (MB)", [("MB", rss, "")])
-    path.write_text(
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * width}" height="{height}" '
-        f'font-family="sans-serif">{body}</svg>\n'
-    )
+    figure, (time_axes, memory_axes) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120)
+    time_axes.plot(sizes, seconds, "o-", label="noticed -> completed, medical data included")
+    # Linear growth through the size nearest 100,000 (a 10,000-row run is mostly fixed costs: polls, waits).
+    base = min(range(len(sizes)), key=lambda index: abs(sizes[index] - 100_000))
+    linear = [seconds[base] * rows / sizes[base] for rows in sizes]
+    time_axes.plot(sizes, linear, "--", color="grey", label=f"linear through {sizes[base]:,} rows")
+    time_axes.set_ylabel("seconds")
+    memory_axes.plot(sizes, [results[rows]["peak worker RSS (MB)"] for rows in sizes], "o-", label="highest")
+    memory_axes.plot(sizes, [results[rows]["lowest worker RSS (MB)"] for rows in sizes], "s-", label="lowest")
+    memory_axes.set_ylabel("peak RSS of a worker process (MB)")
+    memory_axes.set_ylim(bottom=0)
+    for axes in (time_axes, memory_axes):
+        axes.set_xscale("log")
+        axes.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+        axes.set_xlabel("rows in the file (log scale)")
+        axes.grid(True, alpha=0.3)
+        axes.legend()
+    figure.suptitle("Bulk import: time and memory against rows (2 cores)")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
     print(f"plot: {path}")
 
 
@@ -94,8 +83,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--plot", type=Path, help="write an SVG of time and memory against rows")
+    parser.add_argument("--plot", type=Path, help="write a PNG of time and memory against rows (and its JSON)")
+    parser.add_argument("--replot", type=Path, help="draw the PNG again from a JSON an earlier run wrote")
     args = parser.parse_args()
+    if args.replot:
+        plot(
+            {int(rows): figures for rows, figures in json.loads(args.replot.read_text()).items()},
+            args.replot.with_suffix(".png"),
+        )
+        return
     results = {rows: run(rows, args.processes, args.threads) for rows in args.rows}
     small, large = min(results), max(results)
     header = " | ".join(f"{rows:,} rows" for rows in results)
@@ -105,6 +101,7 @@ def main() -> None:
         cells = " | ".join(f"{figures[name]:.2f}" for figures in results.values())
         print(f"| {name} | {cells} | {results[large][name] / results[small][name]:.2f}x |")
     if args.plot:
+        args.plot.with_suffix(".json").write_text(json.dumps(results, indent=1))
         plot(results, args.plot)
 
 
