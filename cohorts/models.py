@@ -26,6 +26,9 @@ def default_settings() -> dict:
     }
 
 
+NAME_KEY_MAX_LENGTH = 200  # the column's size: a name whose upper-cased form is longer is refused
+
+
 def name_key(name: str) -> str:
     """How cohort names are compared: trimmed and upper-cased (Metriport's bulk import upper-cases the cohort
     cells), so "High Risk", "high risk " and "HIGH RISK" are one cohort."""
@@ -40,7 +43,7 @@ class Cohort(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="cohorts")
     name = models.CharField(max_length=200)
-    name_key = models.CharField(max_length=200, editable=False)
+    name_key = models.CharField(max_length=NAME_KEY_MAX_LENGTH, editable=False)
     description = models.TextField(blank=True, default="")
     color = models.CharField(max_length=10, choices=[(c, c) for c in COHORT_COLORS], default="white")
     purpose_of_use = models.CharField(max_length=12, choices=[(p, p) for p in PURPOSES_OF_USE], default="treatment")

@@ -8,7 +8,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from cohorts.models import COHORT_COLORS, PURPOSES_OF_USE, Cohort
+from cohorts.models import COHORT_COLORS, NAME_KEY_MAX_LENGTH, PURPOSES_OF_USE, Cohort, name_key
 
 HIE_FREQUENCIES = ("daily", "weekly", "biweekly", "monthly")
 SCHEDULE_FREQUENCIES = ("weekly", "biweekly", "monthly")
@@ -131,6 +131,15 @@ class CohortCreateSerializer(serializers.Serializer):
     color = _ColorField(choices=COHORT_COLORS, required=False, default="white")
     purposeOfUse = serializers.ChoiceField(choices=PURPOSES_OF_USE, required=False, default="treatment")
     settings = _PartialSettingsField(required=False)
+
+    def validate_name(self, value: str) -> str:
+        # Names compare upper-cased (cohorts.models.name_key), and upper-casing can lengthen a name ("ß" -> "SS"):
+        # the compared form must fit too, as a bulk file's cohort cell must (patients.validation).
+        if len(name_key(value)) > NAME_KEY_MAX_LENGTH:
+            raise serializers.ValidationError(
+                f"Ensure this field has no more than {NAME_KEY_MAX_LENGTH} characters once upper-cased."
+            )
+        return value
 
     def changes(self) -> dict[str, Any]:
         data = dict(self.validated_data)

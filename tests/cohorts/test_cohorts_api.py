@@ -58,6 +58,8 @@ def test_create_merges_partial_settings_and_drops_unknown_keys(api):
     [
         ({"name": "  "}, "name"),
         ({"name": "x" * 201}, "name"),
+        # Upper-casing lengthens it past the compared key's 200 characters (a 500 on PostgreSQL before).
+        ({"name": "ß" * 101}, "once upper-cased"),
         ({"color": "teal"}, "color"),
         ({"purposeOfUse": "marketing"}, "purposeOfUse"),
         ({"settings": {"monitoring": {"hie": {"frequency": "hourly"}}}}, "settings.monitoring.hie.frequency"),
@@ -114,6 +116,13 @@ def test_update_is_partial_checks_the_etag_and_bumps_it(api):
     create(api, name="Taken")
     clash = api.patch(url, {"name": "TAKEN"}, format="json")
     assert clash.status_code == 400 and "already exists" in clash.json()["detail"]
+
+
+def test_update_refuses_a_name_too_long_once_upper_cased(api):
+    cohort = create(api).json()
+    answer = api.patch(f"{COHORT}/{cohort['id']}", {"name": "ß" * 101}, format="json")
+    assert answer.status_code == 400 and "once upper-cased" in answer.json()["detail"], answer.json()
+    assert Cohort.objects.get().name == "High Risk"
 
 
 def test_membership_add_list_remove(api, tenant):
