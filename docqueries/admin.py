@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django import forms
 from django.contrib import admin
+from django.core.validators import MaxValueValidator
 from django.db.models import Q
 from django.utils import timezone
 
 from docqueries.models import DocumentQuery, DocumentQueryBudget
-from docqueries.services import queries_started_today
+from docqueries.services import REQUERY_MAX_HOURS, queries_started_today
 from metriport_bulk.admin_toolkit import (
     LargeTableAdminMixin,
     NewestFirstMixin,
@@ -80,11 +82,25 @@ class DocumentQueryAdmin(
         return len(obj.documents or [])
 
 
+class DocumentQueryBudgetForm(forms.ModelForm):
+    class Meta:
+        model = DocumentQueryBudget
+        fields = ("customer", "per_request", "per_day", "requery_after_hours")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The window is subtracted from now: one reaching before year 1 would fail every import of the customer.
+        hours = self.fields["requery_after_hours"]
+        hours.validators.append(MaxValueValidator(REQUERY_MAX_HOURS))
+        hours.widget.attrs["max"] = REQUERY_MAX_HOURS
+
+
 @admin.register(DocumentQueryBudget)
 class DocumentQueryBudgetAdmin(PhiGuardMixin, admin.ModelAdmin):
     """Each customer's Document Query caps, and its use: queries started today (UTC) and in the last 30 days.
     A customer without a budget has no caps (add one here)."""
 
+    form = DocumentQueryBudgetForm
     list_display = ("customer", "per_request", "per_day", "requery_after_hours", "used_today", "used_30_days")
     list_select_related = ("customer",)
     fields = ("customer", "per_request", "per_day", "requery_after_hours", "used_today", "used_30_days")

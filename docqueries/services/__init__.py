@@ -16,6 +16,7 @@ Callers outside the package import from here.
 """
 
 from docqueries.services.budget import (
+    REQUERY_MAX_HOURS,
     Budget,
     budget_of,
     budget_refusal,
@@ -31,6 +32,7 @@ from docqueries.services.start import document_queries_start, on_patient_written
 from docqueries.services.sweep import document_query_sweep
 
 __all__ = [
+    "REQUERY_MAX_HOURS",
     "Budget",
     "budget_of",
     "budget_refusal",

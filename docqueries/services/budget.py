@@ -21,6 +21,10 @@ from django.utils import timezone
 from docqueries.models import DocumentQuery, DocumentQueryBudget
 from patients.models import Patient
 
+# The longest re-query window (10 years): the window is subtracted from now, and one reaching before year 1
+# would raise OverflowError in every import of the customer.
+REQUERY_MAX_HOURS = 87_600
+
 
 @dataclass(frozen=True, slots=True)
 class Budget:
@@ -39,6 +43,8 @@ def budget_of(*, customer_id: uuid.UUID) -> Budget:
 def budget_set(
     *, customer_id: uuid.UUID, per_request: int | None, per_day: int | None, requery_after_hours: int = 0
 ) -> None:
+    if not 0 <= requery_after_hours <= REQUERY_MAX_HOURS:
+        raise ValueError(f"requery_after_hours must be 0 to {REQUERY_MAX_HOURS}.")
     DocumentQueryBudget.objects.update_or_create(
         customer_id=customer_id,
         defaults={"per_request": per_request, "per_day": per_day, "requery_after_hours": requery_after_hours},

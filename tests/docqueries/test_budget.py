@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from docqueries.models import DocumentQuery
+from docqueries.models import DocumentQuery, DocumentQueryBudget
 from docqueries.services import budget_refusal, budget_set, queries_started_today
 from patients.models import Patient
 from tests.helpers.bulk import csv_bytes, person, result_rows, run_inline, submit
@@ -76,3 +76,18 @@ def test_admin_shows_each_customers_use(tenant, django_user_model, client):
     html = page.content.decode()
     assert "started today (utc)" in html.lower()
     assert '<td class="field-used_today">2</td>' in html and '<td class="field-used_30_days">2</td>' in html
+
+
+@pytest.mark.parametrize("hours", [100_000_000, 2_000_000_000])
+def test_admin_refuses_a_re_query_window_too_long_to_compute(tenant, django_user_model, client, hours):
+    """A window reaching before year 1 made every import of the customer, its plan and its confirm raise
+    OverflowError (now - timedelta(hours)): the admin form refuses it, and nothing is saved."""
+    admin = django_user_model.objects.create_superuser("root", password="x" * 20)
+    client.force_login(admin)
+    form = {"customer": str(tenant.customer.id), "per_request": "", "per_day": "", "requery_after_hours": str(hours)}
+    page = client.post("/admin/docqueries/documentquerybudget/add/", form)
+    assert page.status_code == 200 and "Ensure this value is less than or equal to" in page.content.decode()
+    assert not DocumentQueryBudget.objects.exists()
+    accepted = client.post("/admin/docqueries/documentquerybudget/add/", {**form, "requery_after_hours": "87600"})
+    assert accepted.status_code == 302
+    run(tenant, [person("Ann")])  # the longest window allowed computes
