@@ -206,15 +206,21 @@ class BulkAbsentApi(APIView):
         description=(
             "The facility's patients that no row of the file matched (a dry run: would match), once the request "
             "has completed: their count and a fresh pre-signed URL of a CSV listing them. Nothing is deleted. "
-            "409 before the request has completed."
+            "409 before the request has completed; 404 for a request completed before absent lists existed."
         ),
-        responses={200: AbsentSerializer, 409: OpenApiTypes.OBJECT},
+        responses={200: AbsentSerializer, 404: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
     )
     def get(self, request, request_id):
         bulk = selectors.bulk_request_get(customer=customer_of(request), request_id=request_id)
-        url = services.bulk_absent_url(bulk) if bulk.status == BulkStatus.COMPLETED else None
-        if url is None:
+        if bulk.status != BulkStatus.COMPLETED:
             raise Conflict(f"The request is {bulk.status}: the absent patients are known once it has completed.")
+        url = services.bulk_absent_url(bulk)
+        if url is None:
+            # Completed before absent lists existed: there is no list to give, and none will come.
+            raise exceptions.NotFound(
+                "This request completed before absent patients were listed: send the file again as a dry run "
+                "to list them."
+            )
         return Response({"requestId": str(bulk.id), "absentFromFile": bulk.plan.get("absentFromFile", 0), "url": url})
 
 

@@ -271,3 +271,13 @@ def test_absent_is_409_before_completion_and_404_for_another_customer(api, tenan
     assert "plan" not in api.get(f"/medical/v1/patient/bulk/{waiting['requestId']}").json()  # omitted, not null
     other = client_for(make_tenant("Other").api_key)
     assert other.get(f"/medical/v1/patient/bulk/{waiting['requestId']}/absent").status_code == 404
+
+
+def test_absent_of_a_request_completed_before_plans_is_404_saying_so(api):
+    """A request that completed before absent lists existed (no absent file) was answered 409 "known once it has
+    completed" although it had: a contradiction the client cannot act on."""
+    done = bulk(api, csv_bytes([person("Ann")]), dry_run=True)
+    BulkRequest.objects.filter(id=done["requestId"]).update(absent_key="", plan={})
+    answer = api.get(f"/medical/v1/patient/bulk/{done['requestId']}/absent")
+    assert answer.status_code == 404 and answer.json()["name"] == "NotFoundError", answer.json()
+    assert "before" in answer.json()["detail"] and "dry run" in answer.json()["detail"]
