@@ -15,6 +15,10 @@ from metriport_bulk.lib.sending import send_on_commit
 
 DISPATCH_BATCH_SIZE = 50
 SET_BATCH_SIZE = 1_000
+# Messages a dispatch holds on the express queue at once: a lone request's first chunk still keeps a
+# worker's threads busy (2 processes x 2 threads, the README's sizing), and another customer's first query
+# waits behind at most this many queued batches of each request that began just before it.
+EXPRESS_CHAINS = 4
 
 QueryId = uuid.UUID | str
 
@@ -30,17 +34,41 @@ def batches(ids: Sequence[QueryId], size: int | None = None) -> list[list[str]]:
     return [texts[index : index + size] for index in range(0, len(texts), size)]
 
 
+def _joined(query_batches: list[list[str]]) -> list[str]:
+    return [query_id for batch in query_batches for query_id in batch]
+
+
 def dispatch_on_commit(query_ids: Sequence[QueryId], *, delay_seconds: float = 0.0, express: bool = False) -> None:
     """Sends the actor messages of `query_ids` once the caller commits (delayed by `delay_seconds`), to the
-    express queue when `express` and fair scheduling is on."""
-    ref = RUN_EXPRESS if express and settings.FAIR_SCHEDULING else RUN
+    express queue when `express` and fair scheduling is on.
+
+    On the express queue a dispatch holds at most EXPRESS_CHAINS messages at a time: its first batches, each
+    carrying its share of the others (`then`), which it sends on (`express_continue`) once its batch has run,
+    to the back of the queue. Every request's first chunk and every single patient so take turns on the
+    express queue, a few batches each, instead of a big request's first chunk (BULK_CHUNK_SIZE queries: 40
+    batches of the http backend) queueing ahead of every other customer's first query. The ordinary queue
+    gets all batches at once."""
     query_batches = batches(query_ids)
     if not query_batches:
         return
     delay_ms = int(math.ceil(delay_seconds * 1000)) if delay_seconds > 0 else None
+    if express and settings.FAIR_SCHEDULING:
+        # Chain i: batches i, i + EXPRESS_CHAINS, i + 2 * EXPRESS_CHAINS...
+        chains = [
+            (first, _joined(query_batches[index + EXPRESS_CHAINS :: EXPRESS_CHAINS]))
+            for index, first in enumerate(query_batches[:EXPRESS_CHAINS])
+        ]
+
+        def send_express() -> None:
+            actor = RUN_EXPRESS.actor()
+            for first, then in chains:
+                actor.send_with_options(args=(first,), kwargs={"then": then} if then else {}, delay=delay_ms)
+
+        send_on_commit(send_express, what=f"{len(query_ids)} Document Query run(s), express")
+        return
 
     def send() -> None:
-        actor = ref.actor()
+        actor = RUN.actor()
         for batch in query_batches:
             if delay_ms:
                 actor.send_with_options(args=(batch,), delay=delay_ms)
@@ -48,3 +76,15 @@ def dispatch_on_commit(query_ids: Sequence[QueryId], *, delay_seconds: float = 0
                 actor.send(batch)
 
     send_on_commit(send, what=f"{len(query_ids)} Document Query run(s)")  # a lost send: the sweep re-sends
+
+
+def express_continue(then: Sequence[QueryId]) -> None:
+    """An express message's batch has run: the next batch of its chain goes to the back of the express
+    queue, behind the other requests' and patients' batches (a lost send: the sweep re-sends them)."""
+    query_batches = batches(then)
+    rest = _joined(query_batches[1:])
+
+    def send() -> None:
+        RUN_EXPRESS.actor().send_with_options(args=(query_batches[0],), kwargs={"then": rest} if rest else {})
+
+    send_on_commit(send, what=f"{len(then)} Document Query run(s), express")

@@ -81,3 +81,58 @@ def test_a_requests_first_chunk_sends_its_queries_by_the_express_lane(
     with django_capture_on_commit_callbacks(execute=True):
         services.bulk_chunk_apply(chunk_id=small.id)
     assert lanes == [("docqueries", 5)]
+
+
+def test_an_express_dispatch_holds_a_few_messages_at_a_time_and_each_sends_its_next_batch_on(
+    settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A big first chunk on the express lane (40 gateway batches with the http backend) holds EXPRESS_CHAINS
+    messages there at once, each carrying the rest of its chain, so it cannot queue ahead of every other
+    customer's first query (tests/docqueries/test_fairness.py shows it on the real broker). The ordinary
+    lane, and the express one with fair scheduling off, get every batch at once."""
+    from docqueries import tasks
+    from docqueries.services import dispatch
+
+    settings.DOCQUERY_BACKEND = "http"
+    sent: list[tuple[str, list[str], list[str]]] = []
+    for actor in (tasks.document_queries_run, tasks.document_queries_run_express):
+        monkeypatch.setattr(actor, "send", lambda ids, name=actor.queue_name: sent.append((name, ids, [])))
+        monkeypatch.setattr(
+            actor,
+            "send_with_options",
+            lambda *, args, kwargs=None, name=actor.queue_name, **options: sent.append(
+                (name, args[0], (kwargs or {}).get("then", []))
+            ),
+        )
+    ids = [f"q{index}" for index in range(9 * dispatch.DISPATCH_BATCH_SIZE + 3)]  # 10 batches
+
+    def dispatched(**options) -> None:
+        sent.clear()
+        with django_capture_on_commit_callbacks(execute=True):
+            dispatch.dispatch_on_commit(ids, **options)
+
+    dispatched(express=True)
+    assert [(lane, len(batch), len(then)) for lane, batch, then in sent] == [
+        ("docqueries-express", 50, 100),  # batches 0, 4, 8
+        ("docqueries-express", 50, 53),  # batches 1, 5, 9 (3 queries)
+        ("docqueries-express", 50, 50),  # batches 2, 6
+        ("docqueries-express", 50, 50),  # batches 3, 7
+    ]
+    first, then = sent[0][1], sent[0][2]
+    assert first == ids[:50] and then == ids[200:250] + ids[400:450]
+    # The message has run its batch: the next of its chain goes to the back of the express lane.
+    sent.clear()
+    monkeypatch.setattr("docqueries.services.document_queries_run", lambda query_ids: None)
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.document_queries_run_express(first, then=then)
+    assert sent == [("docqueries-express", ids[200:250], ids[400:450])]
+    sent.clear()
+    tasks.document_queries_run_express(ids[400:450])  # a chain's last message sends nothing on
+    assert sent == []
+    # Every query of the dispatch is in exactly one chain.
+    dispatched(express=True)
+    chained = [query_id for _, batch, then in sent for query_id in batch + then]
+    assert sorted(chained) == sorted(ids)
+    settings.FAIR_SCHEDULING = False
+    dispatched(express=True)
+    assert [(lane, len(batch)) for lane, batch, _ in sent] == [("docqueries", 50)] * 9 + [("docqueries", 3)]
