@@ -268,7 +268,10 @@ class FileDownloadApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="file_download_local", responses={(200, "text/csv"): OpenApiTypes.BINARY})
+    @extend_schema(
+        operation_id="file_download_local",
+        responses={(200, "text/csv"): OpenApiTypes.BINARY, 404: OpenApiTypes.OBJECT},
+    )
     def get(self, request, token):
         try:
             key, filename = storage.read_download_token(token)
@@ -276,6 +279,9 @@ class FileDownloadApi(APIView):
             raise exceptions.PermissionDenied("The download URL has expired: get a fresh one from the API.") from None
         except signing.BadSignature:
             raise exceptions.PermissionDenied("The download URL is not valid.") from None
-        return FileResponse(
-            open(storage.local_path(key), "rb"), as_attachment=True, filename=filename, content_type="text/csv"
-        )
+        try:
+            stored = open(storage.local_path(key), "rb")  # noqa: SIM115 - FileResponse closes it
+        except FileNotFoundError:
+            # Removed by an operator after the link was made: nothing to serve, and not the server's fault.
+            raise exceptions.NotFound("The file is no longer stored.") from None
+        return FileResponse(stored, as_attachment=True, filename=filename, content_type="text/csv")

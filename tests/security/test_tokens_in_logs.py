@@ -2,11 +2,11 @@
 
 gunicorn runs with the bundled config (deploy/gunicorn.conf.py) on the embedded default with LOG_FORMAT=json, and
 serves a real upload (PUT to the signed upload URL), a result download (GET on the signed file URL), a replay of
-the used upload URL (409), a Referer carrying a link, and a download whose file is gone (a 500, so Django's
-request logger writes its error line). Neither token appears in anything the process wrote; every line is JSON.
+the used upload URL (409), a Referer carrying a link, and a download whose file is gone (a 404 saying so, once
+a 500). Neither token appears in anything the process wrote; every line is JSON.
 
 Failure modes covered: a signed upload or download token whole in the access log's path, request line or
-referer, or in Django's error line ("Internal Server Error: /files/<token>"), or in the development server's
+referer, or in Django's request lines (unit-tested below: the integrated run logs none, as django.request logs errors only), or in the development server's
 request lines (django.server); S3 pre-signed signatures likewise.
 """
 
@@ -113,18 +113,18 @@ def test_gunicorn_access_and_error_lines_hold_no_token(gunicorn_json, tmp_path):
     result_url = final.json()["result"]
     assert "/files/" in result_url
     assert requests.get(result_url, headers={"Referer": result_url}, timeout=10).status_code == 200
-    # The file gone (an operator's cleanup): the download is a 500, and Django logs the request's path.
+    # The file gone (an operator's cleanup): the download is a 404 saying so (its access line is awaited).
     for stored in Path(env["DATA_DIR"]).rglob("result.csv"):
         stored.unlink()
-    assert requests.get(result_url, timeout=10).status_code == 500
+    gone = requests.get(result_url, timeout=10)
+    assert gone.status_code == 404 and gone.json()["detail"] == "The file is no longer stored."
 
     deadline = time.monotonic() + 10
-    while "Internal Server Error" not in served.log.read_text() and time.monotonic() < deadline:
+    while '"status": 404' not in served.log.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     text = served.log.read_text()
     tokens = [_token(upload_url), _token(result_url)]
     assert [token for token in tokens if token in text] == []
-    assert "Internal Server Error: /files/[redacted]" in text
     lines = [line for line in text.splitlines() if line.strip()]
     entries = []
     for line in lines:
@@ -139,4 +139,4 @@ def test_gunicorn_access_and_error_lines_hold_no_token(gunicorn_json, tmp_path):
     puts = [(a["path"], a["status"]) for a in access if a["method"] == "PUT"]
     assert puts == [("/uploads/bulk/[redacted]", 200), ("/uploads/bulk/[redacted]", 409)]
     downloads = [a["status"] for a in access if a["path"] == "/files/[redacted]"]
-    assert downloads == [200, 500]
+    assert downloads == [200, 404]
