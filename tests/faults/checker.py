@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FINAL = ("completed", "failed")
-ID_COLUMNS = ("metriportId", "documents")  # derived from the request's id (the sandbox's documents too)
+# Derived from the request's id (the sandbox's documents too), or ids of the run's own customer (its facility,
+# the patients a row matched).
+ID_COLUMNS = ("metriportId", "documents", "facilityId", "matchedPatientId")
 
 
 @dataclass

@@ -12,9 +12,10 @@ from tests.helpers.bulk import result_rows
 
 
 def without_ids(rows: list[dict]) -> list[dict]:
-    """Rows without what derives from the request's id: the patient id, and the sandbox's documents (which
-    derive from the patient id)."""
-    return [{k: v for k, v in row.items() if k not in ("metriportId", "documents")} for row in rows]
+    """Rows without what derives from the request's id (the patient id, and the sandbox's documents, which
+    derive from the patient id) or names the tenant's own objects (its facility, a matched patient)."""
+    ignored = ("metriportId", "documents", "facilityId", "matchedPatientId")
+    return [{k: v for k, v in row.items() if k not in ignored} for row in rows]
 
 
 def assert_ids_derived(request_id, rows: list[dict]) -> None:
