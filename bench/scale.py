@@ -7,18 +7,25 @@ to their supported ceilings (1,000,000 rows / 500 MB) for the run.
 dashed line for linear time through the size nearest 100,000); the figures go to FILE.json beside it, and
 `--replot FILE.json` draws them again without measuring.
 
+`--tuned-postgres` runs on a PostgreSQL server of its own with production memory and WAL settings instead of
+the machine's shared server with PostgreSQL's defaults (bench/own_postgres.py).
+
 Usage: .venv/bin/python bench/scale.py [--rows 10000 100000 1000000] [--processes 2] [--threads 1] [--plot f.png]
+       [--tuned-postgres]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from own_postgres import TUNED, own_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = {
@@ -30,8 +37,10 @@ PHASES = {
 }
 
 
-def run(rows: int, processes: int, threads: int) -> dict[str, float]:
+def run(rows: int, processes: int, threads: int, *, pg_admin_url: str | None = None) -> dict[str, float]:
     env = {**os.environ, "BULK_MAX_ROWS": "1000000", "BULK_MAX_FILE_BYTES": str(500 * 1024 * 1024)}
+    if pg_admin_url:
+        env["BENCH_PG_ADMIN_URL"] = pg_admin_url
     command = [sys.executable, "bench/pipeline.py", "--rows", str(rows)]
     command += ["--processes", str(processes), "--threads", str(threads)]
     out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
@@ -84,6 +93,11 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--plot", type=Path, help="write a PNG of time and memory against rows (and its JSON)")
+    parser.add_argument(
+        "--tuned-postgres",
+        action="store_true",
+        help="run on a PostgreSQL server of its own with production memory and WAL settings (bench/own_postgres.py)",
+    )
     parser.add_argument("--replot", type=Path, help="draw the PNG again from a JSON an earlier run wrote")
     args = parser.parse_args()
     if args.replot:
@@ -92,7 +106,11 @@ def main() -> None:
             args.replot.with_suffix(".png"),
         )
         return
-    results = {rows: run(rows, args.processes, args.threads) for rows in args.rows}
+    with contextlib.ExitStack() as stack:
+        pg_admin_url = stack.enter_context(own_postgres(TUNED)) if args.tuned_postgres else None
+        if pg_admin_url:
+            print(f"own PostgreSQL with {TUNED}", flush=True)
+        results = {rows: run(rows, args.processes, args.threads, pg_admin_url=pg_admin_url) for rows in args.rows}
     small, large = min(results), max(results)
     header = " | ".join(f"{rows:,} rows" for rows in results)
     print(f"| phase | {header} | ratio {large:,}/{small:,} (linear = {large / small:g}x) |")
