@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Exists, QuerySet
 from django.http import Http404
 
 from metriport_bulk.lib.ids import as_uuid
@@ -187,9 +187,11 @@ def _stored_text(value: object) -> object:
 
 
 def facility_patients_absent(*, facility_id: uuid.UUID, present: QuerySet[Any]) -> QuerySet[Patient]:
-    """The facility's patients that are not in `present` (a query of patient ids), oldest first."""
+    """The facility's patients for which `present` (a query correlated on the patient, `OuterRef("id")`) finds
+    nothing, oldest first. NOT EXISTS, not NOT IN: PostgreSQL runs `id NOT IN (subquery)` as a subplan probed
+    for every patient once the subquery's ids outgrow work_mem (a million-row import's), an anti-join here."""
     return (
         Patient.objects.filter(patientfacility__facility_id=facility_id)
-        .exclude(id__in=present)
+        .filter(~Exists(present))
         .order_by("created_at", "id")
     )

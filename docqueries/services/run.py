@@ -21,6 +21,7 @@ from docqueries.models import DocumentQuery, QueryStatus
 from docqueries.ratelimit import rate_limit_acquire
 from docqueries.services.dispatch import QueryId, dispatch_on_commit
 from docqueries.services.finish import Ended, finish_many, finish_one
+from metriport_bulk.lib.bulkdb import due_by
 
 logger = logging.getLogger(__name__)
 
@@ -191,9 +192,9 @@ def _run_set(query_ids: Sequence[QueryId], backend: Backend) -> None:
     deferred: Deferred = defaultdict(list)
     with transaction.atomic():
         DocumentQuery.objects.filter(
+            due_by("next_attempt_at", now + EARLY_TOLERANCE),
             id__in=[str(query_id) for query_id in query_ids],
             status=QueryStatus.PROCESSING,
-            next_attempt_at__lte=now + EARLY_TOLERANCE,
         ).update(next_attempt_at=lease_until)
         queries = list(
             DocumentQuery.objects.filter(id__in=query_ids, next_attempt_at=lease_until).select_related("patient")
@@ -231,9 +232,9 @@ def _defer_customer(query: DocumentQuery, remaining: list[str], *, wait: float, 
             id__in=remaining, customer_id=query.customer_id, status=QueryStatus.PROCESSING
         ).values_list("id", flat=True)
     }
-    DocumentQuery.objects.filter(id__in=same_customer, next_attempt_at__lte=timezone.now() + EARLY_TOLERANCE).update(
-        next_attempt_at=retry_at
-    )
+    DocumentQuery.objects.filter(
+        due_by("next_attempt_at", timezone.now() + EARLY_TOLERANCE), id__in=same_customer
+    ).update(next_attempt_at=retry_at)
     deferred[wait].extend([query.id, *same_customer])
     return [query_id for query_id in remaining if query_id not in same_customer]
 

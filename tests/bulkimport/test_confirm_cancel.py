@@ -8,10 +8,13 @@ import threading
 
 import orjson
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from bulkimport import services
 from bulkimport.models import BulkChunk, BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
 from bulkimport.services import apply, finish
+from bulkimport.services.operations import CANCELLED_REASON
 from docqueries.models import DocumentQuery
 from patients.models import Patient
 from tests.helpers.api import client_for
@@ -301,3 +304,30 @@ def test_cancel_then_the_live_pipeline_leaves_it_alone(pipeline, small_chunks):
     assert services.bulk_request_submit_file(request=request, stream=io.BytesIO(body), size=len(body)) is False
     assert wait_final(request.id).status == BulkStatus.FAILED
     assert not Patient.objects.filter(customer=tenant.customer).exists()
+
+
+def test_the_sweeper_settles_a_cancel_that_crashed_between_its_two_transactions(broker, small_chunks):
+    # The cancel's status change committed, its process died before settling the rows: the sweeper settles
+    # them. Requests cancelled while waiting (no rows) are no candidates, however many there are.
+    tenant = hooked_tenant()
+    waiting = [
+        services.bulk_request_create(customer=tenant.customer, facility_id=None, dry_run=False) for _ in range(3)
+    ]
+    for request in waiting:
+        services.bulk_request_cancel(request=request)
+    request = submit(tenant, sample_bytes(20, invalid_ratio=0.0, seed=5))
+    services.bulk_request_parse(request_id=request.id)
+    assert services.bulk_request_fail(request_id=request.id, reason=CANCELLED_REASON, source=BulkStatus.PROCESSING)
+    assert BulkRow.objects.filter(request_id=request.id, status=RowStatus.PENDING).count() == 20
+
+    with CaptureQueriesContext(connection) as queries:
+        assert services.bulk_cancellations_settle() == 1
+    # One query for the candidates, one probe for each (the crashed cancel only), then the settling.
+    assert not any("bulkimport_bulkrow" in q["sql"] and "JOIN" in q["sql"].upper() for q in queries.captured_queries)
+    request.refresh_from_db()
+    assert request.result_key and (request.successful, request.failed) == (0, 20)
+    assert set(BulkRow.objects.filter(request_id=request.id).values_list("reason", flat=True)) == {"Cancelled"}
+    assert services.bulk_cancellations_settle() == 0  # settled once
+    for cancelled in waiting:
+        cancelled.refresh_from_db()
+        assert cancelled.result_key == "" and cancelled.status == BulkStatus.FAILED

@@ -8,18 +8,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.db.models import QuerySet
+from django.utils import timezone
 
 import bulkimport.store.postgres as bulk_sql
 import patients.store.postgres as patient_sql
 from bulkimport.models import BulkChunk, BulkPhase, BulkRow, BulkStatus, ChunkStatus
 from bulkimport.services.apply import _fairest_pending_chunk
+from bulkimport.services.plan import absent_patients
 from docqueries.models import DocumentQuery, QueryStatus
+from metriport_bulk.lib.bulkdb import due_by
 from metriport_bulk.lib.bulkdb.postgres import bound_cursor
+from patients.models import Patient
 
 pytestmark = [pytest.mark.real_services, pytest.mark.django_db]
 
@@ -105,3 +110,42 @@ def test_the_result_files_join_uses_indexes():
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN {select}", [uuid.uuid4()])
         assert_indexed("result rows", "\n".join(line for (line,) in cursor.fetchall()))
+
+
+def test_claims_by_id_use_the_primary_key_whatever_the_due_index_statistics_say(tenant):
+    """A claim of a batch (`id IN (...)` and due) on a table whose statistics were taken when nothing was due:
+    with the bare `next_attempt_at <= now` PostgreSQL scans the due-rows index over every due row (the cost
+    of each claim grows with the backlog); `due_by` makes it look the batch up by primary key."""
+    patient = Patient.objects.create(customer=tenant.customer, first_name="A", last_name="B", dob="1980-01-01")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """INSERT INTO docqueries_documentquery (id, customer_id, patient_id, bulk_request_id, status,
+                   started_at, documents, attempts, next_attempt_at, error)
+               SELECT gen_random_uuid(), %s, %s, gen_random_uuid(), 'processing', now(), '[]', 0,
+                   now() + interval '1 hour', ''
+               FROM generate_series(1, 20000)""",
+            [tenant.customer.id, patient.id],
+        )
+        cursor.execute("ANALYZE docqueries_documentquery")
+        cursor.execute("UPDATE docqueries_documentquery SET next_attempt_at = now() - interval '1 minute'")
+    ids = list(DocumentQuery.objects.values_list("id", flat=True)[:1000])
+    now = timezone.now()
+    batch = DocumentQuery.objects.filter(id__in=ids, status=QueryStatus.PROCESSING)
+    bare = explain(batch.filter(next_attempt_at__lte=now))
+    print(f"\n-- claim with the bare column\n{bare}")
+    assert "docquery_due_idx" in bare  # the hazard is real on this server: the test can fail
+    claim = explain(batch.filter(due_by("next_attempt_at", now)))
+    print(f"\n-- claim with due_by\n{claim}")
+    assert "docqueries_documentquery_pkey" in claim and "docquery_due_idx" not in claim
+    assert batch.filter(due_by("next_attempt_at", now)).count() == 1000  # and it claims what is due
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry run", "import"])
+def test_the_absent_patients_are_an_anti_join_not_a_subplan_per_patient(dry_run):
+    # `id NOT IN (subquery)` became a subplan probed for every patient once a million-row import's ids
+    # outgrew work_mem: the finish of such an import spent minutes on it.
+    request = SimpleNamespace(id=uuid.uuid4(), facility_id=uuid.uuid4(), dry_run=dry_run)
+    plan = explain(absent_patients(request))
+    print(f"\n-- absent patients ({'dry run' if dry_run else 'import'})\n{plan}")
+    assert "Anti Join" in plan and "SubPlan" not in plan
+    assert_indexed("absent patients", plan)

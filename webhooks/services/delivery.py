@@ -37,6 +37,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
+from metriport_bulk.lib.bulkdb import due_by
 from metriport_bulk.lib.http import (
     Deadline,
     DeadlineExceeded,
@@ -158,7 +159,7 @@ def _claim_batch(customer_id: Id, *, limit: int) -> list[ClaimedAttempt]:
         ids = list(_due(customer_id, now=now).select_for_update(skip_locked=True).values_list("id", flat=True)[:limit])
         if not ids:
             return []
-        WebhookMessage.objects.filter(id__in=ids, status=MessageStatus.PENDING, next_attempt_at__lte=now).update(
+        WebhookMessage.objects.filter(due_by("next_attempt_at", now), id__in=ids, status=MessageStatus.PENDING).update(
             next_attempt_at=lease_until, attempts=F("attempts") + 1, last_attempt_at=now
         )
         mine = {

@@ -9,15 +9,31 @@ Both stores run in CI: the suite once on PostgreSQL, its pipeline folders once m
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from functools import cache
 from types import ModuleType
 from typing import Any, TypeVar
 
 from django.db import connection, models
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import LessThanOrEqual
 
 from metriport_bulk.lib.bulkdb import orm, postgres
 
 T = TypeVar("T")
+
+
+_NEVER = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def due_by(field: str, at: datetime) -> LessThanOrEqual:
+    """`field <= at` for a claim that names its rows by primary key (`id__in=[...]`), in a form no index on
+    `field` serves, so the rows are looked up by key. Given the bare column, PostgreSQL at times planned the
+    partial index of due rows instead (its statistics taken when few were due) and scanned every due row,
+    hundreds of thousands behind a million-row import, to find the batch's: a claim whose cost grew with
+    the backlog. A NULL `field` is never due, as with the bare column."""
+    return LessThanOrEqual(Coalesce(F(field), Value(_NEVER, output_field=models.DateTimeField())), at)
 
 
 def is_postgres() -> bool:
