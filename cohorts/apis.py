@@ -145,18 +145,9 @@ class CohortPatientsApi(APIView):
         description='Adds the patients (`patientIds`), or every patient of the customer (`"allPatients": true`).',
     )
     def post(self, request, cohort_id):
-        cohort = selectors.cohort_get(customer=customer_of(request), cohort_id=cohort_id)
-        serializer = PatientIdsSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        try:
-            services.cohort_patients_add(
-                cohort=cohort,
-                patient_ids=serializer.validated_data.get("patientIds"),
-                all_patients=serializer.validated_data.get("allPatients") is True,
-            )
-        except services.CohortError as exc:
-            raise _refusal(exc) from None
-        return _with_message(request, cohort.id, "Patient(s) added to cohort", status.HTTP_201_CREATED)
+        return _members_change(
+            request, cohort_id, services.cohort_patients_add, "Patient(s) added to cohort", status.HTTP_201_CREATED
+        )
 
     @extend_schema(
         request=PatientIdsSerializer,
@@ -165,18 +156,25 @@ class CohortPatientsApi(APIView):
         description="Removes the patients from the cohort (the patients themselves stay).",
     )
     def delete(self, request, cohort_id):
-        cohort = selectors.cohort_get(customer=customer_of(request), cohort_id=cohort_id)
-        serializer = PatientIdsSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        try:
-            services.cohort_patients_remove(
-                cohort=cohort,
-                patient_ids=serializer.validated_data.get("patientIds"),
-                all_patients=serializer.validated_data.get("allPatients") is True,
-            )
-        except services.CohortError as exc:
-            raise _refusal(exc) from None
-        return _with_message(request, cohort.id, "Patient(s) removed from cohort", status.HTTP_200_OK)
+        return _members_change(
+            request, cohort_id, services.cohort_patients_remove, "Patient(s) removed from cohort", status.HTTP_200_OK
+        )
+
+
+def _members_change(request, cohort_id, change, message: str, status_code: int) -> Response:
+    """Adds or removes (`change`) the body's patients (`patientIds`, or `"allPatients": true`)."""
+    cohort = selectors.cohort_get(customer=customer_of(request), cohort_id=cohort_id)
+    serializer = PatientIdsSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    try:
+        change(
+            cohort=cohort,
+            patient_ids=serializer.validated_data.get("patientIds"),
+            all_patients=serializer.validated_data.get("allPatients") is True,
+        )
+    except services.CohortError as exc:
+        raise _refusal(exc) from None
+    return _with_message(request, cohort.id, message, status_code)
 
 
 class PatientCohortsApi(APIView):
