@@ -34,8 +34,9 @@ def document_queries_run(query_ids: list[str]) -> None:
 # The queries of every bulk request's first chunk (and of single patients): a lane of their own at the
 # priority of parse and finish, so a small request's medical data never waits behind a big request's queue
 # of queries; a big request's later chunks use the ordinary queue, in the chunks' round-robin order. A
-# dispatch holds one message at a time here (`then`: its other batches, sent on when this one has run), so
-# requests take turns a batch each and a big first chunk never queues ahead of another customer's first query.
+# dispatch holds at most dispatch.EXPRESS_CHAINS messages at a time here (`then`: the rest of its chain, sent
+# on when this batch has run), so requests take turns a few batches each and a big first chunk never queues
+# ahead of another customer's first query.
 @dramatiq.actor(actor_name=dispatch.RUN_EXPRESS.name, queue_name=EXPRESS_QUEUE, priority=0, **OPTIONS)
 def document_queries_run_express(query_ids: list[str], then: list[str] | None = None) -> None:
     services.document_queries_run(query_ids=query_ids)
