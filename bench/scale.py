@@ -8,7 +8,7 @@ dashed line for linear time through the size nearest 100,000); the figures go to
 `--replot FILE.json` draws them again without measuring.
 
 `--tuned-postgres` runs on a PostgreSQL server of its own with production memory and WAL settings instead of
-the machine's shared server with PostgreSQL's defaults (bench/own_postgres.py).
+the machine's shared server with PostgreSQL's defaults (devtools.postgres, initdb into a temporary directory).
 
 Usage: .venv/bin/python bench/scale.py [--rows 10000 100000 1000000] [--processes 2] [--threads 1] [--plot f.png]
        [--tuned-postgres]
@@ -17,7 +17,6 @@ Usage: .venv/bin/python bench/scale.py [--rows 10000 100000 1000000] [--processe
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -25,9 +24,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from own_postgres import TUNED, own_postgres
+from _stack import ROOT  # also puts the project on sys.path
 
-ROOT = Path(__file__).resolve().parent.parent
+from devtools.postgres import PostgresServer
+
+# What a production server of million-row imports would set; the shared server keeps PostgreSQL's defaults
+# (128 MB of shared buffers, a checkpoint every 1 GB of WAL).
+TUNED = {
+    "shared_buffers": "1GB",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "15min",
+    "work_mem": "16MB",
+    "maintenance_work_mem": "256MB",
+}
+
 PHASES = {
     "parse + validate": r"parse \+ validate:\s+([\d.]+) s",
     "apply (chunks)": r"apply \(chunks\):\s+([\d.]+) s",
@@ -96,7 +106,7 @@ def main() -> None:
     parser.add_argument(
         "--tuned-postgres",
         action="store_true",
-        help="run on a PostgreSQL server of its own with production memory and WAL settings (bench/own_postgres.py)",
+        help="run on a PostgreSQL server of its own with production memory and WAL settings (TUNED)",
     )
     parser.add_argument("--replot", type=Path, help="draw the PNG again from a JSON an earlier run wrote")
     args = parser.parse_args()
@@ -106,11 +116,15 @@ def main() -> None:
             args.replot.with_suffix(".png"),
         )
         return
-    with contextlib.ExitStack() as stack:
-        pg_admin_url = stack.enter_context(own_postgres(TUNED)) if args.tuned_postgres else None
-        if pg_admin_url:
-            print(f"own PostgreSQL with {TUNED}", flush=True)
+    server = PostgresServer(TUNED).start() if args.tuned_postgres else None
+    if server:
+        print(f"own PostgreSQL with {TUNED}", flush=True)
+    try:
+        pg_admin_url = server.admin_url if server else None
         results = {rows: run(rows, args.processes, args.threads, pg_admin_url=pg_admin_url) for rows in args.rows}
+    finally:
+        if server:
+            server.remove()
     small, large = min(results), max(results)
     header = " | ".join(f"{rows:,} rows" for rows in results)
     print(f"| phase | {header} | ratio {large:,}/{small:,} (linear = {large / small:g}x) |")

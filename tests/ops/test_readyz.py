@@ -3,12 +3,11 @@ database cases use a private Redis and a private PostgreSQL cluster started and 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dramatiq
 import pytest
 from django.test import Client
 
+from devtools.postgres import PostgresServer
 from tests.helpers.processes import RedisServer
 
 pytestmark = pytest.mark.django_db
@@ -54,69 +53,6 @@ def test_503_names_unreachable_storage(monkeypatch):
 def test_post_is_a_json_405():
     response = Client().post("/readyz")
     assert response.status_code == 405 and response.json()["status"] == 405
-
-
-class PostgresServer:
-    """A private, throw-away PostgreSQL cluster (initdb in a temporary directory, run as the `postgres` user
-    when the tests run as root, since PostgreSQL refuses to run as root) that a test may stop."""
-
-    def __init__(self) -> None:
-        import glob
-        import os
-        import socket
-        import tempfile
-
-        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-        assert bins, "PostgreSQL server binaries are required (the CI machine has them)"
-        self.bin = bins[-1]
-        # Not pytest's tmp_path: its parents are private to root, and the server runs as `postgres`.
-        self.root = tempfile.mkdtemp(prefix="mb-pg-")
-        os.chmod(self.root, 0o755)
-        self.dir = Path(self.root) / "pgdata"
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-
-    def _run(self, *args: str) -> None:
-        import subprocess
-
-        subprocess.run([*self.as_user, *args], check=True, capture_output=True, timeout=120)
-
-    def start(self) -> PostgresServer:
-        import os
-
-        self.dir.mkdir()
-        if self.as_user:
-            os.chown(self.dir, *self._postgres_ids())
-        self._run(f"{self.bin}/initdb", "-D", str(self.dir), "-A", "trust", "-U", "postgres")
-        self._run(
-            f"{self.bin}/pg_ctl", "-D", str(self.dir), "-w", "-l", str(self.dir / "log"),
-            "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1", "start",
-        )  # fmt: skip
-        return self
-
-    @staticmethod
-    def _postgres_ids() -> tuple[int, int]:
-        import pwd
-
-        entry = pwd.getpwnam("postgres")
-        return entry.pw_uid, entry.pw_gid
-
-    def stop(self) -> None:
-        import subprocess
-
-        subprocess.run(
-            [*self.as_user, f"{self.bin}/pg_ctl", "-D", str(self.dir), "-m", "immediate", "stop"],
-            capture_output=True,
-            timeout=60,
-        )
-
-    def remove(self) -> None:
-        import shutil
-
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def test_503_names_a_stopped_database(monkeypatch):
