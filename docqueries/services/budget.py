@@ -58,11 +58,14 @@ def patients_recently_queried(
     wanted = list(patient_ids)
     if hours <= 0 or not wanted:
         return set()
-    since = timezone.now() - timedelta(hours=hours)
-    return set(
-        DocumentQuery.objects.filter(customer_id=customer_id, patient_id__in=wanted, started_at__gte=since)
-        .values_list("patient_id", flat=True)
-        .distinct()
+    recent = _queries_within(customer_id=customer_id, hours=hours).filter(patient_id__in=wanted)
+    return set(recent.values_list("patient_id", flat=True).distinct())
+
+
+def _queries_within(*, customer_id: uuid.UUID, hours: int) -> QuerySet[DocumentQuery]:
+    """The customer's Document Queries started within the last `hours`: the re-query window's rule."""
+    return DocumentQuery.objects.filter(
+        customer_id=customer_id, started_at__gte=timezone.now() - timedelta(hours=hours)
     )
 
 
@@ -73,9 +76,7 @@ def queries_wanted(*, customer_id: uuid.UUID, new_patients: int, matched: QueryS
     eligible = Patient.objects.filter(customer_id=customer_id, id__in=matched, hie_opt_out=False)
     hours = budget_of(customer_id=customer_id).requery_after_hours
     if hours > 0:
-        since = timezone.now() - timedelta(hours=hours)
-        recent = DocumentQuery.objects.filter(customer_id=customer_id, started_at__gte=since).values("patient_id")
-        eligible = eligible.exclude(id__in=recent)
+        eligible = eligible.exclude(id__in=_queries_within(customer_id=customer_id, hours=hours).values("patient_id"))
     return new_patients + eligible.count()
 
 
