@@ -99,7 +99,7 @@ def run_ours(path: str, rows: int, *, processes: int, threads: int, stack_env: d
     import requests
 
     from bulkimport import services
-    from bulkimport.models import BulkRequest, BulkStatus
+    from bulkimport.models import BulkPhase, BulkRequest, BulkStatus
     from devtools.tenants import make_tenant
 
     _clear_broker()
@@ -111,12 +111,15 @@ def run_ours(path: str, rows: int, *, processes: int, threads: int, stack_env: d
                 response = requests.put(services.bulk_upload_url(request), data=body, timeout=300)
             if response.status_code != 200:
                 raise RuntimeError(f"upload failed: HTTP {response.status_code}")
-            noticed = None
+            noticed = applied = None
             while True:
                 current = BulkRequest.objects.get(id=request.id)
                 now = time.monotonic()
                 if noticed is None and current.status != BulkStatus.WAITING:
                     noticed = now
+                # Past applying (the last chunk moves the request on): every patient is created.
+                if applied is None and current.phase in (BulkPhase.DOCUMENTS, BulkPhase.FINISHING, BulkPhase.DONE):
+                    applied = now
                 if current.status in (BulkStatus.COMPLETED, BulkStatus.FAILED):
                     break
                 time.sleep(0.05)
@@ -134,6 +137,7 @@ def run_ours(path: str, rows: int, *, processes: int, threads: int, stack_env: d
         detail={
             "succeeded": current.successful,
             "failed": current.failed,
+            "patients_created_s": (applied or now) - noticed,
             "worker_peaks_mb": sorted(worker_peaks.values()),
         },
     )
@@ -492,7 +496,9 @@ def print_size(result: SizeResult) -> None:
         f"{ours.peak_mb:8.0f} MB  (max of {len(ours.detail['worker_peaks_mb'])} worker processes: "
         f"{', '.join(f'{mb:.0f}' for mb in ours.detail['worker_peaks_mb'])} MB)"
     )
-    if iex.extrapolated:
+    if iex is None:
+        print(f"{'django-import-export':34} {'not run (--skip-iex)':>9}")
+    elif iex.extrapolated:
         print(
             f"{'django-import-export':34} {iex.seconds:9.2f} {rate(rows, iex.seconds)} {'n/a':>10}  EXTRAPOLATED, not run"
         )
@@ -520,8 +526,13 @@ def print_size(result: SizeResult) -> None:
     print(f"{'':4}{'':>9} {'commits (foreign-key checks)':<30} {state.detail['seconds']['commit']:9.2f}")
     work = result.csv_parse.seconds + result.validation.seconds + state.seconds
     print(f"{'csv parse + validation + state COPY':34} {work:9.2f} {rate(rows, work)}  (one core, nothing overlapped)")
+    created = ours.detail["patients_created_s"]
+    print(
+        f"ours, noticed -> patients created: {created:.2f} s = {created / state.seconds:.2f}x the state floor "
+        f"(COPY of the kept state, {state.seconds:.2f} s)"
+    )
     print(f"ours: {ours.detail['succeeded']:,} succeeded, {ours.detail['failed']:,} failed")
-    if not iex.extrapolated:
+    if iex is not None and not iex.extrapolated:
         d = iex.detail
         print(
             f"import-export: {d['created']:,} created, {d['updated']:,} updated, {d['invalid']:,} invalid, "
@@ -533,9 +544,11 @@ def print_size(result: SizeResult) -> None:
                 f"import it unaided; its {d['ragged_rows_fitted']} ragged rows were cut to the header width "
                 f"before loading (ours reports them as failed rows)."
             )
-    label = "import-export / ours (extrapolated)" if iex.extrapolated else "import-export / ours"
+    if iex is not None:
+        label = "import-export / ours (extrapolated)" if iex.extrapolated else "import-export / ours"
+        print(f"ratio {label}: {iex.seconds / ours.seconds:.1f}x")
     print(
-        f"ratio {label}: {iex.seconds / ours.seconds:.1f}x; ours / floor: {ours.seconds / result.floor_seconds:.1f}x; "
+        f"ours / floor: {ours.seconds / result.floor_seconds:.1f}x; "
         f"ours / (csv parse + validation + state COPY): {ours.seconds / work:.1f}x"
     )
 
@@ -602,6 +615,9 @@ def main() -> None:
         "--threads", type=int, default=1, help="per worker process (1: fastest on the CPU-bound bulk queue)"
     )
     parser.add_argument("--iex-budget", type=float, default=600, help="seconds; above it import-export is extrapolated")
+    parser.add_argument(
+        "--skip-iex", action="store_true", help="measure ours and the floors only (no django-import-export, no plot)"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "out"))
     parser.add_argument("--iex-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -611,6 +627,8 @@ def main() -> None:
         return
 
     sizes = sorted({int(s) for s in args.sizes.split(",")}) if args.sizes else [args.rows]
+    if args.sizes and args.skip_iex:
+        raise SystemExit("--sizes draws import-export's curve: it cannot go with --skip-iex")
     if args.sizes:
         import matplotlib  # noqa: F401 - fail now, not after twenty minutes of measuring
 
@@ -621,7 +639,7 @@ def main() -> None:
     results: list[SizeResult] = []
     iex_points: list[tuple[int, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        if sizes[0] > IEX_PROBE_ROWS:
+        if sizes[0] > IEX_PROBE_ROWS and not args.skip_iex:
             # A first measurement to predict the big run from (and to skip it when it would take too long).
             probe = run_iex(
                 write_file(tmp, IEX_PROBE_ROWS, args.invalid_ratio), IEX_PROBE_ROWS, timeout=args.iex_budget
@@ -639,16 +657,18 @@ def main() -> None:
             result.state_copy = run_state_copy(path)
             predicted = predict(iex_points, rows) if iex_points else None
             iex = None
-            if predicted is None or predicted <= args.iex_budget:
+            if args.skip_iex:
+                pass
+            elif predicted is None or predicted <= args.iex_budget:
                 print(f"{rows:,} rows: django-import-export...", flush=True)
                 iex = run_iex(path, rows, timeout=max(args.iex_budget, 2 * (predicted or 0)))
-            if iex is None:
+            if iex is None and not args.skip_iex:
                 if not iex_points:
                     raise SystemExit(
                         f"django-import-export exceeded {args.iex_budget:.0f} s at {rows:,} rows with nothing to extrapolate from"
                     )
                 iex = Measure(seconds=predict(iex_points, rows), extrapolated=True)
-            else:
+            elif iex is not None:
                 iex_points = [p for p in iex_points if p[0] != rows] + [(rows, iex.seconds)]
             result.iex = iex
             print(f"{rows:,} rows: ours...", flush=True)
@@ -659,14 +679,19 @@ def main() -> None:
     final = results[-1]
     print("\n== summary ==")
     for r in results:
-        mark = " (extrapolated)" if r.iex.extrapolated else ""
+        if r.iex is None:
+            iex = "import-export not run"
+        else:
+            mark = " (extrapolated)" if r.iex.extrapolated else ""
+            iex = f"import-export {r.iex.seconds:7.1f} s{mark} ({r.iex.seconds / r.ours.seconds:5.1f}x ours)"
+        created = r.ours.detail["patients_created_s"]
         print(
-            f"{r.rows:>9,} rows: ours {r.ours.seconds:7.1f} s | import-export {r.iex.seconds:7.1f} s{mark} | "
+            f"{r.rows:>9,} rows: ours {r.ours.seconds:7.1f} s | {iex} | "
             f"floor {r.floor_seconds:5.1f} s | validation {r.validation.seconds:5.1f} s | "
-            f"state COPY {r.state_copy.seconds:5.1f} s | import-export/ours {r.iex.seconds / r.ours.seconds:5.1f}x | "
-            f"ours/floor {r.ours.seconds / r.floor_seconds:5.1f}x"
+            f"state COPY {r.state_copy.seconds:5.1f} s | ours/floor {r.ours.seconds / r.floor_seconds:5.1f}x | "
+            f"noticed -> patients created {created:5.1f} s = {created / r.state_copy.seconds:4.2f}x the state COPY"
         )
-    if final.iex.extrapolated:
+    if final.iex is not None and final.iex.extrapolated:
         measured = ", ".join(f"{n:,}" for n, _ in sorted(iex_points))
         print(
             f"django-import-export was NOT run at {final.rows:,} rows: predicted above the {args.iex_budget:.0f} s budget; "
