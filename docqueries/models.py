@@ -55,6 +55,25 @@ class DocumentQuery(models.Model):
         return f"Document Query {self.id} ({self.status})"
 
 
+class LaneProgress(models.Model):
+    """How far the workers have got through one queue of Document Query messages (a lane: `docqueries` or
+    `docqueries-express`): `frontier` is the latest time at which a message they began had entered the queue
+    (sent, or its delay over), `progress_at` when they last began one. The sweeper tells a lost message from a
+    queued one by it (services.lanes)."""
+
+    NOT_PHI_FIELDS: ClassVar = ("lane",)  # a queue's name
+
+    lane = models.CharField(max_length=40, primary_key=True)
+    frontier = models.DateTimeField()
+    progress_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "lane progress"
+
+    def __str__(self) -> str:
+        return f"{self.lane}: reached {self.frontier.isoformat()}"
+
+
 class RateLimitBucket(models.Model):
     """A token bucket shared by every worker (one row per key, e.g. a customer's gateway calls)."""
 

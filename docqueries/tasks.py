@@ -27,8 +27,8 @@ OPTIONS: _Options = {"max_retries": 3, "min_backoff": 2_000, "max_backoff": 60_0
 # Priority 1, as bulk chunks: a worker holding both takes them in turn (a bulk request completes only when
 # its queries have ended, so they are not background work).
 @dramatiq.actor(actor_name=dispatch.RUN.name, queue_name=QUEUE, priority=1, **OPTIONS)
-def document_queries_run(query_ids: list[str]) -> None:
-    services.document_queries_run(query_ids=query_ids)
+def document_queries_run(query_ids: list[str], queued_at: float | None = None) -> None:
+    services.document_queries_run(query_ids=query_ids, lane=QUEUE, queued_at=queued_at)
 
 
 # The queries of every bulk request's first chunk (and of single patients): a lane of their own at the
@@ -38,7 +38,9 @@ def document_queries_run(query_ids: list[str]) -> None:
 # on when this batch has run), so requests take turns a few batches each and a big first chunk never queues
 # ahead of another customer's first query.
 @dramatiq.actor(actor_name=dispatch.RUN_EXPRESS.name, queue_name=EXPRESS_QUEUE, priority=0, **OPTIONS)
-def document_queries_run_express(query_ids: list[str], then: list[str] | None = None) -> None:
-    services.document_queries_run(query_ids=query_ids)
+def document_queries_run_express(
+    query_ids: list[str], then: list[str] | None = None, queued_at: float | None = None
+) -> None:
+    services.document_queries_run(query_ids=query_ids, lane=EXPRESS_QUEUE, queued_at=queued_at)
     if then:
         dispatch.express_continue(then)

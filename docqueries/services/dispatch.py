@@ -4,6 +4,7 @@ reference (`metriport_bulk.lib.messages`) to the actors docqueries.tasks declare
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -61,21 +62,30 @@ def dispatch_on_commit(query_ids: Sequence[QueryId], *, delay_seconds: float = 0
 
         def send_express() -> None:
             actor = RUN_EXPRESS.actor()
+            queued_at = _queued_at(delay_ms)
             for first, then in chains:
-                actor.send_with_options(args=(first,), kwargs={"then": then} if then else {}, delay=delay_ms)
+                actor.send_with_options(args=(first,), kwargs=_express_kwargs(then, queued_at), delay=delay_ms)
 
         send_on_commit(send_express, what=f"{len(query_ids)} Document Query run(s), express")
         return
 
     def send() -> None:
         actor = RUN.actor()
+        queued_at = _queued_at(delay_ms)
         for batch in query_batches:
-            if delay_ms:
-                actor.send_with_options(args=(batch,), delay=delay_ms)
-            else:
-                actor.send(batch)
+            actor.send_with_options(args=(batch,), kwargs={"queued_at": queued_at}, delay=delay_ms)
 
     send_on_commit(send, what=f"{len(query_ids)} Document Query run(s)")  # a lost send: the sweep re-sends
+
+
+def _queued_at(delay_ms: int | None) -> float:
+    """When a message sent now enters its queue (epoch seconds): workers record it as they begin it
+    (services.lanes), so the sweeper can tell a queued query from a lost one."""
+    return time.time() + (delay_ms or 0) / 1000
+
+
+def _express_kwargs(then: list[str], queued_at: float) -> dict[str, object]:
+    return {"then": then, "queued_at": queued_at} if then else {"queued_at": queued_at}
 
 
 def express_continue(then: Sequence[QueryId]) -> None:
@@ -85,6 +95,6 @@ def express_continue(then: Sequence[QueryId]) -> None:
     rest = _joined(query_batches[1:])
 
     def send() -> None:
-        RUN_EXPRESS.actor().send_with_options(args=(query_batches[0],), kwargs={"then": rest} if rest else {})
+        RUN_EXPRESS.actor().send_with_options(args=(query_batches[0],), kwargs=_express_kwargs(rest, time.time()))
 
     send_on_commit(send, what=f"{len(then)} Document Query run(s), express")

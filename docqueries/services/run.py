@@ -21,6 +21,8 @@ from docqueries.models import DocumentQuery, QueryStatus
 from docqueries.ratelimit import rate_limit_acquire
 from docqueries.services.dispatch import QueryId, dispatch_on_commit
 from docqueries.services.finish import Ended, finish_many, finish_one
+from docqueries.services.lanes import LaneMark
+from docqueries.store import store
 from metriport_bulk.lib.bulkdb import due_by
 
 logger = logging.getLogger(__name__)
@@ -150,10 +152,14 @@ def _wait_for_token(customer_id: object) -> float:
         time.sleep(wait)
 
 
-def document_queries_run(*, query_ids: Sequence[QueryId]) -> None:
-    """Runs one step of each due query among `query_ids` (the actor's work). Queries not due or taken by
-    someone else are skipped; retries, polls and rate-limited queries are rescheduled with delayed messages
-    (and stay visible to the sweeper should those be lost)."""
+def document_queries_run(
+    *, query_ids: Sequence[QueryId], lane: str | None = None, queued_at: float | None = None
+) -> None:
+    """Runs one step of each due query among `query_ids` (the actor's work: a message that entered `lane`
+    at `queued_at`, which it records first, services.lanes). Queries not due or taken by someone else are
+    skipped; retries, polls and rate-limited queries are rescheduled with delayed messages (and stay visible
+    to the sweeper should those be lost)."""
+    lane_mark = LaneMark(lane, queued_at)
     backend = get_backend()
     if backend.set_based:
         _run_set(query_ids, backend)
@@ -162,6 +168,7 @@ def document_queries_run(*, query_ids: Sequence[QueryId]) -> None:
     remaining = [str(query_id) for query_id in query_ids]
     try:
         while remaining:
+            lane_mark.again()
             query = _claim(remaining.pop(0), now=timezone.now())
             if query is None:
                 continue
@@ -187,17 +194,13 @@ def _run_set(query_ids: Sequence[QueryId], backend: Backend) -> None:
     all, one UPDATE per outcome and the webhooks inserted together, in one transaction. A failure rolls all
     of it back, claim included, so Dramatiq's retry of the message takes the batch again at once."""
     now = timezone.now()
-    # A lease end of this call's own (microseconds): the claimed rows are the ones holding it afterwards.
+    # A lease end of this call's own (microseconds): a store that marks its claim in the rows (SQLite's) finds
+    # them by it.
     lease_until = now + _lease() + timedelta(microseconds=random.randrange(1, 999_999))
     deferred: Deferred = defaultdict(list)
     with transaction.atomic():
-        DocumentQuery.objects.filter(
-            due_by("next_attempt_at", now + EARLY_TOLERANCE),
-            id__in=[str(query_id) for query_id in query_ids],
-            status=QueryStatus.PROCESSING,
-        ).update(next_attempt_at=lease_until)
-        queries = list(
-            DocumentQuery.objects.filter(id__in=query_ids, next_attempt_at=lease_until).select_related("patient")
+        queries = store().claim_batch(
+            [str(query_id) for query_id in query_ids], due=now + EARLY_TOLERANCE, lease_until=lease_until
         )
         if not queries:
             return

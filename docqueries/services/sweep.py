@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from docqueries.models import DocumentQuery, QueryStatus
 from docqueries.services.dispatch import dispatch_on_commit
+from docqueries.services.lanes import lost_before
 
 logger = logging.getLogger(__name__)
 
@@ -19,16 +18,14 @@ SWEEP_BATCH_SIZE = 2_000
 
 def document_query_sweep() -> None:
     """Scheduler job: resumes processing queries left past their `next_attempt_at` (an actor message lost, a
-    worker died mid-call). Each is made due now and re-dispatched; the claim makes duplicates harmless, and
-    the grace period keeps the sweeper from re-sending what the fast path is about to do."""
+    worker died mid-call). Each is made due now and re-dispatched; the claim makes duplicates harmless. A
+    query still queued is left to its message: the grace period covers the fast path about to run it, and
+    the lanes' progress a backlog it waits behind (services.lanes)."""
     now = timezone.now()
     with transaction.atomic():
         stuck = list(
             DocumentQuery.objects.select_for_update(skip_locked=True)
-            .filter(
-                status=QueryStatus.PROCESSING,
-                next_attempt_at__lte=now - timedelta(seconds=settings.DOCQUERY_SWEEP_GRACE_SECONDS),
-            )
+            .filter(status=QueryStatus.PROCESSING, next_attempt_at__lte=lost_before(now))
             .order_by("next_attempt_at")
             .values_list("id", flat=True)[:SWEEP_BATCH_SIZE]
         )

@@ -122,7 +122,7 @@ def test_an_express_dispatch_holds_a_few_messages_at_a_time_and_each_sends_its_n
     assert first == ids[:50] and then == ids[200:250] + ids[400:450]
     # The message has run its batch: the next of its chain goes to the back of the express lane.
     sent.clear()
-    monkeypatch.setattr("docqueries.services.document_queries_run", lambda query_ids: None)
+    monkeypatch.setattr("docqueries.services.document_queries_run", lambda query_ids, **lane: None)
     with django_capture_on_commit_callbacks(execute=True):
         tasks.document_queries_run_express(first, then=then)
     assert sent == [("docqueries-express", ids[200:250], ids[400:450])]

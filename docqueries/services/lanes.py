@@ -1,0 +1,75 @@
+"""How far the workers have got through each queue (lane) of Document Query messages, and what the sweeper
+may therefore call lost.
+
+A query whose step is due but unclaimed is either lost (its message never reached the broker, or the broker
+lost it) or merely queued behind other messages. Time alone cannot tell them apart: behind a million-row
+import's backlog a query waits minutes, and a sweeper re-sending everything due for longer than its grace
+period re-sent thousands of queued queries every tick (each made due again and sent once more; the claim made
+the copies harmless, but at a million rows they were the statement that cost the most).
+
+Messages enter a lane in the order of the time they become due (sent, or their delay over), and workers take
+them first in, first out. So every message records when it entered its lane (`queued_at`), and workers
+record, as they begin one, the latest such time they have reached (the lane's frontier). A due query is lost
+when a lane that is moving has passed it (due more than the grace period before that lane's frontier: the
+grace covers prefetched messages and clocks); when no lane has moved within the grace period, anything due
+longer than that is lost, as before."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Min, Value
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from docqueries.models import LaneProgress
+
+# A worker in the middle of one long message (a batch of gateway calls) says this often that its lane is
+# still moving.
+TOUCH_SECONDS = 5.0
+
+
+def lane_reached(lane: str, queued_at: float | None) -> None:
+    """Workers began a message of `lane` that entered it at `queued_at` (epoch seconds; None: a message sent
+    before lanes recorded it, which says nothing). The frontier never moves back."""
+    if queued_at is None:
+        return
+    reached = datetime.fromtimestamp(queued_at, tz=UTC)
+    now = timezone.now()
+    moved = LaneProgress.objects.filter(lane=lane).update(
+        frontier=Greatest("frontier", Value(reached, output_field=models.DateTimeField())), progress_at=now
+    )
+    if not moved:
+        # The lane's first message: a concurrent first one of another worker may win, which says as much.
+        LaneProgress.objects.bulk_create(
+            [LaneProgress(lane=lane, frontier=reached, progress_at=now)], ignore_conflicts=True
+        )
+
+
+def lost_before(now: datetime) -> datetime:
+    """A processing query due before this time has no message left in any lane (the sweeper re-sends it):
+    due longer than the grace period ago, and passed by every lane that moved within the grace period."""
+    grace = timedelta(seconds=settings.DOCQUERY_SWEEP_GRACE_SECONDS)
+    slowest: datetime | None = LaneProgress.objects.filter(progress_at__gte=now - grace).aggregate(
+        frontier=Min("frontier")
+    )["frontier"]
+    return min(now, slowest or now) - grace
+
+
+class LaneMark:
+    """A message of `lane` begun: recorded at once (lane_reached), and again at most every TOUCH_SECONDS while
+    it runs (`again`), so a lane busy with long messages (batches of gateway calls) still reads as moving."""
+
+    def __init__(self, lane: str | None, queued_at: float | None) -> None:
+        self.lane, self.queued_at = lane, queued_at
+        self.marked = time.monotonic()
+        if lane:
+            lane_reached(lane, queued_at)
+
+    def again(self) -> None:
+        if self.lane and time.monotonic() - self.marked >= TOUCH_SECONDS:
+            self.marked = time.monotonic()
+            lane_reached(self.lane, self.queued_at)

@@ -1,0 +1,179 @@
+"""The Document Query sweeper re-sends lost messages only (issue 24): a query queued behind a backlog that the
+workers are still working through is left to its message; one the workers have passed, or one due while no
+lane moves, is re-sent and runs. Lanes record how far the workers have got (docqueries.services.lanes)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from docqueries.models import DocumentQuery, LaneProgress, QueryStatus
+from docqueries.services import document_queries_start, document_query_sweep
+from docqueries.services import lanes as lanes_module
+from docqueries.services.lanes import LaneMark, lane_reached, lost_before
+from docqueries.store import store
+from docqueries.tasks import QUEUE
+from tests.helpers.docqueries import make_patients
+from tests.helpers.waiting import wait_until
+
+GRACE = 30.0
+
+
+@pytest.fixture(autouse=True)
+def grace(settings):
+    settings.DOCQUERY_SWEEP_GRACE_SECONDS = GRACE
+
+
+def _due_query(tenant, *, due_ago: float, prefix: str = "q") -> DocumentQuery:
+    (patient,) = make_patients(tenant.customer, 1, prefix=prefix)
+    now = timezone.now()
+    return DocumentQuery.objects.create(
+        customer=tenant.customer,
+        patient=patient,
+        started_at=now - timedelta(seconds=due_ago + 5),
+        next_attempt_at=now - timedelta(seconds=due_ago),
+    )
+
+
+def _lane(*, frontier_ago: float, progress_ago: float, lane: str = QUEUE) -> None:
+    now = timezone.now()
+    LaneProgress.objects.update_or_create(
+        lane=lane,
+        defaults={
+            "frontier": now - timedelta(seconds=frontier_ago),
+            "progress_at": now - timedelta(seconds=progress_ago),
+        },
+    )
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_query_the_moving_lane_has_not_reached_is_left_to_its_message(tenant):
+    # The workers are busy with messages queued 120 s ago; this query became due 60 s ago: still queued.
+    _lane(frontier_ago=120, progress_ago=1)
+    queued = _due_query(tenant, due_ago=60)
+    before = queued.next_attempt_at
+    document_query_sweep()
+    queued.refresh_from_db()
+    assert queued.status == QueryStatus.PROCESSING
+    assert queued.next_attempt_at == before  # not made due again, not re-sent
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_query_the_moving_lane_has_passed_is_resent_and_runs(tenant, hook, webhook_receiver):
+    # The workers have reached messages queued 5 s ago; this query was due 60 s ago and was never claimed:
+    # its message is lost.
+    _lane(frontier_ago=5, progress_ago=1)
+    lost = _due_query(tenant, due_ago=60)
+    document_query_sweep()
+    wait_until(
+        lambda: DocumentQuery.objects.get(id=lost.id).status == QueryStatus.COMPLETED, message="re-sent query ran"
+    )
+    webhook_receiver.wait_for_count(1)
+
+
+@pytest.mark.usefixtures("worker")
+def test_with_no_lane_moving_a_query_due_past_the_grace_period_is_resent(tenant, hook, webhook_receiver):
+    # The lane last moved 60 s ago, far behind: nothing is queued ahead of the query, so its message is lost.
+    _lane(frontier_ago=300, progress_ago=60)
+    lost = _due_query(tenant, due_ago=45)
+    recent = _due_query(tenant, due_ago=5, prefix="recent")
+    document_query_sweep()
+    wait_until(
+        lambda: DocumentQuery.objects.get(id=lost.id).status == QueryStatus.COMPLETED, message="re-sent query ran"
+    )
+    recent.refresh_from_db()
+    assert recent.status == QueryStatus.PROCESSING  # within the grace period: left to the fast path
+
+
+@pytest.mark.django_db
+def test_the_slowest_moving_lane_bounds_what_is_lost():
+    now = timezone.now()
+    assert lost_before(now) == now - timedelta(seconds=GRACE)  # no lane yet: the grace period alone
+    _lane(lane="fast", frontier_ago=2, progress_ago=1)
+    _lane(lane="slow", frontier_ago=100, progress_ago=3)
+    _lane(lane="stalled", frontier_ago=900, progress_ago=GRACE + 10)  # not moving: says nothing
+    bound = lost_before(timezone.now())
+    expected = LaneProgress.objects.get(lane="slow").frontier - timedelta(seconds=GRACE)
+    assert bound == expected
+
+
+@pytest.mark.django_db
+def test_a_lane_frontier_only_moves_forward_and_a_message_without_a_time_says_nothing():
+    first = (timezone.now() - timedelta(hours=1)).replace(microsecond=0)
+    lane_reached("lane-a", first.timestamp())
+    begun = LaneProgress.objects.get(lane="lane-a").progress_at
+    lane_reached("lane-a", (first - timedelta(minutes=5)).timestamp())  # an older message, begun late
+    progress = LaneProgress.objects.get(lane="lane-a")
+    assert progress.frontier == first
+    assert progress.progress_at > begun  # but the lane did move
+    lane_reached("lane-b", None)
+    assert not LaneProgress.objects.filter(lane="lane-b").exists()
+    lane_reached("lane-a", (first + timedelta(seconds=1)).timestamp())
+    assert LaneProgress.objects.get(lane="lane-a").frontier == first + timedelta(seconds=1)
+
+
+@pytest.mark.django_db
+def test_a_long_message_marks_its_lane_again_while_it_runs(monkeypatch):
+    queued_at = timezone.now().timestamp()
+    mark = LaneMark("lane-long", queued_at)
+    begun = LaneProgress.objects.get(lane="lane-long").progress_at
+    mark.again()  # within TOUCH_SECONDS: nothing written
+    assert LaneProgress.objects.get(lane="lane-long").progress_at == begun
+    monkeypatch.setattr(lanes_module, "TOUCH_SECONDS", 0.0)
+    mark.again()
+    assert LaneProgress.objects.get(lane="lane-long").progress_at > begun
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_worker_records_the_lane_of_each_message_it_begins(tenant, hook, webhook_receiver):
+    patients = make_patients(tenant.customer, 2)
+    sent = timezone.now()
+    with transaction.atomic():
+        document_queries_start(
+            customer_id=tenant.customer.id, patient_ids=[p.id for p in patients], bulk_request_id=uuid.uuid4()
+        )
+    wait_until(lambda: not DocumentQuery.objects.filter(status=QueryStatus.PROCESSING).exists(), message="queries ran")
+    progress = LaneProgress.objects.get(lane=QUEUE)
+    # The message entered the lane when its delay (the sandbox's answer time) was over.
+    assert progress.frontier >= sent
+    assert progress.frontier <= DocumentQuery.objects.order_by("finished_at").first().finished_at + timedelta(seconds=1)
+
+
+@pytest.mark.real_services
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_held_by_one_worker_is_passed_over_by_another(tenant):
+    """PostgreSQL claims by row lock: a second claim of the same batch while the first holds it takes nothing
+    and does not wait; once the first rolls back (a worker died), the batch is claimable again."""
+    patients = make_patients(tenant.customer, 3)
+    now = timezone.now()
+    queries = DocumentQuery.objects.bulk_create(
+        [DocumentQuery(customer=tenant.customer, patient=p, next_attempt_at=now) for p in patients]
+    )
+    ids = [str(q.id) for q in queries]
+    due, lease = now + timedelta(seconds=1), now + timedelta(minutes=2)
+    held, second = threading.Event(), {}
+
+    def other_worker() -> None:
+        held.wait(10)
+        try:
+            with transaction.atomic():
+                second["claimed"] = store().claim_batch(ids, due=due, lease_until=lease)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    with transaction.atomic():
+        first = store().claim_batch(ids, due=due, lease_until=lease)
+        held.set()
+        thread.join(10)
+        transaction.set_rollback(True)  # the first worker dies mid-batch
+    assert sorted(str(q.id) for q in first) == sorted(ids)
+    assert second["claimed"] == []
+    with transaction.atomic():
+        assert len(store().claim_batch(ids, due=due, lease_until=lease)) == 3
