@@ -41,10 +41,10 @@ class DocumentQuery(models.Model):
         verbose_name = "Document Query"
         verbose_name_plural = "Document Queries"
         constraints = [
+            # Also the index of a patient's queries (their latest, the one processing): a patient has a few.
             models.UniqueConstraint(fields=["patient", "bulk_request_id"], name="uniq_docquery_patient_bulk"),
         ]
         indexes = [
-            models.Index(fields=["patient", "-started_at"], name="docquery_patient_latest_idx"),
             models.Index(fields=["next_attempt_at"], condition=Q(status="processing"), name="docquery_due_idx"),
             models.Index(fields=["customer", "-started_at"], name="docquery_customer_idx"),
             # A bulk request waiting for its medical data probes and counts its queries by status.

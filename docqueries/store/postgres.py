@@ -14,6 +14,16 @@ from metriport_bulk.lib.bulkdb.postgres import bound_cursor
 from patients.models import Patient
 
 
+# A new query's id: a UUID of version 7 (RFC 9562: 48 bits of Unix milliseconds, then random bits), so the
+# queries a chunk starts go to the right edge of the primary-key index instead of pages all over it. With
+# version 4 ids each insert touched a page of an index that outgrows the cache at a million queries.
+# PostgreSQL 15 has no uuidv7(): the time goes over the first 6 bytes of a random UUID, and the version
+# nibble 0100 becomes 0111.
+UUID7 = """encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing
+    substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
+    52, 1), 53, 1), 'hex')::uuid"""
+
+
 def start(
     *, customer_id: uuid.UUID, patient_ids: list[str], bulk_request_id: uuid.UUID | None, first_step: datetime
 ) -> list[Any]:
@@ -31,7 +41,7 @@ def start(
             INSERT INTO docqueries_documentquery
                 (id, customer_id, patient_id, bulk_request_id, status, started_at, documents, attempts,
                  next_attempt_at, error)
-            SELECT gen_random_uuid(), p.customer_id, p.id, %s, %s, %s, '[]'::jsonb, 0, %s, ''
+            SELECT {UUID7}, p.customer_id, p.id, %s, %s, %s, '[]'::jsonb, 0, %s, ''
             FROM unnest(%s::uuid[]) AS wanted(id)
             -- OFFSET 0 keeps this one primary-key lookup per wanted id: on fresh tables (stale statistics)
             -- the planner would otherwise scan all of the customer's patients.

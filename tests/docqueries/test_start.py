@@ -141,3 +141,29 @@ def test_the_sandboxs_first_step_is_due_when_it_can_answer(tenant, settings, dja
     wait_until(lambda: timezone.now() >= first, timeout=10, message="the first step is due")
     document_queries_run(query_ids=ids)
     assert {(q.status, q.attempts) for q in queries.all()} == {(QueryStatus.COMPLETED, 1)}
+
+
+@pytest.mark.real_services
+def test_query_ids_are_time_ordered_uuids_on_postgresql(tenant, sent, django_capture_on_commit_callbacks):
+    """Version 7 ids (48 bits of milliseconds first): a chunk's queries go to the right edge of the primary-key
+    index, not all over it. A later start's ids sort after an earlier one's."""
+    first, second = make_patients(tenant.customer, 2, prefix="a"), make_patients(tenant.customer, 2, prefix="b")
+    with django_capture_on_commit_callbacks(execute=True):
+        document_queries_start(
+            customer_id=tenant.customer.id, patient_ids=[p.id for p in first], bulk_request_id=uuid.uuid4()
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        document_queries_start(
+            customer_id=tenant.customer.id, patient_ids=[p.id for p in second], bulk_request_id=uuid.uuid4()
+        )
+    earlier = list(DocumentQuery.objects.filter(patient__in=first).values_list("id", "started_at"))
+    later = list(DocumentQuery.objects.filter(patient__in=second).values_list("id", "started_at"))
+    for query_id, started_at in earlier + later:
+        assert query_id.version == 7 and query_id.variant == uuid.RFC_4122
+        milliseconds = int.from_bytes(query_id.bytes[:6], "big")
+        assert abs(milliseconds / 1000 - started_at.timestamp()) < 5  # the time it was created
+    assert max(query_id for query_id, _ in earlier) < min(query_id for query_id, _ in later) or (
+        # the same millisecond: then only the random bits order them
+        int.from_bytes(max(q for q, _ in earlier).bytes[:6], "big")
+        == int.from_bytes(min(q for q, _ in later).bytes[:6], "big")
+    )
