@@ -13,7 +13,6 @@ from metriport_bulk.lib.bulkdb import due_by
 from metriport_bulk.lib.bulkdb.postgres import bound_cursor
 from patients.models import Patient
 
-
 # A new query's id: a UUID of version 7 (RFC 9562: 48 bits of Unix milliseconds, then random bits), so the
 # queries a chunk starts go to the right edge of the primary-key index instead of pages all over it. With
 # version 4 ids each insert touched a page of an index that outgrows the cache at a million queries.
