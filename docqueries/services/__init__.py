@@ -4,13 +4,15 @@
 - run: claim a due query, call the configured backend (retries, polls, per-customer rate limit)
 - finish: processing -> completed/failed and the `medical.document-download` webhook
 - sweep: the scheduler job that re-dispatches queries whose message was lost
+- lanes: how far the workers have got through each queue, which tells a lost message from a queued one
 - bulk: what a bulk request asks about its queries
 - dispatch: the actor messages, sent on commit in batches
 - budget: which applied patients an import queries, and the per-customer caps (Document Queries are billable)
 
 Claiming: a processing query is due when `next_attempt_at` has come. Whoever runs it first takes it with one
-conditional UPDATE that moves `next_attempt_at` past a lease, so a duplicate actor message, a retry and the
-sweeper never call the backend twice for the same step. Actor messages are the fast path (sent on commit,
+conditional UPDATE that moves `next_attempt_at` past a lease (a batch of the sandbox's, on PostgreSQL: row
+locks held by the batch's one transaction), so a duplicate actor message, a retry and the sweeper never call
+the backend twice for the same step. Actor messages are the fast path (sent on commit,
 or delayed for retries and polls); `document_query_sweep` re-dispatches queries whose message was lost.
 Callers outside the package import from here.
 """
