@@ -68,8 +68,8 @@ def start(
 
 def claim_batch(query_ids: list[str], *, due: datetime, lease_until: datetime) -> list[Any]:
     """Row locks (FOR UPDATE SKIP LOCKED), not a lease written into each row: the claim is one locking read,
-    where an UPDATE of every claimed row wrote a new version of it into each of the table's six indexes
-    (the statement that cost the most after the sweeper's, at a million queries). `due_by`: the rows are
+    where an UPDATE of every claimed row wrote a new version of it into each of the table's indexes (the
+    statement that cost the most after the sweeper's, at a million queries). `due_by`: the rows are
     reached by key, never through the index of due queries."""
     return list(
         DocumentQuery.objects.select_for_update(of=("self",), skip_locked=True)
