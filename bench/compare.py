@@ -655,22 +655,21 @@ def main() -> None:
             result.copy = run_copy(path)
             result.validation = run_validation(path)
             result.state_copy = run_state_copy(path)
-            predicted = predict(iex_points, rows) if iex_points else None
-            iex = None
-            if args.skip_iex:
-                pass
-            elif predicted is None or predicted <= args.iex_budget:
-                print(f"{rows:,} rows: django-import-export...", flush=True)
-                iex = run_iex(path, rows, timeout=max(args.iex_budget, 2 * (predicted or 0)))
-            if iex is None and not args.skip_iex:
-                if not iex_points:
-                    raise SystemExit(
-                        f"django-import-export exceeded {args.iex_budget:.0f} s at {rows:,} rows with nothing to extrapolate from"
-                    )
-                iex = Measure(seconds=predict(iex_points, rows), extrapolated=True)
-            elif iex is not None:
-                iex_points = [p for p in iex_points if p[0] != rows] + [(rows, iex.seconds)]
-            result.iex = iex
+            if not args.skip_iex:
+                predicted = predict(iex_points, rows) if iex_points else None
+                iex = None
+                if predicted is None or predicted <= args.iex_budget:
+                    print(f"{rows:,} rows: django-import-export...", flush=True)
+                    iex = run_iex(path, rows, timeout=max(args.iex_budget, 2 * (predicted or 0)))
+                if iex is None:
+                    if not iex_points:
+                        raise SystemExit(
+                            f"django-import-export exceeded {args.iex_budget:.0f} s at {rows:,} rows with nothing to extrapolate from"
+                        )
+                    iex = Measure(seconds=predict(iex_points, rows), extrapolated=True)
+                else:
+                    iex_points = [p for p in iex_points if p[0] != rows] + [(rows, iex.seconds)]
+                result.iex = iex
             print(f"{rows:,} rows: ours...", flush=True)
             result.ours = run_ours(path, rows, processes=args.processes, threads=args.threads, stack_env=stack_env)
             results.append(result)

@@ -95,6 +95,6 @@ def express_continue(then: Sequence[QueryId]) -> None:
     rest = _joined(query_batches[1:])
 
     def send() -> None:
-        RUN_EXPRESS.actor().send_with_options(args=(query_batches[0],), kwargs=_express_kwargs(rest, time.time()))
+        RUN_EXPRESS.actor().send_with_options(args=(query_batches[0],), kwargs=_express_kwargs(rest, _queued_at(None)))
 
     send_on_commit(send, what=f"{len(then)} Document Query run(s), express")
