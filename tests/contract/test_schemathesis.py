@@ -88,6 +88,8 @@ def _forget_what_the_sequence_wrote(tenant) -> None:
     for model in (Patient, Cohort, DocumentQuery, WebhookMessage, IdempotencyKey, WebhookEndpoint):
         model.objects.filter(customer=customer).delete()
     Facility.objects.filter(customer=customer).exclude(id=tenant.facility.id).delete()
+    # The tenant's facility as it was: a sequence may have changed or deleted it (save() puts it back).
+    tenant.facility.save()
 
 
 def test_stateful_sequences_conform(tenant):
