@@ -6,6 +6,9 @@ error: tests are never skipped for a missing service.
 
 TEST_SERVICES=embedded runs the suite on the embedded default instead (SQLite file database, local files,
 the in-process StubBroker): the SQLite pass of `scripts/test`, which deselects the tests marked `real_services`.
+
+Under pytest-xdist (`scripts/test` runs TEST_WORKERS processes) every worker process configures itself: its
+own test database, Dramatiq namespace, data directory and SeaweedFS, never the ones its controller set up.
 """
 
 from __future__ import annotations
@@ -58,6 +61,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# What configure_test_services set in this environment, and for which pytest-xdist worker ("" outside one):
+# "<worker>:<NAME,NAME...>". Processes a test starts inherit it, and the services, from their worker.
+CONFIGURED = "MB_TEST_CONFIGURED"
+
+
+def _forget_inherited() -> None:
+    """A pytest-xdist worker inherits the environment of its controller, which loaded the settings first:
+    the names the controller set are dropped, so the worker sets up services of its own. Values given by the
+    user (DATABASE_URL, BROKER_URL, a SeaweedFS of their own...) are kept."""
+    owner, _, names = os.environ.get(CONFIGURED, "").partition(":")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if owner == worker:
+        return
+    for name in filter(None, names.split(",")):
+        os.environ.pop(name, None)
+    os.environ.pop(CONFIGURED, None)
+
+
+def _set(name: str, value: str) -> None:
+    """os.environ.setdefault that records the names it set (see CONFIGURED)."""
+    if name in os.environ:
+        return
+    os.environ[name] = value
+    names = [n for n in os.environ.get(CONFIGURED, "").partition(":")[2].split(",") if n]
+    os.environ[CONFIGURED] = f"{os.environ.get('PYTEST_XDIST_WORKER', '')}:{','.join([*names, name])}"
+
+
 def _use_embedded_default(run_id: str) -> None:
     """The embedded default a newcomer runs (SQLite, local files, the in-process StubBroker), in a data
     directory of this run's own, removed at exit. The test database is a file there, not pytest-django's
@@ -68,8 +98,8 @@ def _use_embedded_default(run_id: str) -> None:
     if not os.environ.get("DATA_DIR"):
         data_dir = tempfile.mkdtemp(prefix=f"mb-test-{run_id}-")
         atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
-        os.environ["DATA_DIR"] = data_dir
-    os.environ.setdefault("TEST_DATABASE_NAME", os.path.join(os.environ["DATA_DIR"], "test.sqlite3"))
+        _set("DATA_DIR", data_dir)
+    _set("TEST_DATABASE_NAME", os.path.join(os.environ["DATA_DIR"], "test.sqlite3"))
 
 
 def configure_test_services() -> None:
@@ -78,6 +108,7 @@ def configure_test_services() -> None:
         raise ServiceUnavailable(f"TEST_SERVICES={mode!r}: real (the default) or embedded, nothing else")
     # CI=true accepts both: `scripts/test` runs the suite on real services, then its SQLite pass on the
     # embedded default, which deselects the tests marked real_services (run there, they fail: never a skip).
+    _forget_inherited()
     run_id = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
     os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_URLS", "true")
     os.environ.setdefault("DOCQUERY_SANDBOX_DELAY_SECONDS", "0.2")
@@ -88,15 +119,16 @@ def configure_test_services() -> None:
     database_url = os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     _check_postgres(database_url)
     _drop_abandoned_test_databases(database_url)
-    os.environ.setdefault("TEST_DATABASE_NAME", f"test_mb_{run_id}")
+    _set("TEST_DATABASE_NAME", f"test_mb_{run_id}")
     broker_url = os.environ.setdefault("BROKER_URL", "redis://127.0.0.1:6379/0")
     if broker_url.startswith("redis"):
         _check_redis(broker_url)
     # A namespace of its own: parallel runs on one Redis never consume each other's messages.
-    os.environ.setdefault("DRAMATIQ_NAMESPACE", f"mb-test-{run_id}")
+    _set("DRAMATIQ_NAMESPACE", f"mb-test-{run_id}")
     if not os.environ.get("S3_ENDPOINT_URL"):
         from devtools.seaweed import start_seaweed
 
         server = start_seaweed()
         atexit.register(server.stop)
-        os.environ.update(server.env)
+        for name, value in server.env.items():
+            _set(name, value)

@@ -22,7 +22,13 @@ from tests.helpers.waiting import wait_until
 from webhooks.models import WebhookEndpoint
 
 # RabbitMQ itself, real worker processes, SeaweedFS S3.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_services]
+# One machine-wide RabbitMQ and Dramatiq's fixed queue names there: under pytest-xdist these tests run in
+# one worker (`--dist loadgroup`), one after the other, so no worker consumes another's messages.
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.real_services,
+    pytest.mark.xdist_group("rabbitmq"),
+]
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
