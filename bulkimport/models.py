@@ -133,7 +133,8 @@ class BulkRow(models.Model):
     # Error messages and plan notes name columns, codes, row numbers and patient ids, never values.
     NOT_PHI_FIELDS: ClassVar = ("reason", "error_code", "matched_on", "drift")
 
-    request = models.ForeignKey(BulkRequest, on_delete=models.CASCADE, related_name="rows")
+    # No index of its own: the unique (request, number) index leads with it.
+    request = models.ForeignKey(BulkRequest, on_delete=models.CASCADE, related_name="rows", db_index=False)
     number = models.IntegerField()
     raw = models.JSONField()
     normalized = models.JSONField(null=True, blank=True)
@@ -166,7 +167,8 @@ class BulkRowError(models.Model):
 
     NOT_PHI_FIELDS: ClassVar = ("field", "message")  # a column name and a message naming it, never its value
 
-    request = models.ForeignKey(BulkRequest, on_delete=models.CASCADE, related_name="row_errors")
+    # No index of its own: both indexes below lead with it.
+    request = models.ForeignKey(BulkRequest, on_delete=models.CASCADE, related_name="row_errors", db_index=False)
     row_number = models.IntegerField()
     code = models.CharField(max_length=40)
     field = models.CharField(max_length=60)
