@@ -22,6 +22,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.fail("needs real services: TEST_SERVICES=embedded runs deselect it (-m 'not real_services')")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test gets a node id of its own. Schemathesis gives each operation's test its operation in the name
+    but not in the node id, and pytest-xdist schedules by node id: `make test` ran one operation's test and
+    dropped the other 40 without a word. A duplicate left after this stops the run."""
+    for item in items:
+        parent, _, own = item.nodeid.rpartition("::")
+        if own != item.name and item.name.startswith(f"{own}["):
+            item._id = type(item._id).parse(f"{parent}::{item.name}")  # pytest 9's structured node id
+    seen: set[str] = set()
+    duplicates = {item.nodeid for item in items if item.nodeid in seen or seen.add(item.nodeid)}
+    if duplicates:
+        raise pytest.UsageError(f"tests share a node id (pytest-xdist would run one of each): {sorted(duplicates)}")
+
+
 @pytest.fixture
 def tenant(db) -> Tenant:
     return make_tenant("Acme Health")
