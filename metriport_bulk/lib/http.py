@@ -30,11 +30,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import ipaddress
+import os
+import queue
 import socket
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -139,7 +141,41 @@ def address_refusal(ip: str) -> str | None:
     return _kind_refusal(address)
 
 
-_resolver = ThreadPoolExecutor(max_workers=RESOLVER_THREADS, thread_name_prefix="resolve")
+class _Resolver:
+    """`getaddrinfo` in RESOLVER_THREADS daemon threads. Not a ThreadPoolExecutor: the interpreter joins its
+    threads at exit, so a lookup hanging in the system resolver held a stopping worker or web process up until
+    the resolver gave up. The threads start at the first lookup of each process (a forked child starts its own)."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.jobs: queue.SimpleQueue[tuple[Future[Any], str, int]] = queue.SimpleQueue()
+        self.started_in: int | None = None
+        self.lock = threading.Lock()
+
+    def submit(self, host: str, port: int) -> Future[Any]:
+        with self.lock:
+            if self.started_in != os.getpid():
+                self.jobs = queue.SimpleQueue()  # a forked child's copy may hold its parent's jobs
+                for _ in range(self.threads):
+                    threading.Thread(target=self._run, args=(self.jobs,), name="resolve", daemon=True).start()
+                self.started_in = os.getpid()
+        future: Future[Any] = Future()
+        self.jobs.put((future, host, port))
+        return future
+
+    @staticmethod
+    def _run(jobs: queue.SimpleQueue[tuple[Future[Any], str, int]]) -> None:
+        while True:
+            future, host, port = jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue  # its caller gave up while it was queued
+            try:
+                future.set_result(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who decides
+                future.set_exception(exc)
+
+
+_resolver = _Resolver(RESOLVER_THREADS)
 
 
 def _ip_literal(host: str) -> bool:
@@ -160,7 +196,7 @@ def resolve(host: str, port: int) -> list[str]:
     deadline = _current_deadline.get()
     if deadline is not None and deadline.remaining() < bound:
         bound, budget = deadline.remaining(), deadline.seconds  # the message names the deadline, not a remainder
-    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    future = _resolver.submit(host, port)
     try:
         infos = future.result(timeout=bound)
     except FutureTimeoutError:

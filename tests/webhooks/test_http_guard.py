@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -166,6 +170,30 @@ def test_a_lookup_inside_a_deadline_is_bounded_by_what_remains_of_it(hanging_dns
             f"http://{HANGING_HOST}/hook", data=b"{}", timeout=5, allow_redirects=False
         )
     assert time.monotonic() - started < 0.6 + 1.5
+
+
+def test_a_lookup_still_hanging_does_not_hold_up_the_process_exit():
+    """A process (a worker stopping, a web server) whose lookup timed out exits at once: the hung resolver
+    thread is a daemon. The lookup here would hang for 10 minutes; the process must end long before."""
+    program = textwrap.dedent(
+        f"""
+        import socket, time
+        from metriport_bulk.lib import http
+
+        def hang(host, port, *args, **kwargs):
+            time.sleep(600)
+
+        socket.getaddrinfo = hang
+        http.RESOLVE_TIMEOUT_SECONDS = 0.3
+        try:
+            http.check_url("https://{HANGING_HOST}/hook", allow_private=False)
+        except http.ResolutionTimeout:
+            print("timed out", flush=True)
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", program], cwd=root, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "timed out"), done.stderr
 
 
 @pytest.mark.parametrize(
