@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+from collections import Counter
 
 import dramatiq
 import pytest
@@ -30,8 +31,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parent, _, own = item.nodeid.rpartition("::")
         if own != item.name and item.name.startswith(f"{own}["):
             item._id = type(item._id).parse(f"{parent}::{item.name}")  # pytest 9's structured node id
-    seen: set[str] = set()
-    duplicates = {item.nodeid for item in items if item.nodeid in seen or seen.add(item.nodeid)}
+    duplicates = [nodeid for nodeid, count in Counter(item.nodeid for item in items).items() if count > 1]
     if duplicates:
         raise pytest.UsageError(f"tests share a node id (pytest-xdist would run one of each): {sorted(duplicates)}")
 
