@@ -120,7 +120,7 @@ class Receiver:
             delay=delay,
         )
 
-    def wait_for_count(self, count: int, timeout: float = 20.0) -> list[Received]:
+    def wait_for_count(self, count: int, timeout: float = 60.0) -> list[Received]:
         """Waits until at least `count` requests arrived; returns all received so far."""
         return self.wait_for(lambda received: len(received) >= count, timeout=timeout)
 
@@ -128,7 +128,7 @@ class Receiver:
         with self.condition:
             return list(self.received)
 
-    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 20.0) -> list[Received]:
+    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 60.0) -> list[Received]:
         deadline = time.monotonic() + timeout
         with self.condition:
             while not predicate(self.received):
