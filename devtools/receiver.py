@@ -13,6 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+# How long a wait takes before it fails, unless its caller gives its own bound (the receiver's waits here, and
+# the tests' wait_until): generous, since `make test` runs four processes on two cores and a busy CI machine
+# may be slower still. Only a failing wait takes this long.
+WAIT_SECONDS = 60.0
+
 
 @dataclass
 class Received:
@@ -120,7 +125,7 @@ class Receiver:
             delay=delay,
         )
 
-    def wait_for_count(self, count: int, timeout: float = 60.0) -> list[Received]:
+    def wait_for_count(self, count: int, timeout: float = WAIT_SECONDS) -> list[Received]:
         """Waits until at least `count` requests arrived; returns all received so far."""
         return self.wait_for(lambda received: len(received) >= count, timeout=timeout)
 
@@ -128,7 +133,7 @@ class Receiver:
         with self.condition:
             return list(self.received)
 
-    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 60.0) -> list[Received]:
+    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = WAIT_SECONDS) -> list[Received]:
         deadline = time.monotonic() + timeout
         with self.condition:
             while not predicate(self.received):

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,6 +19,7 @@ from metriport_bulk.lib.http import (
     guarded_session,
     url_refusal,
 )
+from tests.helpers.processes import ROOT
 from tests.webhooks.conftest import HANGING_HOST
 
 
@@ -191,8 +191,7 @@ def test_a_lookup_still_hanging_does_not_hold_up_the_process_exit():
             print("timed out", flush=True)
         """
     )
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", program], cwd=root, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout.strip()) == (0, "timed out"), done.stderr
 
 
