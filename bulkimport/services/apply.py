@@ -221,7 +221,8 @@ def apply_rows(
             row.matched = root
             row.matched_on = row.matched_on or " ".join(MATCH_FIELDS)
         else:
-            match = next((c for c in candidates.get(row.match_key, []) if shares_zip(c.zips, row.zips)), None)
+            found = candidates.get(row.match_key)
+            match = next((c for c in found if shares_zip(c.zips, row.zips)), None) if found else None
             own = row_patient_id(request.id, row.number)
             if match is None:
                 match = Candidate(own, row.zips, row.match_key, created=True)

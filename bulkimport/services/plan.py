@@ -16,6 +16,8 @@ file's duplicates, not with its rows."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -56,9 +58,22 @@ DRY_RUN_ACTIONS = (RowAction.WOULD_CREATE, RowAction.WOULD_UPDATE, RowAction.UNC
 IMPORT_ACTIONS = (RowAction.CREATED, RowAction.UPDATED, RowAction.UNCHANGED, RowAction.DUPLICATE, RowAction.DRIFTED)
 
 
+# uuid5's version (5) and variant (RFC 4122) bits, over the first 16 bytes of the SHA-1 digest.
+_UUID5_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID5_SET = (5 << 76) | (0x8000 << 48)
+
+
+@functools.lru_cache(maxsize=64)
+def _patient_id_prefix(request_id: uuid.UUID) -> bytes:
+    return PATIENT_ID_NAMESPACE.bytes + f"{request_id}:".encode()
+
+
 def row_patient_id(request_id: uuid.UUID, number: int) -> uuid.UUID:
-    """The id of the patient row `number` of the request creates (the same in every run of the row)."""
-    return uuid.uuid5(PATIENT_ID_NAMESPACE, f"{request_id}:{number}")
+    """The id of the patient row `number` of the request creates (the same in every run of the row):
+    uuid.uuid5(PATIENT_ID_NAMESPACE, f"{request_id}:{number}"), computed with the request's part of the name
+    hashed into a cached prefix (apply asks once per row; tests hold the two equal)."""
+    digest = hashlib.sha1(_patient_id_prefix(request_id) + b"%d" % number).digest()
+    return uuid.UUID(int=(int.from_bytes(digest[:16]) & _UUID5_KEEP) | _UUID5_SET)
 
 
 def row_match_key(normalized: dict[str, Any]) -> str:
@@ -176,8 +191,9 @@ def _decide(request: BulkRequest, batch: list[Any], state: _State) -> list[_Plan
         candidates.setdefault(key, []).append((patient_id, zips))
     planned = []
     for row_id, number, key, zips in batch:
-        existing = next((p for p, z in candidates.get(key, ()) if shares_zip(z, zips)), None)
-        if existing == row_patient_id(request.id, number):
+        found = candidates.get(key)
+        existing = next((p for p, z in found if shares_zip(z, zips)), None) if found else None
+        if existing is not None and existing == row_patient_id(request.id, number):
             existing = None  # the row created it in an earlier run (a reprocess): it would create it still
         people = state.repeated.get(key)
         if people is not None:
