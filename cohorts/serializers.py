@@ -9,32 +9,33 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cohorts.models import COHORT_COLORS, NAME_KEY_MAX_LENGTH, PURPOSES_OF_USE, Cohort, name_key
+from metriport_bulk.api.fields import StrictBooleanField
 
 HIE_FREQUENCIES = ("daily", "weekly", "biweekly", "monthly")
 SCHEDULE_FREQUENCIES = ("weekly", "biweekly", "monthly")
 
 
 class AdtSerializer(serializers.Serializer):
-    enabled = serializers.BooleanField()
+    enabled = StrictBooleanField()
 
 
 class HieScheduleSerializer(serializers.Serializer):
-    enabled = serializers.BooleanField()
+    enabled = StrictBooleanField()
     frequency = serializers.ChoiceField(choices=HIE_FREQUENCIES)
 
 
 class ScheduleSerializer(serializers.Serializer):
-    enabled = serializers.BooleanField()
+    enabled = StrictBooleanField()
     frequency = serializers.ChoiceField(choices=SCHEDULE_FREQUENCIES)
 
 
 class PharmacySerializer(serializers.Serializer):
-    notifications = serializers.BooleanField()
+    notifications = StrictBooleanField()
     schedule = ScheduleSerializer()
 
 
 class NotificationSerializer(serializers.Serializer):
-    notifications = serializers.BooleanField()
+    notifications = StrictBooleanField()
 
 
 class MonitoringSerializer(serializers.Serializer):
@@ -92,26 +93,34 @@ _MONITORING_SPEC: dict[str, Any] = {
 }
 
 
-def _clean(value: Any, spec: Any, path: str) -> Any:
+def _clean(value: Any, spec: Any) -> Any:
     """Metriport's deep-partial settings: any subset of the known keys, each of its type; unknown keys are
-    dropped (zod's strip)."""
+    dropped (zod's strip). Errors nest as the keys do, so the envelope names each one as `settings.monitoring...`
+    (errors.flatten_detail), as it names any nested serializer field."""
     if isinstance(spec, dict):
         if not isinstance(value, dict):
-            raise serializers.ValidationError(f"{path} must be an object.")
-        return {key: _clean(item, spec[key], f"{path}.{key}") for key, item in value.items() if key in spec}
+            raise serializers.ValidationError("Must be an object.")
+        cleaned, errors = {}, {}
+        for key, item in value.items():
+            if key in spec:
+                try:
+                    cleaned[key] = _clean(item, spec[key])
+                except serializers.ValidationError as exc:
+                    errors[key] = exc.detail
+        if errors:
+            raise serializers.ValidationError(errors)
+        return cleaned
     if spec is bool:
-        if not isinstance(value, bool):
-            raise serializers.ValidationError(f"{path} must be true or false.")
-        return value
+        return StrictBooleanField().run_validation(value)
     if value not in spec:
-        raise serializers.ValidationError(f"{path} must be one of {', '.join(spec)}.")
+        raise serializers.ValidationError(f"Must be one of {', '.join(spec)}.")
     return value
 
 
 @extend_schema_field(CohortSettingsSerializer)
 class _PartialSettingsField(serializers.Field):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        cleaned = _clean(data, {"monitoring": _MONITORING_SPEC}, "settings")
+        cleaned = _clean(data, {"monitoring": _MONITORING_SPEC})
         return typing.cast(dict[str, Any], cleaned)
 
     def to_representation(self, value: Any) -> Any:
@@ -162,7 +171,7 @@ class PatientIdsSerializer(serializers.Serializer):
     """Metriport's allOrSubsetPatientIdsSchema: `{"patientIds": [...]}` or `{"allPatients": true}`."""
 
     patientIds = serializers.ListField(child=serializers.CharField(), required=False, min_length=1, max_length=10000)
-    allPatients = serializers.BooleanField(required=False)
+    allPatients = StrictBooleanField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         all_patients = attrs.get("allPatients") is True

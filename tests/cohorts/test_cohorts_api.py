@@ -1,6 +1,7 @@
 """Metriport's cohort routes over HTTP. Failure modes named: a duplicate name (any case), a bad color,
-purpose or settings value, an empty name, a stale eTag (412), another customer's cohort or patient (404), a
-body with neither or both of patientIds/allPatients, deleting a cohort with patients (400), bad pages."""
+purpose or settings value, a settings flag or allPatients that is not a JSON boolean, an empty name, a stale
+eTag (412), another customer's cohort or patient (404), a body with neither or both of patientIds/allPatients,
+deleting a cohort with patients (400), bad pages."""
 
 from __future__ import annotations
 
@@ -16,6 +17,16 @@ pytestmark = pytest.mark.django_db
 COHORT = "/medical/v1/cohort"
 ADDRESS = {"addressLine1": "1 Main St", "city": "New York", "state": "NY", "zip": "10001", "country": "USA"}
 DTO_KEYS = ["id", "eTag", "name", "description", "color", "purposeOfUse", "settings", "size"]
+# What DRF's BooleanField would read as a boolean (or null), and Metriport's zod schemas refuse.
+NOT_JSON_BOOLEANS = ["yes", "1", 1, 0, None, "true"]
+NOT_A_BOOLEAN = "Must be a JSON boolean: true or false."
+SETTINGS_FLAGS = [
+    ("adt", "enabled"),
+    ("hie", "enabled"),
+    ("pharmacy", "notifications"),
+    ("pharmacy", "schedule", "enabled"),
+    ("laboratory", "notifications"),
+]
 DEFAULT_MONITORING = {
     "adt": {"enabled": False},
     "hie": {"enabled": False, "frequency": "monthly"},
@@ -64,13 +75,49 @@ def test_create_merges_partial_settings_and_drops_unknown_keys(api):
         ({"purposeOfUse": "marketing"}, "purposeOfUse"),
         ({"settings": {"monitoring": {"hie": {"frequency": "hourly"}}}}, "settings.monitoring.hie.frequency"),
         ({"settings": {"monitoring": {"adt": {"enabled": "yes"}}}}, "settings.monitoring.adt.enabled"),
-        ({"settings": []}, "settings must be an object"),
+        ({"settings": []}, "settings: Must be an object"),
     ],
 )
 def test_create_refuses_bad_values(api, body, words):
     answer = api.post(COHORT, {"name": "High Risk", **body}, format="json")
     assert answer.status_code == 400 and words in answer.json()["detail"], answer.json()
     assert not Cohort.objects.exists()
+
+
+def monitoring_with(flag: tuple[str, ...], value) -> dict:
+    """{"monitoring": {"pharmacy": {"schedule": {"enabled": value}}}} for ("pharmacy", "schedule", "enabled")."""
+    nested = value
+    for key in reversed(flag):
+        nested = {key: nested}
+    return {"monitoring": nested}
+
+
+@pytest.mark.parametrize("value", NOT_JSON_BOOLEANS)
+@pytest.mark.parametrize("flag", SETTINGS_FLAGS, ids=".".join)
+def test_settings_flags_must_be_json_booleans(api, flag, value):
+    refused = {"status": 400, "name": "BadRequestError", "title": "Bad request"}
+    refused["detail"] = f"settings.monitoring.{'.'.join(flag)}: {NOT_A_BOOLEAN}"
+    assert create(api, settings=monitoring_with(flag, value)).json() == refused
+    assert not Cohort.objects.exists()
+    cohort = create(api).json()
+    answer = api.patch(f"{COHORT}/{cohort['id']}", {"settings": monitoring_with(flag, value)}, format="json")
+    assert answer.status_code == 400 and answer.json() == refused
+    stored = Cohort.objects.get()
+    assert stored.version == 1 and stored.settings["monitoring"] == DEFAULT_MONITORING
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_settings_flags_take_json_booleans(api, value):
+    monitoring = {
+        "adt": {"enabled": value},
+        "hie": {"enabled": value},
+        "pharmacy": {"notifications": value, "schedule": {"enabled": value}},
+        "laboratory": {"notifications": value},
+    }
+    answer = create(api, settings={"monitoring": monitoring})
+    assert answer.status_code == 201, answer.json()
+    monitoring["hie"]["frequency"] = monitoring["pharmacy"]["schedule"]["frequency"] = "monthly"  # the defaults
+    assert answer.json()["settings"]["monitoring"] == Cohort.objects.get().settings["monitoring"] == monitoring
 
 
 def test_names_are_unique_per_customer_ignoring_case(api, other_tenant):
@@ -155,6 +202,20 @@ def test_membership_body_must_be_ids_or_all(api, body):
     answer = api.post(f"{COHORT}/{cohort['id']}/patient", body, format="json")
     assert answer.status_code == 400, answer.json()
     assert not PatientCohort.objects.exists()
+
+
+@pytest.mark.parametrize("value", NOT_JSON_BOOLEANS)
+def test_all_patients_must_be_a_json_boolean(api, tenant, value):
+    cohort = create(api).json()
+    ann, _ = make_patient(api, tenant, "Ann"), make_patient(api, tenant, "Bea")
+    url = f"{COHORT}/{cohort['id']}/patient"
+    api.post(url, {"patientIds": [ann]}, format="json")
+    for method in (api.post, api.delete):  # read as true, these would add Bea, or remove Ann
+        answer = method(url, {"allPatients": value}, format="json")
+        assert answer.status_code == 400
+        assert answer.json()["name"] == "BadRequestError"
+        assert answer.json()["detail"] == f"allPatients: {NOT_A_BOOLEAN}"
+    assert [str(link.patient_id) for link in PatientCohort.objects.all()] == [ann]
 
 
 def test_unknown_or_other_customers_patients_are_404_and_nothing_is_added(api, tenant, other_tenant):
