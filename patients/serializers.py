@@ -7,6 +7,7 @@ import hashlib
 from django.conf import settings
 from rest_framework import serializers
 
+from metriport_bulk.api.fields import StrictBooleanField
 from patients.models import Facility, Patient
 from patients.normalize import normalize_state, normalize_zip
 from patients.validators import npi_is_valid
@@ -65,7 +66,7 @@ class FacilitySerializer(serializers.ModelSerializer):
     oid = serializers.SerializerMethodField()
     npi = serializers.CharField(max_length=10)
     tin = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
-    active = serializers.BooleanField(required=False, default=True)
+    active = StrictBooleanField(required=False, default=True)
     address = AddressSerializer()
 
     class Meta:

@@ -1,7 +1,9 @@
-"""Facility endpoints: validation (NPI check digit, address), isolation, update, pagination."""
+"""Facility endpoints: validation (NPI check digit, address, `active` a JSON boolean), isolation, update,
+pagination."""
 
 import pytest
 
+from patients.models import Facility
 from patients.validators import npi_is_valid, npi_with_check_digit
 from tests.helpers.api import client_for
 
@@ -77,6 +79,29 @@ def test_invalid_facility_is_400_naming_the_field(api, payload, field):
     body = response.json()
     assert body["name"] == "BadRequestError"
     assert body["detail"].startswith(f"{field}:")
+
+
+@pytest.mark.parametrize("value", ["yes", "1", 1, 0, None, "true"])
+def test_active_must_be_a_json_boolean(api, tenant, value):
+    body = {"name": "Renamed", "npi": "1234567893", "active": value, "address": ADDRESS}
+    refused = {"status": 400, "name": "BadRequestError", "title": "Bad request"}
+    refused["detail"] = "active: Must be a JSON boolean: true or false."
+    created = api.post("/medical/v1/facility", body, format="json")
+    assert created.status_code == 400 and created.json() == refused
+    updated = api.put(f"/medical/v1/facility/{tenant.facility.id}", body, format="json")
+    assert updated.status_code == 400 and updated.json() == refused
+    assert list(Facility.objects.values_list("name", "active")) == [("Main Clinic", True)]
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_active_takes_json_booleans(api, tenant, value):
+    body = {"name": "North", "npi": "1234567893", "active": value, "address": ADDRESS}
+    created = api.post("/medical/v1/facility", body, format="json")
+    assert created.status_code == 201 and created.json()["active"] is value
+    updated = api.put(f"/medical/v1/facility/{tenant.facility.id}", {**body, "active": not value}, format="json")
+    assert updated.status_code == 200 and updated.json()["active"] is (not value)
+    assert Facility.objects.get(id=created.json()["id"]).active is value
+    assert Facility.objects.get(id=tenant.facility.id).active is (not value)
 
 
 def test_malformed_json_is_400(api):
