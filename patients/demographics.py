@@ -13,6 +13,7 @@ import typing
 
 from rest_framework.exceptions import ValidationError
 
+from metriport_bulk.api.fields import JSON_BOOLEAN_MESSAGE
 from patients.header import MAX_INDEX, build_column_plan
 from patients.identity import clean_text
 from patients.validation import RowValidator
@@ -110,7 +111,7 @@ def demographics_read(data: typing.Any, *, today: datetime.date | None = None) -
         cells[f"email-{i}"] = _text(contact.get("email"), f"contact[{i - 1}].email", errors)
     hie_opt_out = data.get("hieOptOut")
     if hie_opt_out is not None and not isinstance(hie_opt_out, bool):
-        errors["hieOptOut"] = "Must be true or false."
+        errors["hieOptOut"] = JSON_BOOLEAN_MESSAGE
     if errors:
         raise ValidationError(errors)
 

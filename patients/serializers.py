@@ -164,7 +164,7 @@ class PatientInputSerializer(serializers.Serializer):
     personalIdentifiers = PersonalIdentifierInputSerializer(many=True, required=False)
     address = AddressSerializer(many=True, help_text="One address object or a list of 1 to 10.")
     contact = ContactInputSerializer(many=True, required=False, help_text="One contact object or a list.")
-    hieOptOut = serializers.BooleanField(required=False)
+    hieOptOut = StrictBooleanField(required=False)
 
 
 class HieOptOutSerializer(serializers.Serializer):

@@ -118,6 +118,32 @@ def test_bad_bodies_are_400s_naming_the_field_without_echoing_values(api, tenant
     assert Patient.objects.count() == 0
 
 
+@pytest.mark.parametrize("value", ["yes", "1", 1, 0, "true"])
+def test_hie_opt_out_in_a_body_must_be_a_json_boolean(api, tenant, value):
+    refused = {"status": 400, "name": "BadRequestError", "title": "Bad request"}
+    refused["detail"] = "hieOptOut: Must be a JSON boolean: true or false."
+    answer = create(api, tenant, body(hieOptOut=value))
+    assert answer.status_code == 400 and answer.json() == refused
+    assert not Patient.objects.exists() and not DocumentQuery.objects.exists()
+    created = create(api, tenant, body()).json()
+    before = Patient.objects.get().updated_at
+    url = f"/medical/v1/patient/{created['id']}?facilityId={tenant.facility.id}"
+    for answer in (
+        api.put(url, body(hieOptOut=value), format="json"),
+        api.post("/medical/v1/patient/match", body(hieOptOut=value), format="json"),
+    ):
+        assert answer.status_code == 400 and answer.json() == refused
+    stored = Patient.objects.get()
+    assert stored.hie_opt_out is False and stored.updated_at == before
+
+
+def test_hie_opt_out_null_in_a_body_is_not_said(api, tenant):
+    created = create(api, tenant, body(hieOptOut=True)).json()
+    url = f"/medical/v1/patient/{created['id']}?facilityId={tenant.facility.id}"
+    answer = api.put(url, body(hieOptOut=None), format="json")
+    assert answer.status_code == 200 and answer.json()["hieOptOut"] is True  # unchanged, as when absent
+
+
 def test_create_needs_a_facility_of_the_customer(api, tenant, other_tenant):
     make_facility(tenant.customer, name="Second")
     assert api.post("/medical/v1/patient", body(), format="json").status_code == 400  # two facilities, none given
