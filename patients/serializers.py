@@ -66,7 +66,9 @@ class FacilitySerializer(serializers.ModelSerializer):
     oid = serializers.SerializerMethodField()
     npi = serializers.CharField(max_length=10)
     tin = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
-    active = StrictBooleanField(required=False, default=True)
+    # Metriport's facility schema has `active` optional and nullable (the Python SDK sends null for
+    # `active=None`): null is read as leaving it out.
+    active = StrictBooleanField(required=False, default=True, allow_null=True)
     address = AddressSerializer()
 
     class Meta:
@@ -83,6 +85,9 @@ class FacilitySerializer(serializers.ModelSerializer):
         if not npi_is_valid(value):
             raise serializers.ValidationError("Must be a 10-digit NPI with a valid check digit.")
         return value
+
+    def validate_active(self, value: bool | None) -> bool:
+        return True if value is None else value
 
 
 class PatientSerializer(serializers.ModelSerializer):

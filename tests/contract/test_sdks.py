@@ -72,9 +72,10 @@ def test_facilities_with_the_python_sdk(live_server, tenant):
         created.id,
         name="North Clinic 2",
         npi="1234567893",
+        active=None,  # sent as null, which Metriport's schema allows
         address=Address(address_line_1="3 Oak Ave", city="Austin", state="TX", zip="78701", country="USA"),
     )
-    assert updated.name == "North Clinic 2"
+    assert updated.name == "North Clinic 2" and updated.active is True
     listed = client.medical.facility.list()
     assert {f.id for f in listed.facilities} == {str(tenant.facility.id), created.id}
 
