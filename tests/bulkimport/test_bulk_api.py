@@ -35,17 +35,25 @@ def test_other_customers_facility_is_404(api, other_tenant):
     assert api.post(f"/medical/v1/patient/bulk?facilityId={other_tenant.facility.id}").status_code == 404
 
 
-@pytest.mark.parametrize(("value", "expected"), [("true", True), ("false", False)])
+# Empty is the default, as absent is: the SPEC's route template `?facilityId=&dryRun=` sends it that way.
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("false", False), ("", False)])
 def test_dry_run_values(api, value, expected):
     response = api.post(f"/medical/v1/patient/bulk?dryRun={value}")
+    assert response.status_code == 200 and response.json()["params"] == {"dryRun": expected}
     assert BulkRequest.objects.get(id=response.json()["requestId"]).dry_run is expected
 
 
-@pytest.mark.parametrize("value", ["yes", "1", "TRUE", "maybe"])
+# The query string's booleans are the words true and false: none of what DRF's BooleanField would read as one.
+@pytest.mark.parametrize("value", ["yes", "1", "0", "on", "True", "TRUE", "null", "maybe"])
 def test_bad_dry_run_is_400(api, value):
     response = api.post(f"/medical/v1/patient/bulk?dryRun={value}")
     assert response.status_code == 400
-    assert response.json()["detail"].startswith("dryRun:")
+    assert response.json() == {
+        "status": 400,
+        "name": "BadRequestError",
+        "title": "Bad request",
+        "detail": 'dryRun: Must be "true" or "false".',
+    }
     assert not BulkRequest.objects.exists()
 
 

@@ -144,6 +144,15 @@ def test_hie_opt_out_null_in_a_body_is_not_said(api, tenant):
     assert answer.status_code == 200 and answer.json()["hieOptOut"] is True  # unchanged, as when absent
 
 
+@pytest.mark.parametrize("value", ["yes", "1", "0", "TRUE", ""])
+def test_hie_opt_out_query_is_the_word_true_or_false(api, tenant, value):
+    created = create(api, tenant, body()).json()
+    for call in (api.put, api.post):
+        answer = call(f"/medical/v1/patient/{created['id']}/hie-opt-out?hieOptOut={value}")
+        assert answer.status_code == 400 and answer.json()["detail"] == 'hieOptOut: Must be "true" or "false".'
+    assert Patient.objects.get().hie_opt_out is False
+
+
 def test_create_needs_a_facility_of_the_customer(api, tenant, other_tenant):
     make_facility(tenant.customer, name="Second")
     assert api.post("/medical/v1/patient", body(), format="json").status_code == 400  # two facilities, none given
