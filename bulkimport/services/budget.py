@@ -9,7 +9,13 @@ from __future__ import annotations
 import uuid
 
 from bulkimport.models import BulkPhase, BulkRequest, BulkStatus
-from docqueries.services import budget_of, budget_refusal, bulk_queries_started
+from docqueries.services import (
+    Overrun,
+    budget_of,
+    budget_overrun,
+    bulk_queries_started,
+    import_refusal_reason,
+)
 from patients.services import customer_budget_lock
 
 
@@ -36,12 +42,19 @@ def import_budget_refusal(
     *, customer_id: uuid.UUID, would_start: int, request_id: uuid.UUID | None = None
 ) -> str | None:
     """Why an import (`request_id`, or a dry run's confirm) that would start `would_start` Document Queries
-    is over the customer's budget, or None. In the caller's transaction, which it serializes with the
-    customer's other checks (a lock on the customer): the caller records the import as applying, with its
-    planned count, before it commits, so the next check counts it as reserved."""
+    is over the customer's budget, or None (_overrun: in the caller's transaction, one check at a time)."""
+    overrun = _overrun(customer_id=customer_id, would_start=would_start, request_id=request_id)
+    return None if overrun is None else import_refusal_reason(overrun)
+
+
+def _overrun(*, customer_id: uuid.UUID, would_start: int, request_id: uuid.UUID | None) -> Overrun | None:
+    """The cap of the customer's that `would_start` more queries are over, or None. In the caller's
+    transaction, which it serializes with the customer's other checks (a lock on the customer): the caller
+    records its import as applying, with its planned count, before it commits, so the next check counts it as
+    reserved."""
     budget = budget_of(customer_id=customer_id)
     if budget.per_request is None and budget.per_day is None:
         return None
     customer_budget_lock(customer_id=customer_id)
     reserved = queries_reserved(customer_id=customer_id, excluding=request_id) if budget.per_day is not None else 0
-    return budget_refusal(customer_id=customer_id, would_start=would_start, reserved=reserved)
+    return budget_overrun(customer_id=customer_id, would_start=would_start, reserved=reserved)

@@ -89,23 +89,54 @@ def queries_started_today(*, customer_id: uuid.UUID) -> int:
     return DocumentQuery.objects.filter(customer_id=customer_id, started_at__gte=_day_start(timezone.now())).count()
 
 
-def budget_refusal(*, customer_id: uuid.UUID, would_start: int, reserved: int = 0) -> str | None:
-    """Why an import that would start `would_start` queries is over the customer's budget, or None.
-    `reserved`: queries the customer's other imports still applying have planned (not started yet)."""
+@dataclass(frozen=True, slots=True)
+class Overrun:
+    """How starting `would_start` queries is over a customer's cap: the per-import cap `cap`, or (`per_day`)
+    the day's `cap`, of which `used` are started or planned already."""
+
+    would_start: int
+    cap: int
+    per_day: bool = False
+    used: int = 0
+
+    @property
+    def left(self) -> int:
+        return max(self.cap - self.used, 0)
+
+
+def budget_overrun(*, customer_id: uuid.UUID, would_start: int, reserved: int = 0) -> Overrun | None:
+    """Which cap of the customer's starting `would_start` queries is over, or None (a start of none never
+    is, even on a day already over its cap). `reserved`: queries the customer's other imports still applying
+    have planned (not started yet)."""
+    if would_start <= 0:
+        return None
     budget = budget_of(customer_id=customer_id)
     if budget.per_request is not None and would_start > budget.per_request:
-        return (
-            f"Document Query budget: this import would start {would_start} Document Queries and your budget "
-            f"allows {budget.per_request} per import. Nothing was imported: split the file, or ask support to "
-            "raise the budget."
-        )
+        return Overrun(would_start, budget.per_request)
     if budget.per_day is not None:
         used = queries_started_today(customer_id=customer_id) + reserved
         if used + would_start > budget.per_day:
-            left = max(budget.per_day - used, 0)
-            return (
-                f"Document Query budget: this import would start {would_start} Document Queries; {used} of your "
-                f"{budget.per_day} for today (UTC) are started or planned, {left} left. Nothing was imported: "
-                "import it after 00:00 UTC, or ask support to raise the budget."
-            )
+            return Overrun(would_start, budget.per_day, per_day=True, used=used)
     return None
+
+
+def budget_refusal(*, customer_id: uuid.UUID, would_start: int, reserved: int = 0) -> str | None:
+    """Why an import that would start `would_start` queries is over the customer's budget, or None.
+    `reserved`: as budget_overrun's."""
+    overrun = budget_overrun(customer_id=customer_id, would_start=would_start, reserved=reserved)
+    return None if overrun is None else import_refusal_reason(overrun)
+
+
+def import_refusal_reason(overrun: Overrun) -> str:
+    """An import's refusal in the customer's words: which cap, and by how much (counts only)."""
+    if not overrun.per_day:
+        return (
+            f"Document Query budget: this import would start {overrun.would_start} Document Queries and your "
+            f"budget allows {overrun.cap} per import. Nothing was imported: split the file, or ask support to "
+            "raise the budget."
+        )
+    return (
+        f"Document Query budget: this import would start {overrun.would_start} Document Queries; {overrun.used} "
+        f"of your {overrun.cap} for today (UTC) are started or planned, {overrun.left} left. Nothing was "
+        "imported: import it after 00:00 UTC, or ask support to raise the budget."
+    )

@@ -66,6 +66,18 @@ def test_a_budget_of_zero_allows_only_imports_that_query_nobody(tenant):
     assert "allows 0 per import" in budget_refusal(customer_id=tenant.customer.id, would_start=1)
 
 
+def test_a_start_of_no_query_is_never_over_a_cap(tenant):
+    """The single-patient API is not capped: a day can be past its cap already. What starts no query (an
+    import of opted-out rows, a reprocess that changes nothing) is let through all the same."""
+    run(tenant, [person("Ann"), person("Bea")])
+    budget_set(customer_id=tenant.customer.id, per_request=0, per_day=1)
+    assert budget_refusal(customer_id=tenant.customer.id, would_start=0) is None
+    budget_set(customer_id=tenant.customer.id, per_request=None, per_day=1)
+    assert "2 of your 1 for today (UTC) are started or planned, 0 left" in budget_refusal(
+        customer_id=tenant.customer.id, would_start=1
+    )
+
+
 def test_admin_shows_each_customers_use(tenant, django_user_model, client):
     budget_set(customer_id=tenant.customer.id, per_request=100, per_day=1000, requery_after_hours=12)
     run(tenant, [person("Ann"), person("Bea")])
