@@ -181,6 +181,11 @@ def patients_compare(
     return answers
 
 
+def patients_existing(*, customer_id: uuid.UUID, patient_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """The customer's patients among `patient_ids` (one primary-key probe each)."""
+    return set(Patient.objects.filter(customer_id=customer_id, id__in=patient_ids).values_list("id", flat=True))
+
+
 def _stored_text(value: object) -> object:
     """A value as it compares: dates as ISO text (rows hold them as text), the rest as they are."""
     return value.isoformat() if isinstance(value, datetime.date) else value

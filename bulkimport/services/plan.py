@@ -34,7 +34,7 @@ from docqueries.services import queries_wanted
 from metriport_bulk.lib.bulkdb import copy_insert, update_by_id
 from patients.header import build_column_plan
 from patients.matching import match_key, shares_zip
-from patients.selectors import facility_patients_absent, patients_compare
+from patients.selectors import facility_patients_absent, patients_compare, patients_existing
 from patients.services import patients_match_candidates
 
 PLAN_BATCH_SIZE = 2_000
@@ -331,11 +331,14 @@ def plan_facility_counts(request: BulkRequest) -> dict[str, dict[str, int]]:
     return {facility_id: _named(request, counted) for facility_id, counted in sorted(grouped.items())}
 
 
-def plan_document_queries(request: BulkRequest) -> int:
+def plan_document_queries(request: BulkRequest, *, rerun: bool = False) -> int:
     """The Document Queries the planned rows start under the budget's rule (docqueries.services.budget): a
     dry run's (what its confirm would start; once planned, every row decided) or an import's pending rows'
     (before they are applied). A person counts once (duplicates are their first row's), rows opting out
-    (hieOptOut, the file's own included) not at all, a matched patient unless opted out or recently queried."""
+    (hieOptOut, the file's own included) not at all, a matched patient unless opted out or recently queried.
+
+    `rerun`: the import ran before (a reprocess of it): only the queries it would newly start count
+    (_rerun_document_queries)."""
     if request.dry_run:
         rows = BulkRow.objects.filter(
             request_id=request.id,
@@ -348,11 +351,46 @@ def plan_document_queries(request: BulkRequest) -> int:
         )
     # A valid row's normalized values always hold hieOptOut (true or false).
     rows = rows.filter(normalized__hieOptOut=False)
+    creating = rows.filter(matched_patient_id__isnull=True)
+    matching = rows.filter(matched_patient_id__isnull=False)
+    if rerun and not request.dry_run:
+        return _rerun_document_queries(request, creating, matching)
     return queries_wanted(
         customer_id=request.customer_id,
-        new_patients=rows.filter(matched_patient_id__isnull=True).count(),
-        matched=rows.filter(matched_patient_id__isnull=False).values("matched_patient_id"),
+        new_patients=creating.count(),
+        matched=matching.values("matched_patient_id"),
     )
+
+
+def _rerun_document_queries(request: BulkRequest, creating: Any, matching: Any) -> int:
+    """The count of an import that ran before: a row planned to create its patient finds the one its earlier
+    run created when there is one (row_patient_id: apply makes it the row's patient again), which counts as a
+    matched patient; and a patient with a query of this request already gets no second one (one per patient
+    and request). In batches of row numbers (memory stays flat)."""
+    wanted = queries_wanted(
+        customer_id=request.customer_id,
+        new_patients=0,
+        matched=matching.values("matched_patient_id"),
+        bulk_request_id=request.id,
+    )
+    after = 0
+    while numbers := list(
+        creating.filter(number__gt=after).order_by("number").values_list("number", flat=True)[:PLAN_BATCH_SIZE]
+    ):
+        after = numbers[-1]
+        own = [row_patient_id(request.id, number) for number in numbers]
+        created_before = patients_existing(customer_id=request.customer_id, patient_ids=own)
+        again = set(created_before)
+        if again:
+            # Counted once: a patient another row matches is among the matched ones already.
+            again -= set(matching.filter(matched_patient_id__in=again).values_list("matched_patient_id", flat=True))
+        wanted += queries_wanted(
+            customer_id=request.customer_id,
+            new_patients=len(own) - len(created_before),
+            matched=again,
+            bulk_request_id=request.id,
+        )
+    return wanted
 
 
 def absent_patients(request: BulkRequest) -> Any:

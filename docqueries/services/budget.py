@@ -10,7 +10,7 @@ the customer's imports still applying have planned)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,14 +69,27 @@ def _queries_within(*, customer_id: uuid.UUID, hours: int) -> QuerySet[DocumentQ
     )
 
 
-def queries_wanted(*, customer_id: uuid.UUID, new_patients: int, matched: QuerySet[Any]) -> int:
+def queries_wanted(
+    *,
+    customer_id: uuid.UUID,
+    new_patients: int,
+    matched: QuerySet[Any] | Collection[uuid.UUID],
+    bulk_request_id: uuid.UUID | None = None,
+) -> int:
     """How many Document Queries the rule starts for `new_patients` patients an import creates (each is
     queried: the caller leaves out the ones it opts out) and the existing patients `matched` (a query of
-    patient ids: each counts once, unless opted out or queried within the re-query window)."""
+    patient ids, or the ids: each counts once, unless opted out or queried within the re-query window).
+
+    `bulk_request_id`: the import has run before (a reprocess): a matched patient that has a query of this
+    request already gets no second one (one per patient and bulk request, services.start)."""
     eligible = Patient.objects.filter(customer_id=customer_id, id__in=matched, hie_opt_out=False)
     hours = budget_of(customer_id=customer_id).requery_after_hours
     if hours > 0:
         eligible = eligible.exclude(id__in=_queries_within(customer_id=customer_id, hours=hours).values("patient_id"))
+    if bulk_request_id is not None:
+        eligible = eligible.exclude(
+            id__in=DocumentQuery.objects.filter(bulk_request_id=bulk_request_id).values("patient_id")
+        )
     return new_patients + eligible.count()
 
 
