@@ -84,9 +84,10 @@ class BulkRequest(models.Model):
     absent_key = models.CharField(
         max_length=500, blank=True, default="", db_default=""
     )  # the facility's patients no row matched
-    # The Document Queries the plan says the request starts (a dry run: its confirm would start), under the
-    # budget's rule (docqueries.services.budget); set once planned. An import still applying holds the ones it
-    # has not started yet against its customer's daily budget.
+    # The Document Queries the plan says the request starts (a dry run: its confirm would start; a reprocessed
+    # import: the ones its earlier runs started and the ones the reprocess would start), under the budget's
+    # rule (docqueries.services.budget); set once planned. An import still applying holds the ones it has not
+    # started yet against its customer's daily budget.
     document_queries_planned = models.IntegerField(null=True, blank=True)
 
     class Meta:

@@ -1,8 +1,9 @@
 """The Document Query budget of an import (docqueries.services.budget; Document Queries are billable): an
-import, or the confirm of a dry run, that would start more queries than the customer's budget allows is
-refused before anything is applied. Checked with the plan's count (services.plan.plan_document_queries)
-once the rows are planned, before the first chunk: a confirm when it is asked for (409, the dry run stays
-confirmable), an import in parse (it ends `failed`, no patient written)."""
+import, the confirm of a dry run, or the reprocess of a completed import, that would start more queries than
+the customer's budget allows is refused before anything is applied. Checked with the plan's count
+(services.plan.plan_document_queries) once the rows are planned, before the first chunk: a confirm when it is
+asked for (409, the dry run stays confirmable), an import in parse (it ends `failed`, no patient written), a
+reprocess before its request is reopened (ReprocessRefused, the request left as it was)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,27 @@ def import_budget_refusal(
     is over the customer's budget, or None (_overrun: in the caller's transaction, one check at a time)."""
     overrun = _overrun(customer_id=customer_id, would_start=would_start, request_id=request_id)
     return None if overrun is None else import_refusal_reason(overrun)
+
+
+def reprocess_budget_refusal(*, customer_id: uuid.UUID, would_start: int, request_id: uuid.UUID) -> str | None:
+    """Why reprocessing the completed import `request_id`, which would start `would_start` new Document
+    Queries, is over the customer's budget, or None; in support's words (reprocessing is theirs). As
+    import_budget_refusal's check: the caller reopens the request as applying, its planned count including
+    these, before it commits."""
+    overrun = _overrun(customer_id=customer_id, would_start=would_start, request_id=request_id)
+    if overrun is None:
+        return None
+    unchanged = "Nothing was reprocessed: the request, its rows and its result are as they were"
+    if not overrun.per_day:
+        return (
+            f"Document Query budget: this reprocess would start {would_start} Document Queries and the "
+            f"customer's budget allows {overrun.cap} per import. {unchanged}; raise the budget to reprocess it."
+        )
+    return (
+        f"Document Query budget: this reprocess would start {would_start} Document Queries; {overrun.used} of "
+        f"the customer's {overrun.cap} for today (UTC) are started or planned, {overrun.left} left. {unchanged}; "
+        "reprocess it after 00:00 UTC, or raise the budget."
+    )
 
 
 def _overrun(*, customer_id: uuid.UUID, would_start: int, request_id: uuid.UUID | None) -> Overrun | None:

@@ -3,10 +3,13 @@ worker). A processing request is resumed now. A completed one has its rows valid
 parse's own steps (from the stored input file) and then goes through the pipeline once more: back to
 processing, its rows applied chunk by chunk (`bulk_chunk_apply`), its new Document Queries waited for and
 its result written by `bulk_request_finish`, which completes it again and sends a new `completed` webhook.
-There is one way a row gets applied."""
+There is one way a row gets applied. The Document Queries an import's reprocess would start are checked
+against the customer's budget as an import's are (services.budget), in the transaction that re-validates,
+plans and reopens it: a refused reprocess changes nothing."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from django.conf import settings
@@ -16,6 +19,7 @@ from django.db.models import Count
 from bulkimport.models import BulkPhase, BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
 from bulkimport.services import dispatch
 from bulkimport.services.apply import bulk_chunk_apply
+from bulkimport.services.budget import reprocess_budget_refusal
 from bulkimport.services.finish import bulk_request_finish
 from bulkimport.services.parse import (
     ERROR_COLUMNS,
@@ -30,11 +34,14 @@ from bulkimport.services.plan import bulk_request_plan, plan_document_queries, p
 from bulkimport.services.sweep import bulk_requests_resume
 from bulkimport.states import transition
 from bulkimport.validation import CsvImport, RowResult
+from docqueries.services import bulk_queries_started
 from metriport_bulk.lib import storage
 from metriport_bulk.lib.bulkdb import copy_insert, update_by_id
 
 # What an earlier run left on a row besides validation's outcome, cleared when it is validated again.
 _APPLIED_COLUMNS = ("patient_id", "matched_patient_id", "matched_on", "duplicate_of", "drift")
+
+logger = logging.getLogger(__name__)
 
 
 class ReprocessRefused(Exception):
@@ -47,21 +54,28 @@ def bulk_request_reprocess(*, request_id: uuid.UUID, failed_only: bool = False) 
       plans them, then runs the pipeline from its apply step: the rows now valid are applied here, chunk by
       chunk, and the finish step completes the request once the Document Queries it started have ended (at
       once when it started none; else the request waits for them in phase `documents`, as an import does).
-    Returns a one-line description of what was done; raises ReprocessRefused otherwise."""
+      An import's reprocess is checked against the customer's Document Query budget with the queries it would
+      start (services.budget), as an import is; a dry run's starts none.
+    Returns a one-line description of what was done; raises ReprocessRefused otherwise (over the budget
+    included), having changed nothing."""
     request = _reprocessable(request_id)
     if request.status == BulkStatus.PROCESSING:
         resumed = bulk_requests_resume(force=True, request_id=request.id)
         return f"resumed ({resumed} step(s) re-sent, phase {request.phase or 'none'})"
-    targets = BulkRow.objects.filter(request_id=request.id)
-    if failed_only:
-        targets = targets.filter(status=RowStatus.FAILED)
-    numbers = set(targets.values_list("number", flat=True))
-    if not numbers:
-        return "nothing to reprocess (no failed rows)"
-    revalidated = _revalidate_rows(request, numbers)
-    bulk_request_plan(request=request)
-    chunk_ids = _reopen(request)
-    BulkRequest.objects.filter(id=request.id).update(document_queries_planned=plan_document_queries(request))
+    # One transaction from the rows' re-validation to the request's reopening: the budget check needs the
+    # plan's count, and a refusal (or a reprocess that lost the race for the request) rolls back every row it
+    # rewrote, so the request, its rows, counts and result stay exactly as they were.
+    with transaction.atomic():
+        request = _completed_locked(request_id)
+        targets = BulkRow.objects.filter(request_id=request.id)
+        if failed_only:
+            targets = targets.filter(status=RowStatus.FAILED)
+        numbers = set(targets.values_list("number", flat=True))
+        if not numbers:
+            return "nothing to reprocess (no failed rows)"
+        revalidated = _revalidate_rows(request, numbers)
+        bulk_request_plan(request=request)
+        chunk_ids = _reopen(request)
     pending = BulkRow.objects.filter(request_id=request.id, status=RowStatus.PENDING).count()
     for chunk_id in chunk_ids:
         bulk_chunk_apply(chunk_id=chunk_id)
@@ -88,30 +102,57 @@ def _reprocessable(request_id: uuid.UUID) -> BulkRequest:
     return request
 
 
+def _completed_locked(request_id: uuid.UUID) -> BulkRequest:
+    """The request, locked for the caller's transaction while it is still completed: a second reprocess of it
+    waits here, then finds it processing (FOR NO KEY UPDATE: a confirm's link to a dry run is not held up)."""
+    request = BulkRequest.objects.select_for_update(no_key=True).filter(id=request_id).first()
+    if request is None or request.status != BulkStatus.COMPLETED:
+        raise ReprocessRefused(f"Bulk request {request_id} is no longer completed: reprocessed meanwhile?")
+    return request
+
+
 def _reopen(request: BulkRequest) -> list[int]:
     """completed -> processing, where parse leaves a request: an import in phase `applying` with a pending
     chunk per BULK_CHUNK_SIZE rows (returned, to apply), a dry run in phase `finishing`. The counts start as
-    the rows now are; applying adds to them as it does for an import."""
-    with transaction.atomic():
-        if request.dry_run:
-            plan_dry_run_rest(request_id=request.id)
-        counts = dict(
-            BulkRow.objects.filter(request_id=request.id).values_list("status").annotate(n=Count("id")).order_by()
+    the rows now are; applying adds to them as it does for an import. In the caller's transaction, which
+    planned the rows: an import's is checked against the Document Query budget first (ReprocessRefused)."""
+    if request.dry_run:
+        plan_dry_run_rest(request_id=request.id)
+        planned = plan_document_queries(request)  # what its confirm would start
+    else:
+        would_start = plan_document_queries(request, rerun=True)
+        refusal = reprocess_budget_refusal(
+            customer_id=request.customer_id, would_start=would_start, request_id=request.id
         )
-        succeeded, failed = counts.get(RowStatus.SUCCEEDED, 0), counts.get(RowStatus.FAILED, 0)
-        total = succeeded + failed + counts.get(RowStatus.PENDING, 0)
-        chunk_ids = [] if request.dry_run else chunks_create(request.id, total=total)
-        if not transition(
-            request.id,
-            source=BulkStatus.COMPLETED,
-            target=BulkStatus.PROCESSING,
-            phase=BulkPhase.FINISHING if request.dry_run else BulkPhase.APPLYING,
-            total=total,
-            processed=succeeded + failed,
-            successful=succeeded,
-            failed=failed,
-        ):
-            raise ReprocessRefused(f"Bulk request {request.id} is no longer completed: reprocessed meanwhile?")
+        if refusal is not None:
+            logger.info(
+                "bulk request %s: reprocess refused, over its customer's Document Query budget (%d queries)",
+                request.id,
+                would_start,
+            )
+            raise ReprocessRefused(refusal)
+        # The request's queries once applied: the ones its earlier runs started and these (the daily budget
+        # holds the difference as reserved while it applies: services.budget.queries_reserved).
+        started = bulk_queries_started(bulk_request_ids=[request.id]).get(request.id, 0)
+        planned = started + would_start
+    counts = dict(
+        BulkRow.objects.filter(request_id=request.id).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    succeeded, failed = counts.get(RowStatus.SUCCEEDED, 0), counts.get(RowStatus.FAILED, 0)
+    total = succeeded + failed + counts.get(RowStatus.PENDING, 0)
+    chunk_ids = [] if request.dry_run else chunks_create(request.id, total=total)
+    if not transition(
+        request.id,
+        source=BulkStatus.COMPLETED,
+        target=BulkStatus.PROCESSING,
+        phase=BulkPhase.FINISHING if request.dry_run else BulkPhase.APPLYING,
+        total=total,
+        processed=succeeded + failed,
+        successful=succeeded,
+        failed=failed,
+        document_queries_planned=planned,
+    ):
+        raise ReprocessRefused(f"Bulk request {request.id} is no longer completed: reprocessed meanwhile?")
     return chunk_ids
 
 
