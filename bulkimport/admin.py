@@ -11,7 +11,9 @@ import uuid
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
@@ -35,6 +37,9 @@ from metriport_bulk.admin_toolkit import (
 from metriport_bulk.lib.ids import as_uuid
 from patients.models import Facility, Patient
 from patients.phi_log import PhiAccessLogMixin
+
+# The request's latest history lines on its page (the History page has them all).
+HISTORY_LINES = 5
 
 
 def _rows_url(request_id, **params) -> str:
@@ -183,6 +188,13 @@ class BulkRequestAdmin(PhiGuardMixin, SearchByIdMixin, LargeTableAdminMixin, adm
             "webhooks_url": reverse("admin:webhooks_webhookmessage_changelist")
             + f"?customer__id__exact={obj.customer_id}&request_id={obj.id}",
             "can_view_phi": can_view_phi(request),
+            # The support actions' lines (a queued reprocess's outcome, a refusal included), newest first.
+            "history": LogEntry.objects.filter(
+                content_type_id=ContentType.objects.get_for_model(BulkRequest).pk, object_id=str(obj.pk)
+            )
+            .select_related("user")
+            .order_by("-action_time")[:HISTORY_LINES],
+            "history_url": reverse("admin:bulkimport_bulkrequest_history", args=[obj.pk]),
             "can_act": can_act,
             "can_reprocess": can_act and obj.status in (BulkStatus.PROCESSING, BulkStatus.COMPLETED),
             "can_resend": can_act and obj.status in (BulkStatus.PROCESSING, BulkStatus.COMPLETED, BulkStatus.FAILED),
@@ -246,12 +258,22 @@ class BulkRequestAdmin(PhiGuardMixin, SearchByIdMixin, LargeTableAdminMixin, adm
     def _reprocess(self, request, obj: BulkRequest, *, failed_only: bool) -> None:
         rows = obj.failed if failed_only else obj.total
         if obj.status == BulkStatus.COMPLETED and rows > settings.ADMIN_INLINE_REPROCESS_ROWS:
-            # Too long for a web request: a worker runs it; the counts on the page update when it is done.
-            services.bulk_request_reprocess_later(request_id=obj.id, failed_only=failed_only)
+            # Too long for a web request: a worker runs it; the counts on the page update when it is done, and
+            # its outcome (a refusal: over the customer's Document Query budget) shows in the request's history.
+            try:
+                services.bulk_request_reprocess_later(
+                    request_id=obj.id, failed_only=failed_only, requested_by=request.user.pk
+                )
+            except services.ReprocessRefused as exc:
+                self.message_user(request, f"Bulk request {obj.id}: {exc}", messages.ERROR)
+                return
+            what = "failed rows" if failed_only else "all rows"
+            self.log_change(request, obj, f"Reprocess of {what} ({rows:,}) queued on a worker.")
             self.message_user(
                 request,
                 f"Bulk request {obj.id}: reprocessing of {rows:,} row(s) queued on a worker; "
-                "reload this page to follow the counts.",
+                "reload this page to follow the counts. Its outcome, a refusal included (over the customer's "
+                "Document Query budget), shows under History on this page.",
                 messages.SUCCESS,
             )
             return

@@ -3,7 +3,6 @@ idempotent (the services make them so)."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import TypedDict
 
@@ -12,8 +11,6 @@ from django.conf import settings
 
 from bulkimport import services
 from bulkimport.services import dispatch
-
-logger = logging.getLogger(__name__)
 
 QUEUE = "bulk"
 CHUNKS_QUEUE = "bulk-chunks"
@@ -50,10 +47,11 @@ def bulk_finish(request_id: str) -> None:
 
 
 @dramatiq.actor(actor_name=dispatch.REPROCESS.name, queue_name=QUEUE, time_limit=60 * 60 * 1000, max_retries=0)
-def bulk_reprocess(request_id: str, failed_only: bool) -> None:
+def bulk_reprocess(request_id: str, failed_only: bool, requested_by: int | None = None) -> None:
     """Reprocessing of a large request, queued by the admin instead of running in a web request. Not
-    retried on its own: an operator re-runs it (it is idempotent) after looking at why it failed."""
-    try:
-        services.bulk_request_reprocess(request_id=uuid.UUID(request_id), failed_only=failed_only)
-    except services.ReprocessRefused:
-        logger.warning("bulk request %s: queued reprocess refused (status changed meanwhile)", request_id)
+    retried on its own: an operator re-runs it (it is idempotent) after looking at why it failed. A refusal
+    (over the Document Query budget, the request changed meanwhile) is logged and goes to the request's admin
+    history for `requested_by`, the staff user who queued it."""
+    services.bulk_request_reprocess_queued(
+        request_id=uuid.UUID(request_id), failed_only=failed_only, requested_by=requested_by
+    )

@@ -33,7 +33,12 @@ from bulkimport.services.operations import (
 )
 from bulkimport.services.parse import bulk_request_parse
 from bulkimport.services.plan import PATIENT_ID_NAMESPACE
-from bulkimport.services.reprocess import ReprocessRefused, bulk_request_reprocess, bulk_request_reprocess_later
+from bulkimport.services.reprocess import (
+    ReprocessRefused,
+    bulk_request_reprocess,
+    bulk_request_reprocess_later,
+    bulk_request_reprocess_queued,
+)
 from bulkimport.services.sweep import bulk_requests_resume, bulk_sweep
 from bulkimport.services.upload import (
     UPLOAD_SALT,
@@ -68,6 +73,7 @@ __all__ = [
     "bulk_request_parse",
     "bulk_request_reprocess",
     "bulk_request_reprocess_later",
+    "bulk_request_reprocess_queued",
     "bulk_request_resend_webhook",
     "bulk_request_submit_file",
     "bulk_requests_expire",

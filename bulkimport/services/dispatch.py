@@ -45,5 +45,7 @@ def chunks_now(chunk_ids: Iterable[int]) -> None:
         actor.send(chunk_id)
 
 
-def reprocess_on_commit(request_id: uuid.UUID, *, failed_only: bool) -> None:
-    send_on_commit(lambda: REPROCESS.send(str(request_id), failed_only), what=f"reprocess of {request_id}")
+def reprocess_on_commit(request_id: uuid.UUID, *, failed_only: bool, requested_by: int | None = None) -> None:
+    send_on_commit(
+        lambda: REPROCESS.send(str(request_id), failed_only, requested_by), what=f"reprocess of {request_id}"
+    )

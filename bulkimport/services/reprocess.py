@@ -13,6 +13,8 @@ import logging
 import uuid
 
 from django.conf import settings
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count
 
@@ -83,12 +85,40 @@ def bulk_request_reprocess(*, request_id: uuid.UUID, failed_only: bool = False) 
     return f"re-validated {revalidated} row(s), applied {pending}"
 
 
-def bulk_request_reprocess_later(*, request_id: uuid.UUID, failed_only: bool = False) -> None:
+def bulk_request_reprocess_later(
+    *, request_id: uuid.UUID, failed_only: bool = False, requested_by: int | None = None
+) -> None:
     """The same, queued for a worker (the admin: a large request must not run inside a web request).
-    Raises ReprocessRefused at once for a request that cannot be reprocessed."""
+    Raises ReprocessRefused at once for a request that cannot be reprocessed; the worker's outcome, a refusal
+    included, goes to the request's admin history under `requested_by` (a staff user's id)."""
     request = _reprocessable(request_id)
     with transaction.atomic():
-        dispatch.reprocess_on_commit(request.id, failed_only=failed_only)
+        dispatch.reprocess_on_commit(request.id, failed_only=failed_only, requested_by=requested_by)
+
+
+def bulk_request_reprocess_queued(*, request_id: uuid.UUID, failed_only: bool, requested_by: int | None = None) -> None:
+    """The worker's side of bulk_request_reprocess_later. A refusal (over the customer's Document Query budget,
+    or the request changed meanwhile) is no error to retry: it is logged (ids and counts only, as its message)
+    and written to the request's admin history, as an outcome is, where the staff member who queued it (and
+    everyone who opens the request's page) reads it."""
+    try:
+        outcome = bulk_request_reprocess(request_id=request_id, failed_only=failed_only)
+    except ReprocessRefused as exc:
+        logger.warning("bulk request %s: queued reprocess refused: %s", request_id, exc)
+        _admin_history(request_id, requested_by, f"Queued reprocess refused: {exc}")
+        return
+    _admin_history(request_id, requested_by, f"Queued reprocess ran: {outcome}.")
+
+
+def _admin_history(request_id: uuid.UUID, user_id: int | None, message: str) -> None:
+    """A line in the request's admin history (its page's History, django.contrib.admin's LogEntry), under the
+    staff user who asked; none when no user asked or the user is gone."""
+    request = BulkRequest.objects.filter(id=request_id).first()
+    if user_id is None or request is None or not get_user_model().objects.filter(pk=user_id).exists():
+        return
+    LogEntry.objects.log_actions(
+        user_id=user_id, queryset=[request], action_flag=CHANGE, change_message=message, single_object=True
+    )
 
 
 def _reprocessable(request_id: uuid.UUID) -> BulkRequest:

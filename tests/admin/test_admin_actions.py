@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from bulkimport import services
 from bulkimport.models import BulkRequest, BulkRow, BulkStatus, RowStatus
+from docqueries.models import DocumentQuery
+from docqueries.services import budget_set
 from patients.models import ApiKey
 from webhooks.models import MessageStatus, WebhookEndpoint, WebhookMessage
 from webhooks.services import webhook_message_create
@@ -163,7 +165,7 @@ def test_support_staff_redeliver_a_failed_webhook_message(tenant, support_client
 
 
 def test_reprocess_of_a_large_request_is_queued_on_a_worker(
-    completed_request, operator_client, settings, django_capture_on_commit_callbacks, monkeypatch
+    completed_request, operator, operator_client, settings, django_capture_on_commit_callbacks, monkeypatch
 ):
     """Above ADMIN_INLINE_REPROCESS_ROWS the admin does not reprocess inside the web request."""
     from bulkimport import tasks
@@ -175,7 +177,7 @@ def test_reprocess_of_a_large_request_is_queued_on_a_worker(
     with django_capture_on_commit_callbacks(execute=True):
         response = operator_client.post(action_url("reprocess", completed_request), {"failed_only": "0"}, follow=True)
     assert "queued on a worker" in response.content.decode()
-    assert sent == [(str(completed_request.id), False)]
+    assert sent == [(str(completed_request.id), False, operator.pk)]
 
 
 @in_own_connection
@@ -186,3 +188,45 @@ def test_queued_reprocess_actor_runs_the_service(completed_request):
     tasks.bulk_reprocess.fn(str(completed_request.id), True)
     row.refresh_from_db()
     assert row.status == RowStatus.SUCCEEDED
+
+
+@in_own_connection
+def test_a_queued_reprocess_refused_by_the_budget_is_logged_and_shown_on_the_request_page(
+    completed_request, operator, operator_client, settings, django_capture_on_commit_callbacks, monkeypatch, caplog
+):
+    """The worker's refusal reaches the staff member who queued it: the request's page shows it (its history),
+    the worker's log has it; neither names a patient. The request stays as it was."""
+    from bulkimport import tasks
+
+    # A bug failed a row that queries its patient, after the patient was written, before its query started.
+    row = (
+        BulkRow.objects.filter(request=completed_request, status=RowStatus.SUCCEEDED, normalized__hieOptOut=False)
+        .order_by("number")
+        .first()
+    )
+    BulkRow.objects.filter(id=row.id).update(status=RowStatus.FAILED, action="", patient=None, reason="bug")
+    DocumentQuery.objects.filter(bulk_request_id=completed_request.id, patient_id=row.patient_id).delete()
+    budget_set(customer_id=completed_request.customer_id, per_request=0, per_day=None)
+    sent = []
+    monkeypatch.setattr(tasks.bulk_reprocess, "send", lambda *args: sent.append(args))
+    settings.ADMIN_INLINE_REPROCESS_ROWS = 0
+    as_fresh_web_connection()
+    with django_capture_on_commit_callbacks(execute=True):
+        operator_client.post(action_url("reprocess", completed_request), {"failed_only": "1"})
+    before = BulkRequest.objects.filter(id=completed_request.id).values().get()
+
+    tasks.bulk_reprocess.fn(*sent[0])  # the worker
+
+    assert BulkRequest.objects.filter(id=completed_request.id).values().get() == before
+    reason = "Document Query budget: this reprocess would start 1 Document Queries"
+    logged = [r.getMessage() for r in caplog.records if "queued reprocess refused" in r.getMessage()]
+    assert len(logged) == 1 and str(completed_request.id) in logged[0] and reason in logged[0]
+    page = operator_client.get(reverse("admin:bulkimport_bulkrequest_change", args=[completed_request.id]))
+    html = page.content.decode()
+    assert "Reprocess of failed rows" in html and f"Queued reprocess refused: {reason}" in html
+    assert operator.get_username() in html
+    history = operator_client.get(reverse("admin:bulkimport_bulkrequest_history", args=[completed_request.id]))
+    assert history.status_code == 200 and f"Queued reprocess refused: {reason}" in history.content.decode()
+    names = BulkRow.objects.filter(request=completed_request).values_list("raw", flat=True)
+    first_names = {raw[completed_request.header.index("firstName")] for raw in names} - {""}
+    assert not any(name in logged[0] for name in first_names)
