@@ -9,8 +9,9 @@ class Command(BaseCommand):
         "Reprocesses a bulk request. A processing request (e.g. its worker died) is resumed now. A completed "
         "request has its rows re-validated from the stored input file (all, or only the failed ones with "
         "--failed-only) and goes through the pipeline again: rows now valid are applied, their new Document "
-        "Queries waited for, the result CSV rewritten and a new webhook sent. "
-        "Exit code 0 on success, 1 when the request cannot be reprocessed."
+        "Queries waited for, the result CSV rewritten and a new webhook sent. A completed import's reprocess is "
+        "checked against the customer's Document Query budget with the queries it would start; over it, nothing "
+        "is changed. Exit code 0 on success, 1 when the request cannot be reprocessed (the reason is printed)."
     )
 
     def add_arguments(self, parser):
