@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from metriport_bulk.lib.bulkdb import choose
 from patients.store import orm, postgres
+from patients.store.records import ChangedPatient, NewPatient
+
+__all__ = ["ChangedPatient", "DemographicsSource", "NewPatient", "PatientStore", "store"]
 
 
 class DemographicsSource(Protocol):
@@ -25,22 +27,6 @@ class DemographicsSource(Protocol):
     def load(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The normalized values of the sources `ids`."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class NewPatient:
-    id: uuid.UUID
-    match_key: str
-    source: int  # the id of its values in the DemographicsSource
-    created_at: datetime
-    hie_opt_out: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ChangedPatient:
-    id: uuid.UUID
-    source: int
-    opt_out: bool = False  # True: the patient becomes opted out of HIE exchange; False: its opt-out stays as is
 
 
 class PatientStore(Protocol):
@@ -59,7 +45,10 @@ class PatientStore(Protocol):
         source: DemographicsSource,
     ) -> None:
         """Creates `created` and overwrites `updated` with their sources' values, links all to the facility.
-        HIE opt-out is only ever set here, never cleared (an import never opts a patient back in)."""
+        HIE opt-out is only ever set here, never cleared (an import never opts a patient back in). A patient of
+        `created` whose id is taken already is overwritten as `updated` are: a bulk row's patient id is the
+        row's own (bulkimport's row_patient_id), and a row re-run by a reprocess whose match key changed since
+        (a normalizer fix, before rekey) finds no candidate but the patient it created itself."""
         ...
 
     def rekey(self, keys: Sequence[tuple[uuid.UUID, str]]) -> int:

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from patients.columns import PATIENT_COLUMNS, patient_fields
 from patients.models import Patient, PatientFacility
+from patients.store.records import ChangedPatient
 
 if TYPE_CHECKING:
-    from patients.store import ChangedPatient, DemographicsSource, NewPatient
+    from patients.store import DemographicsSource
+    from patients.store.records import NewPatient
 
 
 def match_candidates(customer_id: uuid.UUID, keys: Sequence[str]) -> list[Any]:
@@ -31,6 +33,11 @@ def write_batch(
     now: datetime,
     source: DemographicsSource,
 ) -> None:
+    taken = set(Patient.objects.filter(id__in=[p.id for p in created]).values_list("id", flat=True))
+    if taken:
+        # Ids taken already: patients an earlier run of the same rows created (see PatientStore).
+        updated = [*updated, *(ChangedPatient(p.id, p.source, p.hie_opt_out) for p in created if p.id in taken)]
+        created = [p for p in created if p.id not in taken]
     sources = source.load([p.source for p in created] + [p.source for p in updated])
     new = []
     for patient in created:

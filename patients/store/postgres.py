@@ -9,9 +9,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from metriport_bulk.lib.bulkdb.postgres import bound_cursor
+from patients.store.records import ChangedPatient
 
 if TYPE_CHECKING:
-    from patients.store import ChangedPatient, DemographicsSource, NewPatient
+    from patients.store import DemographicsSource
+    from patients.store.records import NewPatient
 
 # Columns a source writes to its patient: the same values as patients.columns.patient_fields, computed
 # by PostgreSQL from the normalized JSON `n` (tests/bulkimport/test_apply.py holds the two equal).
@@ -81,6 +83,8 @@ def write_batch(
                 FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::boolean[], %s::timestamptz[])
                     AS d(id, source, match_key, opt_out, created_at)
                 JOIN ({relation}) AS r ON r.id = d.source
+                ON CONFLICT (id) DO NOTHING
+                RETURNING id
                 """,
                 [
                     customer_id,
@@ -92,6 +96,13 @@ def write_batch(
                     *relation_params,
                 ],
             )
+            inserted = {row[0] for row in cursor.fetchall()}
+            if len(inserted) < len(created):
+                # Ids taken already: patients an earlier run of the same rows created (see PatientStore).
+                updated = [
+                    *updated,
+                    *(ChangedPatient(p.id, p.source, p.hie_opt_out) for p in created if p.id not in inserted),
+                ]
         if updated:
             assignments = ", ".join(f"{name} = {expression}" for name, expression in PATIENT_SQL.items())
             cursor.execute(

@@ -11,6 +11,7 @@ from bulkimport import services
 from bulkimport.models import BulkPhase, BulkRequest, BulkRow, BulkStatus, RowStatus
 from docqueries.backends.sandbox import sandbox_documents
 from docqueries.models import DocumentQuery, QueryStatus
+from patients.models import Patient
 from tests.helpers.bulk import answer_document_queries, result_rows, run_inline, sample_bytes, submit
 from tests.helpers.factories import make_tenant
 
@@ -99,3 +100,25 @@ def test_a_reprocessed_dry_run_ends_as_a_fresh_dry_run(broker):
     services.bulk_request_reprocess(request_id=request.id, failed_only=True)
     assert BulkRequest.objects.get(id=request.id).status == BulkStatus.COMPLETED
     assert _outcomes(result_rows(request.id)) == _outcomes(_fresh_import(BODY, dry_run=True))
+
+
+def test_a_row_whose_match_key_changed_finds_the_patient_it_created(broker):
+    """A normalizer fix can change a row's match key while the patient the row created keeps the key it was
+    created with (until `rekey_patients` runs): reprocessing all rows then finds no candidate for the row's new
+    key, and its patient id (row_patient_id) is taken by that very patient. The row updates it, reported as
+    created (as a re-run row is); the failure mode was a primary-key conflict on every retry of the chunk."""
+    request, _ = _import_with_a_normalizer_bug(BODY)
+    created = BulkRow.objects.filter(request_id=request.id, status=RowStatus.SUCCEEDED).order_by("number")
+    moved = list(created.values_list("patient_id", flat=True)[:3])
+    Patient.objects.filter(id__in=moved).update(match_key="key-of-an-older-normalizer")
+    before = {row["metriportId"]: row for row in result_rows(request.id) if row["metriportId"] in map(str, moved)}
+
+    services.bulk_request_reprocess(request_id=request.id, failed_only=False)
+    answer_document_queries(request.id)
+    services.bulk_request_finish(request_id=request.id)
+
+    assert BulkRequest.objects.get(id=request.id).status == BulkStatus.COMPLETED
+    after = {row["metriportId"]: row for row in result_rows(request.id) if row["metriportId"] in map(str, moved)}
+    assert set(after) == set(before) and len(after) == 3
+    assert {(row["status"], row["action"]) for row in after.values()} == {("successful", "created")}
+    assert Patient.objects.filter(id__in=moved).count() == 3
