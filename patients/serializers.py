@@ -65,9 +65,10 @@ class FacilitySerializer(serializers.ModelSerializer):
     eTag = serializers.SerializerMethodField()
     oid = serializers.SerializerMethodField()
     npi = serializers.CharField(max_length=10)
-    tin = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
-    # Metriport's facility schema has `active` optional and nullable (the Python SDK sends null for
-    # `active=None`): null is read as leaving it out.
+    # `tin` and `active` may be null: @metriport/api-sdk's facility schema types both optional and nullable
+    # (Metriport's route takes a null `active`) and the Python SDK sends null for `tin=None` / `active=None`.
+    # Null is read as leaving the field out: no TIN (stored empty), active.
+    tin = serializers.CharField(max_length=20, required=False, allow_blank=True, allow_null=True, default="")
     active = StrictBooleanField(required=False, default=True, allow_null=True)
     address = AddressSerializer()
 
@@ -85,6 +86,9 @@ class FacilitySerializer(serializers.ModelSerializer):
         if not npi_is_valid(value):
             raise serializers.ValidationError("Must be a 10-digit NPI with a valid check digit.")
         return value
+
+    def validate_tin(self, value: str | None) -> str:
+        return "" if value is None else value
 
     def validate_active(self, value: bool | None) -> bool:
         return True if value is None else value

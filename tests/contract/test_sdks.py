@@ -64,20 +64,29 @@ def test_facilities_with_the_python_sdk(live_server, tenant):
     created = client.medical.facility.create(
         name="North Clinic",
         npi="1234567893",
+        tin="12-3456789",
         address=Address(address_line_1="2 Oak Ave", city="Austin", state="TX", zip="78701", country="USA"),
     )
-    assert created.oid and created.id
+    assert created.oid and created.id and created.tin == "12-3456789"
     assert client.medical.facility.get(created.id).oid == created.oid
     updated = client.medical.facility.update(
         created.id,
         name="North Clinic 2",
         npi="1234567893",
-        active=None,  # sent as null, which Metriport's schema allows
+        tin=None,  # sent as null, as active=None is: Metriport's SDK types both nullable
+        active=None,
         address=Address(address_line_1="3 Oak Ave", city="Austin", state="TX", zip="78701", country="USA"),
     )
-    assert updated.name == "North Clinic 2" and updated.active is True
+    assert updated.name == "North Clinic 2" and updated.active is True and updated.tin == ""
+    south = client.medical.facility.create(
+        name="South",
+        npi="1245319599",
+        tin=None,
+        address=Address(address_line_1="4 Elm St", city="Austin", state="TX", zip="78701", country="USA"),
+    )
+    assert south.tin == ""
     listed = client.medical.facility.list()
-    assert {f.id for f in listed.facilities} == {str(tenant.facility.id), created.id}
+    assert {f.id for f in listed.facilities} == {str(tenant.facility.id), created.id, south.id}
 
 
 def test_facilities_with_the_npm_sdk(live_server, tenant):

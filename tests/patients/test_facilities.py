@@ -115,6 +115,33 @@ def test_active_null_is_read_as_absent(api, tenant):
     assert updated.status_code == 200 and updated.json()["active"] is True  # as a PUT without it
 
 
+def test_tin_null_is_read_as_absent(api, tenant):
+    """@metriport/api-sdk's facility schema has `tin` nullable, and the Python SDK sends null for `tin=None`:
+    no TIN, stored empty as when it is left out."""
+    body = {"name": "North", "npi": "1234567893", "tin": None, "address": ADDRESS}
+    created = api.post("/medical/v1/facility", body, format="json")
+    assert created.status_code == 201 and created.json()["tin"] == ""
+    assert Facility.objects.get(id=created.json()["id"]).tin == ""
+    url = f"/medical/v1/facility/{tenant.facility.id}"
+    assert api.put(url, {**body, "tin": "12-3456789"}, format="json").json()["tin"] == "12-3456789"
+    updated = api.put(url, body, format="json")
+    assert updated.status_code == 200 and updated.json()["tin"] == ""  # as a PUT without it
+    assert Facility.objects.get(id=tenant.facility.id).tin == ""
+
+
+@pytest.mark.parametrize("value", [["12-3456789"], {"tin": "12-3456789"}, True])
+def test_tin_must_be_a_string_or_null(api, tenant, value):
+    body = {"name": "Renamed", "npi": "1234567893", "tin": value, "address": ADDRESS}
+    for response in (
+        api.post("/medical/v1/facility", body, format="json"),
+        api.put(f"/medical/v1/facility/{tenant.facility.id}", body, format="json"),
+    ):
+        assert response.status_code == 400
+        assert response.json()["name"] == "BadRequestError"
+        assert response.json()["detail"] == "tin: Not a valid string."
+    assert list(Facility.objects.values_list("name", "tin")) == [("Main Clinic", "")]
+
+
 def test_malformed_json_is_400(api):
     response = api.generic("POST", "/medical/v1/facility", "{not json", content_type="application/json")
     assert response.status_code == 400
