@@ -37,7 +37,9 @@ class AddressSerializer(serializers.Serializer):
     city = serializers.CharField(max_length=100)
     state = serializers.CharField(max_length=40)
     zip = serializers.CharField(max_length=10)
-    country = serializers.CharField(max_length=3, required=False, default="USA")
+    # Null as left out ("USA"): the Python SDK sends null for `Address(country=None)`, and a patient's address
+    # (patients.demographics) reads it so.
+    country = serializers.CharField(max_length=3, required=False, allow_null=True, default="USA")
 
     def validate_state(self, value: str) -> str:
         state = normalize_state(value)
@@ -51,8 +53,8 @@ class AddressSerializer(serializers.Serializer):
             raise serializers.ValidationError("Must be a 5-digit US zip code (ZIP+4 accepted).")
         return zip_code
 
-    def validate_country(self, value: str) -> str:
-        if value.upper() != "USA":
+    def validate_country(self, value: str | None) -> str:
+        if value is not None and value.upper() != "USA":
             raise serializers.ValidationError('Only "USA" is supported.')
         return "USA"
 

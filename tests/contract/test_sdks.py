@@ -82,9 +82,12 @@ def test_facilities_with_the_python_sdk(live_server, tenant):
         name="South",
         npi="1245319599",
         tin=None,
-        address=Address(address_line_1="4 Elm St", city="Austin", state="TX", zip="78701", country="USA"),
+        # addressLine2 and country sent as null too
+        address=Address(
+            address_line_1="4 Elm St", address_line_2=None, city="Austin", state="TX", zip="78701", country=None
+        ),
     )
-    assert south.tin == ""
+    assert south.tin == "" and south.address.country == "USA"
     listed = client.medical.facility.list()
     assert {f.id for f in listed.facilities} == {str(tenant.facility.id), created.id, south.id}
 

@@ -142,6 +142,25 @@ def test_tin_must_be_a_string_or_null(api, tenant, value):
     assert list(Facility.objects.values_list("name", "tin")) == [("Main Clinic", "")]
 
 
+def test_address_country_and_line2_null_are_read_as_absent(api, tenant):
+    """The Python SDK sends null for `Address(address_line_2=None, country=None)`; a patient's address reads
+    both so already."""
+    address = {**ADDRESS, "addressLine2": None, "country": None}
+    body = {"name": "North", "npi": "1234567893", "address": address}
+    created = api.post("/medical/v1/facility", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["address"] == {
+        "addressLine1": "2 Oak Ave",
+        "city": "Austin",
+        "state": "TX",
+        "zip": "78701",
+        "country": "USA",
+    }
+    updated = api.put(f"/medical/v1/facility/{tenant.facility.id}", body, format="json")
+    assert updated.status_code == 200 and updated.json()["address"] == created.json()["address"]
+    assert Facility.objects.get(id=tenant.facility.id).address["country"] == "USA"
+
+
 def test_malformed_json_is_400(api):
     response = api.generic("POST", "/medical/v1/facility", "{not json", content_type="application/json")
     assert response.status_code == 400
