@@ -144,6 +144,30 @@ def test_hie_opt_out_null_in_a_body_is_not_said(api, tenant):
     assert answer.status_code == 200 and answer.json()["hieOptOut"] is True  # unchanged, as when absent
 
 
+def test_the_nulls_the_python_sdk_sends_are_read_as_absent(api, tenant):
+    """The PyPI SDK sends null for every optional argument or model field given as None (externalId,
+    personalIdentifiers, contact, an address's addressLine2 and country, a contact's phone or email, an
+    identifier's assigner and period): create, update and match read each as left out."""
+    address = {**ADDRESS, "addressLine2": None, "country": None}
+    ssn = {"type": "ssn", "value": "123-45-6789", "assigner": None, "period": None}
+    with_nulls = body(
+        externalId=None, address=[address], personalIdentifiers=[ssn], contact=[{"phone": None, "email": "a@b.co"}]
+    )
+    created = create(api, tenant, with_nulls)
+    assert created.status_code == 201, created.json()
+    assert created.json()["contact"] == [{"email": "a@b.co"}] and "externalId" not in created.json()
+    assert created.json()["address"] == [ADDRESS]
+    assert created.json()["personalIdentifiers"] == [{"type": "ssn", "value": "123456789"}]
+    bare = body(externalId=None, address=[address], personalIdentifiers=None, contact=None)
+    url = f"/medical/v1/patient/{created.json()['id']}?facilityId={tenant.facility.id}"
+    updated = api.put(url, bare, format="json")
+    assert updated.status_code == 200, updated.json()
+    answer = updated.json()  # as a PUT without them
+    assert answer["personalIdentifiers"] == answer["contact"] == [] and "externalId" not in answer
+    matched = api.post("/medical/v1/patient/match", {k: v for k, v in bare.items() if k != "externalId"}, format="json")
+    assert matched.status_code == 200 and matched.json()["id"] == created.json()["id"]
+
+
 @pytest.mark.parametrize("value", ["yes", "1", "0", "TRUE", ""])
 def test_hie_opt_out_query_is_the_word_true_or_false(api, tenant, value):
     created = create(api, tenant, body()).json()
