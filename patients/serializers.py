@@ -165,17 +165,20 @@ class ContactInputSerializer(serializers.Serializer):
 
 
 class PatientInputSerializer(serializers.Serializer):
-    """Metriport's PatientCreate (and the Demographics of /patient/match)."""
+    """Metriport's PatientCreate (and the Demographics of /patient/match). Null is read as left out wherever the
+    PyPI SDK sends it for None (patients.demographics), so those fields are nullable here too."""
 
     firstName = serializers.CharField()
     lastName = serializers.CharField()
     dob = serializers.CharField(help_text="YYYY-MM-DD (the date formats of the CSV are accepted too).")
     genderAtBirth = serializers.CharField(help_text="M, F, O or U (the CSV's spellings are accepted too).")
     externalId = serializers.CharField(required=False, allow_null=True)
-    personalIdentifiers = PersonalIdentifierInputSerializer(many=True, required=False)
+    personalIdentifiers = PersonalIdentifierInputSerializer(many=True, required=False, allow_null=True)
     address = AddressSerializer(many=True, help_text="One address object or a list of 1 to 10.")
-    contact = ContactInputSerializer(many=True, required=False, help_text="One contact object or a list.")
-    hieOptOut = StrictBooleanField(required=False)
+    contact = ContactInputSerializer(
+        many=True, required=False, allow_null=True, help_text="One contact object or a list."
+    )
+    hieOptOut = StrictBooleanField(required=False, allow_null=True)
 
 
 class HieOptOutSerializer(serializers.Serializer):

@@ -6,6 +6,7 @@ duplicate, another customer's ids (404), a facility with patients (409), an opte
 from __future__ import annotations
 
 import pytest
+from drf_spectacular.generators import SchemaGenerator
 
 from bulkimport.models import BulkRow
 from docqueries.models import DocumentQuery
@@ -166,6 +167,23 @@ def test_the_nulls_the_python_sdk_sends_are_read_as_absent(api, tenant):
     assert answer["personalIdentifiers"] == answer["contact"] == [] and "externalId" not in answer
     matched = api.post("/medical/v1/patient/match", {k: v for k, v in bare.items() if k != "externalId"}, format="json")
     assert matched.status_code == 200 and matched.json()["id"] == created.json()["id"]
+
+
+def test_the_openapi_schema_marks_nullable_what_null_is_read_as_absent_in():
+    components = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]
+    nullable = {
+        ("FacilityRequest", "tin"),
+        ("FacilityRequest", "active"),
+        ("AddressRequest", "addressLine2"),
+        ("AddressRequest", "country"),
+        ("PatientInputRequest", "externalId"),
+        ("PatientInputRequest", "personalIdentifiers"),
+        ("PatientInputRequest", "contact"),
+        ("PatientInputRequest", "hieOptOut"),
+        ("ContactInputRequest", "phone"),
+        ("ContactInputRequest", "email"),
+    }
+    assert {key for key in nullable if components[key[0]]["properties"][key[1]].get("nullable")} == nullable
 
 
 @pytest.mark.parametrize("value", ["yes", "1", "0", "TRUE", ""])
