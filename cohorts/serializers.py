@@ -181,4 +181,6 @@ class PatientIdsSerializer(serializers.Serializer):
 
 
 class CohortIdsSerializer(serializers.Serializer):
-    cohortIds = serializers.ListField(child=serializers.CharField(), min_length=1, max_length=1000)
+    # No minimum, as Metriport's schema (`z.array(z.string())`): the npm SDK's addPatientToCohorts may send
+    # an empty list, which joins nothing and answers the patient's cohorts.
+    cohortIds = serializers.ListField(child=serializers.CharField(), max_length=1000)

@@ -252,7 +252,11 @@ def test_patient_cohorts_add_and_list(api, tenant, other_tenant):
     theirs = create(client_for(other_tenant.api_key), name="Theirs").json()
     refused = api.post(f"/medical/v1/patient/{ann}/cohort", {"cohortIds": [theirs["id"]]}, format="json")
     assert refused.status_code == 404 and theirs["id"] in refused.json()["detail"]
-    assert api.post(f"/medical/v1/patient/{ann}/cohort", {"cohortIds": []}, format="json").status_code == 400
+    # An empty list (Metriport's schema has no minimum; the npm SDK can send one) joins nothing.
+    unchanged = api.post(f"/medical/v1/patient/{ann}/cohort", {"cohortIds": []}, format="json")
+    assert unchanged.status_code == 200 and unchanged.json() == answer.json()
+    missing = api.post(f"/medical/v1/patient/{ann}/cohort", {}, format="json")
+    assert missing.status_code == 400 and "cohortIds" in missing.json()["detail"]
     assert client_for(other_tenant.api_key).get(f"/medical/v1/patient/{ann}/cohort").status_code == 404
 
 
