@@ -13,7 +13,7 @@ import dramatiq
 from metriport_bulk.lib import messages
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("metriport_bulk", "patients", "bulkimport", "docqueries", "webhooks", "idempotency")
+PRODUCT = ("metriport_bulk", "patients", "bulkimport", "docqueries", "webhooks", "idempotency", "cohorts")
 PACKAGES = (*PRODUCT, "devtools")
 
 
@@ -167,3 +167,10 @@ def test_every_actor_reference_names_a_registered_actor() -> None:
     broker = dramatiq.get_broker()
     owners = {broker.get_actor(ref.name).fn.__module__ for ref in messages.REFS}
     assert owners == {"bulkimport.tasks", "docqueries.tasks", "webhooks.tasks"}
+
+
+def test_every_app_of_the_product_is_checked() -> None:
+    """A new app is in PRODUCT (or is the development tools), so its imports are checked too (cohorts was once
+    left out)."""
+    apps = {path.parent.name for path in ROOT.glob("*/apps.py")}
+    assert apps <= set(PACKAGES), sorted(apps - set(PACKAGES))
