@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from metriport_bulk.lib.bulkdb import orm as generic
 from patients.columns import PATIENT_COLUMNS, patient_fields
 from patients.models import Patient, PatientFacility
 from patients.store.records import ChangedPatient
@@ -55,16 +56,12 @@ def write_batch(
         )
     Patient.objects.bulk_create(new, batch_size=500)
     # bulk_create let auto_now_add overwrite created_at: put the distinct values back.
-    for row, patient in zip(new, created, strict=True):
-        row.created_at = row.updated_at = patient.created_at
-    Patient.objects.bulk_update(new, ["created_at", "updated_at"], batch_size=500)
-    changed = []
+    generic.update_by_id(Patient, ("created_at", "updated_at"), [(p.id, p.created_at, p.created_at) for p in created])
+    changes = []
     for change in updated:
-        fields = patient_fields(sources[change.source])
-        del fields["match_key"]
-        changed.append(Patient(id=change.id, updated_at=now, **fields))
-    if changed:
-        Patient.objects.bulk_update(changed, [*PATIENT_COLUMNS, "updated_at"], batch_size=500)
+        fields = patient_fields(sources[change.source])  # PATIENT_COLUMNS: a patient keeps its match key
+        changes.append((change.id, *(fields[name] for name in PATIENT_COLUMNS), now))
+    generic.update_by_id(Patient, (*PATIENT_COLUMNS, "updated_at"), changes)
     opting_out = [change.id for change in updated if change.opt_out]
     if opting_out:
         Patient.objects.filter(id__in=opting_out).update(hie_opt_out=True)

@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
+
+from metriport_bulk.lib.bulkdb.fields import model_fields
 
 VENDOR = "orm"
 
@@ -21,13 +23,28 @@ def copy_insert(model: type[models.Model], names: Sequence[str], rows: Iterable[
 
 
 def update_by_id(model: type[models.Model], names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    objects = []
-    for row in rows:
-        obj = model(pk=row[0])
-        for name, value in zip(names, row[1:], strict=True):
-            setattr(obj, name, value)
-        objects.append(obj)
-    model._default_manager.bulk_update(objects, list(names), batch_size=500)
+    """One prepared `UPDATE … WHERE pk = %s` run for every row (the driver's executemany), each value prepared
+    by its field as the ORM would (JSON, UUIDs, datetimes). Not bulk_update: its CASE WHEN per column grows
+    with the batch, so each row cost as much as the batch was long (mark_applied and the Document Queries'
+    finish took 30 of the 50 s of a 5,000-row import on SQLite)."""
+    fields = model_fields(model, names)
+    pk = model._meta.pk
+    assert pk is not None
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(_column(field))} = %s" for field in fields)
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(_column(pk))} = %s"
+    params = [
+        [field.get_db_prep_save(value, connection) for field, value in zip(fields, row[1:], strict=True)]
+        + [pk.get_db_prep_value(row[0], connection, prepared=False)]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def _column(field: models.Field[Any, Any]) -> str:
+    assert field.column is not None, f"{field} has a column"
+    return field.column
 
 
 def insert_ignoring_conflicts(
