@@ -16,3 +16,9 @@ def model_fields(model: type[models.Model], names: Sequence[str]) -> list[models
         assert isinstance(field, models.Field), f"{model.__name__}.{name} is not a concrete field"
         fields.append(field)
     return fields
+
+
+def column_of(field: models.Field[Any, Any]) -> str:
+    """The database column of a concrete field."""
+    assert field.column is not None, f"{field} has a column"
+    return field.column

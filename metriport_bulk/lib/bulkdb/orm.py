@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db import connection, models
 
-from metriport_bulk.lib.bulkdb.fields import model_fields
+from metriport_bulk.lib.bulkdb.fields import column_of, model_fields
 
 VENDOR = "orm"
 
@@ -31,8 +31,8 @@ def update_by_id(model: type[models.Model], names: Sequence[str], rows: Sequence
     pk = model._meta.pk
     assert pk is not None
     quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(_column(field))} = %s" for field in fields)
-    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(_column(pk))} = %s"
+    assignments = ", ".join(f"{quote(column_of(field))} = %s" for field in fields)
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(column_of(pk))} = %s"
     params = [
         [field.get_db_prep_save(value, connection) for field, value in zip(fields, row[1:], strict=True)]
         + [pk.get_db_prep_value(row[0], connection, prepared=False)]
@@ -40,11 +40,6 @@ def update_by_id(model: type[models.Model], names: Sequence[str], rows: Sequence
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
-
-
-def _column(field: models.Field[Any, Any]) -> str:
-    assert field.column is not None, f"{field} has a column"
-    return field.column
 
 
 def insert_ignoring_conflicts(

@@ -14,7 +14,7 @@ import orjson
 import psycopg
 from django.db import connection, connections, models
 
-from metriport_bulk.lib.bulkdb.fields import model_fields
+from metriport_bulk.lib.bulkdb.fields import column_of, model_fields
 
 VENDOR = "postgresql"
 
@@ -46,11 +46,6 @@ class _BinaryParamsCursor(psycopg.Cursor[Any]):
             connection.queries_log.append({"sql": query, "time": f"{time.monotonic() - start:.3f}"})
 
 
-def _column(field: models.Field[Any, Any]) -> str:
-    assert field.column is not None, f"{field} has a column"
-    return field.column
-
-
 def relax_commit() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
@@ -76,7 +71,7 @@ def _temp_name(kind: str, model: type[models.Model], names: Sequence[str]) -> st
 def copy_insert(model: type[models.Model], names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     fields = model_fields(model, names)
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(_column(field)) for field in fields)
+    columns = ", ".join(quote(column_of(field)) for field in fields)
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy,
@@ -90,9 +85,9 @@ def _copy_into_temp(cursor: Any, kind: str, model: type[models.Model], names: Se
     fields = model_fields(model, names)
     quote = connection.ops.quote_name
     temp = quote(_temp_name(kind, model, names))
-    definitions = ", ".join(f"{quote(_column(f))} {f.db_type(connection)}" for f in fields)
+    definitions = ", ".join(f"{quote(column_of(f))} {f.db_type(connection)}" for f in fields)
     cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {temp} ({definitions}) ON COMMIT DELETE ROWS")
-    columns = ", ".join(quote(_column(f)) for f in fields)
+    columns = ", ".join(quote(column_of(f)) for f in fields)
     with cursor.cursor.copy(f"COPY {temp} ({columns}) FROM STDIN") as copy:
         for values in _encode(fields, rows):
             copy.write_row(values)
@@ -108,9 +103,9 @@ def update_by_id(model: type[models.Model], names: Sequence[str], rows: Sequence
     table = quote(model._meta.db_table)
     with connection.cursor() as cursor:
         temp = _copy_into_temp(cursor, "upd", model, [pk.attname, *names], rows)
-        assignments = ", ".join(f"{quote(_column(f))} = u.{quote(_column(f))}" for f in fields)
+        assignments = ", ".join(f"{quote(column_of(f))} = u.{quote(column_of(f))}" for f in fields)
         cursor.execute(
-            f"UPDATE {table} AS t SET {assignments} FROM {temp} AS u WHERE t.{quote(_column(pk))} = u.{quote(_column(pk))}"
+            f"UPDATE {table} AS t SET {assignments} FROM {temp} AS u WHERE t.{quote(column_of(pk))} = u.{quote(column_of(pk))}"
         )
         cursor.execute(f"DELETE FROM {temp}")  # the session may run more of these in one transaction
 
@@ -123,12 +118,12 @@ def insert_ignoring_conflicts(
     assert pk is not None
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    columns = ", ".join(quote(_column(f)) for f in model_fields(model, names))
+    columns = ", ".join(quote(column_of(f)) for f in model_fields(model, names))
     with connection.cursor() as cursor:
         temp = _copy_into_temp(cursor, "ins", model, names, rows)
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {temp} "
-            f"ON CONFLICT DO NOTHING RETURNING {quote(_column(pk))}"
+            f"ON CONFLICT DO NOTHING RETURNING {quote(column_of(pk))}"
         )
         inserted = [row[0] for row in cursor.fetchall()]
         cursor.execute(f"DELETE FROM {temp}")
