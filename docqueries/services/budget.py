@@ -133,13 +133,6 @@ def budget_overrun(*, customer_id: uuid.UUID, would_start: int, reserved: int = 
     return None
 
 
-def budget_refusal(*, customer_id: uuid.UUID, would_start: int, reserved: int = 0) -> str | None:
-    """Why an import that would start `would_start` queries is over the customer's budget, or None.
-    `reserved`: as budget_overrun's."""
-    overrun = budget_overrun(customer_id=customer_id, would_start=would_start, reserved=reserved)
-    return None if overrun is None else import_refusal_reason(overrun)
-
-
 def import_refusal_reason(overrun: Overrun) -> str:
     """An import's refusal in the customer's words: which cap, and by how much (counts only)."""
     if not overrun.per_day:

@@ -10,11 +10,17 @@ import pytest
 from django.utils import timezone
 
 from docqueries.models import DocumentQuery, DocumentQueryBudget
-from docqueries.services import budget_refusal, budget_set, queries_started_today
+from docqueries.services import budget_overrun, budget_set, import_refusal_reason, queries_started_today
 from patients.models import Patient
 from tests.helpers.bulk import csv_bytes, person, result_rows, run_inline, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def budget_refusal(*, customer_id, would_start, reserved=0):
+    """An import's refusal in the customer's words, or None (what bulkimport's import_budget_refusal gives)."""
+    overrun = budget_overrun(customer_id=customer_id, would_start=would_start, reserved=reserved)
+    return None if overrun is None else import_refusal_reason(overrun)
 
 
 def run(tenant, rows):
