@@ -30,6 +30,7 @@ __all__ = [
     "CsvImport",
     "FileErrorCode",
     "RowResult",
+    "Segment",
     "build_column_plan",
     "row_and_line",
     "row_label",
@@ -53,6 +54,15 @@ def row_and_line(number: int) -> str:
     return f"{number:,} (line {number + 1:,})"
 
 
+class Segment(typing.NamedTuple):
+    """Rows first_number..last_number of a file: its bytes [start, end), after the header's."""
+
+    first_number: int
+    last_number: int
+    start: int
+    end: int
+
+
 def _is_blank(row: list[str]) -> bool:
     return not row or not clean_text("".join(row)).strip()
 
@@ -73,15 +83,20 @@ class CsvImport:
         max_rows: int = MAX_ROWS,
         max_bytes: int = MAX_FILE_BYTES,
         today: datetime.date | None = None,
+        first_number: int = 1,
+        track_offsets: bool = False,
     ) -> None:
-        self._reader = CsvReader(stream, max_bytes=max_bytes)
+        self._reader = CsvReader(stream, max_bytes=max_bytes, track_offsets=track_offsets)
         self._source = iter(self._reader)
         self._max_rows = max_rows
+        self._first_number = first_number
         self._started = False
 
         header = self._next_non_blank()
         if header is None:
             raise CsvFileError(FileErrorCode.EMPTY_FILE, "The file is empty: it has no header and no rows.")
+        # With track_offsets: where the data rows start (a segment's stream is these bytes, then its rows').
+        self.header_end = self._reader.offset
         # Spreadsheets pad headers with empty cells; they name nothing and must not widen the result file.
         while len(header) > 1 and not header[-1].strip():
             header.pop()
@@ -126,16 +141,38 @@ class CsvImport:
 
     def rows(self) -> Iterator[RowResult]:
         """The data rows, in order, validated and normalized. Single pass."""
-        if self._started:
-            raise RuntimeError("CsvImport.rows() can only be iterated once")
-        self._started = True
+        self._start()
         return self._rows()
 
-    def _rows(self) -> Iterator[RowResult]:
-        validate = self._validator.validate
-        width = self.plan.width
+    def segments(self, rows_per_segment: int) -> list[Segment]:
+        """The file cut into runs of `rows_per_segment` data rows (the last one shorter), structure only: every
+        file-level check of rows() runs (CsvFileError), no row is validated. Needs `track_offsets`.
+
+        Each segment's bytes, after the header's (`header_end`), read by a CsvImport of `first_number` give
+        exactly its rows, numbered as rows() numbers them. Single pass, instead of rows()."""
+        self._start()
+        segments: list[Segment] = []
+        start = self.header_end
+        first = number = self._first_number - 1
+        for number, _row, _cells in self._numbered():
+            if number - first == rows_per_segment:
+                end = self._reader.offset
+                segments.append(Segment(first + 1, number, start, end))
+                first, start = number, end
+        if number > first:
+            segments.append(Segment(first + 1, number, start, self._reader.offset))
+        return segments
+
+    def _start(self) -> None:
+        if self._started:
+            raise RuntimeError("A CsvImport's rows can only be read once")
+        self._started = True
+
+    def _numbered(self) -> Iterator[tuple[int, list[str], list[str]]]:
+        """The data rows, in order, as (number, cells without our own columns, the cells validation sees):
+        blank rows skipped, the row limit checked."""
         max_rows = self._max_rows
-        number = 0
+        number = self._first_number - 1
         pending = self._first_row
         self._first_row = None
         source = self._source
@@ -172,6 +209,12 @@ class CsvImport:
                     f"The file has more than {max_rows:,} patient rows; split it into files of at most "
                     f"{max_rows:,} rows.",
                 )
+            yield number, row, cells_seen
+
+    def _rows(self) -> Iterator[RowResult]:
+        validate = self._validator.validate
+        width = self.plan.width
+        for number, row, cells_seen in self._numbered():
             cells = len(row)
             if cells == width or (cells > width and not "".join(cells_seen[width:]).strip()):
                 # Extra cells that are all empty (trailing commas from a spreadsheet) lose nothing.

@@ -250,7 +250,7 @@ class CsvReader:
     offending bytes are reached; rows before that point have already been yielded.
     """
 
-    def __init__(self, stream: typing.BinaryIO, *, max_bytes: int) -> None:
+    def __init__(self, stream: typing.BinaryIO, *, max_bytes: int, track_offsets: bool = False) -> None:
         size = _remaining_size(stream)
         if size is not None and size > max_bytes:
             raise _too_large_error(max_bytes)
@@ -267,13 +267,26 @@ class CsvReader:
             errors="strict",
             newline="",
         )
+        # The BOM is bytes of the file the text layer never hands on.
+        self._offset = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
         # strict: an unterminated or stray quote fails loudly instead of swallowing the following rows.
-        self._reader = csv.reader(self._text, strict=True)
+        self._reader = csv.reader(self._counted(self._text) if track_offsets else self._text, strict=True)
 
     @property
     def bytes_read(self) -> int:
         """Bytes consumed from the stream so far (for progress reporting)."""
         return self._raw.bytes_read
+
+    @property
+    def offset(self) -> int:
+        """With `track_offsets`: the bytes of the file up to the end of the last row read, so a row boundary
+        (the csv module pulls the lines of one row and no more; a CRLF is one line ending, never split)."""
+        return self._offset
+
+    def _counted(self, lines: typing.Iterable[str]) -> Iterator[str]:
+        for line in lines:
+            self._offset += len(line) if line.isascii() else len(line.encode("utf-8"))
+            yield line
 
     @property
     def line_num(self) -> int:

@@ -234,3 +234,56 @@ def test_result_writer_round_trips_with_escaping(header: list[str], raw: list[st
     # Each cell reads back exactly once the one escape is undone, and is escaped only when it must be.
     assert [unescape_cell(cell) for cell in rows[1]] == expected
     assert rows[1] == [escape_cell(cell) for cell in expected]
+
+
+@FAST
+@given(
+    header=st.sampled_from([HEADER, [*HEADER, *RESULT_COLUMNS[:3]], [*HEADER, "reason"]]),
+    rows=st.lists(st.lists(cell_text, min_size=0, max_size=12), min_size=1, max_size=14),
+    line_ending=st.sampled_from(["\n", "\r\n", "\r"]),
+    bom=st.booleans(),
+    blank_lines=st.lists(st.integers(min_value=0, max_value=14), max_size=4),
+    rows_per_segment=st.integers(min_value=1, max_value=6),
+)
+def test_segments_read_back_exactly_the_rows_of_the_whole_file(
+    header: list[str],
+    rows: list[list[str]],
+    line_ending: str,
+    bom: bool,
+    blank_lines: list[int],
+    rows_per_segment: int,
+) -> None:
+    """A parse in segments (services.parse) reads each segment as the header's bytes then the segment's, with
+    its first row number: together they give the very rows (numbers, cells, values, errors) of one pass over
+    the file, whatever its line endings, BOM, blank lines, quoted line breaks, result columns of ours or
+    cells too many or too few; and the scan fails the file exactly when the one pass does."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator=line_ending)
+    writer.writerow(header)
+    for i, row in enumerate(rows):
+        out.write(line_ending * blank_lines.count(i))
+        writer.writerow(row)
+    data = (b"\xef\xbb\xbf" if bom else b"") + out.getvalue().encode("utf-8", "surrogatepass")
+
+    def outcome(imported: CsvImport) -> list[tuple[object, ...]]:
+        return [(r.number, r.raw, r.normalized, r.errors) for r in imported.rows()]
+
+    try:
+        whole = outcome(CsvImport(io.BytesIO(data), today=TODAY, max_rows=10))
+    except CsvFileError as error:
+        try:
+            CsvImport(io.BytesIO(data), today=TODAY, max_rows=10, track_offsets=True).segments(rows_per_segment)
+        except CsvFileError as scan_error:
+            assert scan_error.code == error.code
+            return
+        raise AssertionError(f"the scan passed a file the parse fails ({error.code})") from None
+    scan = CsvImport(io.BytesIO(data), today=TODAY, max_rows=10, track_offsets=True)
+    segments = scan.segments(rows_per_segment)
+    read_back: list[tuple[object, ...]] = []
+    for segment in segments:
+        part = data[: scan.header_end] + data[segment.start : segment.end]
+        rows_of_segment = outcome(CsvImport(io.BytesIO(part), today=TODAY, first_number=segment.first_number))
+        assert [r[0] for r in rows_of_segment] == list(range(segment.first_number, segment.last_number + 1))
+        assert len(rows_of_segment) <= rows_per_segment
+        read_back.extend(rows_of_segment)
+    assert read_back == whole
