@@ -185,6 +185,37 @@ class BulkRowError(models.Model):
         return f"Row {self.row_number:,} (spreadsheet line {self.row_number + 1:,}): {self.code}"
 
 
+class BulkParseSegment(models.Model):
+    """A run of a large file's rows parsed and stored by one actor message, in parallel with the request's other
+    segments (services.parse): rows first_number..last_number, which are the input file's bytes [start, end)
+    read after its header's [0, header_end). It belongs to the request's parse lease `token` (a restarted parse
+    deletes it); `attempts` and `heartbeat_at` are its own lease, so a duplicate message waits for a stale one.
+    `rows`, `invalid`: what it stored, once done."""
+
+    # Numbers and byte offsets: `token` is a lease counter, `header_end` where the file's header ends.
+    NOT_PHI_FIELDS: ClassVar = ("token", "header_end")
+
+    request = models.ForeignKey(BulkRequest, on_delete=models.CASCADE, related_name="parse_segments")
+    index = models.IntegerField()
+    token = models.IntegerField()
+    first_number = models.IntegerField()
+    last_number = models.IntegerField()
+    header_end = models.BigIntegerField()
+    start = models.BigIntegerField()
+    end = models.BigIntegerField()
+    attempts = models.IntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    invalid = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["request", "index"], name="uniq_bulkparsesegment_request_index")]
+
+    def __str__(self) -> str:
+        return f"Parse segment {self.index} (rows {self.first_number}-{self.last_number})"
+
+
 class ChunkStatus(models.TextChoices):
     PENDING = "pending"
     DONE = "done"

@@ -31,6 +31,11 @@ def bulk_parse(request_id: str) -> None:
     services.bulk_request_parse(request_id=uuid.UUID(request_id))
 
 
+@dramatiq.actor(actor_name=dispatch.PARSE_SEGMENT.name, queue_name=QUEUE, time_limit=30 * 60 * 1000, **RETRY)
+def bulk_parse_segment(segment_id: int) -> None:
+    services.bulk_segment_parse(segment_id=segment_id)
+
+
 # Chunks have a queue of their own: a request's parse and finish (priority 0) never wait in line behind
 # another request's chunk messages. Each chunk message applies the fairest pending chunk (services.
 # bulk_chunk_apply, fair=True), so requests advance round-robin rather than first come, first served.

@@ -202,6 +202,9 @@ RESULT_URL_EXPIRY_SECONDS = env_int("RESULT_URL_EXPIRY_SECONDS", 600)
 BULK_MAX_FILE_BYTES = env_int("BULK_MAX_FILE_BYTES", csvio.MAX_FILE_BYTES)
 BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", csvio.MAX_ROWS)
 BULK_CHUNK_SIZE = env_int("BULK_CHUNK_SIZE", 2_000)
+# A file of more rows is parsed in segments of this many, BULK_PARSE_PARALLEL of them at once (0: in one piece).
+BULK_PARSE_SEGMENT_ROWS = env_int("BULK_PARSE_SEGMENT_ROWS", 50_000)
+BULK_PARSE_PARALLEL = env_int("BULK_PARSE_PARALLEL", 2)
 # Fair scheduling across customers (SPEC §5): chunk and fresh Document Query messages run the pending work
 # with the least progress instead of their own. false = first come, first served (for bench/fairness.py).
 FAIR_SCHEDULING = env_bool("FAIR_SCHEDULING", True)

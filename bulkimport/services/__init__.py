@@ -1,7 +1,7 @@
 """Every write of the Bulk Patient Create pipeline (SPEC §2, §3, §5, §7), one module per step:
 
 - upload: create a request, its upload URL, take in the upload (local or S3), expire requests never uploaded
-- parse: validate the file and store every row (under a lease)
+- parse: validate the file and store every row (under a lease; a large file in segments, in parallel)
 - apply: create or update the patients of one chunk of rows, fairly across requests
 - finish: wait for the medical data, write the result files, complete
 - operations: confirm a dry run, cancel, resend a webhook; reprocess: validate and apply again
@@ -31,7 +31,7 @@ from bulkimport.services.operations import (
     bulk_request_confirm,
     bulk_request_resend_webhook,
 )
-from bulkimport.services.parse import bulk_request_parse
+from bulkimport.services.parse import bulk_request_parse, bulk_segment_parse
 from bulkimport.services.plan import PATIENT_ID_NAMESPACE
 from bulkimport.services.reprocess import (
     ReprocessRefused,
@@ -71,6 +71,7 @@ __all__ = [
     "bulk_request_fail",
     "bulk_request_finish",
     "bulk_request_parse",
+    "bulk_segment_parse",
     "bulk_request_reprocess",
     "bulk_request_reprocess_later",
     "bulk_request_reprocess_queued",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 import typing
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -16,11 +17,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from bulkimport.models import (
     BulkChunk,
+    BulkParseSegment,
     BulkPhase,
     BulkRequest,
     BulkRow,
@@ -33,10 +35,10 @@ from bulkimport.services.budget import import_budget_refusal
 from bulkimport.services.lifecycle import bulk_request_fail
 from bulkimport.services.plan import bulk_request_plan, plan_document_queries, plan_dry_run_rest, row_match_key
 from bulkimport.states import phase_transition
-from bulkimport.validation import CsvFileError, CsvImport, RowResult, row_reason
+from bulkimport.validation import CsvFileError, CsvImport, RowResult, Segment, row_reason
 from cohorts.services import cohorts_for_import
 from metriport_bulk.lib import storage
-from metriport_bulk.lib.bulkdb import copy_insert
+from metriport_bulk.lib.bulkdb import copy_insert, exists_shared
 from metriport_bulk.lib.csvio import too_large_message
 from metriport_bulk.lib.ids import as_uuid
 from patients.header import ColumnPlan
@@ -84,6 +86,11 @@ def _heartbeat(request_id: uuid.UUID, token: int, **fields: Any) -> None:
         raise ParseLeaseLost()
 
 
+# A file this many bytes per row of BULK_PARSE_SEGMENT_ROWS or more is scanned for its segments first (a row
+# of a patient's required cells is longer); a smaller one is parsed in one piece without the scan.
+_SCAN_BYTES_PER_ROW = 40
+
+
 def _parse(request: BulkRequest, token: int) -> None:
     with transaction.atomic():
         _heartbeat(request.id, token, total=0, processed=0, successful=0, failed=0)
@@ -93,25 +100,48 @@ def _parse(request: BulkRequest, token: int) -> None:
             request_id=request.id, reason=too_large_message(settings.BULK_MAX_FILE_BYTES, size=request.input_size)
         )
         return
+    segment_rows = settings.BULK_PARSE_SEGMENT_ROWS
     total = invalid = 0
     try:
         with storage.open_for_read(request.input_key) as stream:
+            if segment_rows and (request.input_size or 0) >= segment_rows * _SCAN_BYTES_PER_ROW:
+                # Structure only, every file-level check included: a file error still stores nothing.
+                scan = CsvImport(
+                    stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES, track_offsets=True
+                )
+                _heartbeat(request.id, token, header=scan.header, warnings=list(scan.plan.warnings))
+                segments = scan.segments(segment_rows)
+                if len(segments) > 1:
+                    _segments_start(request.id, token, scan.header_end, segments)
+                    return
+                stream.seek(0)  # one segment: parsed here, as a smaller file is
             csv_import = CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES)
             _heartbeat(request.id, token, header=csv_import.header, warnings=list(csv_import.plan.warnings))
             rows = checked_rows(request, csv_import)
-            while stored := _store_rows(request, token, itertools.islice(rows, PARSE_BATCH_SIZE), total, invalid):
+            fence = _RequestFence(request.id, token)
+            while stored := _store_rows(request, fence, itertools.islice(rows, PARSE_BATCH_SIZE), total, invalid):
                 total += stored.rows
                 invalid += stored.invalid
     except CsvFileError as exc:
-        with transaction.atomic():
-            # The rows stored before the error go, and so do the counts they made.
-            _heartbeat(request.id, token, total=0, processed=0, successful=0, failed=0)
-            _delete_rows(request.id)
-        bulk_request_fail(request_id=request.id, reason=exc.message)
+        _file_failed(request.id, token, exc)
         return
     if total == 0:
         bulk_request_fail(request_id=request.id, reason="The file has a header but no patient rows.")
         return
+    _plan_and_move_on(request, token, total)
+
+
+def _file_failed(request_id: uuid.UUID, token: int, exc: CsvFileError) -> None:
+    with transaction.atomic():
+        # The rows stored before the error go, and so do the counts they made.
+        _heartbeat(request_id, token, total=0, processed=0, successful=0, failed=0)
+        _delete_rows(request_id)
+    bulk_request_fail(request_id=request_id, reason=exc.message)
+
+
+def _plan_and_move_on(request: BulkRequest, token: int, total: int) -> None:
+    """Every row is stored: the plan, then a dry run to finishing and an import (within its customer's
+    Document Query budget) to applying, with its chunks sent."""
     bulk_request_plan(request=request, heartbeat=lambda: _heartbeat(request.id, token))
     with transaction.atomic():
         if request.dry_run:
@@ -132,6 +162,121 @@ def _parse(request: BulkRequest, token: int) -> None:
         chunk_ids = chunks_create(request.id, total=total)
         _move_on(request.id, token, BulkPhase.APPLYING)
         dispatch.chunks_on_commit(chunk_ids)
+
+
+# Segments: a large file's rows are validated and stored by several workers at once, BULK_PARSE_PARALLEL
+# segments of a request in flight at a time (each one done sends the next), so that a million-row file keeps
+# two workers busy without queueing twenty messages ahead of other customers' parses. The worker that stores
+# the last segment plans the request, as the single parser does.
+
+
+def _segments_start(request_id: uuid.UUID, token: int, header_end: int, segments: list[Segment]) -> None:
+    now = timezone.now()
+    parallel = max(settings.BULK_PARSE_PARALLEL, 1)
+    with transaction.atomic():
+        # The rows to come are counted now: progress (processed of total) moves as each segment is done.
+        _heartbeat(request_id, token, total=segments[-1].last_number)
+        BulkParseSegment.objects.bulk_create(
+            BulkParseSegment(
+                request_id=request_id,
+                index=i,
+                token=token,
+                first_number=segment.first_number,
+                last_number=segment.last_number,
+                header_end=header_end,
+                start=segment.start,
+                end=segment.end,
+                enqueued_at=now if i < parallel else None,
+            )
+            for i, segment in enumerate(segments)
+        )
+        first = BulkParseSegment.objects.filter(request_id=request_id, index__lt=parallel).order_by("index")
+        dispatch.segments_on_commit(list(first.values_list("id", flat=True)))
+
+
+def bulk_segment_parse(*, segment_id: int) -> None:
+    """Validates and stores one segment's rows (a re-run first deletes what an earlier attempt stored). The
+    worker that stores a request's last segment plans it. A segment of a parse that restarted (the sweeper
+    found it stale) or of a request that ended is a no-op."""
+    segment = BulkParseSegment.objects.filter(id=segment_id, done_at__isnull=True).first()
+    if segment is None:
+        return
+    request = BulkRequest.objects.filter(
+        id=segment.request_id, status=BulkStatus.PROCESSING, phase=BulkPhase.PARSING, parse_attempts=segment.token
+    ).first()
+    if request is None:
+        return
+    stale = timezone.now() - timedelta(seconds=settings.BULK_STALE_SECONDS)
+    attempt = segment.attempts + 1
+    taken = (
+        BulkParseSegment.objects.filter(id=segment.id, attempts=segment.attempts, done_at__isnull=True)
+        .filter(Q(attempts=0) | Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale))
+        .update(attempts=attempt, heartbeat_at=timezone.now())
+    )
+    if not taken:
+        return
+    fence = _SegmentFence(request.id, segment.token, segment.id, attempt)
+    try:
+        last = _parse_segment(request, segment, fence)
+    except ParseLeaseLost:
+        logger.info("bulk request %s: parse segment %s lease lost", request.id, segment.index)
+        return
+    except Exception:
+        BulkParseSegment.objects.filter(id=segment.id, attempts=attempt).update(heartbeat_at=None)
+        raise
+    if last:
+        request.refresh_from_db()
+        _plan_and_move_on(request, segment.token, request.total)
+
+
+def _parse_segment(request: BulkRequest, segment: BulkParseSegment, fence: _SegmentFence) -> bool:
+    """Stores the segment's rows; True when it was the request's last segment to be done."""
+    numbers = (segment.first_number, segment.last_number)
+    with transaction.atomic():
+        fence.check()
+        BulkRowError.objects.filter(request_id=request.id, row_number__range=numbers).delete()
+        BulkRow.objects.filter(request_id=request.id, number__range=numbers)._raw_delete(BulkRow.objects.db)
+    count = invalid = 0
+    try:
+        with storage.open_ranges(request.input_key, [(0, segment.header_end), (segment.start, segment.end)]) as stream:
+            csv_import = CsvImport(
+                stream,
+                max_rows=settings.BULK_MAX_ROWS,
+                max_bytes=settings.BULK_MAX_FILE_BYTES,
+                first_number=segment.first_number,
+            )
+            rows = checked_rows(request, csv_import)
+            beat = time.monotonic()
+            while stored := _store_rows(request, fence, itertools.islice(rows, PARSE_BATCH_SIZE), count, invalid):
+                count += stored.rows
+                invalid += stored.invalid
+                if time.monotonic() - beat > settings.BULK_STALE_SECONDS / 4:
+                    # Outside the rows' transactions, whose shared hold on the request row would make two
+                    # segments' heartbeats wait for each other: here it waits for one batch at most.
+                    _heartbeat(request.id, segment.token)
+                    beat = time.monotonic()
+    except CsvFileError as exc:
+        # The scan read the same immutable bytes without an error; should they differ, the file fails whole.
+        _file_failed(request.id, segment.token, exc)
+        return False
+    if count != segment.last_number - segment.first_number + 1:
+        raise RuntimeError(f"parse segment {segment.id}: {count} rows stored, its scan counted otherwise")
+    now = timezone.now()
+    with transaction.atomic():
+        # The request row first, as a single parser's commit; its counts take the segment's invalid rows once
+        # (its total is the scan's).
+        _heartbeat(request.id, segment.token, processed=F("processed") + invalid, failed=F("failed") + invalid)
+        if not BulkParseSegment.objects.filter(id=segment.id, attempts=fence.attempt, done_at__isnull=True).update(
+            done_at=now, heartbeat_at=now, invalid=invalid
+        ):
+            raise ParseLeaseLost()
+        segments = BulkParseSegment.objects.filter(request_id=request.id)
+        following = segments.filter(enqueued_at__isnull=True).order_by("index").values_list("id", flat=True).first()
+        if following is not None:
+            segments.filter(id=following).update(enqueued_at=now)
+            dispatch.segments_on_commit([following])
+        # The request row's lock orders the segments' last commits: one of them sees every other one done.
+        return not segments.filter(done_at__isnull=True).exists()
 
 
 def chunks_create(request_id: uuid.UUID, *, total: int) -> list[int]:
@@ -218,8 +363,56 @@ def _checked(rows: Iterator[RowResult], check: Callable[[RowResult], None] | Non
         yield result
 
 
+class _Fence(typing.Protocol):
+    def check(self) -> None:
+        """First in a transaction that stores rows: raises ParseLeaseLost when this parser must stop."""
+
+    def progress(self, *, rows: int, invalid: int) -> None:
+        """Last in it: the rows and invalid rows this parser has stored so far."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RequestFence:
+    """The single parser of a request: its lease is the request's, whose counts it keeps."""
+
+    request_id: uuid.UUID
+    token: int
+
+    def check(self) -> None:
+        _heartbeat(self.request_id, self.token)
+
+    def progress(self, *, rows: int, invalid: int) -> None:
+        # Counts so far are the progress figure while parsing: invalid rows are final already.
+        _heartbeat(self.request_id, self.token, total=rows, processed=invalid, failed=invalid)
+
+
+@dataclass(frozen=True, slots=True)
+class _SegmentFence:
+    """A segment's parser: the request's lease held shared (parsers of other segments go on; a restarted parse
+    or a cancel waits for this transaction, then this parser stops), and its segment's own lease."""
+
+    request_id: uuid.UUID
+    token: int
+    segment_id: int
+    attempt: int
+
+    def check(self) -> None:
+        lease = BulkRequest.objects.filter(
+            id=self.request_id, parse_attempts=self.token, phase=BulkPhase.PARSING, status=BulkStatus.PROCESSING
+        )
+        if not exists_shared(lease):
+            raise ParseLeaseLost()
+        if not BulkParseSegment.objects.filter(id=self.segment_id, attempts=self.attempt, done_at__isnull=True).update(
+            heartbeat_at=timezone.now()
+        ):
+            raise ParseLeaseLost()
+
+    def progress(self, *, rows: int, invalid: int) -> None:
+        """The request's counts take a segment's rows when it is done (bulk_segment_parse)."""
+
+
 def _store_rows(
-    request: BulkRequest, token: int, batch: Iterable[RowResult], total_before: int, invalid_before: int
+    request: BulkRequest, fence: _Fence, batch: Iterable[RowResult], total_before: int, invalid_before: int
 ) -> _Stored:
     """Stores the next batch of rows (and their errors) in one transaction; an empty batch stores nothing.
 
@@ -238,14 +431,12 @@ def _store_rows(
             yield (request.id, result.number, result.raw, *row_result_values(result))
 
     with transaction.atomic():
-        _heartbeat(request.id, token)  # first: a parser that lost its lease writes nothing
+        fence.check()  # first: a parser that lost its lease writes nothing
         copy_insert(BulkRow, ROW_COLUMNS, values())
         if not count:
             return _Stored(0, 0)
         copy_insert(BulkRowError, ERROR_COLUMNS, errors)
-        # Counts so far are the progress figure while parsing: invalid rows are final already.
-        failed = invalid_before + invalid
-        _heartbeat(request.id, token, total=total_before + count, processed=failed, failed=failed)
+        fence.progress(rows=total_before + count, invalid=invalid_before + invalid)
     return _Stored(count, invalid)
 
 
@@ -273,6 +464,8 @@ def error_values(request_id: uuid.UUID, result: RowResult) -> Iterator[tuple[Any
 
 
 def _delete_rows(request_id: uuid.UUID) -> None:
+    # The segments first: a segment's parser holds its row (and the request's, shared) while it stores rows.
+    BulkParseSegment.objects.filter(request_id=request_id).delete()
     BulkRowError.objects.filter(request_id=request_id).delete()
     BulkChunk.objects.filter(request_id=request_id).delete()
     # Raw DELETE: Django's cascade collector would load 100k rows into memory first.

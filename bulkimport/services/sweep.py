@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkStatus, ChunkStatus
+from bulkimport.models import BulkChunk, BulkParseSegment, BulkPhase, BulkRequest, BulkStatus, ChunkStatus
 from bulkimport.services import dispatch
 from bulkimport.services.finish import bulk_documents_check
 from bulkimport.services.operations import bulk_cancellations_settle
@@ -37,10 +37,12 @@ def bulk_requests_resume(*, force: bool = False, request_id: uuid.UUID | None = 
     resumed = 0
     for request in requests.only("id", "phase", "heartbeat_at"):
         quiet = force or request.heartbeat_at is None or request.heartbeat_at < stale
-        if request.phase == BulkPhase.PARSING and quiet:
+        if request.phase == BulkPhase.PARSING and not force and _has_segments_left(request.id):
+            resumed += _resume_segments(request.id, now=now, stale=stale)
+        elif request.phase == BulkPhase.PARSING and quiet:
             if force:
                 BulkRequest.objects.filter(id=request.id).update(heartbeat_at=None)
-            dispatch.parse_now(request.id)
+            dispatch.parse_now(request.id)  # from the start (a parse that ended in its segments' plan included)
             resumed += 1
         elif request.phase == BulkPhase.APPLYING:
             resumed += _resume_chunks(request.id, now=now, stale=stale)
@@ -50,6 +52,27 @@ def bulk_requests_resume(*, force: bool = False, request_id: uuid.UUID | None = 
             dispatch.finish_now(request.id)
             resumed += 1
     return resumed
+
+
+def _has_segments_left(request_id: uuid.UUID) -> bool:
+    return BulkParseSegment.objects.filter(request_id=request_id, done_at__isnull=True).exists()
+
+
+def _resume_segments(request_id: uuid.UUID, *, now: datetime, stale: datetime) -> int:
+    """Re-sends the segments of a parse in segments (services.parse) whose message or worker went away: sent
+    before `stale` and not heartbeating since. A segment is marked sent in the transaction that creates it or
+    finishes the one before it, so a send lost after that commit is found here too."""
+    quiet = Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale)
+    stuck = list(
+        BulkParseSegment.objects.filter(
+            quiet, request_id=request_id, done_at__isnull=True, enqueued_at__lt=stale
+        ).values_list("id", flat=True)
+    )
+    if not stuck:
+        return 0
+    BulkParseSegment.objects.filter(id__in=stuck).update(enqueued_at=now)
+    dispatch.segments_now(stuck)
+    return 1
 
 
 def _resume_chunks(request_id: uuid.UUID, *, now: datetime, stale: datetime) -> int:

@@ -11,7 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from bulkimport import services
-from bulkimport.models import BulkChunk, BulkRequest, BulkRow
+from bulkimport.models import BulkChunk, BulkParseSegment, BulkRequest, BulkRow
 from devtools.sample import sample_bytes  # noqa: F401 - the tests' import path
 from metriport_bulk.lib import storage
 from tests.helpers.runtime import assert_no_live_worker
@@ -89,11 +89,20 @@ def run_inline(request_id) -> None:
     its Document Queries (answered at once) and the finish that follows them."""
     assert_no_live_worker("run_inline")
     services.bulk_request_parse(request_id=request_id)
+    run_parse_segments(request_id)
     for chunk_id in BulkChunk.objects.filter(request_id=request_id).order_by("index").values_list("id", flat=True):
         services.bulk_chunk_apply(chunk_id=chunk_id)
     services.bulk_request_finish(request_id=request_id)
     answer_document_queries(request_id)
     services.bulk_request_finish(request_id=request_id)
+
+
+def run_parse_segments(request_id) -> None:
+    """Parses, in this thread and in order, the segments a large file's parse left to the workers (the next
+    ones' messages, sent as each is done, find them done)."""
+    segments = BulkParseSegment.objects.filter(request_id=request_id, done_at__isnull=True).order_by("index")
+    for segment_id in segments.values_list("id", flat=True):
+        services.bulk_segment_parse(segment_id=segment_id)
 
 
 def submit(tenant, body: bytes, dry_run: bool = False) -> BulkRequest:

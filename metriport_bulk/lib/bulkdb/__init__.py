@@ -84,6 +84,13 @@ def insert_ignoring_conflicts(
     return result
 
 
+def exists_shared(queryset: models.QuerySet[Any]) -> bool:
+    """Whether `queryset` (of one table) has a row, and that row held until the transaction ends by a shared
+    lock (PostgreSQL: `FOR SHARE`): other holders of the same lock go on at once, an UPDATE of the row waits
+    for them all. SQLite writes one transaction at a time: the plain read is exact there."""
+    return bool(_store().exists_shared(queryset))
+
+
 def lock_keys(keys: Iterable[int]) -> None:
     """Transaction-scoped locks on 64-bit keys, so two writers of the same thing take turns."""
     wanted = sorted(set(keys))

@@ -62,6 +62,10 @@ def insert_ignoring_conflicts(
     return [key for key in wanted if key in present and key not in before]
 
 
+def exists_shared(queryset: models.QuerySet[Any]) -> bool:
+    return queryset.exists()
+
+
 def lock_keys(keys: Sequence[int]) -> None:
     """Nothing to lock: the transaction holds SQLite's write lock from its start."""
 

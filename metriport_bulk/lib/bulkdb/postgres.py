@@ -130,6 +130,13 @@ def insert_ignoring_conflicts(
     return inserted
 
 
+def exists_shared(queryset: models.QuerySet[Any]) -> bool:
+    sql, params = queryset.values_list("pk")[:1].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} FOR SHARE", params)
+        return cursor.fetchone() is not None
+
+
 def lock_keys(keys: Sequence[int]) -> None:
     """Transaction-scoped advisory locks, taken in sorted order (no deadlock)."""
     with bound_cursor() as cursor:
