@@ -31,9 +31,9 @@ def bulk_parse(request_id: str) -> None:
     services.bulk_request_parse(request_id=uuid.UUID(request_id))
 
 
-@dramatiq.actor(actor_name=dispatch.PARSE_SEGMENT.name, queue_name=QUEUE, time_limit=30 * 60 * 1000, **RETRY)
-def bulk_parse_segment(segment_id: int) -> None:
-    services.bulk_segment_parse(segment_id=segment_id)
+@dramatiq.actor(actor_name=dispatch.PARSE_SEGMENTS.name, queue_name=QUEUE, time_limit=30 * 60 * 1000, **RETRY)
+def bulk_parse_segments(request_id: str, token: int) -> None:
+    services.bulk_segments_parse(request_id=uuid.UUID(request_id), token=token)
 
 
 # Chunks have a queue of their own: a request's parse and finish (priority 0) never wait in line behind

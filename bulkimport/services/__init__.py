@@ -31,7 +31,7 @@ from bulkimport.services.operations import (
     bulk_request_confirm,
     bulk_request_resend_webhook,
 )
-from bulkimport.services.parse import bulk_request_parse, bulk_segment_parse
+from bulkimport.services.parse import bulk_request_parse, bulk_segments_parse
 from bulkimport.services.plan import PATIENT_ID_NAMESPACE
 from bulkimport.services.reprocess import (
     ReprocessRefused,
@@ -71,7 +71,7 @@ __all__ = [
     "bulk_request_fail",
     "bulk_request_finish",
     "bulk_request_parse",
-    "bulk_segment_parse",
+    "bulk_segments_parse",
     "bulk_request_reprocess",
     "bulk_request_reprocess_later",
     "bulk_request_reprocess_queued",

@@ -14,7 +14,7 @@ from metriport_bulk.lib.messages import ActorRef
 from metriport_bulk.lib.sending import send_on_commit
 
 PARSE = ActorRef("bulk_parse")
-PARSE_SEGMENT = ActorRef("bulk_parse_segment")
+PARSE_SEGMENTS = ActorRef("bulk_parse_segments")
 APPLY_CHUNK = ActorRef("bulk_apply_chunk")
 FINISH = ActorRef("bulk_finish")
 REPROCESS = ActorRef("bulk_reprocess")
@@ -28,14 +28,14 @@ def parse_now(request_id: uuid.UUID) -> None:
     PARSE.send(str(request_id))
 
 
-def segments_on_commit(segment_ids: list[int]) -> None:
-    send_on_commit(lambda: segments_now(segment_ids), what=f"{len(segment_ids)} parse segment(s)")
+def segments_on_commit(request_id: uuid.UUID, token: int, *, count: int) -> None:
+    send_on_commit(lambda: segments_now(request_id, token, count=count), what=f"parse segments of {request_id}")
 
 
-def segments_now(segment_ids: Iterable[int]) -> None:
-    actor = PARSE_SEGMENT.actor()
-    for segment_id in segment_ids:
-        actor.send(segment_id)
+def segments_now(request_id: uuid.UUID, token: int, *, count: int) -> None:
+    actor = PARSE_SEGMENTS.actor()
+    for _ in range(count):
+        actor.send(str(request_id), token)
 
 
 def finish_on_commit(request_id: uuid.UUID) -> None:

@@ -70,13 +70,18 @@ def bulk_request_parse(*, request_id: uuid.UUID) -> None:
     if not taken:
         return
     try:
-        _parse(request, token)
+        segmented = _parse(request, token)
     except ParseLeaseLost:
         logger.info("bulk request %s: parse lease lost, another worker continues", request.id)
+        return
     except Exception:
         # Release the lease so the retry of this message can take it at once.
         BulkRequest.objects.filter(id=request.id, parse_attempts=token).update(heartbeat_at=None)
         raise
+    if segmented:
+        # This worker parses segments too. Outside the lease's handler above: a segment's failure is that
+        # segment's (released for another worker), never a reason to start the whole file again.
+        bulk_segments_parse(request_id=request.id, token=token)
 
 
 def _heartbeat(request_id: uuid.UUID, token: int, **fields: Any) -> None:
@@ -91,7 +96,8 @@ def _heartbeat(request_id: uuid.UUID, token: int, **fields: Any) -> None:
 _SCAN_BYTES_PER_ROW = 40
 
 
-def _parse(request: BulkRequest, token: int) -> None:
+def _parse(request: BulkRequest, token: int) -> bool:
+    """Parses the file, or scans it and leaves its segments to the workers: True then."""
     with transaction.atomic():
         _heartbeat(request.id, token, total=0, processed=0, successful=0, failed=0)
         _delete_rows(request.id)
@@ -99,7 +105,7 @@ def _parse(request: BulkRequest, token: int) -> None:
         bulk_request_fail(
             request_id=request.id, reason=too_large_message(settings.BULK_MAX_FILE_BYTES, size=request.input_size)
         )
-        return
+        return False
     segment_rows = settings.BULK_PARSE_SEGMENT_ROWS
     total = invalid = 0
     try:
@@ -113,7 +119,7 @@ def _parse(request: BulkRequest, token: int) -> None:
                 segments = scan.segments(segment_rows)
                 if len(segments) > 1:
                     _segments_start(request.id, token, scan.header_end, segments)
-                    return
+                    return True
                 stream.seek(0)  # one segment: parsed here, as a smaller file is
             csv_import = CsvImport(stream, max_rows=settings.BULK_MAX_ROWS, max_bytes=settings.BULK_MAX_FILE_BYTES)
             _heartbeat(request.id, token, header=csv_import.header, warnings=list(csv_import.plan.warnings))
@@ -124,11 +130,12 @@ def _parse(request: BulkRequest, token: int) -> None:
                 invalid += stored.invalid
     except CsvFileError as exc:
         _file_failed(request.id, token, exc)
-        return
+        return False
     if total == 0:
         bulk_request_fail(request_id=request.id, reason="The file has a header but no patient rows.")
-        return
+        return False
     _plan_and_move_on(request, token, total)
+    return False
 
 
 def _file_failed(request_id: uuid.UUID, token: int, exc: CsvFileError) -> None:
@@ -164,15 +171,15 @@ def _plan_and_move_on(request: BulkRequest, token: int, total: int) -> None:
         dispatch.chunks_on_commit(chunk_ids)
 
 
-# Segments: a large file's rows are validated and stored by several workers at once, BULK_PARSE_PARALLEL
-# segments of a request in flight at a time (each one done sends the next), so that a million-row file keeps
-# two workers busy without queueing twenty messages ahead of other customers' parses. The worker that stores
-# the last segment plans the request, as the single parser does.
+# Segments: a large file's rows are validated and stored by several workers at once. Messages name the
+# request, not a segment: each one claims the next segment free, parses it, and goes on with the next, until
+# none is left; the worker that scanned the file does the same. So a segment is run by a worker that is free
+# to run it. A message naming a segment could sit prefetched by a busy worker (Dramatiq fetches twice its
+# threads) while another worker idles. The worker that stores the last segment plans the request.
 
 
 def _segments_start(request_id: uuid.UUID, token: int, header_end: int, segments: list[Segment]) -> None:
     now = timezone.now()
-    parallel = max(settings.BULK_PARSE_PARALLEL, 1)
     with transaction.atomic():
         # The rows to come are counted now: progress (processed of total) moves as each segment is done.
         _heartbeat(request_id, token, total=segments[-1].last_number)
@@ -186,47 +193,62 @@ def _segments_start(request_id: uuid.UUID, token: int, header_end: int, segments
                 header_end=header_end,
                 start=segment.start,
                 end=segment.end,
-                enqueued_at=now if i < parallel else None,
+                enqueued_at=now,
             )
             for i, segment in enumerate(segments)
         )
-        first = BulkParseSegment.objects.filter(request_id=request_id, index__lt=parallel).order_by("index")
-        dispatch.segments_on_commit(list(first.values_list("id", flat=True)))
+        # More than one: a busy worker may hold one of them prefetched, never all.
+        dispatch.segments_on_commit(request_id, token, count=settings.BULK_PARSE_PARALLEL)
 
 
-def bulk_segment_parse(*, segment_id: int) -> None:
-    """Validates and stores one segment's rows (a re-run first deletes what an earlier attempt stored). The
-    worker that stores a request's last segment plans it. A segment of a parse that restarted (the sweeper
-    found it stale) or of a request that ended is a no-op."""
-    segment = BulkParseSegment.objects.filter(id=segment_id, done_at__isnull=True).first()
-    if segment is None:
-        return
-    request = BulkRequest.objects.filter(
-        id=segment.request_id, status=BulkStatus.PROCESSING, phase=BulkPhase.PARSING, parse_attempts=segment.token
-    ).first()
-    if request is None:
-        return
-    stale = timezone.now() - timedelta(seconds=settings.BULK_STALE_SECONDS)
-    attempt = segment.attempts + 1
-    taken = (
-        BulkParseSegment.objects.filter(id=segment.id, attempts=segment.attempts, done_at__isnull=True)
-        .filter(Q(attempts=0) | Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale))
-        .update(attempts=attempt, heartbeat_at=timezone.now())
-    )
-    if not taken:
-        return
-    fence = _SegmentFence(request.id, segment.token, segment.id, attempt)
-    try:
-        last = _parse_segment(request, segment, fence)
-    except ParseLeaseLost:
-        logger.info("bulk request %s: parse segment %s lease lost", request.id, segment.index)
-        return
-    except Exception:
-        BulkParseSegment.objects.filter(id=segment.id, attempts=attempt).update(heartbeat_at=None)
-        raise
-    if last:
-        request.refresh_from_db()
-        _plan_and_move_on(request, segment.token, request.total)
+def bulk_segments_parse(*, request_id: uuid.UUID, token: int) -> None:
+    """Claims, parses and stores the request's next free segment (a re-run of a crashed one first deletes
+    what its earlier attempt stored), then the next, until none is free; the worker that stores the last one
+    plans the request. Stops after a segment when another request waits for its parse, sending itself again
+    behind it, so a big file's segments never keep a new request's parse waiting for all of them. A parse that
+    restarted (its `token` is gone) or a request that ended makes this a no-op."""
+    while True:
+        request = BulkRequest.objects.filter(
+            id=request_id, status=BulkStatus.PROCESSING, phase=BulkPhase.PARSING, parse_attempts=token
+        ).first()
+        segment = _segment_claim(request_id, token) if request is not None else None
+        if request is None or segment is None:
+            return
+        fence = _SegmentFence(request.id, token, segment.id, segment.attempts)
+        try:
+            last = _parse_segment(request, segment, fence)
+        except ParseLeaseLost:
+            logger.info("bulk request %s: parse segment %s lease lost", request.id, segment.index)
+            return
+        except Exception:
+            # Released: a worker parsing the other segments (or the sweeper's message) takes it at once.
+            BulkParseSegment.objects.filter(id=segment.id, attempts=segment.attempts).update(heartbeat_at=None)
+            raise
+        if last:
+            request.refresh_from_db()
+            _plan_and_move_on(request, token, request.total)
+            return
+        waiting = BulkRequest.objects.filter(status=BulkStatus.PROCESSING, phase=BulkPhase.PARSING, parse_attempts=0)
+        if waiting.exclude(id=request_id).exists():
+            dispatch.segments_now(request_id, token, count=1)
+            return
+
+
+def _segment_claim(request_id: uuid.UUID, token: int) -> BulkParseSegment | None:
+    """The request's first segment not done and free (never taken, released, or its worker's heartbeat
+    stale), its lease taken by this worker (`attempts` is the fencing token); None when none is free."""
+    now = timezone.now()
+    free = Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - timedelta(seconds=settings.BULK_STALE_SECONDS))
+    left = BulkParseSegment.objects.filter(free, request_id=request_id, token=token, done_at__isnull=True)
+    while candidates := list(left.order_by("index")[:4]):
+        for segment in candidates:
+            # Only one of two workers racing for it takes it; the other tries the next.
+            if left.filter(id=segment.id, attempts=segment.attempts).update(
+                attempts=segment.attempts + 1, heartbeat_at=now
+            ):
+                segment.attempts += 1
+                return segment
+    return None
 
 
 def _parse_segment(request: BulkRequest, segment: BulkParseSegment, fence: _SegmentFence) -> bool:
@@ -270,13 +292,8 @@ def _parse_segment(request: BulkRequest, segment: BulkParseSegment, fence: _Segm
             done_at=now, heartbeat_at=now, invalid=invalid
         ):
             raise ParseLeaseLost()
-        segments = BulkParseSegment.objects.filter(request_id=request.id)
-        following = segments.filter(enqueued_at__isnull=True).order_by("index").values_list("id", flat=True).first()
-        if following is not None:
-            segments.filter(id=following).update(enqueued_at=now)
-            dispatch.segments_on_commit([following])
         # The request row's lock orders the segments' last commits: one of them sees every other one done.
-        return not segments.filter(done_at__isnull=True).exists()
+        return not BulkParseSegment.objects.filter(request_id=request.id, done_at__isnull=True).exists()
 
 
 def chunks_create(request_id: uuid.UUID, *, total: int) -> list[int]:
@@ -408,7 +425,7 @@ class _SegmentFence:
             raise ParseLeaseLost()
 
     def progress(self, *, rows: int, invalid: int) -> None:
-        """The request's counts take a segment's rows when it is done (bulk_segment_parse)."""
+        """The request's counts take a segment's rows when it is done (bulk_segments_parse)."""
 
 
 def _store_rows(

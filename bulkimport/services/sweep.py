@@ -59,19 +59,16 @@ def _has_segments_left(request_id: uuid.UUID) -> bool:
 
 
 def _resume_segments(request_id: uuid.UUID, *, now: datetime, stale: datetime) -> int:
-    """Re-sends the segments of a parse in segments (services.parse) whose message or worker went away: sent
-    before `stale` and not heartbeating since. A segment is marked sent in the transaction that creates it or
-    finishes the one before it, so a send lost after that commit is found here too."""
-    quiet = Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale)
-    stuck = list(
-        BulkParseSegment.objects.filter(
-            quiet, request_id=request_id, done_at__isnull=True, enqueued_at__lt=stale
-        ).values_list("id", flat=True)
-    )
-    if not stuck:
+    """Sends workers to the segments of a parse in segments (services.parse) when none is on them: no
+    segment heartbeating since `stale` and no message sent since. Their messages take any segment left,
+    a crashed worker's included once its heartbeat is stale."""
+    left = BulkParseSegment.objects.filter(request_id=request_id, done_at__isnull=True)
+    if left.filter(Q(heartbeat_at__gte=stale) | Q(enqueued_at__gte=stale)).exists():
         return 0
-    BulkParseSegment.objects.filter(id__in=stuck).update(enqueued_at=now)
-    dispatch.segments_now(stuck)
+    token = left.values_list("token", flat=True).first()
+    if token is None or not left.update(enqueued_at=now):
+        return 0
+    dispatch.segments_now(request_id, token, count=settings.BULK_PARSE_PARALLEL)
     return 1
 
 

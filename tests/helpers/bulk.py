@@ -11,7 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from bulkimport import services
-from bulkimport.models import BulkChunk, BulkParseSegment, BulkRequest, BulkRow
+from bulkimport.models import BulkChunk, BulkRequest, BulkRow
 from devtools.sample import sample_bytes  # noqa: F401 - the tests' import path
 from metriport_bulk.lib import storage
 from tests.helpers.runtime import assert_no_live_worker
@@ -98,11 +98,10 @@ def run_inline(request_id) -> None:
 
 
 def run_parse_segments(request_id) -> None:
-    """Parses, in this thread and in order, the segments a large file's parse left to the workers (the next
-    ones' messages, sent as each is done, find them done)."""
-    segments = BulkParseSegment.objects.filter(request_id=request_id, done_at__isnull=True).order_by("index")
-    for segment_id in segments.values_list("id", flat=True):
-        services.bulk_segment_parse(segment_id=segment_id)
+    """Parses, in this thread, the segments a large file's parse left to the workers (the parse itself ran
+    none: run_inline is for tests without a worker, whose messages are never run)."""
+    token = BulkRequest.objects.get(id=request_id).parse_attempts
+    services.bulk_segments_parse(request_id=request_id, token=token)
 
 
 def submit(tenant, body: bytes, dry_run: bool = False) -> BulkRequest:
