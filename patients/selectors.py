@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Exists, QuerySet
+from django.db.models import Count, QuerySet
 from django.http import Http404
 
+from metriport_bulk.lib.bulkdb import absent_from
 from metriport_bulk.lib.ids import as_uuid
 from patients.columns import PATIENT_COLUMNS, patient_fields
 from patients.matching import shares_zip
@@ -191,12 +192,12 @@ def _stored_text(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime.date) else value
 
 
-def facility_patients_absent(*, facility_id: uuid.UUID, present: QuerySet[Any]) -> QuerySet[Patient]:
-    """The facility's patients for which `present` (a query correlated on the patient, `OuterRef("id")`) finds
-    nothing, oldest first. NOT EXISTS, not NOT IN: PostgreSQL runs `id NOT IN (subquery)` as a subplan probed
-    for every patient once the subquery's ids outgrow work_mem (a million-row import's), an anti-join here."""
+def facility_patients_absent(*, facility_id: uuid.UUID, rows: QuerySet[Any], column: str) -> QuerySet[Patient]:
+    """The facility's patients that the `column` of none of `rows` names (e.g. a request's bulk rows and the
+    patient each was applied to), oldest first. The exclusion is written per database (bulkdb.absent_from):
+    an anti-join on PostgreSQL, a NOT IN over a list built once on SQLite."""
     return (
         Patient.objects.filter(patientfacility__facility_id=facility_id)
-        .filter(~Exists(present))
+        .filter(absent_from(rows, column))
         .order_by("created_at", "id")
     )

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, OuterRef, Q
+from django.db.models import Count, Q
 from django.db.models.fields.json import KT
 
 from bulkimport.models import BulkRequest, BulkRow, BulkRowError, OnDrift, RowAction, RowStatus
@@ -397,8 +397,8 @@ def absent_patients(request: BulkRequest) -> Any:
     """The facility's patients that no row of the request matched (a dry run: the patients its rows matched;
     a real import: the patients its rows were applied to). Nothing is deleted."""
     column = "matched_patient_id" if request.dry_run else "patient_id"
-    present = BulkRow.objects.filter(request_id=request.id, **{column: OuterRef("id")})
-    return facility_patients_absent(facility_id=request.facility_id, present=present)
+    rows = BulkRow.objects.filter(request_id=request.id)
+    return facility_patients_absent(facility_id=request.facility_id, rows=rows, column=column)
 
 
 ABSENT_COLUMNS = ("metriportId", "externalId", "firstName", "lastName", "dob", "genderAtBirth", "dateCreated")

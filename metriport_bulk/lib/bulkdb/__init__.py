@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from django.db import connection, models
-from django.db.models import F, Value
+from django.db.models import Expression, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import LessThanOrEqual
 
@@ -101,4 +101,12 @@ def lock_keys(keys: Iterable[int]) -> None:
 def estimated_row_count(model: type[models.Model], using: str = "default") -> int | None:
     """A cheap estimate of a table's rows, or None when the database has none (the caller then counts)."""
     result: int | None = _store().estimated_row_count(model, using)
+    return result
+
+
+def absent_from(rows: QuerySet[Any], column: str, *, outer: str = "id") -> Expression | Q:
+    """A filter of the outer query: its rows whose `outer` is the `column` of none of `rows` (an
+    uncorrelated queryset, e.g. a request's bulk rows). Each store writes it in the form its planner runs
+    in time linear in the rows."""
+    result: Expression | Q = _store().absent_from(rows, column, outer)
     return result

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connection, models
+from django.db.models import Q, QuerySet
 
 from metriport_bulk.lib.bulkdb.fields import column_of, model_fields
 
@@ -73,3 +74,12 @@ def lock_keys(keys: Sequence[int]) -> None:
 def estimated_row_count(model: type[models.Model], using: str) -> int | None:
     """No cheap estimate here: None (the caller counts)."""
     return None
+
+
+def absent_from(rows: QuerySet[Any], column: str, outer: str) -> Q:
+    """`outer NOT IN (the rows' column)`: SQLite fills a temporary B-tree from the subquery once and probes it
+    for each outer row. NOT EXISTS is a correlated subquery there, and without statistics (tables freshly
+    written, never analyzed) SQLite reaches the rows through the index leading with the request, scanning
+    all of a request's rows for each patient: the absent list of 5,000 patients against 5,000 rows took
+    8.5 s, of 20,000 against 20,000 141 s. NULLs are left out of the subquery: one would make NOT IN unknown for every row."""
+    return ~Q(**{f"{outer}__in": rows.filter(**{f"{column}__isnull": False}).values(column)})

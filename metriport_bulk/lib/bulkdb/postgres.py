@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import psycopg
 from django.db import connection, connections, models
+from django.db.models import Exists, Expression, OuterRef, QuerySet
 
 from metriport_bulk.lib.bulkdb.fields import column_of, model_fields
 
@@ -149,3 +150,9 @@ def estimated_row_count(model: type[models.Model], using: str) -> int | None:
         cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [model._meta.db_table])
         row = cursor.fetchone()
     return int(row[0]) if row and row[0] >= 0 else None
+
+
+def absent_from(rows: QuerySet[Any], column: str, outer: str) -> Expression:
+    """NOT EXISTS, an anti-join. Not NOT IN: PostgreSQL runs `outer NOT IN (subquery)` as a subplan probed
+    for every outer row once the subquery's values outgrow work_mem (a million-row import's)."""
+    return ~Exists(rows.filter(**{column: OuterRef(outer)}))
