@@ -143,7 +143,8 @@ def test_claims_by_id_use_the_primary_key_whatever_the_due_index_statistics_say(
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry run", "import"])
 def test_the_absent_patients_are_an_anti_join_not_a_subplan_per_patient(dry_run):
     # `id NOT IN (subquery)` became a subplan probed for every patient once a million-row import's ids
-    # outgrew work_mem: the finish of such an import spent minutes on it.
+    # outgrew work_mem: the finish of such an import spent minutes on it. SQLite's plan, the NOT IN it is
+    # given instead: test_absent_patients.py (this module runs on PostgreSQL only).
     request = SimpleNamespace(id=uuid.uuid4(), facility_id=uuid.uuid4(), dry_run=dry_run)
     plan = explain(absent_patients(request))
     print(f"\n-- absent patients ({'dry run' if dry_run else 'import'})\n{plan}")
