@@ -202,7 +202,8 @@ RESULT_URL_EXPIRY_SECONDS = env_int("RESULT_URL_EXPIRY_SECONDS", 600)
 BULK_MAX_FILE_BYTES = env_int("BULK_MAX_FILE_BYTES", csvio.MAX_FILE_BYTES)
 BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", csvio.MAX_ROWS)
 BULK_CHUNK_SIZE = env_int("BULK_CHUNK_SIZE", 2_000)
-# A file of more rows is parsed in segments of this many, BULK_PARSE_PARALLEL of them at once (0: in one piece).
+# A file of more rows is parsed in segments of this many (0: in one piece), by the worker that scanned it and
+# BULK_PARSE_PARALLEL more.
 BULK_PARSE_SEGMENT_ROWS = env_int("BULK_PARSE_SEGMENT_ROWS", 50_000)
 BULK_PARSE_PARALLEL = env_int("BULK_PARSE_PARALLEL", 2)
 # Fair scheduling across customers (SPEC §5): chunk and fresh Document Query messages run the pending work

@@ -1,7 +1,8 @@
 """Parse and validate a request's input file (SPEC §3, §4): every row is stored with its normalized values,
 its errors and its status, in batches, under a lease (a crashed parser's work is taken over by the sweeper,
-and a parser that lost its lease writes nothing more). Then the request moves on: a dry run to finishing,
-an import to applying, with one chunk of rows per apply message."""
+and a parser that lost its lease writes nothing more). A large file is scanned first and parsed in segments
+by several workers at once (below). Then the request moves on: a dry run to finishing, an import to
+applying, with one chunk of rows per apply message."""
 
 from __future__ import annotations
 
