@@ -68,7 +68,7 @@ def _resume_segments(request_id: uuid.UUID, *, now: datetime, stale: datetime) -
     token = left.values_list("token", flat=True).first()
     if token is None or not left.update(enqueued_at=now):
         return 0
-    dispatch.segments_now(request_id, token, count=settings.BULK_PARSE_PARALLEL)
+    dispatch.segments_now(request_id, token, count=max(settings.BULK_PARSE_PARALLEL, 1))
     return 1
 
 
