@@ -199,7 +199,8 @@ def _segments_start(request_id: uuid.UUID, token: int, header_end: int, segments
             for i, segment in enumerate(segments)
         )
         # More than one: a busy worker may hold one of them prefetched, never all.
-        dispatch.segments_on_commit(request_id, token, count=settings.BULK_PARSE_PARALLEL)
+        if settings.BULK_PARSE_PARALLEL > 0:
+            dispatch.segments_on_commit(request_id, token, count=settings.BULK_PARSE_PARALLEL)
 
 
 def bulk_segments_parse(*, request_id: uuid.UUID, token: int) -> None:

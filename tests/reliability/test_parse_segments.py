@@ -385,3 +385,18 @@ def test_an_import_parsed_in_segments_by_a_live_worker_ends_as_one_parsed_in_one
     assert without_ids(result_rows(request.id)) == without_ids(result_rows(clean.id))
     reference = BulkRequest.objects.get(id=clean.id)
     assert (final.total, final.successful, final.failed) == (reference.total, reference.successful, reference.failed)
+
+
+def test_with_no_other_workers_asked_the_scanning_one_parses_alone_and_the_sweeper_still_sends_one(
+    broker, segments, monkeypatch
+):
+    segments.BULK_PARSE_PARALLEL = 0
+    sent: list[tuple[object, ...]] = []
+    monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
+    request = submit(make_tenant(), BODY)
+    scan_only(monkeypatch, request.id)
+    assert sent == []  # nobody asked to join
+    long_ago = timezone.now() - timedelta(seconds=segments.BULK_STALE_SECONDS + 60)
+    BulkParseSegment.objects.filter(request_id=request.id).update(enqueued_at=long_ago)
+    assert services.bulk_requests_resume() == 1
+    assert sent == [(request.id, 1, {"count": 1})]
