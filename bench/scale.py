@@ -108,6 +108,13 @@ def main() -> None:
         action="store_true",
         help="run on a PostgreSQL server of its own with production memory and WAL settings (TUNED)",
     )
+    parser.add_argument(
+        "--pg-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="with --tuned-postgres: a server setting instead of TUNED's (e.g. shared_buffers=4GB), repeatable",
+    )
     parser.add_argument("--replot", type=Path, help="draw the PNG again from a JSON an earlier run wrote")
     args = parser.parse_args()
     if args.replot:
@@ -116,9 +123,10 @@ def main() -> None:
             args.replot.with_suffix(".png"),
         )
         return
-    server = PostgresServer(TUNED).start() if args.tuned_postgres else None
+    tuned = {**TUNED, **dict(setting.split("=", 1) for setting in args.pg_setting)}
+    server = PostgresServer(tuned).start() if args.tuned_postgres else None
     if server:
-        print(f"own PostgreSQL with {TUNED}", flush=True)
+        print(f"own PostgreSQL with {tuned}", flush=True)
     try:
         pg_admin_url = server.admin_url if server else None
         results = {rows: run(rows, args.processes, args.threads, pg_admin_url=pg_admin_url) for rows in args.rows}

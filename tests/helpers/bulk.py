@@ -98,8 +98,8 @@ def run_inline(request_id) -> None:
 
 
 def run_parse_segments(request_id) -> None:
-    """Parses, in this thread, the segments a large file's parse left to the workers (the parse itself ran
-    none: run_inline is for tests without a worker, whose messages are never run)."""
+    """Parses, in this thread, what is left of a large file's segments (the parse message parses them all,
+    unless a test stopped it after its scan or a segment failed): what the other workers' messages do."""
     token = BulkRequest.objects.get(id=request_id).parse_attempts
     services.bulk_segments_parse(request_id=request_id, token=token)
 

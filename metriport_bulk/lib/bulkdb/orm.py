@@ -81,5 +81,6 @@ def absent_from(rows: QuerySet[Any], column: str, outer: str) -> Q:
     for each outer row. NOT EXISTS is a correlated subquery there, and without statistics (tables freshly
     written, never analyzed) SQLite reaches the rows through the index leading with the request, scanning
     all of a request's rows for each patient: the absent list of 5,000 patients against 5,000 rows took
-    8.5 s, of 20,000 against 20,000 141 s. NULLs are left out of the subquery: one would make NOT IN unknown for every row."""
+    8.5 s, of 20,000 against 20,000 141 s. NULLs are left out of the subquery: one would make NOT IN
+    unknown for every row."""
     return ~Q(**{f"{outer}__in": rows.filter(**{f"{column}__isnull": False}).values(column)})
