@@ -43,6 +43,7 @@ class BulkRequest(models.Model):
         "absent_key",
         "plan",  # counts per action
         "document_queries_planned",
+        "patient_ids",
     )
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -89,6 +90,10 @@ class BulkRequest(models.Model):
     # rule (docqueries.services.budget); set once planned. An import still applying holds the ones it has not
     # started yet against its customer's daily budget.
     document_queries_planned = models.IntegerField(null=True, blank=True)
+    # How the ids of the patients its rows create are derived from (request, row) (services.plan.row_patient_id):
+    # 1, uuid5 (requests created before 2026-12-06); 2, ordered by the request's creation and the row. A
+    # request keeps its own for good: a reprocess finds the patients its rows created by their ids.
+    patient_ids = models.PositiveSmallIntegerField(default=2)
 
     class Meta:
         indexes = [

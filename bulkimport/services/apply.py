@@ -223,7 +223,7 @@ def apply_rows(
         else:
             found = candidates.get(row.match_key)
             match = next((c for c in found if shares_zip(c.zips, row.zips)), None) if found else None
-            own = row_patient_id(request.id, row.number)
+            own = row_patient_id(request, row.number)
             if match is None:
                 match = Candidate(own, row.zips, row.match_key, created=True)
                 candidates.setdefault(row.match_key, []).append(match)

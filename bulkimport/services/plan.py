@@ -16,6 +16,7 @@ file's duplicates, not with its rows."""
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hashlib
 import uuid
@@ -61,6 +62,8 @@ IMPORT_ACTIONS = (RowAction.CREATED, RowAction.UPDATED, RowAction.UNCHANGED, Row
 # uuid5's version (5) and variant (RFC 4122) bits, over the first 16 bytes of the SHA-1 digest.
 _UUID5_KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
 _UUID5_SET = (5 << 76) | (0x8000 << 48)
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MS = datetime.timedelta(milliseconds=1)
 
 
 @functools.lru_cache(maxsize=64)
@@ -68,12 +71,33 @@ def _patient_id_prefix(request_id: uuid.UUID) -> bytes:
     return PATIENT_ID_NAMESPACE.bytes + f"{request_id}:".encode()
 
 
-def row_patient_id(request_id: uuid.UUID, number: int) -> uuid.UUID:
-    """The id of the patient row `number` of the request creates (the same in every run of the row):
-    uuid.uuid5(PATIENT_ID_NAMESPACE, f"{request_id}:{number}"), computed with the request's part of the name
-    hashed into a cached prefix (apply asks once per row; tests hold the two equal)."""
-    digest = hashlib.sha1(_patient_id_prefix(request_id) + b"%d" % number).digest()
-    return uuid.UUID(int=(int.from_bytes(digest[:16]) & _UUID5_KEEP) | _UUID5_SET)
+def row_patient_id(request: BulkRequest, number: int) -> uuid.UUID:
+    """The id of the patient row `number` of the request creates, the same in every run of the row (a resumed
+    or reprocessed request finds the patients its rows created), derived as the request says
+    (BulkRequest.patient_ids):
+
+    - 2, ordered: a version 8 UUID of the request's creation in milliseconds (48 bits), the row number (32
+      bits, around the version and variant bits) and 42 bits of the request's id. A request's patients get
+      increasing ids row by row, and a later request's are higher. So a chunk's patients append to the
+      indexes on patient ids (the patients', their facility links', their Document Queries') instead of
+      landing all over them. A million-row import took 201 s instead of 227-229 s
+      (docs/benchmarks.md).
+    - 1, uuid5 (requests created before): uuid.uuid5(PATIENT_ID_NAMESPACE, f"{request_id}:{number}"),
+      computed with the request's part of the name hashed into a cached prefix.
+
+    Tests hold both equal to their definitions."""
+    if request.patient_ids == 1:
+        digest = hashlib.sha1(_patient_id_prefix(request.id) + b"%d" % number).digest()
+        return uuid.UUID(int=(int.from_bytes(digest[:16]) & _UUID5_KEEP) | _UUID5_SET)
+    created = ((request.created_at - _EPOCH) // _MS) & ((1 << 48) - 1)
+    return uuid.UUID(
+        int=(created << 80)
+        | (8 << 76)
+        | (((number >> 20) & 0xFFF) << 64)
+        | (0b10 << 62)
+        | ((number & 0xFFFFF) << 42)
+        | (request.id.int & ((1 << 42) - 1))
+    )
 
 
 def row_match_key(normalized: dict[str, Any]) -> str:
@@ -193,7 +217,7 @@ def _decide(request: BulkRequest, batch: list[Any], state: _State) -> list[_Plan
     for row_id, number, key, zips in batch:
         found = candidates.get(key)
         existing = next((p for p, z in found if shares_zip(z, zips)), None) if found else None
-        if existing is not None and existing == row_patient_id(request.id, number):
+        if existing is not None and existing == row_patient_id(request, number):
             existing = None  # the row created it in an earlier run (a reprocess): it would create it still
         people = state.repeated.get(key)
         if people is not None:
@@ -378,7 +402,7 @@ def _rerun_document_queries(request: BulkRequest, creating: Any, matching: Any) 
         creating.filter(number__gt=after).order_by("number").values_list("number", flat=True)[:PLAN_BATCH_SIZE]
     ):
         after = numbers[-1]
-        own = [row_patient_id(request.id, number) for number in numbers]
+        own = [row_patient_id(request, number) for number in numbers]
         created_before = patients_existing(customer_id=request.customer_id, patient_ids=own)
         again = set(created_before)
         if again:

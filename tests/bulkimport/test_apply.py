@@ -13,6 +13,7 @@ from django.db import connection
 
 from bulkimport import services
 from bulkimport.models import BulkChunk, BulkRow
+from bulkimport.services.plan import row_patient_id
 from docqueries.models import DocumentQuery
 from patients.columns import PATIENT_COLUMNS, patient_fields
 from patients.matching import match_key
@@ -62,7 +63,7 @@ def run(tenant, rows: list[list[str]], header: list[str] = WIDE_HEADER):
 
 
 def derived_id(request, number: int) -> uuid.UUID:
-    return uuid.uuid5(services.PATIENT_ID_NAMESPACE, f"{request.id}:{number}")
+    return row_patient_id(request, number)
 
 
 def test_a_new_patient_holds_exactly_the_normalized_row(tenant):

@@ -5,6 +5,8 @@ the patients they created themselves, and a result written before the queries it
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from bulkimport import services
@@ -122,3 +124,23 @@ def test_a_row_whose_match_key_changed_finds_the_patient_it_created(broker):
     assert set(after) == set(before) and len(after) == 3
     assert {(row["status"], row["action"]) for row in after.values()} == {("successful", "created")}
     assert Patient.objects.filter(id__in=moved).count() == 3
+
+
+def test_a_request_of_before_ordered_ids_keeps_its_uuid5_ids_when_reprocessed(broker):
+    """A request created before the ordered patient ids (BulkRequest.patient_ids 1, set by the migration) has
+    patients of uuid5 ids: reprocessed, its rows find them by those ids, create no second patient and still
+    read `created`."""
+    tenant = make_tenant("Before")
+    request = submit(tenant, BODY)
+    BulkRequest.objects.filter(id=request.id).update(patient_ids=1)
+    run_inline(request.id)
+    first = result_rows(request.id)
+    created = [row["metriportId"] for row in first if row["action"] == "created"]
+    assert created and {uuid.UUID(patient_id).version for patient_id in created} == {5}
+    patients = Patient.objects.filter(customer=tenant.customer).count()
+
+    services.bulk_request_reprocess(request_id=request.id, failed_only=False)
+
+    assert BulkRequest.objects.get(id=request.id).status == BulkStatus.COMPLETED  # no new query: done at once
+    assert result_rows(request.id) == first
+    assert Patient.objects.filter(customer=tenant.customer).count() == patients

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-
-from bulkimport import services
 from bulkimport.models import BulkPhase, BulkRequest, BulkStatus
+from bulkimport.services.plan import row_patient_id
 from docqueries.models import DocumentQuery
 from patients.models import Patient
 from tests.helpers.bulk import result_rows
@@ -19,9 +17,10 @@ def without_ids(rows: list[dict]) -> list[dict]:
 
 
 def assert_ids_derived(request_id, rows: list[dict]) -> None:
+    request = BulkRequest.objects.get(id=request_id)
     for number, row in enumerate(rows, start=1):
         if row["action"] == "created":
-            assert row["metriportId"] == str(uuid.uuid5(services.PATIENT_ID_NAMESPACE, f"{request_id}:{number}"))
+            assert row["metriportId"] == str(row_patient_id(request, number))
 
 
 ROWS = 3_000

@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from bulkimport.models import BulkRequest, BulkRow, BulkStatus
-from bulkimport.services import PATIENT_ID_NAMESPACE
+from bulkimport.services.plan import row_patient_id
 from metriport_bulk.lib.csvio import RESULT_COLUMNS
 from patients.models import Patient, PatientFacility
 from tests.helpers.api import Api
@@ -177,9 +177,10 @@ def test_patient_ids_are_derived_from_request_and_row(customer_api):
 
     final = customer_api.run(csv_bytes([person("Ann"), person("Bob")]))
     rows = read_result(final["result"])
-    assert [r["metriportId"] for r in rows] == [
-        str(uuid.uuid5(PATIENT_ID_NAMESPACE, f"{final['requestId']}:{n}")) for n in (1, 2)
-    ]
+    request = BulkRequest.objects.get(id=final["requestId"])
+    assert [r["metriportId"] for r in rows] == [str(row_patient_id(request, n)) for n in (1, 2)]
+    ids = [uuid.UUID(r["metriportId"]) for r in rows]
+    assert [i.version for i in ids] == [8, 8] and ids[0].bytes < ids[1].bytes  # ordered by row
 
 
 @pytest.mark.real_services  # S3 takes the file, the service refuses it (local uploads: a 413 at once)
