@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from bulkimport.models import BulkPhase, BulkRequest, BulkStatus
 from bulkimport.services.plan import row_patient_id
 from docqueries.models import DocumentQuery
 from patients.models import Patient
 from tests.helpers.bulk import result_rows
+
+T = TypeVar("T")
+
+
+def failing_on_call(original: Callable[..., T], call: int, error: BaseException) -> Callable[..., T]:
+    """`original`, except that its `call`-th call raises `error` (a crash in the middle of a step)."""
+    calls = 0
+
+    def wrapped(*args: Any, **kwargs: Any) -> T:
+        nonlocal calls
+        calls += 1
+        if calls == call:
+            raise error
+        return original(*args, **kwargs)
+
+    return wrapped
 
 
 def without_ids(rows: list[dict]) -> list[dict]:

@@ -26,7 +26,7 @@ from bulkimport.models import (
 from bulkimport.services import dispatch, parse
 from tests.helpers.bulk import result_rows, run_parse_segments, sample_bytes, submit, wait_final
 from tests.helpers.factories import make_tenant
-from tests.helpers.reliability import without_ids
+from tests.helpers.reliability import failing_on_call, without_ids
 from tests.helpers.threads import db_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -147,14 +147,8 @@ def test_a_segment_that_crashed_is_released_and_redone_with_its_rows_stored_once
     reference = parsed_in_one_piece(tenant, segments)
     request = submit(tenant, BODY)
     scan_only(monkeypatch, request.id)
-    calls = {"n": 0}
     original = parse._store_rows
-
-    def crash_on_second_batch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise ConnectionError("database went away")
-        return original(*args, **kwargs)
+    crash_on_second_batch = failing_on_call(original, 2, ConnectionError("database went away"))
 
     monkeypatch.setattr(parse, "_store_rows", crash_on_second_batch)
     with pytest.raises(ConnectionError):

@@ -12,7 +12,7 @@ from docqueries.models import DocumentQuery
 from patients.models import Patient, PatientFacility
 from tests.helpers.bulk import result_rows, run_inline, sample_bytes, submit, wait_final
 from tests.helpers.factories import make_tenant
-from tests.helpers.reliability import assert_ids_derived, without_ids
+from tests.helpers.reliability import assert_ids_derived, failing_on_call, without_ids
 from tests.helpers.runtime import live_worker
 from tests.helpers.threads import db_thread
 
@@ -109,14 +109,8 @@ def test_every_step_delivered_twice_changes_nothing(broker, small_chunks):
 def test_parse_crash_restarts_cleanly(broker, small_chunks, settings, monkeypatch):
     tenant = make_tenant()
     request = submit(tenant, sample_bytes(300, seed=9))
-    calls = {"n": 0}
     original = parse._store_rows
-
-    def crash_on_second_batch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise ConnectionError("database went away")
-        return original(*args, **kwargs)
+    crash_on_second_batch = failing_on_call(original, 2, ConnectionError("database went away"))
 
     monkeypatch.setattr(parse, "PARSE_BATCH_SIZE", 100)
     monkeypatch.setattr(parse, "_store_rows", crash_on_second_batch)
