@@ -191,11 +191,12 @@ class BulkRowError(models.Model):
 
 
 class BulkParseSegment(models.Model):
-    """A run of a large file's rows parsed and stored by one actor message, in parallel with the request's other
-    segments (services.parse): rows first_number..last_number, which are the input file's bytes [start, end)
-    read after its header's [0, header_end). It belongs to the request's parse lease `token` (a restarted parse
-    deletes it); `attempts` and `heartbeat_at` are its own lease, so a duplicate message waits for a stale one.
-    `rows`, `invalid`: what it stored, once done."""
+    """A run of a large file's rows, parsed and stored by the worker that claims it while other workers parse
+    the request's other segments (services.parse): rows first_number..last_number, which are the input file's
+    bytes [start, end) read after its header's [0, header_end). It belongs to the request's parse lease `token`
+    (a restarted parse deletes it); `attempts` and `heartbeat_at` are its own lease (a worker takes a segment
+    never taken, released, or whose heartbeat is stale). `enqueued_at`: when workers were last sent to the
+    parse (the sweeper waits a stale period before sending more); `invalid`: its invalid rows, once done."""
 
     # Numbers and byte offsets: `token` is a lease counter, `header_end` where the file's header ends.
     NOT_PHI_FIELDS: ClassVar = ("token", "header_end")
