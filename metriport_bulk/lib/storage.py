@@ -155,32 +155,32 @@ def open_ranges(key: str, ranges: list[tuple[int, int]]) -> Iterator[BinaryIO]:
 
 
 def _range_chunks(key: str, ranges: list[tuple[int, int]]) -> Generator[bytes, None, None]:
-    file: Any = None
-    try:
+    if is_s3():
         for start, end in ranges:
-            remaining = end - start
-            if remaining <= 0:
-                continue
-            if is_s3():
-                file = s3_client().get_object(
+            if end > start:
+                body = s3_client().get_object(
                     Bucket=settings.S3_BUCKET, Key=_s3_key(key), Range=f"bytes={start}-{end - 1}"
                 )["Body"]
-            elif file is None:
-                file = default_storage.open(key, "rb")
-            if not is_s3():
-                file.seek(start)
-            while remaining > 0:
-                data = file.read(min(remaining, _RANGE_CHUNK))
-                if not data:
-                    raise OSError(f"{key}: bytes {start}-{end - 1} ended {remaining} bytes early")
-                remaining -= len(data)
-                yield data
-            if is_s3():
-                file.close()
-                file = None
-    finally:
-        if file is not None:
-            file.close()
+                try:
+                    yield from _read_range(key, body, start, end)
+                finally:
+                    body.close()
+        return
+    with default_storage.open(key, "rb") as file:
+        for start, end in ranges:
+            file.seek(start)
+            yield from _read_range(key, file, start, end)
+
+
+def _read_range(key: str, file: Any, start: int, end: int) -> Iterator[bytes]:
+    """Bytes [start, end) of `file`, positioned at `start`, in chunks; OSError when it ends before `end`."""
+    remaining = end - start
+    while remaining > 0:
+        data = file.read(min(remaining, _RANGE_CHUNK))
+        if not data:
+            raise OSError(f"{key}: bytes {start}-{end - 1} ended {remaining} bytes early")
+        remaining -= len(data)
+        yield data
 
 
 class _ChunkStream(io.RawIOBase):
