@@ -74,6 +74,16 @@ def scan_only(monkeypatch, request_id) -> None:
         services.bulk_request_parse(request_id=request_id)
 
 
+def scanned_beside_one_piece(settings, monkeypatch) -> tuple[BulkRequest, BulkRequest]:
+    """A tenant's request of BODY parsed in one piece (the reference), and another of the same file scanned
+    into segments, none of them parsed yet."""
+    tenant = make_tenant()
+    reference = parsed_in_one_piece(tenant, settings)
+    request = submit(tenant, BODY)
+    scan_only(monkeypatch, request.id)
+    return reference, request
+
+
 def run_all(*targets) -> list[BaseException]:
     """Runs each (callable, kwargs) in a thread of its own at once; the exceptions they raised."""
     errors: list[BaseException] = []
@@ -143,10 +153,7 @@ def test_a_file_error_after_many_segments_fails_the_request_before_any_row_is_st
 
 
 def test_a_segment_that_crashed_is_released_and_redone_with_its_rows_stored_once(broker, segments, monkeypatch):
-    tenant = make_tenant()
-    reference = parsed_in_one_piece(tenant, segments)
-    request = submit(tenant, BODY)
-    scan_only(monkeypatch, request.id)
+    reference, request = scanned_beside_one_piece(segments, monkeypatch)
     original = parse._store_rows
     crash_on_second_batch = failing_on_call(original, 2, ConnectionError("database went away"))
 
@@ -163,10 +170,7 @@ def test_a_segment_that_crashed_is_released_and_redone_with_its_rows_stored_once
 
 
 def test_workers_on_one_parse_share_its_segments_and_plan_it_once(broker, segments, monkeypatch):
-    tenant = make_tenant()
-    reference = parsed_in_one_piece(tenant, segments)
-    request = submit(tenant, BODY)
-    scan_only(monkeypatch, request.id)
+    reference, request = scanned_beside_one_piece(segments, monkeypatch)
     original_plan = parse._plan_and_move_on
     plans: list[object] = []
 
@@ -246,10 +250,7 @@ class Paused:
 
 
 def test_a_parse_restarted_under_its_segments_stops_them_and_stores_every_row_once(broker, segments, monkeypatch):
-    tenant = make_tenant()
-    reference = parsed_in_one_piece(tenant, segments)
-    request = submit(tenant, BODY)
-    scan_only(monkeypatch, request.id)
+    reference, request = scanned_beside_one_piece(segments, monkeypatch)
     old = BulkParseSegment.objects.get(request_id=request.id, index=0)
     paused = Paused(monkeypatch, request.id)
     # An operator forces the sweeper: the parse starts over while the slow worker holds its next batch.
@@ -264,10 +265,7 @@ def test_a_restart_waits_for_a_segments_open_batch_then_deletes_it(broker, segme
     """The restart comes while a segment's batch is between its lease check and its commit: the batch holds
     the request row shared, so the restart's lease change waits for its commit and then deletes its rows
     (without that hold, the batch would commit rows of a parse that no longer exists)."""
-    tenant = make_tenant()
-    reference = parsed_in_one_piece(tenant, segments)
-    request = submit(tenant, BODY)
-    scan_only(monkeypatch, request.id)
+    reference, request = scanned_beside_one_piece(segments, monkeypatch)
     old = BulkParseSegment.objects.get(request_id=request.id, index=0)
     checked, release = threading.Event(), threading.Event()
     original_check = parse._SegmentFence.check
