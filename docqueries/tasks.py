@@ -24,9 +24,11 @@ class _Options(TypedDict):
 OPTIONS: _Options = {"max_retries": 3, "min_backoff": 2_000, "max_backoff": 60_000, "time_limit": 30 * 60 * 1000}
 
 
-# Priority 1, as bulk chunks: a worker holding both takes them in turn (a bulk request completes only when
-# its queries have ended, so they are not background work).
-@dramatiq.actor(actor_name=dispatch.RUN.name, queue_name=QUEUE, priority=1, **OPTIONS)
+# Priority 2, after bulk chunks (1): a worker holding both applies the chunks first, so an import's patients
+# are all written before its later queries take the workers' cores (they had taken turns: the same total
+# work, the patients written ~2.3 s later at 100,000 rows, bench/pipeline.py). The first chunk's queries go
+# to the express lane (0) and start at once; the rest run as soon as no chunk waits.
+@dramatiq.actor(actor_name=dispatch.RUN.name, queue_name=QUEUE, priority=2, **OPTIONS)
 def document_queries_run(query_ids: list[str], queued_at: float | None = None) -> None:
     services.document_queries_run(query_ids=query_ids, lane=QUEUE, queued_at=queued_at)
 

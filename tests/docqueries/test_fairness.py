@@ -103,8 +103,8 @@ def test_b_import_and_single_patient_pass_a_2000_query_backlog_on_the_ordinary_l
     bulk = a_calls_before(gateway, a, lambda call: call[1].startswith("B-BULK-")) - at_start
     # The single patient's express message waits for a thread to end its batch of A's: one batch per thread.
     assert single <= THREADS * DISPATCH_BATCH_SIZE + SLACK, single
-    # The import's parse (priority 0) waits likewise; its chunk message waits behind the A messages the worker
-    # holds at the same priority (prefetched and running); its queries then take the express lane.
+    # The import's parse (priority 0) waits likewise; its chunk message (priority 1) goes before the A messages
+    # the worker holds prefetched (priority 2) but after the ones running; its queries take the express lane.
     assert bulk <= (2 * THREADS + PREFETCH) * DISPATCH_BATCH_SIZE + SLACK, bulk
     assert calls_of(gateway, a) < BACKLOG / 2  # A's backlog is far from drained
 
