@@ -32,7 +32,7 @@ def main() -> None:
     import requests
 
     from bulkimport import services
-    from bulkimport.models import BulkPhase, BulkRequest, BulkStatus
+    from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkStatus
     from devtools.sample import write_sample_csv
     from devtools.tenants import make_tenant
 
@@ -57,6 +57,14 @@ def main() -> None:
                 now = time.monotonic()
                 if current.status == BulkStatus.PROCESSING:
                     marks.setdefault("noticed", now)
+                if current.parse_attempts:
+                    marks.setdefault("parse_started", now)
+                if (
+                    "parsed" in marks
+                    and "chunk_committed" not in marks
+                    and BulkChunk.objects.filter(request_id=request.id, attempts__gt=0).exists()
+                ):
+                    marks["chunk_committed"] = now
                 if (
                     current.phase in (BulkPhase.APPLYING, BulkPhase.FINISHING, BulkPhase.DONE)
                     and current.status != BulkStatus.WAITING
@@ -81,6 +89,10 @@ def main() -> None:
     print(f"rows: total={current.total:,} succeeded={current.successful:,} failed={current.failed:,}")
     print(f"upload PUT:          {t_uploaded - t0:6.2f} s")
     print(f"upload -> noticed:   {marks['noticed'] - t_uploaded:6.2f} s (scheduler polls every 0.5 s)")
+    # Waits for an idle worker (DRAMATIQ_WORKER_TIMEOUT): the parse message's, and the first chunk's (its
+    # message's wait and its own transaction: a chunk's start is seen when it commits).
+    print(f"noticed -> parse started: {marks['parse_started'] - marks['noticed']:.2f} s")
+    print(f"parsed -> first chunk committed: {marks.get('chunk_committed', marks['applied']) - marks['parsed']:.2f} s")
     print(f"parse + validate:    {marks['parsed'] - marks['noticed']:6.2f} s")
     print(f"apply (chunks):      {marks['applied'] - marks['parsed']:6.2f} s")
     print(f"medical data (every Document Query ended): {marks['documents'] - marks['applied']:6.2f} s")

@@ -58,12 +58,18 @@ def start_embedded_worker(threads: int | None = None) -> dramatiq.Worker:
     broker = dramatiq.get_broker()
     others = {queue for queue in broker.get_declared_queues() if queue not in WEBHOOKS_QUEUES}
     worker = EmbeddedWorker(
-        broker, queues=others, worker_threads=threads or settings.EMBEDDED_WORKER_THREADS, worker_timeout=100
+        broker,
+        queues=others,
+        worker_threads=threads or settings.EMBEDDED_WORKER_THREADS,
+        worker_timeout=settings.DRAMATIQ_WORKER_TIMEOUT,
     )
     webhook_queues = WEBHOOKS_QUEUES & set(broker.get_declared_queues())
     if webhook_queues:
         worker.webhook_worker = dramatiq.Worker(
-            broker, queues=webhook_queues, worker_threads=WEBHOOK_WORKER_THREADS, worker_timeout=100
+            broker,
+            queues=webhook_queues,
+            worker_threads=WEBHOOK_WORKER_THREADS,
+            worker_timeout=settings.DRAMATIQ_WORKER_TIMEOUT,
         )
         worker.webhook_worker.start()
         # Its consumers exist now (its queue was declared above): it needs no middleware for later queues.

@@ -254,6 +254,13 @@ METRICS_SOURCES = [
 # --- Dramatiq -------------------------------------------------------------------------------------------
 BROKER_URL = env("BROKER_URL")
 DRAMATIQ_NAMESPACE = env("DRAMATIQ_NAMESPACE", "metriport-bulk")
+# The longest an idle worker waits before it looks for messages again, in ms. On Redis a consumer of an empty
+# queue polls with a growing pause up to this; Dramatiq's default, 1000 ms, let each step of a request
+# (parse, its segments, the first chunk, the finish) wait up to a second for an idle worker. RabbitMQ pushes
+# messages: there it only bounds an idle worker's wake-ups. Dramatiq reads its own variable when a worker
+# process starts: `rundramatiq` loads these settings first and its workers inherit the environment.
+DRAMATIQ_WORKER_TIMEOUT = env_int("DRAMATIQ_WORKER_TIMEOUT", 100)
+os.environ["dramatiq_worker_timeout"] = str(DRAMATIQ_WORKER_TIMEOUT)  # noqa: SIM112 - Dramatiq spells it so
 _dramatiq_middleware = [
     "dramatiq.middleware.AgeLimit",
     "dramatiq.middleware.TimeLimit",

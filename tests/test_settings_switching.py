@@ -81,3 +81,32 @@ def test_embedded_secret_key_is_random_per_install_and_kept(tmp_path):
     assert _secret_key({"DATA_DIR": str(tmp_path / "b")}) != first
     assert _secret_key({"DATA_DIR": str(tmp_path / "c"), "SECRET_KEY": "from-env"}) == "from-env"
     assert not (tmp_path / "c" / "secret_key").exists()
+
+
+def _environment(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(entry.split("=", 1) for entry in raw.decode().split("\0") if "=" in entry)
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *_descendants(int(child))]
+    return found
+
+
+def test_rundramatiq_workers_get_the_worker_timeout(tmp_path):
+    """DRAMATIQ_WORKER_TIMEOUT reaches every worker process `rundramatiq` starts as Dramatiq's own variable,
+    which Dramatiq reads when a process starts: over the value the command itself inherited."""
+    from tests.helpers.processes import start_worker
+    from tests.helpers.waiting import wait_until
+
+    assert os.environ["dramatiq_worker_timeout"] == "100"  # noqa: SIM112 - this process's settings: the default
+    worker = start_worker(tmp_path, DRAMATIQ_WORKER_TIMEOUT="250")  # given this process's environment
+    try:
+        wait_until(lambda: len(_descendants(worker.popen.pid)) >= 1, message="rundramatiq's worker processes")
+        processes = [worker.popen.pid, *_descendants(worker.popen.pid)]
+        assert [_environment(pid).get("dramatiq_worker_timeout") for pid in processes] == ["250"] * len(processes)
+    finally:
+        worker.kill()
