@@ -12,7 +12,8 @@ The decision of a row, in row order (the same rule apply follows, so a plan is w
 
 Rows are read in batches in row order (streaming, never the whole file); only the match keys that occur in
 more than one row of the file (found by one GROUP BY) keep a state across batches, so memory grows with the
-file's duplicates, not with its rows."""
+file's duplicates, not with its rows. A row's addresses are read only when its key is one of those or a
+patient's: any other row would create its patient (a roster's first import reads no addresses at all)."""
 
 from __future__ import annotations
 
@@ -174,7 +175,7 @@ def bulk_request_plan(*, request: BulkRequest, heartbeat: Callable[[], None] = l
         after = batch[-1][1]
         with transaction.atomic():
             heartbeat()
-            planned = _decide(request, batch, state)
+            planned = _decide(request, batch, state, keep_creates=request.confirms_id is not None)
             _describe(request, planned)
             if request.confirms_id is not None:
                 _compare_with_preview(request, planned)
@@ -208,18 +209,29 @@ def plan_dry_run_rest(*, request_id: uuid.UUID) -> None:
     )
 
 
-def _decide(request: BulkRequest, batch: list[Any], state: _State) -> list[_Planned]:
-    keys = {key for _, _, key, _ in batch}
+def _decide(request: BulkRequest, batch: list[Any], state: _State, *, keep_creates: bool) -> list[_Planned]:
+    """The decisions of a batch of rows (id, number, match key) in row order. A row whose key no patient has
+    and no other row of the file shares would create its patient whatever its addresses: its zips are read
+    only for the other rows (a first import of a roster reads none). Its decision is returned only with
+    `keep_creates` (a confirm compares every row with its dry run); nothing stores it otherwise."""
+    keys = {key for _, _, key in batch}
     candidates: dict[str, list[tuple[uuid.UUID, list[str]]]] = {}
     for patient_id, key, zips in patients_match_candidates(customer_id=request.customer_id, keys=keys):
         candidates.setdefault(key, []).append((patient_id, zips))
+    deciding = [(row_id, number) for row_id, number, key in batch if key in candidates or key in state.repeated]
+    zips_of = store().row_zips(request.id, deciding) if deciding else {}
     planned = []
-    for row_id, number, key, zips in batch:
+    for row_id, number, key in batch:
         found = candidates.get(key)
+        people = state.repeated.get(key)
+        if found is None and people is None:
+            if keep_creates:
+                planned.append(_Planned(row_id, number, Decision(RowAction.WOULD_CREATE)))
+            continue
+        zips = zips_of[row_id]
         existing = next((p for p, z in found if shares_zip(z, zips)), None) if found else None
         if existing is not None and existing == row_patient_id(request, number):
             existing = None  # the row created it in an earlier run (a reprocess): it would create it still
-        people = state.repeated.get(key)
         if people is not None:
             same = next(
                 (p for p in people if not p.zips.isdisjoint(zips) or (existing and p.patient_id == existing)), None
@@ -231,7 +243,8 @@ def _decide(request: BulkRequest, batch: list[Any], state: _State) -> list[_Plan
                 continue
             people.append(_Person(number, set(zips), existing))
         if existing is None:
-            planned.append(_Planned(row_id, number, Decision(RowAction.WOULD_CREATE)))
+            if keep_creates:
+                planned.append(_Planned(row_id, number, Decision(RowAction.WOULD_CREATE)))
         else:
             planned.append(_Planned(row_id, number, Decision(RowAction.WOULD_UPDATE, existing)))
     return planned

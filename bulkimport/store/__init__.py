@@ -14,8 +14,8 @@ from metriport_bulk.lib.bulkdb import choose
 # (row id, number, match key, address zips, hieOptOut, planned action, planned patient, matchedOn, duplicate
 # of row, drifted) of a pending row.
 PendingValues = tuple[int, int, str, list[str], Any, str, Any, str, int | None, Any]
-# (row id, number, match key, address zips) of a pending row, for the plan.
-PlanValues = tuple[int, int, str, list[str]]
+# (row id, number, match key) of a pending row, for the plan.
+PlanValues = tuple[int, int, str]
 # (raw cells as JSON text, patient id, status, reason, action, opted out, its Document Query's status or
 # None, that query's document count or None, error codes, matched patient id, matchedOn, its facilityId cell
 # or None) of a row, for the result file.
@@ -31,6 +31,10 @@ class BulkStore(Protocol):
 
     def plan_rows(self, request_id: uuid.UUID, *, after: int, limit: int) -> list[PlanValues]:
         """The next `limit` pending rows numbered above `after`, in row order."""
+        ...
+
+    def row_zips(self, request_id: uuid.UUID, rows: Sequence[tuple[int, int]]) -> dict[int, list[str]]:
+        """Row id -> the zips of its addresses, for rows given as (id, number) in row order."""
         ...
 
     def mark_applied(self, request_id: uuid.UUID, rows: Sequence[AppliedValues], numbers: tuple[int, int]) -> None:

@@ -53,15 +53,18 @@ def pending_rows(request_id: uuid.UUID, *, first: int, last: int, limit: int) ->
 
 
 def plan_rows(request_id: uuid.UUID, *, after: int, limit: int) -> list[Any]:
-    stored = (
+    return list(
         BulkRow.objects.filter(request_id=request_id, status=RowStatus.PENDING, number__gt=after)
         .order_by("number")
-        .values_list("id", "number", "match_key", "normalized")[:limit]
+        .values_list("id", "number", "match_key")[:limit]
     )
-    return [
-        (row_id, number, key, [address["zip"] for address in (normalized or {})["addresses"]])
-        for row_id, number, key, normalized in stored
-    ]
+
+
+def row_zips(request_id: uuid.UUID, rows: Sequence[tuple[int, int]]) -> dict[int, list[str]]:
+    stored = BulkRow.objects.filter(
+        request_id=request_id, number__gte=rows[0][1], number__lte=rows[-1][1], id__in=[row_id for row_id, _ in rows]
+    ).values_list("id", "normalized")
+    return {row_id: [address["zip"] for address in (normalized or {})["addresses"]] for row_id, normalized in stored}
 
 
 def mark_applied(request_id: uuid.UUID, rows: Sequence[Any], numbers: tuple[int, int]) -> None:

@@ -25,11 +25,18 @@ LIMIT %s
 """
 
 _PLAN_SQL = """
-SELECT id, number, match_key, ARRAY(SELECT a->>'zip' FROM jsonb_array_elements(normalized->'addresses') a)
+SELECT id, number, match_key
 FROM bulkimport_bulkrow
 WHERE request_id = %s AND status = 'pending' AND number > %s
 ORDER BY number
 LIMIT %s
+"""
+
+# The number range lets PostgreSQL reach the rows by index, not by scanning the table.
+_ZIPS_SQL = """
+SELECT id, ARRAY(SELECT a->>'zip' FROM jsonb_array_elements(normalized->'addresses') a)
+FROM bulkimport_bulkrow
+WHERE request_id = %s AND number BETWEEN %s AND %s AND id = ANY(%s)
 """
 
 
@@ -43,6 +50,12 @@ def plan_rows(request_id: uuid.UUID, *, after: int, limit: int) -> list[Any]:
     with bound_cursor() as cursor:
         cursor.execute(_PLAN_SQL, [request_id, after, limit])
         return cursor.fetchall()
+
+
+def row_zips(request_id: uuid.UUID, rows: Sequence[tuple[int, int]]) -> dict[int, list[str]]:
+    with bound_cursor() as cursor:
+        cursor.execute(_ZIPS_SQL, [request_id, rows[0][1], rows[-1][1], [row_id for row_id, _ in rows]])
+        return dict(cursor.fetchall())
 
 
 def mark_applied(request_id: uuid.UUID, rows: Sequence[Any], numbers: tuple[int, int]) -> None:

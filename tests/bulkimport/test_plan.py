@@ -14,6 +14,7 @@ import requests
 
 from bulkimport import services
 from bulkimport.models import BulkRequest
+from bulkimport.store import store
 from metriport_bulk.lib.csvio import RESULT_COLUMNS
 from patients.models import Patient, PatientFacility
 from tests.helpers.api import client_for
@@ -165,6 +166,31 @@ def test_a_dry_run_shows_each_rows_action_and_confirm_writes_exactly_that(api, t
     assert again["plan"]["actions"] == {"wouldCreate": 0, "wouldUpdate": 1, "unchanged": 2, "duplicate": 2}
     # ...but Gus, who was never on the roster.
     assert again["plan"]["absentFromFile"] == 1
+
+
+def test_the_plan_reads_the_addresses_only_of_rows_that_may_match_or_repeat(api, monkeypatch):
+    """A row whose match key no patient has and no other row of the file shares would create its patient
+    whatever its addresses: the plan decides it without reading them (a roster's first import reads none).
+    The others are decided on their zips as before."""
+    kay = existing(api, "Kay")
+    read: list[int] = []
+    row_zips = store().row_zips
+
+    def spy(request_id, rows):
+        read.extend(number for _, number in rows)
+        return row_zips(request_id, rows)
+
+    monkeypatch.setattr(store(), "row_zips", spy)
+    rows = [
+        person("Kay", ext="K-1"),  # 1 a patient has her key and zip: would update
+        person("Nia"),  # 2 nobody else has her key: would create, addresses unread
+        person("Ola"),  # 3 her key is on row 4 too: would create
+        person("OLA", zip_code="20002"),  # 4 no zip shared with row 3: another person, would create
+        person("Ted", zip_code="30003"),  # 5 as row 2
+    ]
+    dry = bulk(api, csv_bytes(rows), dry_run=True)
+    assert actions(dry) == [("would update", kay, "successful")] + [("would create", "", "successful")] * 4
+    assert read == [1, 3, 4]
 
 
 def test_round_trip_preview_confirm_same_file_again_is_all_unchanged(api):
