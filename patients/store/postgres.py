@@ -29,16 +29,25 @@ PATIENT_SQL = {
     "ssn": "coalesce(n->>'ssn', '')",
     "drivers_license": "nullif(n->'driversLicense', 'null'::jsonb)",
     "addresses": "n->'addresses'",
+    # Most rows have at most one phone and one email, and one address: built directly, without the general
+    # form's subquery (several times cheaper per row; the two forms give the same value). `x->1 IS NULL`: x has
+    # no second element (or is no array, which the general form reads as empty too).
     "contacts": (
-        "(SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object("
+        "CASE WHEN n->'phones'->1 IS NULL AND n->'emails'->1 IS NULL THEN "
+        "CASE WHEN n->'phones'->0 IS NULL AND n->'emails'->0 IS NULL THEN '[]'::jsonb "
+        "ELSE jsonb_build_array(jsonb_strip_nulls(jsonb_build_object("
+        "'phone', nullif(n->'phones'->>0, ''), 'email', nullif(n->'emails'->>0, '')))) END "
+        "ELSE (SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object("
         "'phone', nullif(p.v #>> '{}', ''), 'email', nullif(e.v #>> '{}', ''))) ORDER BY coalesce(p.i, e.i)), "
         "'[]'::jsonb) "
         f"FROM jsonb_array_elements({_PHONES}) WITH ORDINALITY p(v, i) "
-        f"FULL JOIN jsonb_array_elements({_EMAILS}) WITH ORDINALITY e(v, i) ON p.i = e.i)"
+        f"FULL JOIN jsonb_array_elements({_EMAILS}) WITH ORDINALITY e(v, i) ON p.i = e.i) END"
     ),
     "zips": (
-        "(SELECT coalesce(jsonb_agg(z ORDER BY z), '[]'::jsonb) "
-        "FROM (SELECT DISTINCT a->>'zip' COLLATE \"C\" AS z FROM jsonb_array_elements(n->'addresses') a) AS s)"
+        "CASE WHEN n->'addresses'->1 IS NULL AND n->'addresses'->0 IS NOT NULL "
+        "THEN jsonb_build_array(n->'addresses'->0->'zip') "
+        "ELSE (SELECT coalesce(jsonb_agg(z ORDER BY z), '[]'::jsonb) "
+        "FROM (SELECT DISTINCT a->>'zip' COLLATE \"C\" AS z FROM jsonb_array_elements(n->'addresses') a) AS s) END"
     ),
 }
 

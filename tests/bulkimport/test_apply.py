@@ -217,6 +217,43 @@ def test_patients_built_by_the_database_equal_the_python_reference_on_realistic_
     assert any(p.contacts for p in patients.values()) and any(p.drivers_license for p in patients.values())
 
 
+@pytest.mark.real_services
+def test_patient_sql_equals_the_python_reference_for_every_shape_of_contacts_and_addresses():
+    """PATIENT_SQL builds contacts and zips one way for the common shapes (at most one phone and one email,
+    one address) and another for the rest: both equal patient_fields on every shape, blanks included."""
+    import json
+    from itertools import product
+
+    from django.db import connection
+
+    phones = [
+        None, [], [""], [None], ["555-0101"], ["555-0101", ""], ["", "555-0102"], ["555-0101", "555-0102", "555-0103"]
+    ]  # fmt: skip
+    emails = [None, [], [""], ["a@example.com"], ["a@example.com", "b@example.com"]]
+    zips = [[], ["10001"], ["10001", "10001"], ["73301", "10001"], ["10001", "73301", "10001"]]
+    names = ", ".join(PATIENT_SQL)
+    compared = 0
+    with connection.cursor() as cursor:
+        for phone_list, email_list, zip_list in product(phones, emails, zips):
+            normalized = {**_ANY_ROW, "addresses": [{"zip": z, "city": "X"} for z in zip_list]}
+            if phone_list is not None:
+                normalized["phones"] = phone_list
+            if email_list is not None:
+                normalized["emails"] = email_list
+            cursor.execute(
+                f"SELECT {', '.join(PATIENT_SQL.values())} FROM (SELECT %s::jsonb AS n) AS r", [json.dumps(normalized)]
+            )
+            row = dict(zip(names.split(", "), cursor.fetchone(), strict=True))
+            expected = patient_fields(normalized)
+            got = {
+                name: json.loads(row[name]) if isinstance(row[name], str) else row[name]
+                for name in ("contacts", "zips")
+            }
+            assert got == {"contacts": expected["contacts"], "zips": expected["zips"]}, normalized
+            compared += 1
+    assert compared == len(phones) * len(emails) * len(zips)
+
+
 def test_a_chunk_takes_the_same_handful_of_statements_for_any_number_of_rows(
     tenant, settings, django_assert_max_num_queries
 ):
