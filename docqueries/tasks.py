@@ -9,8 +9,8 @@ import dramatiq
 from docqueries import services
 from docqueries.services import dispatch
 
-QUEUE = "docqueries"
-EXPRESS_QUEUE = "docqueries-express"
+QUEUE = dispatch.LANE
+EXPRESS_QUEUE = dispatch.EXPRESS_LANE
 
 
 class _Options(TypedDict):

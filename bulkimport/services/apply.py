@@ -22,7 +22,12 @@ from bulkimport.services.plan import MATCH_FIELDS, row_patient_id
 from bulkimport.states import phase_transition
 from bulkimport.store import store
 from cohorts.services import cohorts_join_by_name
-from docqueries.services import budget_of, document_queries_start, patients_recently_queried
+from docqueries.services import (
+    budget_of,
+    document_queries_held_back,
+    document_queries_start,
+    patients_recently_queried,
+)
 from metriport_bulk.lib.bulkdb import relax_commit
 from patients.header import build_column_plan
 from patients.matching import shares_zip
@@ -57,6 +62,8 @@ def bulk_chunk_apply(*, chunk_id: int, fair: bool = False) -> None:
     of any request (_fairest_pending_chunk), its own chunk when nothing is fairer. There is one message per
     chunk, so every chunk still gets one; the order in which they are applied is decided here, round-robin
     by progress, instead of by the broker's first come, first served."""
+    # Before the chunk's transaction (the lane's row is not held while the chunk runs).
+    document_queries_held_back()
     with transaction.atomic():
         chunk = _fairest_pending_chunk() if fair else None
         if chunk is None:

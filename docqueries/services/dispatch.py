@@ -23,6 +23,11 @@ EXPRESS_CHAINS = 4
 
 QueryId = uuid.UUID | str
 
+# The two queues (lanes) of query messages: later chunks' queries, and the express lane of every request's
+# first chunk and of single patients (docqueries.tasks declares its actors on them).
+LANE = "docqueries"
+EXPRESS_LANE = "docqueries-express"
+
 RUN = ActorRef("document_queries_run")
 RUN_EXPRESS = ActorRef("document_queries_run_express")
 

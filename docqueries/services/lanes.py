@@ -12,7 +12,12 @@ them first in, first out. So every message records when it entered its lane (`qu
 record, as they begin one, the latest such time they have reached (the lane's frontier). A due query is lost
 when a lane that is moving has passed it (due more than the grace period before that lane's frontier: the
 grace covers prefetched messages and clocks); when no lane has moved within the grace period, anything due
-longer than that is lost, as before."""
+longer than that is lost, as before.
+
+A lane also moves while workers are busy with messages that come before its own: bulk chunks (priority 1)
+before the later chunks' queries (2). Its frontier then stays where it was, so nothing queued behind it reads
+as lost; otherwise no lane would move for a million-row import's whole apply, and the sweeper would re-send
+every query queued meanwhile, at every tick."""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from docqueries.models import LaneProgress
+from docqueries.services.dispatch import LANE
 
 # A worker in the middle of one long message (a batch of gateway calls) says this often that its lane is
 # still moving.
@@ -47,6 +53,27 @@ def lane_reached(lane: str, queued_at: float | None) -> None:
         LaneProgress.objects.bulk_create(
             [LaneProgress(lane=lane, frontier=reached, progress_at=now)], ignore_conflicts=True
         )
+
+
+# The frontier of a lane no worker has begun a message of: before any query's step.
+_BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def lane_held_back(lane: str) -> None:
+    """Workers are busy with messages that come before `lane`'s: the lane counts as moving, its frontier
+    where it was (or before anything, for a lane never begun)."""
+    now = timezone.now()
+    if not LaneProgress.objects.filter(lane=lane).update(progress_at=now):
+        # A concurrent first one may win, which says as much.
+        LaneProgress.objects.bulk_create(
+            [LaneProgress(lane=lane, frontier=_BEGINNING, progress_at=now)], ignore_conflicts=True
+        )
+
+
+def document_queries_held_back() -> None:
+    """Workers are applying a bulk chunk, which comes before the later chunks' queries: those queries wait
+    behind it, they are not lost."""
+    lane_held_back(LANE)
 
 
 def lost_before(now: datetime) -> datetime:

@@ -15,9 +15,10 @@ from django.utils import timezone
 from docqueries.models import DocumentQuery, LaneProgress, QueryStatus
 from docqueries.services import document_queries_start, document_query_sweep
 from docqueries.services import lanes as lanes_module
-from docqueries.services.lanes import LaneMark, lane_reached, lost_before
+from docqueries.services.lanes import LaneMark, lane_held_back, lane_reached, lost_before
 from docqueries.store import store
 from docqueries.tasks import QUEUE
+from tests.helpers.bulk import csv_bytes, person, submit
 from tests.helpers.docqueries import make_patients
 from tests.helpers.waiting import wait_until
 
@@ -100,6 +101,43 @@ def test_the_slowest_moving_lane_bounds_what_is_lost():
     bound = lost_before(timezone.now())
     expected = LaneProgress.objects.get(lane="slow").frontier - timedelta(seconds=GRACE)
     assert bound == expected
+
+
+@pytest.mark.django_db
+def test_a_lane_held_back_moves_and_keeps_its_frontier():
+    _lane(lane="held", frontier_ago=300, progress_ago=60)
+    frontier = LaneProgress.objects.get(lane="held").frontier
+    lane_held_back("held")
+    lane_held_back("never-begun")
+    now = timezone.now()
+    held, new = LaneProgress.objects.get(lane="held"), LaneProgress.objects.get(lane="never-begun")
+    assert held.frontier == frontier and held.progress_at > now - timedelta(seconds=5)
+    assert new.frontier < now - timedelta(days=365) and new.progress_at > now - timedelta(seconds=5)
+    # Both move now: the slowest frontier bounds what is lost, and no query is due before a lane never begun.
+    assert lost_before(now) == new.frontier - timedelta(seconds=GRACE)
+
+
+@pytest.mark.django_db
+def test_queries_queued_behind_the_bulk_chunks_being_applied_are_not_lost(tenant):
+    """Bulk chunks come before the later chunks' queries (priority 1 before 2): while workers apply a long
+    import, no query lane begins a message for minutes, yet the queries due meanwhile are queued behind the
+    chunks, not lost. Applying a chunk holds the queries' lane back."""
+    from bulkimport import services as bulk_services
+    from bulkimport.models import BulkChunk
+
+    _lane(frontier_ago=300, progress_ago=60)  # the queries' lane began its last message a minute ago
+    frontier = LaneProgress.objects.get(lane=QUEUE).frontier
+    queued = _due_query(tenant, due_ago=45)
+    before = queued.next_attempt_at
+    request = submit(tenant, csv_bytes([person("Ana")]))
+    bulk_services.bulk_request_parse(request_id=request.id)
+    (chunk_id,) = BulkChunk.objects.filter(request_id=request.id).values_list("id", flat=True)
+    bulk_services.bulk_chunk_apply(chunk_id=chunk_id)
+    progress = LaneProgress.objects.get(lane=QUEUE)
+    assert progress.frontier == frontier and progress.progress_at > timezone.now() - timedelta(seconds=5)
+    document_query_sweep()
+    queued.refresh_from_db()
+    assert queued.next_attempt_at == before  # left to its message, not made due again and re-sent
 
 
 @pytest.mark.django_db
