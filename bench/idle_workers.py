@@ -1,0 +1,86 @@
+"""What idle workers cost at each DRAMATIQ_WORKER_TIMEOUT: `manage.py rundramatiq` on Redis with nothing to
+do (every queue empty), CPU seconds used per minute by the worker processes and by redis-server, measured
+over --seconds each. The timeouts run alternately, --rounds times (this machine drifts).
+
+On Redis an idle consumer polls its queue with a growing pause, up to the timeout; each worker process has a
+consumer per queue and per delay queue. A shorter timeout means a message waits less for an idle worker
+(`bench/pipeline.py` prints those waits) and more polls while nothing happens.
+
+Usage: .venv/bin/python bench/idle_workers.py [--timeouts 1000 100] [--processes 2] [--threads 1] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from _stack import ROOT, children_of, start_stack, start_workers, wait_for_workers
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the live processes among `pids`."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+def redis_pids() -> list[int]:
+    found = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "redis-server":
+                found.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def measure(timeout_ms: int, args: argparse.Namespace, env: dict[str, str]) -> tuple[float, float]:
+    """(workers' CPU seconds per minute, redis-server's) while idle with this timeout."""
+    workers = start_workers(args.processes, args.threads, {**env, "DRAMATIQ_WORKER_TIMEOUT": str(timeout_ms)})
+    try:
+        wait_for_workers(workers.pid, args.processes)
+        time.sleep(2 * timeout_ms / 1000)  # every consumer's pause has grown to the timeout
+        pids = [workers.pid, *children_of(workers.pid)]
+        redis = redis_pids()
+        workers_before, redis_before, started = cpu_seconds(pids), cpu_seconds(redis), time.monotonic()
+        time.sleep(args.seconds)
+        elapsed = time.monotonic() - started
+        per_minute = 60 / elapsed
+        return (cpu_seconds(pids) - workers_before) * per_minute, (cpu_seconds(redis) - redis_before) * per_minute
+    finally:
+        os.killpg(workers.pid, signal.SIGKILL)
+        workers.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--timeouts", type=int, nargs="+", default=[1000, 100], help="milliseconds")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    env = start_stack("idle")
+    print(f"{args.processes} x {args.threads} idle workers on Redis, {args.seconds:.0f} s per measurement", flush=True)
+    print(f"{'timeout':>9} {'round':>6} {'workers CPU':>16} {'redis-server CPU':>20}")
+    for round_number in range(1, args.rounds + 1):
+        for timeout_ms in args.timeouts:
+            workers, redis = measure(timeout_ms, args, env)
+            print(f"{timeout_ms:>6} ms {round_number:>6} {workers:>10.2f} s/min {redis:>14.2f} s/min", flush=True)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "bench"))
+    main()
