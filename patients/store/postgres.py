@@ -45,7 +45,7 @@ PATIENT_SQL = {
     ),
     "zips": (
         "CASE WHEN n->'addresses'->1 IS NULL AND n->'addresses'->0 IS NOT NULL "
-        "THEN jsonb_build_array(n->'addresses'->0->'zip') "
+        "THEN jsonb_build_array(n->'addresses'->0->>'zip') "
         "ELSE (SELECT coalesce(jsonb_agg(z ORDER BY z), '[]'::jsonb) "
         "FROM (SELECT DISTINCT a->>'zip' COLLATE \"C\" AS z FROM jsonb_array_elements(n->'addresses') a) AS s) END"
     ),
