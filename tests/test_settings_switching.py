@@ -90,9 +90,14 @@ def _environment(pid: int) -> dict[str, str]:
 
 def _descendants(pid: int) -> list[int]:
     found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            found += [int(child), *_descendants(int(child))]
+    try:
+        children = [
+            child for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
+        ]
+    except OSError:  # the process or one of its threads ended meanwhile
+        return found
+    for child in children:
+        found += [int(child), *_descendants(int(child))]
     return found
 
 
