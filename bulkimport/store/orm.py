@@ -34,13 +34,12 @@ def pending_rows(request_id: uuid.UUID, *, first: int, last: int, limit: int) ->
     found = []
     for row_id, number, key, normalized, action, matched, matched_on, duplicate_of, drift in stored:
         n: dict[str, Any] = normalized or {}  # a pending row is valid: its values are all there
-        zips = [address["zip"] for address in n["addresses"]]
         found.append(
             (
                 row_id,
                 number,
                 key,
-                zips,
+                _zips(n),
                 n.get("hieOptOut"),
                 action,
                 matched,
@@ -64,7 +63,12 @@ def row_zips(request_id: uuid.UUID, rows: Sequence[tuple[int, int]]) -> dict[int
     stored = BulkRow.objects.filter(
         request_id=request_id, number__gte=rows[0][1], number__lte=rows[-1][1], id__in=[row_id for row_id, _ in rows]
     ).values_list("id", "normalized")
-    return {row_id: [address["zip"] for address in (normalized or {})["addresses"]] for row_id, normalized in stored}
+    return {row_id: _zips(normalized or {}) for row_id, normalized in stored}
+
+
+def _zips(normalized: dict[str, Any]) -> list[str]:
+    """A valid row's address zips (its values are all there)."""
+    return [address["zip"] for address in normalized["addresses"]]
 
 
 def mark_applied(request_id: uuid.UUID, rows: Sequence[Any], numbers: tuple[int, int]) -> None:

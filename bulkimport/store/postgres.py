@@ -12,10 +12,12 @@ from docqueries.models import DocumentQuery
 from metriport_bulk.lib.bulkdb.postgres import bound_cursor
 from patients.models import Patient
 
-# The fields of a pending row that matching needs, read from its normalized JSON by the database.
-_PENDING_SQL = """
-SELECT id, number, match_key,
-       ARRAY(SELECT a->>'zip' FROM jsonb_array_elements(normalized->'addresses') a),
+# A row's address zips, read from its normalized JSON by the database.
+_ZIPS = "ARRAY(SELECT a->>'zip' FROM jsonb_array_elements(normalized->'addresses') a)"
+
+# The fields of a pending row that matching needs.
+_PENDING_SQL = f"""
+SELECT id, number, match_key, {_ZIPS},
        coalesce((normalized->>'hieOptOut')::boolean, false),
        action, matched_patient_id, matched_on, duplicate_of, drift IS NOT NULL
 FROM bulkimport_bulkrow
@@ -33,8 +35,8 @@ LIMIT %s
 """
 
 # The number range lets PostgreSQL reach the rows by index, not by scanning the table.
-_ZIPS_SQL = """
-SELECT id, ARRAY(SELECT a->>'zip' FROM jsonb_array_elements(normalized->'addresses') a)
+_ZIPS_SQL = f"""
+SELECT id, {_ZIPS}
 FROM bulkimport_bulkrow
 WHERE request_id = %s AND number BETWEEN %s AND %s AND id = ANY(%s)
 """
