@@ -15,16 +15,17 @@ from django.utils import timezone
 from docqueries.models import DocumentQuery, QueryStatus
 from docqueries.serializers import document_dto
 from docqueries.signals import document_queries_ended
+from docqueries.store.claimed import ClaimedQuery
 from metriport_bulk.lib.bulkdb import update_by_id
 from webhooks import types
 from webhooks.services import webhook_message_create, webhook_messages_create
 
 # A claimed query and how it ended: (query, status, documents, error).
-Ended = tuple[DocumentQuery, str, list[dict[str, Any]], str]
+Ended = tuple[ClaimedQuery, str, list[dict[str, Any]], str]
 
 
 def finish_one(
-    query: DocumentQuery,
+    query: ClaimedQuery,
     *,
     status: str,
     attempts: int,
@@ -95,12 +96,12 @@ def _notices(ended: list[Ended]) -> dict[uuid.UUID, list[tuple[str, dict[str, An
     return notices
 
 
-def _webhook_data(query: DocumentQuery, status: str, documents: list[dict[str, Any]]) -> dict[str, Any]:
+def _webhook_data(query: ClaimedQuery, status: str, documents: list[dict[str, Any]]) -> dict[str, Any]:
     """The `medical.document-download` payload (besides meta) of one ended query."""
     return {"patients": [_webhook_patient(query, status=status, documents=documents)]}
 
 
-def _announce_ended(queries: list[DocumentQuery]) -> None:
+def _announce_ended(queries: list[ClaimedQuery]) -> None:
     """Tells whoever waits on them (a bulk request waiting for its medical data) on commit, by signal: the
     arrow stays bulkimport -> docqueries."""
     request_ids = {query.bulk_request_id for query in queries if query.bulk_request_id is not None}
@@ -108,7 +109,7 @@ def _announce_ended(queries: list[DocumentQuery]) -> None:
         transaction.on_commit(lambda: document_queries_ended.send(sender=DocumentQuery, bulk_request_ids=request_ids))
 
 
-def _webhook_patient(query: DocumentQuery, *, status: str, documents: list[dict[str, Any]]) -> dict[str, Any]:
+def _webhook_patient(query: ClaimedQuery, *, status: str, documents: list[dict[str, Any]]) -> dict[str, Any]:
     """One entry of `patients` exactly as @metriport/shared's schema has it: `externalId` omitted when the
     patient has none, documents as DTOs (`mimeType`)."""
     entry: dict[str, Any] = {"patientId": str(query.patient_id)}

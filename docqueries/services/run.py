@@ -23,6 +23,7 @@ from docqueries.services.dispatch import QueryId, dispatch_on_commit
 from docqueries.services.finish import Ended, finish_many, finish_one
 from docqueries.services.lanes import LaneMark
 from docqueries.store import store
+from docqueries.store.claimed import QUERY_FIELDS, ClaimedQuery, with_patients
 from metriport_bulk.lib.bulkdb import due_by
 
 logger = logging.getLogger(__name__)
@@ -45,13 +46,14 @@ def _lease() -> timedelta:
     return timedelta(seconds=settings.DOCQUERY_GATEWAY_TIMEOUT_SECONDS + LEASE_EXTRA_SECONDS)
 
 
-def _claim(query_id: QueryId, *, now: datetime) -> DocumentQuery | None:
+def _claim(query_id: QueryId, *, now: datetime) -> ClaimedQuery | None:
     claimed = DocumentQuery.objects.filter(
         id=query_id, status=QueryStatus.PROCESSING, next_attempt_at__lte=now + EARLY_TOLERANCE
     ).update(next_attempt_at=now + _lease())
     if not claimed:
         return None
-    return DocumentQuery.objects.select_related("patient").get(id=query_id)
+    found = with_patients(DocumentQuery.objects.filter(id=query_id).values_list(*QUERY_FIELDS))
+    return found[0] if found else None
 
 
 def _release(query_id: QueryId, *, at: datetime) -> None:
@@ -65,7 +67,7 @@ def _release_quietly(query_id: QueryId) -> None:
         logger.warning("document query %s: could not release its claim", query_id)
 
 
-def _query_input(query: DocumentQuery) -> QueryInput:
+def _query_input(query: ClaimedQuery) -> QueryInput:
     patient = query.patient
     return QueryInput(
         request_id=str(query.id),
@@ -92,7 +94,7 @@ def retry_delay(attempts: int, *, rng: random.Random | None = None) -> float:
     return float(nominal * (rng or random).uniform(0.8, 1.2))
 
 
-def _run_one(query: DocumentQuery, backend: Backend, *, deferred: Deferred) -> None:
+def _run_one(query: ClaimedQuery, backend: Backend, *, deferred: Deferred) -> None:
     """One backend call of a claimed query, and what follows from its answer."""
     now = timezone.now()
     if now - query.started_at > QUERY_DEADLINE:
@@ -224,7 +226,7 @@ def _run_set(query_ids: Sequence[QueryId], backend: Backend) -> None:
             dispatch_on_commit(ids, delay_seconds=delay)
 
 
-def _defer_customer(query: DocumentQuery, remaining: list[str], *, wait: float, deferred: Deferred) -> list[str]:
+def _defer_customer(query: ClaimedQuery, remaining: list[str], *, wait: float, deferred: Deferred) -> list[str]:
     """The customer is out of gateway tokens for `wait` seconds: its query and its other due queries of this
     batch try again then. Returns the rest of the batch (other customers' queries go on now)."""
     retry_at = timezone.now() + timedelta(seconds=wait)

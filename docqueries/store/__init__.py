@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from docqueries.store import orm, postgres
+from docqueries.store.claimed import ClaimedQuery
 from metriport_bulk.lib.bulkdb import choose
 
 
@@ -21,9 +22,9 @@ class QueryStore(Protocol):
         already is skipped. Returns the ids created, in the caller's transaction."""
         ...
 
-    def claim_batch(self, query_ids: list[str], *, due: datetime, lease_until: datetime) -> list[Any]:
+    def claim_batch(self, query_ids: list[str], *, due: datetime, lease_until: datetime) -> list[ClaimedQuery]:
         """Takes, for the caller's transaction, the queries among `query_ids` that are processing and due by
-        `due` and that no other transaction holds, and returns them with their patients. Rows held by another
+        `due` and that no other transaction holds, and returns them with their patients (plain values). Rows held by another
         worker are passed over, never waited for; the transaction's end releases them (done, or rolled back
         and due again at once). `lease_until`: where a store marks its claim in the row itself."""
         ...

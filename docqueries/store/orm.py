@@ -9,6 +9,7 @@ from typing import Any
 from django.utils import timezone
 
 from docqueries.models import DocumentQuery, QueryStatus
+from docqueries.store.claimed import QUERY_FIELDS, ClaimedQuery, with_patients
 from metriport_bulk.lib.bulkdb import due_by
 from metriport_bulk.lib.bulkdb import orm as generic
 from patients.models import Patient
@@ -46,11 +47,13 @@ def start(
     )
 
 
-def claim_batch(query_ids: list[str], *, due: datetime, lease_until: datetime) -> list[Any]:
+def claim_batch(query_ids: list[str], *, due: datetime, lease_until: datetime) -> list[ClaimedQuery]:
     """SQLite has no row locks: the claim is an UPDATE that moves each row's next step past `lease_until` (a
     time of this call's own), which takes the database's write lock, and the rows holding it are this
     call's."""
     DocumentQuery.objects.filter(
         due_by("next_attempt_at", due), id__in=query_ids, status=QueryStatus.PROCESSING
     ).update(next_attempt_at=lease_until)
-    return list(DocumentQuery.objects.filter(id__in=query_ids, next_attempt_at=lease_until).select_related("patient"))
+    return with_patients(
+        DocumentQuery.objects.filter(id__in=query_ids, next_attempt_at=lease_until).values_list(*QUERY_FIELDS)
+    )

@@ -9,6 +9,7 @@ from typing import Any
 from django.utils import timezone
 
 from docqueries.models import DocumentQuery, QueryStatus
+from docqueries.store.claimed import QUERY_FIELDS, ClaimedQuery, with_patients
 from metriport_bulk.lib.bulkdb import due_by
 from metriport_bulk.lib.bulkdb.postgres import bound_cursor
 from patients.models import Patient
@@ -66,13 +67,14 @@ def start(
         return [row[0] for row in cursor.fetchall()]
 
 
-def claim_batch(query_ids: list[str], *, due: datetime, lease_until: datetime) -> list[Any]:
+def claim_batch(query_ids: list[str], *, due: datetime, lease_until: datetime) -> list[ClaimedQuery]:
     """Row locks (FOR UPDATE SKIP LOCKED), not a lease written into each row: the claim is one locking read,
     where an UPDATE of every claimed row wrote a new version of it into each of the table's indexes (the
     statement that cost the most after the sweeper's, at a million queries). `due_by`: the rows are
-    reached by key, never through the index of due queries."""
-    return list(
-        DocumentQuery.objects.select_for_update(of=("self",), skip_locked=True)
+    reached by key, never through the index of due queries. The read names the query table only, so only
+    its rows are locked (never the patients'), which are read after it."""
+    return with_patients(
+        DocumentQuery.objects.select_for_update(skip_locked=True)
         .filter(due_by("next_attempt_at", due), id__in=query_ids, status=QueryStatus.PROCESSING)
-        .select_related("patient")
+        .values_list(*QUERY_FIELDS)
     )

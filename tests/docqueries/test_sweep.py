@@ -215,3 +215,50 @@ def test_a_batch_held_by_one_worker_is_passed_over_by_another(tenant):
     assert second["claimed"] == []
     with transaction.atomic():
         assert len(store().claim_batch(ids, due=due, lease_until=lease)) == 3
+
+
+@pytest.mark.real_services
+@pytest.mark.django_db(transaction=True)
+def test_a_claimed_batch_holds_its_queries_not_their_patients(tenant):
+    """The claim locks the query rows only: while a worker holds a batch, an import can still write the
+    batch's patients (a lock on them would make each chunk wait for the queries of the patients it updates).
+    And the claim reads each patient's values (what the backend call and the webhook need)."""
+    patients = make_patients(tenant.customer, 2)
+    now = timezone.now()
+    queries = DocumentQuery.objects.bulk_create(
+        [DocumentQuery(customer=tenant.customer, patient=p, next_attempt_at=now) for p in patients]
+    )
+    ids = [str(q.id) for q in queries]
+    held, outcome = threading.Event(), {}
+
+    def importer() -> None:
+        held.wait(10)
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+                # NOWAIT: a lock held by the claim fails here at once instead of passing unnoticed.
+                cursor.execute(
+                    "SELECT id FROM patients_patient WHERE id = ANY(%s) FOR UPDATE NOWAIT", [[p.id for p in patients]]
+                )
+                outcome["patients"] = len(cursor.fetchall())
+                cursor.execute(
+                    "SELECT id FROM docqueries_documentquery WHERE id = ANY(%s) FOR UPDATE SKIP LOCKED", [ids]
+                )
+                outcome["queries"] = len(cursor.fetchall())
+        except Exception as exc:  # noqa: BLE001 - reported to the assertion below
+            outcome["error"] = repr(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=importer)
+    thread.start()
+    with transaction.atomic():
+        claimed = store().claim_batch(ids, due=now + timedelta(seconds=1), lease_until=now + timedelta(minutes=2))
+        held.set()
+        thread.join(10)
+    assert outcome == {"patients": 2, "queries": 0}  # the patients free, the queries held
+    by_patient = {c.patient_id: c for c in claimed}
+    for patient in patients:
+        assert by_patient[patient.id].patient.first_name == patient.first_name
+        assert by_patient[patient.id].patient.dob == patient.dob
+        assert by_patient[patient.id].patient.addresses == patient.addresses
