@@ -24,9 +24,10 @@ class QueryStore(Protocol):
 
     def claim_batch(self, query_ids: list[str], *, due: datetime, lease_until: datetime) -> list[ClaimedQuery]:
         """Takes, for the caller's transaction, the queries among `query_ids` that are processing and due by
-        `due` and that no other transaction holds, and returns them with their patients (plain values). Rows held by another
-        worker are passed over, never waited for; the transaction's end releases them (done, or rolled back
-        and due again at once). `lease_until`: where a store marks its claim in the row itself."""
+        `due` and that no other transaction holds, and returns them with their patients, as plain values
+        (docqueries.store.claimed). Rows held by another worker are passed over, never waited for; the
+        transaction's end releases them (done, or rolled back and due again at once). `lease_until`: where a
+        store marks its claim in the row itself."""
         ...
 
 
