@@ -63,14 +63,20 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first: the parent is [1], utime [11],
+    stime [12]), or None when the process has ended."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
+        fields = proc_stat(stat.parent.name)
+        if fields is not None and int(fields[1]) == pid:
             child = int(stat.parent.name)
             found.append(child)
             found.extend(children_of(child))

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from _stack import ROOT, children_of, start_stack, start_workers, wait_for_workers
+from _stack import ROOT, children_of, proc_stat, start_stack, start_workers, wait_for_workers
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -27,11 +27,9 @@ def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of the live processes among `pids`."""
     total = 0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
+        fields = proc_stat(pid)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / TICKS
 
 
