@@ -78,14 +78,15 @@ def bulk_chunk_apply(*, chunk_id: int, fair: bool = False) -> None:
         if request.status != BulkStatus.PROCESSING or request.phase != BulkPhase.APPLYING:
             return
         relax_commit()
-        BulkChunk.objects.filter(id=chunk.id).update(attempts=F("attempts") + 1)
         rows = pending_rows(request.id, first=chunk.first_number, last=chunk.last_number)
         # A row the plan found the same person as an earlier row waits for all chunks (_apply_duplicates):
         # its earlier row, in any chunk, has its patient by then.
         applied = apply_rows(
             request, [row for row in rows if row.planned != RowAction.DUPLICATE], first_chunk=chunk.index == 0
         )
-        BulkChunk.objects.filter(id=chunk.id).update(status=ChunkStatus.DONE)
+        # One UPDATE of the chunk row: a second one in the same transaction would also check its reference to
+        # the request at COMMIT (PostgreSQL checks a row this transaction wrote).
+        BulkChunk.objects.filter(id=chunk.id).update(status=ChunkStatus.DONE, attempts=F("attempts") + 1)
         # Lock the request last: it serializes chunk completions so exactly one sees "no chunk left".
         locked = BulkRequest.objects.select_for_update().get(id=request.id)
         if locked.status != BulkStatus.PROCESSING:
