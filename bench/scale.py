@@ -1,6 +1,7 @@
 """Time and memory against rows (issue 24): runs bench/pipeline.py once per size, one after the other on the
-same machine, and prints each phase (noticed -> completed), the peak RSS of each worker process and the ratio
-of the largest size to each smaller one (linear = the ratio of the rows). Raises BULK_MAX_ROWS/BULK_MAX_FILE_BYTES
+same machine, then each smaller size once more (`--no-bracket`: not), and prints each phase (noticed ->
+completed; a size run twice counts as the mean of its two runs, each also printed), the peak RSS of each
+worker process and the ratio of the largest size to each smaller one (linear = the ratio of the rows). Raises BULK_MAX_ROWS/BULK_MAX_FILE_BYTES
 to their supported ceilings (1,000,000 rows / 500 MB) for the run.
 
 `--plot FILE.png` also draws noticed -> completed and the peak worker RSS against rows (log-scaled rows, a
@@ -11,7 +12,7 @@ dashed line for linear time through the size nearest 100,000); the figures go to
 the machine's shared server with PostgreSQL's defaults (devtools.postgres, initdb into a temporary directory).
 
 Usage: .venv/bin/python bench/scale.py [--rows 10000 100000 1000000] [--processes 2] [--threads 1] [--plot f.png]
-       [--tuned-postgres]
+       [--tuned-postgres] [--no-bracket]
 """
 
 from __future__ import annotations
@@ -59,6 +60,14 @@ def run(rows: int, processes: int, threads: int, *, pg_admin_url: str | None = N
     rss = [float(mb) for mb in re.findall(r"peak RSS (\d+) MB", out)]
     figures["peak worker RSS (MB)"] = max(rss)
     figures["lowest worker RSS (MB)"] = min(rss)
+    return figures
+
+
+def combined(runs: list[dict[str, float]]) -> dict[str, float]:
+    """One size's runs as one: the mean of each phase, the highest peak RSS and the lowest one."""
+    figures = {name: sum(run[name] for run in runs) / len(runs) for name in runs[0]}
+    figures["peak worker RSS (MB)"] = max(run["peak worker RSS (MB)"] for run in runs)
+    figures["lowest worker RSS (MB)"] = min(run["lowest worker RSS (MB)"] for run in runs)
     return figures
 
 
@@ -115,6 +124,12 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="with --tuned-postgres: a server setting instead of TUNED's (e.g. shared_buffers=4GB), repeatable",
     )
+    parser.add_argument(
+        "--no-bracket",
+        dest="bracket",
+        action="store_false",
+        help="run each size once (by default the smaller sizes run again after the largest, and count as their mean)",
+    )
     parser.add_argument("--replot", type=Path, help="draw the PNG again from a JSON an earlier run wrote")
     args = parser.parse_args()
     if args.replot:
@@ -127,13 +142,19 @@ def main() -> None:
     server = PostgresServer(tuned).start() if args.tuned_postgres else None
     if server:
         print(f"own PostgreSQL with {tuned}", flush=True)
+    large = max(args.rows)
+    # The smaller sizes again after the largest (unless --no-bracket): a 100k run lasts half a minute and the
+    # machine drifts by ±15% within minutes, so one run each side of the million's five minutes brackets it.
+    order = [*args.rows, *(rows for rows in args.rows if rows != large and args.bracket)]
+    runs: dict[int, list[dict[str, float]]] = {}
     try:
         pg_admin_url = server.admin_url if server else None
-        results = {rows: run(rows, args.processes, args.threads, pg_admin_url=pg_admin_url) for rows in args.rows}
+        for rows in order:
+            runs.setdefault(rows, []).append(run(rows, args.processes, args.threads, pg_admin_url=pg_admin_url))
     finally:
         if server:
             server.remove()
-    large = max(results)
+    results = {rows: combined(figures) for rows, figures in runs.items()}
     smaller = sorted(rows for rows in results if rows != large)
     header = " | ".join(f"{rows:,} rows" for rows in results)
     ratios = " | ".join(f"ratio {large:,}/{rows:,} (linear = {large / rows:g}x)" for rows in smaller)
@@ -143,6 +164,15 @@ def main() -> None:
         cells = " | ".join(f"{figures[name]:.2f}" for figures in results.values())
         ratio_cells = " | ".join(f"{results[large][name] / results[rows][name]:.2f}x" for rows in smaller)
         print(f"| {name} | {cells} | {ratio_cells} |")
+    for rows in smaller:
+        if len(runs[rows]) > 1:
+            each = [figures["noticed -> completed"] for figures in runs[rows]]
+            seconds = ", ".join(f"{value:.2f} s" for value in each)
+            against = ", ".join(f"{runs[large][0]['noticed -> completed'] / value:.2f}x" for value in each)
+            print(
+                f"{rows:,} rows before and after {large:,}, noticed -> completed: {seconds} (mean above); "
+                f"{large:,} against each: {against}"
+            )
     if args.plot:
         args.plot.with_suffix(".json").write_text(json.dumps(results, indent=1))
         plot(results, args.plot)
