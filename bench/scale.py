@@ -1,8 +1,8 @@
 """Time and memory against rows (issue 24): runs bench/pipeline.py once per size, one after the other on the
 same machine, then each smaller size once more (`--no-bracket`: not), and prints each phase (noticed ->
 completed; a size run twice counts as the mean of its two runs, each also printed), the peak RSS of each
-worker process and the ratio of the largest size to each smaller one (linear = the ratio of the rows). Raises BULK_MAX_ROWS/BULK_MAX_FILE_BYTES
-to their supported ceilings (1,000,000 rows / 500 MB) for the run.
+worker process and the ratio of the largest size to each smaller one (linear = the ratio of the rows). Raises
+BULK_MAX_ROWS/BULK_MAX_FILE_BYTES to their supported ceilings (1,000,000 rows / 500 MB) for the run.
 
 `--plot FILE.png` also draws noticed -> completed and the peak worker RSS against rows (log-scaled rows, a
 dashed line for linear time through the size nearest 100,000); the figures go to FILE.json beside it, and
