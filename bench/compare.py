@@ -14,8 +14,8 @@ The file: write_sample_csv (seed fixed, 5% invalid rows by default). The measure
   already normalized, into an UNLOGGED copy of the patients table (same columns and indexes).
 - what the floor leaves out, measured on their own so the gap between ours and the floor can be read:
   validation (our RowValidator over the file, one core, no database), and the state floor: COPY, with nothing
-  computed in the timed part, of every row our pipeline keeps (the bulk rows with their outcome, their cells raw
-  and normalized, the row errors, the patients, their facility links and their Document Queries) into the real,
+  computed in the timed part, of every row our pipeline keeps (the bulk rows with raw and normalized cells and
+  their outcome, the row errors, the patients, their facility links and their Document Queries) into the real,
   logged tables with their indexes and foreign keys, one transaction per 2,000-row chunk as ours commits.
 
 Nothing is hard-coded: every figure printed is measured, except django-import-export at sizes whose
@@ -372,13 +372,12 @@ STATE_CHUNK_ROWS = 2_000
 def run_state_copy(path: str) -> Measure:
     """COPY of the state our pipeline keeps for the file into the real tables, everything prepared beforehand
     (untimed): per 2,000-row chunk, one transaction (synchronous_commit off, as ours) with the chunk's bulk rows
-    (final status and patient) and their cells, row errors, patients, facility links and Document Queries. One
-    connection, as one worker thread would."""
+    (final status and patient), row errors, patients, facility links and Document Queries. One connection, as
+    one worker thread would."""
     import psycopg
-    from django.db import connection
     from django.utils import timezone
 
-    from bulkimport.models import BulkRequest, BulkRow, BulkRowCells, BulkRowError
+    from bulkimport.models import BulkRequest, BulkRow, BulkRowError
     from bulkimport.validation import CsvImport
     from devtools.tenants import make_tenant
     from docqueries.models import DocumentQuery
@@ -396,37 +395,29 @@ def run_state_copy(path: str) -> Measure:
     json_columns = {"drivers_license", "addresses", "contacts", "zips"}
     chunks: list[dict[str, list[tuple]]] = []
     with open(path, "rb") as stream:
-        results = list(CsvImport(stream, max_rows=10**9, max_bytes=1 << 40).rows())
-    with connection.cursor() as cursor:  # the rows' ids, as parse takes them (before the timed part here)
-        cursor.execute(
-            f"SELECT nextval(pg_get_serial_sequence('{BulkRow._meta.db_table}', 'id')) FROM generate_series(1, %s)",
-            [len(results)],
-        )
-        row_ids = [row_id for (row_id,) in cursor.fetchall()]
-    for row, row_id in zip(results, row_ids, strict=True):
-        if (row.number - 1) % STATE_CHUNK_ROWS == 0:
-            chunks.append({"rows": [], "cells": [], "errors": [], "patients": [], "links": [], "queries": []})
-        chunk = chunks[-1]
-        reason = "; ".join(e.message for e in row.errors)
-        patient_id = None
-        if row.valid:
-            patient_id = uuid.uuid4()
-            fields = _patient_fields(row.normalized)
-            values = [dumps(fields[n]) if n in json_columns else fields[n] for n in PATIENT_COLUMNS[2:13]]
-            chunk["patients"].append((patient_id, customer_id, *values, now, now))
-            chunk["links"].append((patient_id, facility_id, now))
-            chunk["queries"].append(
-                (uuid.uuid4(), customer_id, patient_id, request.id, "processing", now, "[]", 0, now, "")
-            )
-        for error in row.errors:
-            chunk["errors"].append((request.id, row.number, str(error.code), error.field[:60], error.message[:300]))
-        chunk["rows"].append(
-            (
-                row_id, request.id, row.number, "succeeded" if row.valid else "failed", reason,
-                "created" if row.valid else "", patient_id,
-            )
-        )  # fmt: skip
-        chunk["cells"].append((row_id, dumps(row.raw), dumps(row.normalized) if row.normalized else None))
+        for row in CsvImport(stream, max_rows=10**9, max_bytes=1 << 40).rows():
+            if (row.number - 1) % STATE_CHUNK_ROWS == 0:
+                chunks.append({"rows": [], "errors": [], "patients": [], "links": [], "queries": []})
+            chunk = chunks[-1]
+            reason = "; ".join(e.message for e in row.errors)
+            patient_id = None
+            if row.valid:
+                patient_id = uuid.uuid4()
+                fields = _patient_fields(row.normalized)
+                values = [dumps(fields[n]) if n in json_columns else fields[n] for n in PATIENT_COLUMNS[2:13]]
+                chunk["patients"].append((patient_id, customer_id, *values, now, now))
+                chunk["links"].append((patient_id, facility_id, now))
+                chunk["queries"].append(
+                    (uuid.uuid4(), customer_id, patient_id, request.id, "processing", now, "[]", 0, now, "")
+                )
+            for error in row.errors:
+                chunk["errors"].append((request.id, row.number, str(error.code), error.field[:60], error.message[:300]))
+            chunk["rows"].append(
+                (
+                    request.id, row.number, dumps(row.raw), dumps(row.normalized) if row.normalized else None,
+                    "succeeded" if row.valid else "failed", reason, "created" if row.valid else "", patient_id,
+                )
+            )  # fmt: skip
 
     tables = {
         "patients": (Patient._meta.db_table, ", ".join(PATIENT_COLUMNS)),
@@ -435,8 +426,7 @@ def run_state_copy(path: str) -> Measure:
             DocumentQuery._meta.db_table,
             "id, customer_id, patient_id, bulk_request_id, status, started_at, documents, attempts, next_attempt_at, error",
         ),
-        "rows": (BulkRow._meta.db_table, "id, request_id, number, status, reason, action, patient_id"),
-        "cells": (BulkRowCells._meta.db_table, "row_id, raw, normalized"),
+        "rows": (BulkRow._meta.db_table, "request_id, number, raw, normalized, status, reason, action, patient_id"),
         "errors": (BulkRowError._meta.db_table, "request_id, row_number, code, field, message"),
     }
     with psycopg.connect(os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1)) as conn:
@@ -461,7 +451,6 @@ def run_state_copy(path: str) -> Measure:
         conn.execute(f"DELETE FROM {tables['queries'][0]} WHERE bulk_request_id = %s", [request.id])
         conn.execute(f"DELETE FROM {tables['links'][0]} WHERE patient_id = ANY(%s)", [patients])
         conn.execute(f"DELETE FROM {tables['errors'][0]} WHERE request_id = %s", [request.id])
-        conn.execute(f"DELETE FROM {tables['cells'][0]} WHERE row_id = ANY(%s)", [row_ids])
         conn.execute(f"DELETE FROM {tables['rows'][0]} WHERE request_id = %s", [request.id])
         conn.execute(f"DELETE FROM {tables['patients'][0]} WHERE customer_id = %s", [customer_id])
         conn.execute(f"DELETE FROM {BulkRequest._meta.db_table} WHERE id = %s", [request.id])

@@ -462,7 +462,6 @@ class BulkRowAdmin(PhiAccessLogMixin, PhiGuardMixin, LargeTableAdminMixin, ReadO
     list_filter = (BulkRequestFilter, RowStatusFilter, ErrorCodeFilter)
     search_fields = ("=number",)  # shows the search box; get_search_results does the (indexed) lookup
     search_help_text = "Row number (within the selected bulk request), or a bulk request id"
-    own_relations = ("cells",)
     fields = ("request_link", "row", "status", "action", "patient_link", "facility_link", "reason")
     readonly_fields = fields
 
@@ -470,10 +469,17 @@ class BulkRowAdmin(PhiAccessLogMixin, PhiGuardMixin, LargeTableAdminMixin, ReadO
         # (request, number) is unique: a deterministic order read straight from its index.
         return ("request_id", "number")
 
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        match = request.resolver_match
+        if match is not None and match.url_name == "bulkimport_bulkrow_changelist":
+            queryset = queryset.defer("raw", "normalized")  # PHI and bulk: the list shows neither
+        return queryset
+
     def get_object(self, request, object_id, from_field=None):
         if not str(object_id).isdigit():
             return None
-        queryset = self.get_queryset(request).select_related("request", "cells")
+        queryset = self.get_queryset(request).select_related("request")
         return queryset.filter(pk=int(object_id)).first()
 
     def get_search_results(self, request, queryset, search_term):
@@ -494,7 +500,7 @@ class BulkRowAdmin(PhiAccessLogMixin, PhiGuardMixin, LargeTableAdminMixin, ReadO
     @admin.display(description="Facility")
     def facility_link(self, obj: BulkRow) -> str:
         """The row's facilityId cell when it routes the row (an id: not PHI), else the request's facility."""
-        routed = (obj.cells.normalized or {}).get("facilityId")
+        routed = (obj.normalized or {}).get("facilityId")
         return admin_link(Facility, routed or obj.request.facility_id)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
@@ -511,10 +517,7 @@ class BulkRowAdmin(PhiAccessLogMixin, PhiGuardMixin, LargeTableAdminMixin, ReadO
             if context["can_view_phi"]:
                 header = admin_views.bulk_input_header(obj.request)
                 cells, general = admin_views.side_by_side(
-                    header,
-                    obj.cells.raw or [],
-                    obj.cells.normalized,
-                    [(field, message) for _, field, message in errors],
+                    header, obj.raw or [], obj.normalized, [(field, message) for _, field, message in errors]
                 )
                 context.update(cells=cells, general_errors=general, header_missing=header is None)
         return super().render_change_form(request, context, add, change, form_url, obj)

@@ -134,17 +134,16 @@ class OnDrift(models.TextChoices):
 
 
 class BulkRow(models.Model):
-    """A row of the file and what became of it. Its cells and the demographics they give are a table of their
-    own (BulkRowCells): apply writes each row's outcome here, a narrow row, instead of a new version of them."""
-
-    # The match key made of the names and dob.
-    PHI_FIELDS: ClassVar = ("match_key",)
+    # The file's cells, the demographics they give, and the match key made of the names and dob.
+    PHI_FIELDS: ClassVar = ("raw", "normalized", "match_key")
     # Error messages and plan notes name columns, codes, row numbers and patient ids, never values.
     NOT_PHI_FIELDS: ClassVar = ("reason", "error_code", "matched_on", "drift")
 
     # No index of its own: the unique (request, number) index leads with it.
     request = models.ForeignKey(BulkRequest, on_delete=models.CASCADE, related_name="rows", db_index=False)
     number = models.IntegerField()
+    raw = models.JSONField()
+    normalized = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=RowStatus.choices)
     reason = models.TextField(blank=True, default="")
     patient = models.ForeignKey("patients.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -167,27 +166,6 @@ class BulkRow(models.Model):
 
     def __str__(self) -> str:
         return f"Row {self.number:,} (spreadsheet line {self.number + 1:,})"
-
-
-class BulkRowCells(models.Model):
-    """A row's cells as the file gave them (`raw`, a list in the header's order) and the demographics they
-    normalize to (`normalized`; None when the row is invalid). Written with the row by parse; rewritten only
-    by a reprocess's validation and by the plan (a duplicate row opting its person out), never by apply.
-
-    Keyed by its row's id, with no foreign-key constraint in the database: parse writes both rows in one
-    transaction, and a constraint would check every row once more at its commit. The rows' deletions delete
-    their cells (services.parse._delete_rows)."""
-
-    PHI_FIELDS: ClassVar = ("raw", "normalized")
-
-    row = models.OneToOneField(
-        BulkRow, primary_key=True, on_delete=models.CASCADE, related_name="cells", db_constraint=False
-    )
-    raw = models.JSONField()
-    normalized = models.JSONField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return f"Cells of row {self.row_id:,}"
 
 
 class BulkRowError(models.Model):

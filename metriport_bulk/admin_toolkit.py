@@ -189,20 +189,13 @@ class PhiGuardMixin(AdminBase):
     """The one guard of every admin: refuses (400, SuspiciousOperation) each changelist lookup that reaches a
     PHI field (the models' PHI_FIELDS) for staff without `patients.view_phi`, and a secret (SECRET_FIELDS)
     for everybody; drops such fields from the search fields, list filters and ordering. A refused lookup never
-    reaches the database, so no count or page tells whether anything matched.
-
-    `own_relations`: one-to-one relations holding part of the model's own row (a bulk row's cells), whose
-    lookups pass as the model's own fields' do, guard included."""
-
-    own_relations: tuple[str, ...] = ()
+    reaches the database, so no count or page tells whether anything matched."""
 
     def lookup_allowed(self, lookup, value, request=None) -> bool:
         if request is not None and lookup_is_refused(request, self.model, lookup):
             return False
         if lookup.rsplit("__", 1)[-1] in UNSAFE_LOOKUPS:
             return False
-        if lookup.split("__", 1)[0] in self.own_relations:
-            return True
         return super().lookup_allowed(lookup, value, request)
 
     def get_changelist(self, request, **kwargs):

@@ -16,16 +16,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from bulkimport.models import (
-    BulkChunk,
-    BulkPhase,
-    BulkRequest,
-    BulkRow,
-    BulkRowCells,
-    BulkStatus,
-    ChunkStatus,
-    RowAction,
-)
+from bulkimport.models import BulkChunk, BulkPhase, BulkRequest, BulkRow, BulkStatus, ChunkStatus, RowAction
 from bulkimport.services import dispatch
 from bulkimport.services.plan import MATCH_FIELDS, row_patient_id
 from bulkimport.states import phase_transition
@@ -186,22 +177,23 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
-class _CellsOfRows:
-    """The normalized values of the rows whose ids are within `ids` (their cells'), where patients reads them
+class _RowsOfRequest:
+    """The normalized values of a request's rows numbered within `numbers`, where patients reads them
     (patients.store.DemographicsSource)."""
 
-    ids: tuple[int, int]
+    request_id: uuid.UUID
+    numbers: tuple[int, int]
 
     def relation(self) -> tuple[str, list[Any]]:
-        # The id range lets PostgreSQL reach the cells by index, not by scanning the table.
+        # The number range lets PostgreSQL reach the rows by index, not by scanning the table.
         return (
-            "SELECT row_id AS id, normalized AS n FROM bulkimport_bulkrowcells WHERE row_id BETWEEN %s AND %s",
-            list(self.ids),
+            "SELECT id, normalized AS n FROM bulkimport_bulkrow WHERE request_id = %s AND number BETWEEN %s AND %s",
+            [self.request_id, *self.numbers],
         )
 
     def load(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        cells = BulkRowCells.objects.filter(row_id__in=ids).values_list("row_id", "normalized")
-        return {row_id: normalized or {} for row_id, normalized in cells}
+        rows = BulkRow.objects.filter(request_id=self.request_id, id__in=ids).values_list("id", "normalized")
+        return {row_id: normalized or {} for row_id, normalized in rows}
 
 
 def apply_rows(
@@ -263,13 +255,12 @@ def apply_rows(
         match.opt_out = match.opt_out or row.opted_out
         touched[match.id] = match
         row.patient_id = match.id
-    _write_by_facility(request, rows, touched)
+    numbers = (rows[0].number, rows[-1].number)
+    _write_by_facility(request, rows, touched, numbers)
     store().mark_applied(
-        request.id,
-        [(row.id, row.action, _applied(row), row.matched, row.matched_on) for row in rows],
-        (rows[0].number, rows[-1].number),
+        request.id, [(row.id, row.action, _applied(row), row.matched, row.matched_on) for row in rows], numbers
     )
-    _join_cohorts(request, rows)
+    _join_cohorts(request, rows, numbers)
     opted_in = list(dict.fromkeys(_applied(row) for row in rows if not row.opted_out))
     requery_after = budget_of(customer_id=request.customer_id).requery_after_hours
     if requery_after and opted_in:
@@ -283,23 +274,27 @@ def apply_rows(
     return len(rows)
 
 
-def _row_facilities(request: BulkRequest, rows: list[PendingRow]) -> dict[int, uuid.UUID]:
+def _row_facilities(request: BulkRequest, rows: list[PendingRow], numbers: tuple[int, int]) -> dict[int, uuid.UUID]:
     """Row id -> the facility its `facilityId` cell routes it to (files with that column only; checked when the
     file was parsed: an active facility of the customer's). Rows without one go to the request's facility."""
     if not request.header or build_column_plan(request.header).facility_id is None:
         return {}
-    routed = BulkRowCells.objects.filter(
-        row_id__in=[row.id for row in rows], normalized__facilityId__isnull=False
-    ).values_list("row_id", "normalized__facilityId")
+    routed = BulkRow.objects.filter(
+        request_id=request.id,
+        number__range=numbers,
+        id__in=[row.id for row in rows],
+        normalized__facilityId__isnull=False,
+    ).values_list("id", "normalized__facilityId")
     return {row_id: uuid.UUID(str(facility_id)) for row_id, facility_id in routed if facility_id}
 
 
-def _write_by_facility(request: BulkRequest, rows: list[PendingRow], touched: dict[uuid.UUID, Candidate]) -> None:
+def _write_by_facility(
+    request: BulkRequest, rows: list[PendingRow], touched: dict[uuid.UUID, Candidate], numbers: tuple[int, int]
+) -> None:
     """Has patients write the chunk's patients, each linked to its rows' facilities: a patient is written
     once, with the facility of the row whose values it takes; a patient that rows route to other facilities
     too is linked to those as well (facilities add, as the request's facility does)."""
-    facility_of = _row_facilities(request, rows)
-    ids = [row.id for row in rows]
+    facility_of = _row_facilities(request, rows, numbers)
     groups: dict[uuid.UUID, list[Candidate]] = {}
     for patient in touched.values():
         groups.setdefault(facility_of.get(patient.source_row, request.facility_id), []).append(patient)
@@ -309,7 +304,7 @@ def _write_by_facility(request: BulkRequest, rows: list[PendingRow], touched: di
             facility_id=facility_id,
             created=[(p.id, p.match_key, p.source_row, p.opt_out) for p in patients if p.created],
             updated=[(p.id, p.source_row, p.opt_out) for p in patients if not p.created],
-            source=_CellsOfRows((min(ids), max(ids))),
+            source=_RowsOfRequest(request.id, numbers),
         )
     if facility_of:
         written = {(p.id, facility_id) for facility_id, patients in groups.items() for p in patients}
@@ -317,15 +312,15 @@ def _write_by_facility(request: BulkRequest, rows: list[PendingRow], touched: di
         patients_facilities_link(links=sorted(links))
 
 
-def _join_cohorts(request: BulkRequest, rows: list[PendingRow]) -> None:
+def _join_cohorts(request: BulkRequest, rows: list[PendingRow], numbers: tuple[int, int]) -> None:
     """The patients join the cohorts their rows name (a file with cohort columns only): an import adds
     memberships, never removes one."""
     if not request.header or not build_column_plan(request.header).cohorts:
         return
     patient_of = {row.id: _applied(row) for row in rows}
-    named = BulkRowCells.objects.filter(row_id__in=list(patient_of), normalized__has_key="cohorts").values_list(
-        "row_id", "normalized__cohorts"
-    )
+    named = BulkRow.objects.filter(
+        request_id=request.id, number__range=numbers, id__in=list(patient_of), normalized__has_key="cohorts"
+    ).values_list("id", "normalized__cohorts")
     cohorts_join_by_name(
         customer_id=request.customer_id,
         names_by_patient=[(patient_of[row_id], names) for row_id, names in named if names],

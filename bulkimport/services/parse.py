@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q
 from django.utils import timezone
 
 from bulkimport.models import (
@@ -27,7 +27,6 @@ from bulkimport.models import (
     BulkPhase,
     BulkRequest,
     BulkRow,
-    BulkRowCells,
     BulkRowError,
     BulkStatus,
     RowStatus,
@@ -37,7 +36,6 @@ from bulkimport.services.budget import import_budget_refusal
 from bulkimport.services.lifecycle import bulk_request_fail
 from bulkimport.services.plan import bulk_request_plan, plan_document_queries, plan_dry_run_rest, row_match_key
 from bulkimport.states import phase_transition
-from bulkimport.store import store
 from bulkimport.validation import CsvFileError, CsvImport, RowResult, Segment, row_reason
 from cohorts.services import cohorts_for_import
 from metriport_bulk.lib import storage
@@ -261,7 +259,7 @@ def _parse_segment(request: BulkRequest, segment: BulkParseSegment, fence: _Segm
     with transaction.atomic():
         fence.check()
         BulkRowError.objects.filter(request_id=request.id, row_number__range=numbers).delete()
-        _raw_delete_rows(BulkRow.objects.filter(request_id=request.id, number__range=numbers))
+        BulkRow.objects.filter(request_id=request.id, number__range=numbers)._raw_delete(BulkRow.objects.db)
     count = invalid = 0
     try:
         with storage.open_ranges(request.input_key, [(0, segment.header_end), (segment.start, segment.end)]) as stream:
@@ -325,10 +323,9 @@ def _move_on(request_id: uuid.UUID, token: int, phase: str) -> None:
         raise ParseLeaseLost()
 
 
-# What validation decides about a row (stored by parse, replaced by reprocess) besides its normalized values
-# (its cells'), then the full row.
-ROW_RESULT_COLUMNS = ("status", "reason", "action", "match_key", "error_code")
-ROW_COLUMNS = ("request_id", "number", *ROW_RESULT_COLUMNS)
+# What validation decides about a row (stored by parse, replaced by reprocess), then the full row.
+ROW_RESULT_COLUMNS = ("normalized", "status", "reason", "action", "match_key", "error_code")
+ROW_COLUMNS = ("request_id", "number", "raw", *ROW_RESULT_COLUMNS)
 ERROR_COLUMNS = ("request_id", "row_number", "code", "field", "message")
 
 
@@ -436,31 +433,27 @@ class _SegmentFence:
 def _store_rows(
     request: BulkRequest, fence: _Fence, batch: Iterable[RowResult], total_before: int, invalid_before: int
 ) -> _Stored:
-    """Stores the next batch of rows (at most PARSE_BATCH_SIZE) and their errors in one transaction; an empty
-    batch stores nothing.
+    """Stores the next batch of rows (and their errors) in one transaction; an empty batch stores nothing.
 
     `batch` is consumed inside the COPY of the rows: each row is validated while PostgreSQL, on the other
     core, is still taking in the ones before it, instead of the two taking turns."""
     errors: list[tuple[Any, ...]] = []
     count = invalid = 0
 
-    source = iter(batch)
-    first = next(source, None)
-    if first is None:
-        return _Stored(0, 0)
-
     def values() -> Iterator[tuple[Any, ...]]:
         nonlocal count, invalid
-        for result in itertools.chain((first,), source):
+        for result in batch:
             count += 1
             if not result.valid:
                 invalid += 1
                 errors.extend(error_values(request.id, result))
-            yield (request.id, result.number, *row_result_values(result), result.raw, result.normalized)
+            yield (request.id, result.number, result.raw, *row_result_values(result))
 
     with transaction.atomic():
         fence.check()  # first: a parser that lost its lease writes nothing
-        store().rows_insert(ROW_COLUMNS, values(), most=PARSE_BATCH_SIZE)
+        copy_insert(BulkRow, ROW_COLUMNS, values())
+        if not count:
+            return _Stored(0, 0)
         copy_insert(BulkRowError, ERROR_COLUMNS, errors)
         fence.progress(rows=total_before + count, invalid=invalid_before + invalid)
     return _Stored(count, invalid)
@@ -475,6 +468,7 @@ def row_result_values(result: RowResult) -> tuple[Any, ...]:
     """The ROW_RESULT_COLUMNS of a validated row: pending (to plan and apply) when valid, else failed with its
     reason."""
     return (
+        result.normalized,
         RowStatus.PENDING if result.valid else RowStatus.FAILED,
         row_reason(result.errors),
         "",
@@ -493,11 +487,5 @@ def _delete_rows(request_id: uuid.UUID) -> None:
     BulkParseSegment.objects.filter(request_id=request_id).delete()
     BulkRowError.objects.filter(request_id=request_id).delete()
     BulkChunk.objects.filter(request_id=request_id).delete()
-    _raw_delete_rows(BulkRow.objects.filter(request_id=request_id))
-
-
-def _raw_delete_rows(rows: QuerySet[BulkRow]) -> None:
-    """Deletes `rows` and their cells. Raw DELETEs: Django's cascade collector would load 100k rows into memory
-    first. The cells first: they are found by their rows' ids."""
-    BulkRowCells.objects.filter(row_id__in=rows.values("id"))._raw_delete(BulkRowCells.objects.db)
-    rows._raw_delete(BulkRow.objects.db)
+    # Raw DELETE: Django's cascade collector would load 100k rows into memory first.
+    BulkRow.objects.filter(request_id=request_id)._raw_delete(BulkRow.objects.db)

@@ -27,9 +27,9 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, Q
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models.fields.json import KT
 
-from bulkimport.models import BulkRequest, BulkRow, BulkRowCells, BulkRowError, OnDrift, RowAction, RowStatus
+from bulkimport.models import BulkRequest, BulkRow, BulkRowError, OnDrift, RowAction, RowStatus
 from bulkimport.store import store
 from bulkimport.validation import row_label
 from docqueries.services import queries_wanted
@@ -193,16 +193,12 @@ def _people_opting_out(request: BulkRequest) -> None:
     run's, decided before this step); the duplicate row is the one that opts the patient out. Only files
     with repeated people get here; their duplicates are few."""
     opting_out = BulkRow.objects.filter(
-        request_id=request.id, action=RowAction.DUPLICATE, cells__normalized__hieOptOut=True
+        request_id=request.id, action=RowAction.DUPLICATE, normalized__hieOptOut=True
     ).values("duplicate_of")
-    firsts = list(
-        BulkRowCells.objects.filter(
-            row_id__in=BulkRow.objects.filter(request_id=request.id, number__in=opting_out).values("id")
-        )
-    )
-    for cells in firsts:
-        cells.normalized = {**(cells.normalized or {}), "hieOptOut": True}
-    BulkRowCells.objects.bulk_update(firsts, ["normalized"], batch_size=500)
+    firsts = list(BulkRow.objects.filter(request_id=request.id, number__in=opting_out).only("id", "normalized"))
+    for row in firsts:
+        row.normalized = {**(row.normalized or {}), "hieOptOut": True}
+    BulkRow.objects.bulk_update(firsts, ["normalized"], batch_size=500)
 
 
 def plan_dry_run_rest(*, request_id: uuid.UUID) -> None:
@@ -222,8 +218,8 @@ def _decide(request: BulkRequest, batch: list[Any], state: _State, *, keep_creat
     candidates: dict[str, list[tuple[uuid.UUID, list[str]]]] = {}
     for patient_id, key, zips in patients_match_candidates(customer_id=request.customer_id, keys=keys):
         candidates.setdefault(key, []).append((patient_id, zips))
-    deciding = [row_id for row_id, _, key in batch if key in candidates or key in state.repeated]
-    zips_of = store().row_zips(deciding) if deciding else {}
+    deciding = [(row_id, number) for row_id, number, key in batch if key in candidates or key in state.repeated]
+    zips_of = store().row_zips(request.id, deciding) if deciding else {}
     planned = []
     for row_id, number, key in batch:
         found = candidates.get(key)
@@ -259,7 +255,9 @@ def _describe(request: BulkRequest, planned: list[_Planned]) -> None:
     updates = [p for p in planned if p.decision.action == RowAction.WOULD_UPDATE]
     if updates:
         values = dict(
-            BulkRowCells.objects.filter(row_id__in=[p.id for p in updates]).values_list("row_id", "normalized")
+            BulkRow.objects.filter(request_id=request.id, id__in=[p.id for p in updates]).values_list(
+                "id", "normalized"
+            )
         )
         pairs = [(_matched(p), values[p.id] or {}) for p in updates]
         for row, (same, agreed) in zip(
@@ -359,7 +357,7 @@ def plan_facility_counts(request: BulkRequest) -> dict[str, dict[str, int]]:
     grouped: dict[str, dict[str, int]] = {}
     for facility_id, action, rows in (
         _counted_rows(request)
-        .annotate(facility=KeyTextTransform("facilityId", "cells__normalized"))
+        .annotate(facility=KT("normalized__facilityId"))
         .values_list("facility", "action")
         .annotate(n=Count("id"))
         .order_by()
@@ -389,7 +387,7 @@ def plan_document_queries(request: BulkRequest, *, rerun: bool = False) -> int:
             action=RowAction.DUPLICATE
         )
     # A valid row's normalized values always hold hieOptOut (true or false).
-    rows = rows.filter(cells__normalized__hieOptOut=False)
+    rows = rows.filter(normalized__hieOptOut=False)
     creating = rows.filter(matched_patient_id__isnull=True)
     matching = rows.filter(matched_patient_id__isnull=False)
     if rerun and not request.dry_run:

@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count
 
-from bulkimport.models import BulkPhase, BulkRequest, BulkRow, BulkRowCells, BulkRowError, BulkStatus, RowStatus
+from bulkimport.models import BulkPhase, BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
 from bulkimport.services import dispatch
 from bulkimport.services.apply import bulk_chunk_apply
 from bulkimport.services.budget import reprocess_budget_refusal
@@ -220,5 +220,4 @@ def _replace_rows(request: BulkRequest, batch: list[RowResult]) -> int:
             (*ROW_RESULT_COLUMNS, *_APPLIED_COLUMNS),
             [(ids[r.number], *row_result_values(r), None, None, "", None, None) for r in batch],
         )
-        update_by_id(BulkRowCells, ("normalized",), [(ids[r.number], r.normalized) for r in batch])
     return len(batch)

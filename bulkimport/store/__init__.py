@@ -1,12 +1,11 @@
 """bulkimport's database seam: the statements on bulk rows that differ between PostgreSQL (postgres.py:
 set-based SQL reading the rows' normalized JSON inside the database) and the ORM (orm.py, the embedded
-SQLite default), chosen once by metriport_bulk.lib.bulkdb.choose. A row's normalized JSON is in its cells
-(BulkRowCells), keyed by the row's id."""
+SQLite default), chosen once by metriport_bulk.lib.bulkdb.choose."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from bulkimport.store import orm, postgres
@@ -26,12 +25,6 @@ AppliedValues = tuple[int, str, uuid.UUID, uuid.UUID | None, str]
 
 
 class BulkStore(Protocol):
-    def rows_insert(self, names: Sequence[str], rows: Iterable[Sequence[Any]], *, most: int) -> None:
-        """Inserts at most `most` rows in the caller's transaction, each given as the values of the BulkRow
-        fields `names` followed by its cells' `raw` and `normalized`; a row and its cells get the same id.
-        `rows` is consumed while the rows are being written."""
-        ...
-
     def pending_rows(self, request_id: uuid.UUID, *, first: int, last: int, limit: int) -> list[PendingValues]:
         """The pending rows numbered first..last, in row order (at most `limit`)."""
         ...
@@ -40,8 +33,8 @@ class BulkStore(Protocol):
         """The next `limit` pending rows numbered above `after`, in row order."""
         ...
 
-    def row_zips(self, row_ids: Sequence[int]) -> dict[int, list[str]]:
-        """Row id -> the zips of its addresses (valid rows)."""
+    def row_zips(self, request_id: uuid.UUID, rows: Sequence[tuple[int, int]]) -> dict[int, list[str]]:
+        """Row id -> the zips of its addresses, for rows given as (id, number) in row order."""
         ...
 
     def mark_applied(self, request_id: uuid.UUID, rows: Sequence[AppliedValues], numbers: tuple[int, int]) -> None:

@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
-from bulkimport.models import BulkRow, BulkRowCells, RowStatus
+from bulkimport.models import BulkRow, RowStatus
 from docqueries.models import DocumentQuery
 from metriport_bulk.lib.bulkdb import orm as generic
 from patients.models import Patient
-
-
-def rows_insert(names: Sequence[str], rows: Iterable[Sequence[Any]], *, most: int) -> None:
-    """The rows first, whose ids SQLite returns (bulk_create), then their cells under those ids."""
-    given = list(rows)
-    if len(given) > most:
-        raise ValueError(f"more than {most} rows given to one rows_insert")
-    created = BulkRow.objects.bulk_create(
-        [BulkRow(**dict(zip(names, values[:-2], strict=True))) for values in given], batch_size=1000
-    )
-    BulkRowCells.objects.bulk_create(
-        [
-            BulkRowCells(row_id=row.pk, raw=values[-2], normalized=values[-1])
-            for row, values in zip(created, given, strict=True)
-        ],
-        batch_size=1000,
-    )
 
 
 def pending_rows(request_id: uuid.UUID, *, first: int, last: int, limit: int) -> list[Any]:
@@ -40,7 +23,7 @@ def pending_rows(request_id: uuid.UUID, *, first: int, last: int, limit: int) ->
             "id",
             "number",
             "match_key",
-            "cells__normalized",
+            "normalized",
             "action",
             "matched_patient_id",
             "matched_on",
@@ -76,8 +59,10 @@ def plan_rows(request_id: uuid.UUID, *, after: int, limit: int) -> list[Any]:
     )
 
 
-def row_zips(row_ids: Sequence[int]) -> dict[int, list[str]]:
-    stored = BulkRowCells.objects.filter(row_id__in=row_ids).values_list("row_id", "normalized")
+def row_zips(request_id: uuid.UUID, rows: Sequence[tuple[int, int]]) -> dict[int, list[str]]:
+    stored = BulkRow.objects.filter(
+        request_id=request_id, number__gte=rows[0][1], number__lte=rows[-1][1], id__in=[row_id for row_id, _ in rows]
+    ).values_list("id", "normalized")
     return {row_id: _zips(normalized or {}) for row_id, normalized in stored}
 
 
@@ -109,14 +94,14 @@ def result_rows(request_id: uuid.UUID) -> Iterator[Any]:
     rows = (
         BulkRow.objects.filter(request_id=request_id)
         .order_by("number")
-        .annotate(raw_text=Cast("cells__raw", TextField()))
+        .annotate(raw_text=Cast("raw", TextField()))
         .values_list(
             "raw_text",
             "patient_id",
             "status",
             "reason",
             "action",
-            "cells__normalized",
+            "normalized",
             "error_code",
             "matched_patient_id",
             "matched_on",

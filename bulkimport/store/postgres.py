@@ -4,26 +4,25 @@ in Python, and thousands of ids travel as one binary array parameter."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from bulkimport.models import BulkRow, BulkRowCells, RowStatus
+from bulkimport.models import RowStatus
 from docqueries.models import DocumentQuery
-from metriport_bulk.lib.bulkdb.postgres import bound_cursor, copy_insert
+from metriport_bulk.lib.bulkdb.postgres import bound_cursor
 from patients.models import Patient
 
-# A row's address zips, read from its cells' normalized JSON (alias c) by the database.
-_ZIPS = "ARRAY(SELECT a->>'zip' FROM jsonb_array_elements(c.normalized->'addresses') a)"
+# A row's address zips, read from its normalized JSON by the database.
+_ZIPS = "ARRAY(SELECT a->>'zip' FROM jsonb_array_elements(normalized->'addresses') a)"
 
 # The fields of a pending row that matching needs.
 _PENDING_SQL = f"""
-SELECT b.id, b.number, b.match_key, {_ZIPS},
-       coalesce((c.normalized->>'hieOptOut')::boolean, false),
-       b.action, b.matched_patient_id, b.matched_on, b.duplicate_of, b.drift IS NOT NULL
-FROM bulkimport_bulkrow AS b
-JOIN bulkimport_bulkrowcells AS c ON c.row_id = b.id
-WHERE b.request_id = %s AND b.status = 'pending' AND b.number BETWEEN %s AND %s
-ORDER BY b.number
+SELECT id, number, match_key, {_ZIPS},
+       coalesce((normalized->>'hieOptOut')::boolean, false),
+       action, matched_patient_id, matched_on, duplicate_of, drift IS NOT NULL
+FROM bulkimport_bulkrow
+WHERE request_id = %s AND status = 'pending' AND number BETWEEN %s AND %s
+ORDER BY number
 LIMIT %s
 """
 
@@ -35,34 +34,12 @@ ORDER BY number
 LIMIT %s
 """
 
+# The number range lets PostgreSQL reach the rows by index, not by scanning the table.
 _ZIPS_SQL = f"""
-SELECT c.row_id, {_ZIPS}
-FROM bulkimport_bulkrowcells AS c
-WHERE c.row_id = ANY(%s)
+SELECT id, {_ZIPS}
+FROM bulkimport_bulkrow
+WHERE request_id = %s AND number BETWEEN %s AND %s AND id = ANY(%s)
 """
-
-# `most` ids of new rows, taken from the rows' sequence at once.
-_NEW_IDS_SQL = "SELECT nextval(pg_get_serial_sequence('bulkimport_bulkrow', 'id')) FROM generate_series(1, %s)"
-
-
-def rows_insert(names: Sequence[str], rows: Iterable[Sequence[Any]], *, most: int) -> None:
-    """Two COPYs: the cells first, consumed from `rows` while PostgreSQL takes them in, then the narrow rows
-    (held meanwhile, a few hundred bytes each) under the ids the cells got."""
-    with bound_cursor() as cursor:
-        cursor.execute(_NEW_IDS_SQL, [most])
-        ids = [row_id for (row_id,) in cursor.fetchall()]
-    narrow: list[tuple[Any, ...]] = []
-
-    def cells() -> Iterator[tuple[Any, ...]]:
-        for values in rows:
-            if len(narrow) == len(ids):
-                raise ValueError(f"more than {most} rows given to one rows_insert")
-            row_id = ids[len(narrow)]
-            narrow.append((row_id, *values[:-2]))
-            yield (row_id, *values[-2:])
-
-    copy_insert(BulkRowCells, ("row_id", "raw", "normalized"), cells())
-    copy_insert(BulkRow, ("id", *names), narrow)
 
 
 def pending_rows(request_id: uuid.UUID, *, first: int, last: int, limit: int) -> list[Any]:
@@ -77,9 +54,9 @@ def plan_rows(request_id: uuid.UUID, *, after: int, limit: int) -> list[Any]:
         return cursor.fetchall()
 
 
-def row_zips(row_ids: Sequence[int]) -> dict[int, list[str]]:
+def row_zips(request_id: uuid.UUID, rows: Sequence[tuple[int, int]]) -> dict[int, list[str]]:
     with bound_cursor() as cursor:
-        cursor.execute(_ZIPS_SQL, [list(row_ids)])
+        cursor.execute(_ZIPS_SQL, [request_id, rows[0][1], rows[-1][1], [row_id for row_id, _ in rows]])
         return dict(cursor.fetchall())
 
 
@@ -103,12 +80,11 @@ def mark_applied(request_id: uuid.UUID, rows: Sequence[Any], numbers: tuple[int,
 # Other apps' tables by their models' names for them, never spelled out here.
 _RESULT_COPY_SQL = f"""
 COPY (
-    SELECT c.raw::text, r.patient_id, r.status, r.reason, r.action,
-           coalesce((c.normalized->>'hieOptOut')::boolean, false) OR coalesce(p.hie_opt_out, false),
+    SELECT r.raw::text, r.patient_id, r.status, r.reason, r.action,
+           coalesce((r.normalized->>'hieOptOut')::boolean, false) OR coalesce(p.hie_opt_out, false),
            q.status, jsonb_array_length(q.documents), r.error_code, r.matched_patient_id, r.matched_on,
-           c.normalized->>'facilityId'
+           r.normalized->>'facilityId'
     FROM bulkimport_bulkrow AS r
-    JOIN bulkimport_bulkrowcells AS c ON c.row_id = r.id
     LEFT JOIN {DocumentQuery._meta.db_table} AS q ON q.patient_id = r.patient_id AND q.bulk_request_id = r.request_id
     LEFT JOIN {Patient._meta.db_table} AS p ON p.id = r.patient_id
     WHERE r.request_id = %s ORDER BY r.number

@@ -88,7 +88,7 @@ def test_support_finds_why_a_row_failed(page, live_server, bulk_request, support
     expect(page.locator("#row-side-by-side thead")).to_contain_text("Normalized")
     expect(page.locator("#row-errors")).to_contain_text(code)
     expect(page.locator("#row-side-by-side tbody tr").first.locator("th")).to_have_text("externalId")
-    expect(page.locator("#row-side-by-side tbody tr").first.locator("td.raw")).to_have_text(row.cells.raw[0])
+    expect(page.locator("#row-side-by-side tbody tr").first.locator("td.raw")).to_have_text(row.raw[0])
     shot(page, "03-support-row-side-by-side")
 
     # A valid row shows its normalized values next to the raw ones; "Go to row" finds it by number.
@@ -97,8 +97,8 @@ def test_support_finds_why_a_row_failed(page, live_server, bulk_request, support
     page.fill("#bulk-row-number", str(valid.number))
     page.click("#bulk-find-row input[type=submit]")
     dob = page.locator("#row-side-by-side tbody tr", has=page.locator("th", has_text="dob"))
-    expect(dob.locator("td.raw")).to_have_text(valid.cells.raw[3])
-    expect(dob.locator("td.normalized")).to_have_text(valid.cells.normalized["dob"])
+    expect(dob.locator("td.raw")).to_have_text(valid.raw[3])
+    expect(dob.locator("td.normalized")).to_have_text(valid.normalized["dob"])
     shot(page, "04-support-valid-row-side-by-side")
 
     # Support is read-only: no action buttons.

@@ -118,13 +118,11 @@ def test_row_detail_shows_raw_and_normalized_side_by_side(completed_request, sup
     response = support_client.get(reverse("admin:bulkimport_bulkrow_change", args=[row.id]))
     assert response.status_code == 200
     cells = {cell.column: cell for cell in response.context["cells"]}
-    assert cells["dob"].raw == row.cells.raw[3] and cells["dob"].normalized == row.cells.normalized["dob"]
-    assert cells["firstName"].normalized == row.cells.normalized["firstName"]
-    assert cells["gender"].normalized == row.cells.normalized["genderAtBirth"]
-    assert (
-        cells["zip"].raw == row.cells.raw[9] and cells["zip"].normalized == row.cells.normalized["addresses"][0]["zip"]
-    )
-    assert cells["state"].normalized == row.cells.normalized["addresses"][0]["state"]
+    assert cells["dob"].raw == row.raw[3] and cells["dob"].normalized == row.normalized["dob"]
+    assert cells["firstName"].normalized == row.normalized["firstName"]
+    assert cells["gender"].normalized == row.normalized["genderAtBirth"]
+    assert cells["zip"].raw == row.raw[9] and cells["zip"].normalized == row.normalized["addresses"][0]["zip"]
+    assert cells["state"].normalized == row.normalized["addresses"][0]["state"]
     html = response.content.decode()
     assert 'id="row-side-by-side"' in html and "Raw (as received)" in html
 

@@ -12,7 +12,6 @@ from django.urls import reverse
 
 from bulkimport import services
 from bulkimport.models import BulkRequest, BulkRow, BulkRowError, BulkStatus, RowStatus
-from bulkimport.store import store
 from metriport_bulk.admin_toolkit import EstimatedCountPaginator
 from metriport_bulk.lib.bulkdb import copy_insert
 from tests.helpers.bulk import HEADER, csv_bytes, person
@@ -36,15 +35,15 @@ def big_request(tenant) -> BulkRequest:
     services.bulk_request_submit_file(request=bulk, stream=io.BytesIO(body), size=len(body))
     raw = person("Ann")
     normalized = {"firstName": "Ann", "lastName": "Doe", "dob": "1980-01-02", "genderAtBirth": "F", "addresses": []}
-    store().rows_insert(
-        ("request_id", "number", "status", "reason", "action"),
+    copy_insert(
+        BulkRow,
+        ("request_id", "number", "raw", "normalized", "status", "reason", "action"),
         (
-            (bulk.id, n, RowStatus.FAILED, "Missing/invalid dob", "", raw, None)
+            (bulk.id, n, raw, None, RowStatus.FAILED, "Missing/invalid dob", "")
             if failing(n)
-            else (bulk.id, n, RowStatus.SUCCEEDED, "", "created", raw, normalized)
+            else (bulk.id, n, raw, normalized, RowStatus.SUCCEEDED, "", "created")
             for n in range(1, ROWS + 1)
         ),
-        most=ROWS,
     )
     copy_insert(
         BulkRowError,

@@ -32,6 +32,7 @@ def request_with_rows(tenant, *, dry_run: bool, patients: list[uuid.UUID | None]
         BulkRow(
             request=request,
             number=number,
+            raw={},
             status=RowStatus.FAILED if named is None else RowStatus.SUCCEEDED,
             **{column: named},
         )

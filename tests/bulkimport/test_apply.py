@@ -85,7 +85,7 @@ def test_a_new_patient_holds_exactly_the_normalized_row(tenant):
     )
     assert (row.status, row.action, row.patient_id) == ("succeeded", "created", derived_id(request, 1))
     patient = Patient.objects.get(id=row.patient_id)
-    normalized = row.cells.normalized
+    normalized = row.normalized
     assert patient.customer_id == tenant.customer.id
     assert (patient.first_name, patient.last_name) == (normalized["firstName"], normalized["lastName"])
     assert patient.dob == date(1980, 1, 2) and patient.gender_at_birth == "F"
@@ -207,7 +207,7 @@ def test_patients_built_by_the_database_equal_the_python_reference_on_realistic_
     for row in stored:
         if row.action != "created":
             continue
-        expected = patient_fields(row.cells.normalized)
+        expected = patient_fields(row.normalized)
         patient = patients[row.patient_id]
         actual = {name: getattr(patient, name) for name in expected}
         actual["dob"] = patient.dob.isoformat()
@@ -287,4 +287,4 @@ def test_visually_identical_names_are_one_patient(tenant):
     assert [row.action for row in stored] == ["created", "duplicate", "duplicate", "duplicate", "created", "duplicate"]
     assert {p.first_name for p in Patient.objects.filter(customer=tenant.customer)} == {"Jane", "Jos\u00e9"}
     # The result file echoes what was uploaded, invisible characters included.
-    assert stored[1].cells.raw[1] == "\u200bJane"
+    assert stored[1].raw[1] == "\u200bJane"

@@ -77,7 +77,7 @@ def test_the_plans_statements_use_indexes(monkeypatch):
     request_id = uuid.uuid4()
     with explained(monkeypatch, bulk_sql) as plans:
         bulk_sql.plan_rows(request_id, after=2000, limit=2000)
-        bulk_sql.row_zips([7, 9])
+        bulk_sql.row_zips(request_id, [(7, 2001), (9, 3999)])
     for name, plan in zip(("plan rows", "row zips"), plans, strict=True):
         assert_indexed(name, plan)
 

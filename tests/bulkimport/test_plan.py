@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from bulkimport import services
-from bulkimport.models import BulkRequest, BulkRow
+from bulkimport.models import BulkRequest
 from bulkimport.store import store
 from metriport_bulk.lib.csvio import RESULT_COLUMNS
 from patients.models import Patient, PatientFacility
@@ -176,9 +176,9 @@ def test_the_plan_reads_the_addresses_only_of_rows_that_may_match_or_repeat(api,
     read: list[int] = []
     row_zips = store().row_zips
 
-    def spy(row_ids):
-        read.extend(BulkRow.objects.filter(id__in=row_ids).values_list("number", flat=True))
-        return row_zips(row_ids)
+    def spy(request_id, rows):
+        read.extend(number for _, number in rows)
+        return row_zips(request_id, rows)
 
     monkeypatch.setattr(store(), "row_zips", spy)
     rows = [

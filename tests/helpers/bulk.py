@@ -11,7 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from bulkimport import services
-from bulkimport.models import BulkChunk, BulkRequest, BulkRow, BulkRowCells
+from bulkimport.models import BulkChunk, BulkRequest, BulkRow
 from devtools.sample import sample_bytes  # noqa: F401 - the tests' import path
 from metriport_bulk.lib import storage
 from tests.helpers.runtime import assert_no_live_worker
@@ -102,15 +102,6 @@ def run_parse_segments(request_id) -> None:
     unless a test stopped it after its scan or a segment failed): what the other workers' messages do."""
     token = BulkRequest.objects.get(id=request_id).parse_attempts
     services.bulk_segments_parse(request_id=request_id, token=token)
-
-
-def cells_without_row() -> int:
-    """Cells whose row is gone (the cells have no foreign-key constraint: deleting rows must delete them)."""
-    return BulkRowCells.objects.exclude(row_id__in=BulkRow.objects.values("id")).count()
-
-
-def rows_without_cells() -> int:
-    return BulkRow.objects.filter(cells__isnull=True).count()
 
 
 def submit(tenant, body: bytes, dry_run: bool = False) -> BulkRequest:
