@@ -258,8 +258,7 @@ def _parse_segment(request: BulkRequest, segment: BulkParseSegment, fence: _Segm
     numbers = (segment.first_number, segment.last_number)
     with transaction.atomic():
         fence.check()
-        BulkRowError.objects.filter(request_id=request.id, row_number__range=numbers).delete()
-        BulkRow.objects.filter(request_id=request.id, number__range=numbers)._raw_delete(BulkRow.objects.db)
+        _delete_stored_rows(request.id, numbers=numbers)
     count = invalid = 0
     try:
         with storage.open_ranges(request.input_key, [(0, segment.header_end), (segment.start, segment.end)]) as stream:
@@ -483,9 +482,20 @@ def error_values(request_id: uuid.UUID, result: RowResult) -> Iterator[tuple[Any
 
 
 def _delete_rows(request_id: uuid.UUID) -> None:
+    """Everything an earlier parse of the request stored: its segments, chunks, rows and their errors."""
     # The segments first: a segment's parser holds its row (and the request's, shared) while it stores rows.
     BulkParseSegment.objects.filter(request_id=request_id).delete()
-    BulkRowError.objects.filter(request_id=request_id).delete()
     BulkChunk.objects.filter(request_id=request_id).delete()
+    _delete_stored_rows(request_id)
+
+
+def _delete_stored_rows(request_id: uuid.UUID, *, numbers: tuple[int, int] | None = None) -> None:
+    """The request's stored rows and their errors: all of them, or those numbered within `numbers`."""
+    errors = BulkRowError.objects.filter(request_id=request_id)
+    rows = BulkRow.objects.filter(request_id=request_id)
+    if numbers is not None:
+        errors = errors.filter(row_number__range=numbers)
+        rows = rows.filter(number__range=numbers)
+    errors.delete()
     # Raw DELETE: Django's cascade collector would load 100k rows into memory first.
-    BulkRow.objects.filter(request_id=request_id)._raw_delete(BulkRow.objects.db)
+    rows._raw_delete(BulkRow.objects.db)

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from bulkimport.models import BulkChunk, BulkParseSegment, BulkPhase, BulkRequest, BulkStatus, ChunkStatus
@@ -37,8 +37,11 @@ def bulk_requests_resume(*, force: bool = False, request_id: uuid.UUID | None = 
     resumed = 0
     for request in requests.only("id", "phase", "heartbeat_at"):
         quiet = force or request.heartbeat_at is None or request.heartbeat_at < stale
-        if request.phase == BulkPhase.PARSING and not force and _has_segments_left(request.id):
-            resumed += _resume_segments(request.id, now=now, stale=stale)
+        segments = None
+        if request.phase == BulkPhase.PARSING and not force:
+            segments = _resume_segments(request.id, now=now, stale=stale)
+        if segments is not None:
+            resumed += segments
         elif request.phase == BulkPhase.PARSING and quiet:
             if force:
                 BulkRequest.objects.filter(id=request.id).update(heartbeat_at=None)
@@ -54,19 +57,19 @@ def bulk_requests_resume(*, force: bool = False, request_id: uuid.UUID | None = 
     return resumed
 
 
-def _has_segments_left(request_id: uuid.UUID) -> bool:
-    return BulkParseSegment.objects.filter(request_id=request_id, done_at__isnull=True).exists()
-
-
-def _resume_segments(request_id: uuid.UUID, *, now: datetime, stale: datetime) -> int:
+def _resume_segments(request_id: uuid.UUID, *, now: datetime, stale: datetime) -> int | None:
     """Sends workers to the segments of a parse in segments (services.parse) when none is on them: no
     segment heartbeating since `stale` and no message sent since. Their messages take any segment left,
-    a crashed worker's included once its heartbeat is stale."""
+    a crashed worker's included once its heartbeat is stale. Returns how many steps were re-sent (0 or 1),
+    or None when the parse has no segment left to do (not in segments, or all of them done)."""
     left = BulkParseSegment.objects.filter(request_id=request_id, done_at__isnull=True)
-    if left.filter(Q(heartbeat_at__gte=stale) | Q(enqueued_at__gte=stale)).exists():
+    found = left.aggregate(token=Max("token"), beat=Max("heartbeat_at"), sent=Max("enqueued_at"))
+    if found["token"] is None:
+        return None
+    if any(at is not None and at >= stale for at in (found["beat"], found["sent"])):
         return 0
-    token = left.values_list("token", flat=True).first()
-    if token is None or not left.update(enqueued_at=now):
+    token = found["token"]
+    if not left.update(enqueued_at=now):
         return 0
     dispatch.segments_now(request_id, token, count=max(settings.BULK_PARSE_PARALLEL, 1))
     return 1

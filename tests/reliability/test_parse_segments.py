@@ -1,7 +1,8 @@
 """A large file parsed in segments by several workers (services.parse, issue 24): it stores exactly what one
 parser stores; a file error still stores nothing; a segment's crash, two workers on one parse, two segments
 ending together, a parse restarted under them and a cancel each leave every row stored once or settled; the
-sweeper sends workers to a parse whose workers went away, and only then."""
+sweeper sends workers to a parse whose workers went away, and only then, and parses again a request whose
+segments were all stored but never planned."""
 
 from __future__ import annotations
 
@@ -360,6 +361,28 @@ def test_the_sweeper_sends_workers_only_to_a_parse_nobody_is_on(broker, segments
     assert sent == [(request.id, 1, {"count": 2})]
     assert services.bulk_requests_resume() == 0
     run_parse_segments(request.id)  # the message: both stale segments are free, and so is the rest
+    assert BulkRequest.objects.get(id=request.id).phase == BulkPhase.APPLYING
+    assert BulkRow.objects.filter(request_id=request.id).count() == ROWS
+
+
+def test_the_sweeper_parses_again_a_request_whose_segments_are_all_done_but_never_planned(
+    broker, segments, monkeypatch
+):
+    # The worker that stored the last segment died before planning the request: no segment is left to
+    # send workers to, so once the request's heartbeat is stale the parse starts again from the file.
+    sent: list[tuple[object, ...]] = []
+    monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
+    monkeypatch.setattr(dispatch, "parse_now", lambda request_id: sent.append(("parse", request_id)))
+    request = submit(make_tenant(), BODY)
+    scan_only(monkeypatch, request.id)
+    BulkParseSegment.objects.filter(request_id=request.id).update(done_at=timezone.now())
+    sent.clear()
+    assert services.bulk_requests_resume() == 0  # its heartbeat is fresh: the planner may still be at work
+    long_ago = timezone.now() - timedelta(seconds=segments.BULK_STALE_SECONDS + 60)
+    BulkRequest.objects.filter(id=request.id).update(heartbeat_at=long_ago)
+    assert services.bulk_requests_resume() == 1
+    assert sent == [("parse", request.id)]
+    services.bulk_request_parse(request_id=request.id)
     assert BulkRequest.objects.get(id=request.id).phase == BulkPhase.APPLYING
     assert BulkRow.objects.filter(request_id=request.id).count() == ROWS
 
