@@ -146,7 +146,11 @@ class BulkRow(models.Model):
     normalized = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=RowStatus.choices)
     reason = models.TextField(blank=True, default="")
-    patient = models.ForeignKey("patients.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Indexed only where set (bulkrow_patient_idx): a deleted patient's rows are found by it, and a row has
+    # none until apply, so parse writes no index entry for it.
+    patient = models.ForeignKey(
+        "patients.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     action = models.CharField(max_length=20, choices=RowAction.choices, blank=True, default="")
     error_code = models.CharField(
         max_length=200, blank=True, default="", db_default=""
@@ -162,7 +166,10 @@ class BulkRow(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["request", "number"], name="uniq_bulkrow_request_number")]
-        indexes = [models.Index(fields=["request", "status", "number"])]
+        indexes = [
+            models.Index(fields=["request", "status", "number"]),
+            models.Index(fields=["patient"], condition=models.Q(patient__isnull=False), name="bulkrow_patient_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Row {self.number:,} (spreadsheet line {self.number + 1:,})"

@@ -26,8 +26,14 @@ class DocumentQuery(models.Model):
     NOT_PHI_FIELDS: ClassVar = ("error",)  # the backend's failure, never the patient's data
 
     id = models.UUIDField("request id", primary_key=True, default=uuid.uuid4, editable=False)
-    customer = models.ForeignKey("patients.Customer", on_delete=models.CASCADE, related_name="document_queries")
-    patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="document_queries")
+    # No index of their own: docquery_customer_idx leads with the customer, uniq_docquery_patient_bulk with
+    # the patient.
+    customer = models.ForeignKey(
+        "patients.Customer", on_delete=models.CASCADE, related_name="document_queries", db_index=False
+    )
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.CASCADE, related_name="document_queries", db_index=False
+    )
     bulk_request_id = models.UUIDField(null=True, blank=True)
     status = models.CharField(max_length=12, choices=QueryStatus.choices, default=QueryStatus.PROCESSING)
     started_at = models.DateTimeField(default=timezone.now)

@@ -93,7 +93,8 @@ class Patient(models.Model):
     NOT_PHI_FIELDS: ClassVar = ("external_id",)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="patients")
+    # No index of its own: both of the Meta's indexes lead with it.
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="patients", db_index=False)
     facilities = models.ManyToManyField(Facility, through="PatientFacility", related_name="patients")
     external_id = models.CharField(max_length=200, blank=True, default="")
     first_name = models.CharField(max_length=200)
@@ -126,7 +127,8 @@ class Patient(models.Model):
 
 
 class PatientFacility(models.Model):
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE)
+    # No index of its own: the unique (patient, facility) index leads with it.
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, db_index=False)
     facility = models.ForeignKey(Facility, on_delete=models.CASCADE)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -51,7 +51,10 @@ class WebhookMessage(models.Model):
     NOT_PHI_FIELDS: ClassVar = ("message_type", "last_error")
 
     id = models.UUIDField("message id", primary_key=True, default=uuid.uuid4, editable=False)
-    customer = models.ForeignKey("patients.Customer", on_delete=models.CASCADE, related_name="webhook_messages")
+    # No index of its own: webhookmsg_customer_idx leads with it.
+    customer = models.ForeignKey(
+        "patients.Customer", on_delete=models.CASCADE, related_name="webhook_messages", db_index=False
+    )
     message_type = models.CharField(max_length=60)
     request_id = models.CharField(max_length=64, blank=True, default="")
     # Set by the caller: the lane it is delivered in (a lower one first), and whether it waits for the earlier

@@ -24,7 +24,8 @@ from bulkimport.services.plan import absent_patients
 from docqueries.models import DocumentQuery, QueryStatus
 from metriport_bulk.lib.bulkdb import due_by
 from metriport_bulk.lib.bulkdb.postgres import bound_cursor
-from patients.models import Patient
+from patients.models import Patient, PatientFacility
+from webhooks.models import WebhookMessage
 
 pytestmark = [pytest.mark.real_services, pytest.mark.django_db]
 
@@ -159,3 +160,22 @@ def test_the_absent_patients_are_an_anti_join_not_a_subplan_per_patient(dry_run)
     print(f"\n-- absent patients ({'dry run' if dry_run else 'import'})\n{plan}")
     assert "Anti Join" in plan and "SubPlan" not in plan
     assert_indexed("absent patients", plan)
+
+
+def test_a_deletes_lookups_by_foreign_key_use_the_indexes_that_lead_with_it():
+    # A foreign key has no index of its own where another index leads with its column (fewer index entries
+    # written per patient, query and row), and a bulk row's patient is indexed only where set: deleting a
+    # patient or a customer still finds what refers to it (the cascades, SET_NULL) by index, not by a scan.
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    lookups = {
+        "a deleted patient's rows": (BulkRow.objects.filter(patient_id__in=ids), "bulkrow_patient_idx"),
+        "a deleted patient's queries": (DocumentQuery.objects.filter(patient_id__in=ids), "uniq_docquery_patient_bulk"),
+        "a deleted patient's facilities": (PatientFacility.objects.filter(patient_id__in=ids), "uniq_patient_facility"),
+        "a deleted customer's patients": (Patient.objects.filter(customer_id=ids[0]), "patients_pa_custome"),
+        "a deleted customer's queries": (DocumentQuery.objects.filter(customer_id=ids[0]), "docquery_customer_idx"),
+        "a deleted customer's webhooks": (WebhookMessage.objects.filter(customer_id=ids[0]), "webhookmsg_customer_idx"),
+    }
+    for name, (queryset, index) in lookups.items():
+        plan = explain(queryset)
+        assert_indexed(name, plan)
+        assert "Seq Scan" not in plan and index in plan, f"{name}: not through {index}:\n{plan}"
