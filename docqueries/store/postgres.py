@@ -6,11 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.utils import timezone
 
 from docqueries.models import DocumentQuery, QueryStatus
-from docqueries.store.claimed import QUERY_FIELDS, ClaimedQuery, with_patients
-from metriport_bulk.lib.bulkdb import due_by
+from docqueries.store.claimed import ClaimedPatient, ClaimedQuery
+from metriport_bulk.lib.bulkdb import NEVER
 from metriport_bulk.lib.bulkdb.postgres import bound_cursor
 from patients.models import Patient
 
@@ -70,11 +71,36 @@ def start(
 def claim_batch(query_ids: list[str], *, due: datetime, lease_until: datetime) -> list[ClaimedQuery]:
     """Row locks (FOR UPDATE SKIP LOCKED), not a lease written into each row: the claim is one locking read,
     where an UPDATE of every claimed row wrote a new version of it into each of the table's indexes (the
-    statement that cost the most after the sweeper's, at a million queries). `due_by`: the rows are
-    reached by key, never through the index of due queries. The read names the query table only, so only
-    its rows are locked (never the patients'), which are read after it."""
-    return with_patients(
-        DocumentQuery.objects.select_for_update(skip_locked=True)
-        .filter(due_by("next_attempt_at", due), id__in=query_ids, status=QueryStatus.PROCESSING)
-        .values_list(*QUERY_FIELDS)
-    )
+    statement that cost the most after the sweeper's, at a million queries). The rows are reached by key
+    (the ids are one array parameter), never through the index of due queries (`coalesce`: see
+    bulkdb.due_by). The queries' patients come in the same statement; only the queries' rows are locked
+    (OF q), never the patients'. One statement with binary parameters, not two through the ORM: building
+    the ORM's SQL with 1,000 ids quoted into it, and decoding its values, took half of a worker's time in
+    the medical-data phase (docs/benchmarks.md, eleventh session)."""
+    with bound_cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT q.id, q.customer_id, q.patient_id, q.bulk_request_id, q.started_at, q.attempts,
+                   p.external_id, p.first_name, p.last_name, p.dob, p.gender_at_birth, p.addresses
+            FROM {DocumentQuery._meta.db_table} AS q
+            JOIN {Patient._meta.db_table} AS p ON p.id = q.patient_id
+            WHERE q.id = ANY(%s::uuid[]) AND q.status = %s AND coalesce(q.next_attempt_at, %s) <= %s
+            FOR UPDATE OF q SKIP LOCKED
+            """,
+            [query_ids, QueryStatus.PROCESSING, NEVER, due],
+        )
+        return [
+            ClaimedQuery(
+                query_id,
+                customer_id,
+                patient_id,
+                request_id,
+                started_at,
+                attempts,
+                ClaimedPatient(patient_id, external_id, first, last, dob, gender, orjson.loads(addresses)),
+            )
+            for (
+                query_id, customer_id, patient_id, request_id, started_at, attempts,
+                external_id, first, last, dob, gender, addresses,
+            ) in cursor.fetchall()
+        ]  # fmt: skip

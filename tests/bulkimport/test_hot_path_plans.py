@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 import bulkimport.store.postgres as bulk_sql
+import docqueries.store.postgres as docquery_sql
 import patients.store.postgres as patient_sql
 from bulkimport.models import BulkChunk, BulkPhase, BulkRow, BulkStatus, ChunkStatus
 from bulkimport.services.apply import _fairest_pending_chunk
@@ -122,10 +124,11 @@ def test_the_result_files_join_uses_indexes():
         assert_indexed("result rows", "\n".join(line for (line,) in cursor.fetchall()))
 
 
-def test_claims_by_id_use_the_primary_key_whatever_the_due_index_statistics_say(tenant):
+def test_claims_by_id_use_the_primary_key_whatever_the_due_index_statistics_say(tenant, monkeypatch):
     """A claim of a batch (`id IN (...)` and due) on a table whose statistics were taken when nothing was due:
     with the bare `next_attempt_at <= now` PostgreSQL scans the due-rows index over every due row (the cost
-    of each claim grows with the backlog); `due_by` makes it look the batch up by primary key."""
+    of each claim grows with the backlog); `due_by` makes it look the batch up by primary key, and so does
+    the store's claim, which says the same in SQL."""
     patient = Patient.objects.create(customer=tenant.customer, first_name="A", last_name="B", dob="1980-01-01")
     with connection.cursor() as cursor:
         cursor.execute(
@@ -148,6 +151,15 @@ def test_claims_by_id_use_the_primary_key_whatever_the_due_index_statistics_say(
     print(f"\n-- claim with due_by\n{claim}")
     assert "docqueries_documentquery_pkey" in claim and "docquery_due_idx" not in claim
     assert batch.filter(due_by("next_attempt_at", now)).count() == 500  # and it claims what is due
+    lease = now + timedelta(minutes=2)
+    with explained(monkeypatch, docquery_sql) as plans:
+        docquery_sql.claim_batch([str(i) for i in ids], due=now, lease_until=lease)
+    assert_indexed("the store's claim", plans[0])
+    assert "docqueries_documentquery_pkey" in plans[0] and "docquery_due_idx" not in plans[0]
+    monkeypatch.undo()
+    claimed = docquery_sql.claim_batch([str(i) for i in ids], due=now, lease_until=lease)
+    assert sorted(q.id for q in claimed) == sorted(ids)
+    assert {q.patient.id for q in claimed} == {patient.id}
 
 
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry run", "import"])

@@ -218,8 +218,8 @@ def test_completed_request_ignores_late_messages(broker):
 
 
 def test_one_connection_applies_then_reprocesses(broker, small_chunks):
-    """update_by_id's temporary table is per column set: applying rows (3 columns) and re-validating them
-    (5 columns) on one database connection both work."""
+    """Applying rows, then re-validating them (reprocess: update_by_id over the rows' result columns), on one
+    database connection both work."""
     tenant = make_tenant()
     request = submit(tenant, sample_bytes(120, invalid_ratio=0.2, seed=8))
     run_inline(request.id)

@@ -24,7 +24,8 @@ from metriport_bulk.lib.bulkdb import orm, postgres
 T = TypeVar("T")
 
 
-_NEVER = datetime(9999, 12, 31, tzinfo=UTC)
+# The time of a step that never comes: a NULL due time compares as this (due_by, and the claims written in SQL).
+NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def due_by(field: str, at: datetime) -> LessThanOrEqual:
@@ -33,7 +34,7 @@ def due_by(field: str, at: datetime) -> LessThanOrEqual:
     partial index of due rows instead (its statistics taken when few were due) and scanned every due row,
     hundreds of thousands behind a million-row import, to find the batch's: a claim whose cost grew with
     the backlog. A NULL `field` is never due, as with the bare column."""
-    return LessThanOrEqual(Coalesce(F(field), Value(_NEVER, output_field=models.DateTimeField())), at)
+    return LessThanOrEqual(Coalesce(F(field), Value(NEVER, output_field=models.DateTimeField())), at)
 
 
 def is_postgres() -> bool:

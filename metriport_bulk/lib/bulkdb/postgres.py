@@ -96,19 +96,28 @@ def _copy_into_temp(cursor: Any, kind: str, model: type[models.Model], names: Se
 
 
 def update_by_id(model: type[models.Model], names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """One COPY into a temporary table and one UPDATE ... FROM."""
+    """One UPDATE ... FROM unnest(...): each column's values one array parameter, sent in binary. JSON goes
+    as text (orjson) and is cast in the statement. Not a COPY into a temporary table and an UPDATE from it:
+    that was four statements a call, and half of a Document Query batch's finish in the worker
+    (docs/benchmarks.md, eleventh session)."""
     pk = model._meta.pk
     assert pk is not None
-    fields = model_fields(model, names)
+    fields = [pk, *model_fields(model, names)]
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    with connection.cursor() as cursor:
-        temp = _copy_into_temp(cursor, "upd", model, [pk.attname, *names], rows)
-        assignments = ", ".join(f"{quote(column_of(f))} = u.{quote(column_of(f))}" for f in fields)
+    arrays = ", ".join(f"%s::{'text' if isinstance(f, models.JSONField) else f.db_type(connection)}[]" for f in fields)
+    aliases = [f"c{i}" for i in range(len(fields))]
+    assignments = ", ".join(
+        f"{quote(column_of(f))} = u.{alias}{'::jsonb' if isinstance(f, models.JSONField) else ''}"
+        for f, alias in zip(fields[1:], aliases[1:], strict=True)
+    )
+    columns = [list(column) for column in zip(*_encode(fields, rows), strict=True)]
+    with bound_cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS t SET {assignments} FROM {temp} AS u WHERE t.{quote(column_of(pk))} = u.{quote(column_of(pk))}"
+            f"UPDATE {table} AS t SET {assignments} FROM unnest({arrays}) AS u({', '.join(aliases)}) "
+            f"WHERE t.{quote(column_of(pk))} = u.c0",
+            columns,
         )
-        cursor.execute(f"DELETE FROM {temp}")  # the session may run more of these in one transaction
 
 
 def insert_ignoring_conflicts(
