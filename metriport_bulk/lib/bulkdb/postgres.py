@@ -63,8 +63,8 @@ def _encode(fields: list[models.Field[Any, Any]], rows: Iterable[Sequence[Any]])
 
 
 def _temp_name(kind: str, model: type[models.Model], names: Sequence[str]) -> str:
-    """A session temp table per (model, column set): a session that updates other columns later (reprocess
-    after apply) must not find a table of the wrong shape."""
+    """A session temp table per (model, column set): a session that later inserts other columns of the same
+    model must not find a table of the wrong shape."""
     digest = hashlib.blake2b(",".join(names).encode(), digest_size=4).hexdigest()
     return f"_{kind}_{model._meta.db_table}_{digest}"[:63]
 
