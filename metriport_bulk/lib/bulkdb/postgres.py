@@ -62,11 +62,11 @@ def _encode(fields: list[models.Field[Any, Any]], rows: Iterable[Sequence[Any]])
         yield values
 
 
-def _temp_name(kind: str, model: type[models.Model], names: Sequence[str]) -> str:
+def _temp_name(model: type[models.Model], names: Sequence[str]) -> str:
     """A session temp table per (model, column set): a session that later inserts other columns of the same
     model must not find a table of the wrong shape."""
     digest = hashlib.blake2b(",".join(names).encode(), digest_size=4).hexdigest()
-    return f"_{kind}_{model._meta.db_table}_{digest}"[:63]
+    return f"_ins_{model._meta.db_table}_{digest}"[:63]
 
 
 def copy_insert(model: type[models.Model], names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -81,11 +81,11 @@ def copy_insert(model: type[models.Model], names: Sequence[str], rows: Iterable[
             copy.write_row(values)
 
 
-def _copy_into_temp(cursor: Any, kind: str, model: type[models.Model], names: Sequence[str], rows: Any) -> str:
-    """COPY `rows` into this session's temporary table for (kind, model, names); returns its quoted name."""
+def _copy_into_temp(cursor: Any, model: type[models.Model], names: Sequence[str], rows: Any) -> str:
+    """COPY `rows` into this session's temporary table for (model, names); returns its quoted name."""
     fields = model_fields(model, names)
     quote = connection.ops.quote_name
-    temp = quote(_temp_name(kind, model, names))
+    temp = quote(_temp_name(model, names))
     definitions = ", ".join(f"{quote(column_of(f))} {f.db_type(connection)}" for f in fields)
     cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {temp} ({definitions}) ON COMMIT DELETE ROWS")
     columns = ", ".join(quote(column_of(f)) for f in fields)
@@ -130,7 +130,7 @@ def insert_ignoring_conflicts(
     table = quote(model._meta.db_table)
     columns = ", ".join(quote(column_of(f)) for f in model_fields(model, names))
     with connection.cursor() as cursor:
-        temp = _copy_into_temp(cursor, "ins", model, names, rows)
+        temp = _copy_into_temp(cursor, model, names, rows)
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {temp} "
             f"ON CONFLICT DO NOTHING RETURNING {quote(column_of(pk))}"
