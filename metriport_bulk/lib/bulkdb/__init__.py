@@ -75,16 +75,6 @@ def update_by_id(model: type[models.Model], names: Sequence[str], rows: Sequence
         _store().update_by_id(model, names, rows)
 
 
-def insert_ignoring_conflicts(
-    model: type[models.Model], names: Sequence[str], rows: Sequence[Sequence[Any]]
-) -> list[Any]:
-    """INSERT ... ON CONFLICT DO NOTHING of `rows`; returns the primary keys of the rows actually inserted."""
-    if not rows:
-        return []
-    result: list[Any] = _store().insert_ignoring_conflicts(model, names, rows)
-    return result
-
-
 def exists_shared(queryset: models.QuerySet[Any]) -> bool:
     """Whether `queryset` (of one table) has a row, and that row held until the transaction ends by a shared
     lock (PostgreSQL: `FOR SHARE`): other holders of the same lock go on at once, an UPDATE of the row waits

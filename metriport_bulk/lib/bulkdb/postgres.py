@@ -4,7 +4,6 @@ bulk_create spends most of its time quoting parameters). The apps' own PostgreSQ
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -62,13 +61,6 @@ def _encode(fields: list[models.Field[Any, Any]], rows: Iterable[Sequence[Any]])
         yield values
 
 
-def _temp_name(model: type[models.Model], names: Sequence[str]) -> str:
-    """A session temp table per (model, column set): a session that later inserts other columns of the same
-    model must not find a table of the wrong shape."""
-    digest = hashlib.blake2b(",".join(names).encode(), digest_size=4).hexdigest()
-    return f"_ins_{model._meta.db_table}_{digest}"[:63]
-
-
 def copy_insert(model: type[models.Model], names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     fields = model_fields(model, names)
     quote = connection.ops.quote_name
@@ -79,20 +71,6 @@ def copy_insert(model: type[models.Model], names: Sequence[str], rows: Iterable[
     ):
         for values in _encode(fields, rows):
             copy.write_row(values)
-
-
-def _copy_into_temp(cursor: Any, model: type[models.Model], names: Sequence[str], rows: Any) -> str:
-    """COPY `rows` into this session's temporary table for (model, names); returns its quoted name."""
-    fields = model_fields(model, names)
-    quote = connection.ops.quote_name
-    temp = quote(_temp_name(model, names))
-    definitions = ", ".join(f"{quote(column_of(f))} {f.db_type(connection)}" for f in fields)
-    cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {temp} ({definitions}) ON COMMIT DELETE ROWS")
-    columns = ", ".join(quote(column_of(f)) for f in fields)
-    with cursor.cursor.copy(f"COPY {temp} ({columns}) FROM STDIN") as copy:
-        for values in _encode(fields, rows):
-            copy.write_row(values)
-    return temp
 
 
 def update_by_id(model: type[models.Model], names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -118,26 +96,6 @@ def update_by_id(model: type[models.Model], names: Sequence[str], rows: Sequence
             f"WHERE t.{quote(column_of(pk))} = u.c0",
             columns,
         )
-
-
-def insert_ignoring_conflicts(
-    model: type[models.Model], names: Sequence[str], rows: Sequence[Sequence[Any]]
-) -> list[Any]:
-    """COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING."""
-    pk = model._meta.pk
-    assert pk is not None
-    quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    columns = ", ".join(quote(column_of(f)) for f in model_fields(model, names))
-    with connection.cursor() as cursor:
-        temp = _copy_into_temp(cursor, model, names, rows)
-        cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {temp} "
-            f"ON CONFLICT DO NOTHING RETURNING {quote(column_of(pk))}"
-        )
-        inserted = [row[0] for row in cursor.fetchall()]
-        cursor.execute(f"DELETE FROM {temp}")
-    return inserted
 
 
 def exists_shared(queryset: models.QuerySet[Any]) -> bool:
