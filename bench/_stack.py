@@ -110,7 +110,7 @@ def wait_for_workers(root_pid: int, processes: int, timeout: float = 60.0) -> No
     while time.monotonic() < deadline:
         workers = [pid for pid in children_of(root_pid) if not children_of(pid)]
         if len(workers) >= processes:
-            used = sum(_cpu_seconds(pid) for pid in workers)
+            used = cpu_seconds(workers)
             if busy is not None and used - busy < 0.2:
                 return
             busy = used
@@ -118,9 +118,14 @@ def wait_for_workers(root_pid: int, processes: int, timeout: float = 60.0) -> No
     raise RuntimeError(f"{processes} worker processes were not up and settled after {timeout:.0f} s")
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = proc_stat(pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the live processes among `pids`."""
+    total = 0
+    for pid in pids:
+        fields = proc_stat(pid)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager

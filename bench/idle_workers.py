@@ -18,19 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from _stack import ROOT, children_of, proc_stat, start_stack, start_workers, wait_for_workers
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of the live processes among `pids`."""
-    total = 0
-    for pid in pids:
-        fields = proc_stat(pid)
-        if fields is not None:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICKS
+from _stack import ROOT, children_of, cpu_seconds, start_stack, start_workers, wait_for_workers
 
 
 def redis_pids() -> list[int]:
