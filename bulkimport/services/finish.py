@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 
 import orjson
@@ -86,20 +86,28 @@ def _documents_deadline_passed(request: BulkRequest) -> bool:
     return timezone.now() - started > timedelta(seconds=settings.BULK_DOCUMENT_DEADLINE_SECONDS)
 
 
-def _documents_ready(request: BulkRequest) -> bool:
-    """True when every Document Query of the request has ended, or its deadline has passed."""
-    return request.dry_run or _documents_deadline_passed(request) or not bulk_queries_open(bulk_request_id=request.id)
+def _documents_ready(request: BulkRequest, *, ended: uuid.UUID | None = None) -> bool:
+    """True when every Document Query of the request has ended, or its deadline has passed. `ended`: a query
+    of the request that just ended (docqueries' bulk_queries_open looks after it first)."""
+    return (
+        request.dry_run
+        or _documents_deadline_passed(request)
+        or not bulk_queries_open(bulk_request_id=request.id, after=ended)
+    )
 
 
-def bulk_documents_check(*, request_ids: Iterable[uuid.UUID]) -> int:
+def bulk_documents_check(
+    *, request_ids: Iterable[uuid.UUID], latest: Mapping[uuid.UUID, uuid.UUID] | None = None
+) -> int:
     """Requests waiting for medical data whose queries have all ended (or whose deadline passed) go on to
-    finish. Called when queries end (by signal) and by the sweeper; the phase change is conditional, so
-    exactly one caller sends the finish. Returns how many went on."""
+    finish. Called when queries end (by signal, with `latest`: each request's query that ended last) and by
+    the sweeper; the phase change is conditional, so exactly one caller sends the finish. Returns how many
+    went on."""
     moved = 0
     for request in BulkRequest.objects.filter(
         id__in=list(request_ids), status=BulkStatus.PROCESSING, phase=BulkPhase.DOCUMENTS
     ):
-        if _documents_ready(request) and phase_transition(
+        if _documents_ready(request, ended=(latest or {}).get(request.id)) and phase_transition(
             request.id, source=BulkPhase.DOCUMENTS, target=BulkPhase.FINISHING
         ):
             dispatch.finish_now(request.id)
@@ -107,8 +115,14 @@ def bulk_documents_check(*, request_ids: Iterable[uuid.UUID]) -> int:
     return moved
 
 
-def on_document_queries_ended(sender: object, *, bulk_request_ids: Iterable[uuid.UUID], **kwargs: object) -> None:
-    bulk_documents_check(request_ids=bulk_request_ids)
+def on_document_queries_ended(
+    sender: object,
+    *,
+    bulk_request_ids: Iterable[uuid.UUID],
+    latest: Mapping[uuid.UUID, uuid.UUID] | None = None,
+    **kwargs: object,
+) -> None:
+    bulk_documents_check(request_ids=bulk_request_ids, latest=latest)
 
 
 def final_counts(request_id: uuid.UUID) -> dict[str, int]:

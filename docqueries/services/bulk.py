@@ -7,10 +7,16 @@ import uuid
 from django.db.models import Count
 
 from docqueries.models import DocumentQuery, QueryStatus
+from docqueries.store import store
 
 
-def bulk_queries_open(*, bulk_request_id: uuid.UUID) -> bool:
-    """Whether any Document Query started for the bulk request is still processing (one index probe)."""
+def bulk_queries_open(*, bulk_request_id: uuid.UUID, after: uuid.UUID | None = None) -> bool:
+    """Whether any Document Query started for the bulk request is still processing. `after`: a query of the
+    request that just ended. The queries started after it are looked at first (the store's processing_after):
+    while the request's queries run, one of them is, and that probe stays a few index entries however many
+    of the request's queries have ended. Only when it finds none is every query of the request looked at."""
+    if after is not None and store().processing_after(bulk_request_id, after):
+        return True
     return DocumentQuery.objects.filter(bulk_request_id=bulk_request_id, status=QueryStatus.PROCESSING).exists()
 
 

@@ -104,9 +104,14 @@ def _webhook_data(query: ClaimedQuery, status: str, documents: list[dict[str, An
 def _announce_ended(queries: list[ClaimedQuery]) -> None:
     """Tells whoever waits on them (a bulk request waiting for its medical data) on commit, by signal: the
     arrow stays bulkimport -> docqueries."""
-    request_ids = {query.bulk_request_id for query in queries if query.bulk_request_id is not None}
-    if request_ids:
-        transaction.on_commit(lambda: document_queries_ended.send(sender=DocumentQuery, bulk_request_ids=request_ids))
+    latest: dict[uuid.UUID, uuid.UUID] = {}
+    for query in queries:
+        if query.bulk_request_id is not None:
+            latest[query.bulk_request_id] = max(latest.get(query.bulk_request_id, query.id), query.id)
+    if latest:
+        transaction.on_commit(
+            lambda: document_queries_ended.send(sender=DocumentQuery, bulk_request_ids=set(latest), latest=latest)
+        )
 
 
 def _webhook_patient(query: ClaimedQuery, *, status: str, documents: list[dict[str, Any]]) -> dict[str, Any]:

@@ -30,6 +30,12 @@ class QueryStore(Protocol):
         store marks its claim in the row itself."""
         ...
 
+    def processing_after(self, bulk_request_id: uuid.UUID, after: uuid.UUID) -> bool:
+        """Whether a query of the bulk request among the few started next after query `after` (in id order,
+        which is start order) is still processing. A bound on the work, not the whole answer: False says
+        nothing about the queries before `after` or far after it."""
+        ...
+
 
 def store() -> QueryStore:
     return choose(postgres=postgres, orm=orm)

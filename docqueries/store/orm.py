@@ -57,3 +57,10 @@ def claim_batch(query_ids: list[str], *, due: datetime, lease_until: datetime) -
     return with_patients(
         DocumentQuery.objects.filter(id__in=query_ids, next_attempt_at=lease_until).values_list(*QUERY_FIELDS)
     )
+
+
+def processing_after(bulk_request_id: uuid.UUID, after: uuid.UUID) -> bool:
+    """SQLite changes a row's index entries in place (no entries of ended queries to walk): one probe."""
+    return DocumentQuery.objects.filter(
+        bulk_request_id=bulk_request_id, status=QueryStatus.PROCESSING, id__gt=after
+    ).exists()

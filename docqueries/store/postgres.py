@@ -104,3 +104,32 @@ def claim_batch(query_ids: list[str], *, due: datetime, lease_until: datetime) -
                 external_id, first, last, dob, gender, addresses,
             ) in cursor.fetchall()
         ]  # fmt: skip
+
+
+# How many queries after the one that ended a processing one of the same bulk request is looked for among:
+# while a request's queries run, the next one started is usually its own (or, with another request's chunk
+# started in between, a few thousand later).
+PROCESSING_AFTER_WINDOW = 5_000
+
+
+def processing_after(bulk_request_id: uuid.UUID, after: uuid.UUID) -> bool:
+    """The queries started next after `after`, by the primary key in id order, a row at a time until one of
+    the request's is processing: a few index entries while the request's queries run. Not the (bulk request,
+    status) index: it keeps an entry of every query of the request that has ended (until a vacuum), and a
+    probe through it walks all of them before it reaches one still processing (docs/benchmarks.md,
+    thirteenth session)."""
+    with bound_cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT EXISTS (
+                SELECT 1 FROM (
+                    SELECT bulk_request_id, status FROM {DocumentQuery._meta.db_table}
+                    WHERE id > %s ORDER BY id LIMIT %s
+                ) AS later
+                WHERE later.bulk_request_id = %s AND later.status = %s
+            )
+            """,
+            [after, PROCESSING_AFTER_WINDOW, bulk_request_id, QueryStatus.PROCESSING],
+        )
+        row = cursor.fetchone()
+        return bool(row and row[0])
