@@ -12,10 +12,11 @@ from docqueries.store import store
 
 def bulk_queries_open(*, bulk_request_id: uuid.UUID, after: uuid.UUID | None = None) -> bool:
     """Whether any Document Query started for the bulk request is still processing. `after`: a query of the
-    request that just ended. The queries started after it are looked at first (the store's processing_after):
-    while the request's queries run, one of them is, and that probe stays a few index entries however many
-    of the request's queries have ended. Only when it finds none is every query of the request looked at."""
-    if after is not None and store().processing_after(bulk_request_id, after):
+    request that just ended. The queries near where the request's queries run are looked at first (the
+    store's processing_nearby: those started after `after`, or the last ones started): while they run, one of
+    them is processing, and that probe costs a few index entries however many of the request's queries have
+    ended. Only when it finds none is every query of the request looked at."""
+    if store().processing_nearby(bulk_request_id, after):
         return True
     return DocumentQuery.objects.filter(bulk_request_id=bulk_request_id, status=QueryStatus.PROCESSING).exists()
 

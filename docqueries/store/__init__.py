@@ -30,10 +30,11 @@ class QueryStore(Protocol):
         store marks its claim in the row itself."""
         ...
 
-    def processing_after(self, bulk_request_id: uuid.UUID, after: uuid.UUID) -> bool:
-        """Whether a query of the bulk request among the few started next after query `after` (in id order,
-        which is start order) is still processing. A bound on the work, not the whole answer: False says
-        nothing about the queries before `after` or far after it."""
+    def processing_nearby(self, bulk_request_id: uuid.UUID, after: uuid.UUID | None) -> bool:
+        """Whether a query of the bulk request is still processing among a few queries where one is likely
+        while the request's queries run (ids are in start order, and queries run in it): the ones started
+        next after query `after`, or without it the ones started last. A bound on the work, not the whole
+        answer: False says nothing about the other queries of the request."""
         ...
 
 

@@ -59,8 +59,11 @@ def claim_batch(query_ids: list[str], *, due: datetime, lease_until: datetime) -
     )
 
 
-def processing_after(bulk_request_id: uuid.UUID, after: uuid.UUID) -> bool:
-    """SQLite changes a row's index entries in place (no entries of ended queries to walk): one probe."""
+def processing_nearby(bulk_request_id: uuid.UUID, after: uuid.UUID | None) -> bool:
+    """SQLite changes a row's index entries in place (no entries of ended queries to walk): the probe of the
+    queries after `after` is one index probe, and without it the probe of every query is as cheap."""
+    if after is None:
+        return False
     return DocumentQuery.objects.filter(
         bulk_request_id=bulk_request_id, status=QueryStatus.PROCESSING, id__gt=after
     ).exists()

@@ -106,30 +106,29 @@ def claim_batch(query_ids: list[str], *, due: datetime, lease_until: datetime) -
         ]  # fmt: skip
 
 
-# How many queries after the one that ended a processing one of the same bulk request is looked for among:
-# while a request's queries run, the next one started is usually its own (or, with another request's chunk
-# started in between, a few thousand later).
-PROCESSING_AFTER_WINDOW = 5_000
+# How many queries the nearby probe reads at most: while a request's queries run, the next one started after
+# one of them is usually its own (another request's chunk may have started in between: a few thousand).
+NEARBY_WINDOW = 5_000
 
 
-def processing_after(bulk_request_id: uuid.UUID, after: uuid.UUID) -> bool:
-    """The queries started next after `after`, by the primary key in id order, a row at a time until one of
-    the request's is processing: a few index entries while the request's queries run. Not the (bulk request,
-    status) index: it keeps an entry of every query of the request that has ended (until a vacuum), and a
-    probe through it walks all of them before it reaches one still processing (docs/benchmarks.md,
-    thirteenth session)."""
+def processing_nearby(bulk_request_id: uuid.UUID, after: uuid.UUID | None) -> bool:
+    """The queries started next after `after` (or, without it, the ones started last), by the primary key in
+    id order, a row at a time until one of the request's is processing. Not the (bulk request, status)
+    index: it keeps an entry of every query of the request that has ended (until a vacuum), and a probe
+    through it walks all of them before it reaches one still processing (docs/benchmarks.md, thirteenth
+    session)."""
+    window = "WHERE id > %s ORDER BY id" if after is not None else "ORDER BY id DESC"
     with bound_cursor() as cursor:
         cursor.execute(
             f"""
             SELECT EXISTS (
                 SELECT 1 FROM (
-                    SELECT bulk_request_id, status FROM {DocumentQuery._meta.db_table}
-                    WHERE id > %s ORDER BY id LIMIT %s
-                ) AS later
-                WHERE later.bulk_request_id = %s AND later.status = %s
+                    SELECT bulk_request_id, status FROM {DocumentQuery._meta.db_table} {window} LIMIT %s
+                ) AS nearby
+                WHERE nearby.bulk_request_id = %s AND nearby.status = %s
             )
             """,
-            [after, PROCESSING_AFTER_WINDOW, bulk_request_id, QueryStatus.PROCESSING],
+            [*([after] if after is not None else []), NEARBY_WINDOW, bulk_request_id, QueryStatus.PROCESSING],
         )
         row = cursor.fetchone()
         return bool(row and row[0])

@@ -1,7 +1,7 @@
 """Whether a bulk request still has Document Queries processing: asked each time a batch of its queries ends
-(with the query that ended last) and by the sweeper (without). The queries started after the one that ended
-are looked at first; the answer is the same whether that finds one or not (issue 24: the probe's cost no
-longer grows with the queries of the request that have ended). Both stores."""
+(with the query that ended last) and by the sweeper (without). The queries started after the one that ended,
+or the last ones started, are looked at first; the answer is the same whether that finds one or not (issue
+24: the probe's cost no longer grows with the queries of the request that have ended). Both stores."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def test_a_query_started_after_the_one_that_ended_keeps_the_request_open(tenant)
     request_id = uuid.uuid4()
     queries = _queries(tenant, request_id, 6)
     _end(queries[:3])
-    assert store().processing_after(request_id, queries[2].id)
+    assert store().processing_nearby(request_id, queries[2].id)
     assert bulk_queries_open(bulk_request_id=request_id, after=queries[2].id)
 
 
@@ -61,7 +61,7 @@ def test_a_query_started_before_the_one_that_ended_keeps_the_request_open(tenant
     request_id = uuid.uuid4()
     queries = _queries(tenant, request_id, 6)
     _end(queries[2:])
-    assert not store().processing_after(request_id, queries[-1].id)
+    assert not store().processing_nearby(request_id, queries[-1].id)
     assert bulk_queries_open(bulk_request_id=request_id, after=queries[-1].id)
     assert bulk_queries_open(bulk_request_id=request_id)
 
@@ -71,7 +71,7 @@ def test_another_requests_later_queries_do_not_keep_the_request_open(tenant):
     queries = _queries(tenant, request_id, 4)
     _queries(tenant, other_id, 4, first=10)  # started after the request's, still processing
     _end(queries)
-    assert not store().processing_after(request_id, queries[1].id)
+    assert not store().processing_nearby(request_id, queries[1].id)
     assert not bulk_queries_open(bulk_request_id=request_id, after=queries[1].id)
     assert not bulk_queries_open(bulk_request_id=request_id)
     assert bulk_queries_open(bulk_request_id=other_id, after=queries[-1].id)
@@ -85,20 +85,45 @@ def test_a_failed_query_has_ended_too(tenant):
     assert not bulk_queries_open(bulk_request_id=request_id, after=queries[0].id)
 
 
+def test_without_a_query_that_ended_the_request_is_open_while_any_query_of_it_is(tenant):
+    """The sweeper's question: no query named. The last ones started are looked at first (PostgreSQL), then
+    all of them."""
+    request_id = uuid.uuid4()
+    queries = _queries(tenant, request_id, 4)
+    _queries(tenant, uuid.uuid4(), 2, first=10)  # another request's, started later, processing
+    _end(queries[2:])
+    assert bulk_queries_open(bulk_request_id=request_id)
+    _end(queries[:2])
+    assert not bulk_queries_open(bulk_request_id=request_id)
+
+
+@pytest.mark.real_services
+def test_the_sweepers_probe_finds_the_last_started_queries_processing_first(tenant):
+    request_id = uuid.uuid4()
+    queries = _queries(tenant, request_id, 6)
+    _end(queries[:3])
+    assert store().processing_nearby(request_id, None)
+    _end(queries[3:])
+    assert not store().processing_nearby(request_id, None)
+
+
 @pytest.mark.real_services
 def test_beyond_the_window_every_query_of_the_request_is_looked_at(tenant, monkeypatch):
     """PostgreSQL looks at a bounded run of later queries (another request's chunk may come between): past
     it, the request is still found open, by the probe of all its queries."""
     import docqueries.store.postgres as docquery_sql
 
-    monkeypatch.setattr(docquery_sql, "PROCESSING_AFTER_WINDOW", 3)
+    monkeypatch.setattr(docquery_sql, "NEARBY_WINDOW", 3)
     request_id = uuid.uuid4()
     queries = _queries(tenant, request_id, 2)
     _queries(tenant, uuid.uuid4(), 3, first=10)  # a window's worth of another request's queries in between
     later = _queries(tenant, request_id, 1, first=20)
     _end(queries)
-    assert not store().processing_after(request_id, queries[-1].id)
+    assert not store().processing_nearby(request_id, queries[-1].id)
     assert bulk_queries_open(bulk_request_id=request_id, after=queries[-1].id)
+    _queries(tenant, uuid.uuid4(), 3, first=30)  # started last: the request's own are out of the window
+    assert not store().processing_nearby(request_id, None)
+    assert bulk_queries_open(bulk_request_id=request_id)
     _end(later)
     assert not bulk_queries_open(bulk_request_id=request_id, after=queries[-1].id)
 
@@ -107,7 +132,8 @@ def test_beyond_the_window_every_query_of_the_request_is_looked_at(tenant, monke
 def test_the_probe_after_an_ended_query_reads_the_queries_started_after_it_not_the_ended_ones(tenant, monkeypatch):
     """The (bulk request, status) index keeps an entry of every ended query until a vacuum, and a probe
     through it walks them all before it reaches one still processing. The probe after the query that ended
-    reaches the queries started after it by the primary key: the two hundred that ended before are never read.
+    reaches the queries started after it by the primary key, and the sweeper's the queries started last: the
+    two hundred that ended before are never read.
     EXPLAIN ANALYZE of the store's own statement (run with `-s` to read the plan)."""
     import docqueries.store.postgres as docquery_sql
     from metriport_bulk.lib.bulkdb.postgres import bound_cursor
@@ -136,13 +162,16 @@ def test_the_probe_after_an_ended_query_reads_the_queries_started_after_it_not_t
     monkeypatch.setattr(docquery_sql, "bound_cursor", explaining)
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
-    docquery_sql.processing_after(request_id, queries[199].id)
-    (plan,) = plans
-    print(plan)
-    assert "docqueries_documentquery_pkey" in plan and "Index Cond: (id > " in plan, plan
-    read = [int(n) for n in re.findall(r"actual rows=(\d+)", plan)]
-    # At most the ten queries started after it (an entry or two more: versions), whichever way it is planned.
-    assert max(read) < 20, plan
+    docquery_sql.processing_nearby(request_id, queries[199].id)
+    docquery_sql.processing_nearby(request_id, None)  # the sweeper's: the last queries started
+    after, latest = plans
+    print(after, latest, sep="\n")
+    assert "docqueries_documentquery_pkey" in after and "Index Cond: (id > " in after, after
+    assert "Index Scan Backward using docqueries_documentquery_pkey" in latest, latest
+    for plan in (after, latest):
+        read = [int(n) for n in re.findall(r"actual rows=(\d+)", plan)]
+        # At most the ten queries started last (an entry or two more: versions), whichever way it is planned.
+        assert max(read) < 20, plan
 
 
 def test_the_end_of_a_batch_names_each_requests_query_that_ended_last(tenant, django_capture_on_commit_callbacks):
