@@ -32,9 +32,10 @@ class QueryStore(Protocol):
 
     def processing_nearby(self, bulk_request_id: uuid.UUID, after: uuid.UUID | None) -> bool:
         """Whether a query of the bulk request is still processing among a few queries where one is likely
-        while the request's queries run (ids are in start order, and queries run in it): the ones started
-        next after query `after`, or without it the ones started last. A bound on the work, not the whole
-        answer: False says nothing about the other queries of the request."""
+        while the request's queries run (PostgreSQL's ids are in start order, and queries run in it): the
+        ones started next after query `after`, or without it the ones started last. A bound on the work,
+        not the whole answer: False says nothing about the other queries of the request (a store with no
+        cheaper probe than the whole request's answers False)."""
         ...
 
 

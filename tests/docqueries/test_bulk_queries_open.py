@@ -51,7 +51,6 @@ def test_a_query_started_after_the_one_that_ended_keeps_the_request_open(tenant)
     request_id = uuid.uuid4()
     queries = _queries(tenant, request_id, 6)
     _end(queries[:3])
-    assert store().processing_nearby(request_id, queries[2].id)
     assert bulk_queries_open(bulk_request_id=request_id, after=queries[2].id)
 
 
@@ -61,7 +60,6 @@ def test_a_query_started_before_the_one_that_ended_keeps_the_request_open(tenant
     request_id = uuid.uuid4()
     queries = _queries(tenant, request_id, 6)
     _end(queries[2:])
-    assert not store().processing_nearby(request_id, queries[-1].id)
     assert bulk_queries_open(bulk_request_id=request_id, after=queries[-1].id)
     assert bulk_queries_open(bulk_request_id=request_id)
 
@@ -71,7 +69,6 @@ def test_another_requests_later_queries_do_not_keep_the_request_open(tenant):
     queries = _queries(tenant, request_id, 4)
     _queries(tenant, other_id, 4, first=10)  # started after the request's, still processing
     _end(queries)
-    assert not store().processing_nearby(request_id, queries[1].id)
     assert not bulk_queries_open(bulk_request_id=request_id, after=queries[1].id)
     assert not bulk_queries_open(bulk_request_id=request_id)
     assert bulk_queries_open(bulk_request_id=other_id, after=queries[-1].id)
@@ -98,12 +95,20 @@ def test_without_a_query_that_ended_the_request_is_open_while_any_query_of_it_is
 
 
 @pytest.mark.real_services
-def test_the_sweepers_probe_finds_the_last_started_queries_processing_first(tenant):
-    request_id = uuid.uuid4()
+def test_postgres_looks_first_at_the_queries_started_after_the_one_that_ended_or_last(tenant):
+    """The nearby probe's own answers (the whole-request probe decides when it finds nothing)."""
+    request_id, other_id = uuid.uuid4(), uuid.uuid4()
     queries = _queries(tenant, request_id, 6)
     _end(queries[:3])
-    assert store().processing_nearby(request_id, None)
-    _end(queries[3:])
+    assert store().processing_nearby(request_id, queries[2].id)  # the next one started
+    assert store().processing_nearby(request_id, None)  # the last ones started (the sweeper's)
+    _end(queries[3:5])
+    assert store().processing_nearby(request_id, queries[4].id)
+    assert not store().processing_nearby(request_id, queries[5].id)  # none started after the last one
+    _queries(tenant, other_id, 2, first=10)  # another request's, started later and processing
+    assert not store().processing_nearby(request_id, queries[5].id)
+    assert store().processing_nearby(request_id, None)  # within the window of the last ones started
+    _end(queries[5:])
     assert not store().processing_nearby(request_id, None)
 
 
