@@ -107,39 +107,29 @@ def claim_batch(query_ids: list[str], *, due: datetime, lease_until: datetime) -
 
 
 # How many queries the nearby probe reads at most: while a request's queries run, the next one started after
-# one of them is usually its own (another request's chunk, up to BULK_CHUNK_SIZE queries, may come between).
-NEARBY_WINDOW = 2_500
+# one of them is usually its own (another request's chunk may have started in between: a few thousand).
+NEARBY_WINDOW = 5_000
 
 
 def processing_nearby(bulk_request_id: uuid.UUID, after: uuid.UUID | None) -> bool:
-    """The queries started next after `after` (or, without it, the ones started last), in id order, one at a
-    time until one of the request's is processing. Not the (bulk request, status) index: it keeps an entry
-    of every query of the request that has ended (until a vacuum), and a probe through it walks all of them
-    before it reaches one still processing (docs/benchmarks.md, thirteenth session).
-
-    Each step is the next id by the primary key (`ORDER BY id LIMIT 1`), so the walk stops where it finds
-    one, whatever the statistics say. One `ORDER BY id LIMIT n` was planned, on small or fresh tables, as a
-    sort of every query after `after` (6.5 ms a probe at 20,000 rows)."""
-    table = DocumentQuery._meta.db_table
-    if after is not None:
-        first, step, params = "WHERE id > %s ORDER BY id", "WHERE id > walk.id ORDER BY id", [after]
-    else:
-        first, step, params = "ORDER BY id DESC", "WHERE id < walk.id ORDER BY id DESC", []
+    """The queries started next after `after` (or, without it, the ones started last), by the primary key in
+    id order, a row at a time until one of the request's is processing. Not the (bulk request, status)
+    index: it keeps an entry of every query of the request that has ended (until a vacuum), and a probe
+    through it walks all of them before it reaches one still processing (docs/benchmarks.md, thirteenth
+    session). On a large table PostgreSQL reads by the primary key and stops at the first one it finds; on a
+    small one it may read and sort every query after `after` instead (at 20,000 queries, 6.5 ms a probe)."""
+    window = "WHERE id > %s ORDER BY id" if after is not None else "ORDER BY id DESC"
     with bound_cursor() as cursor:
         cursor.execute(
             f"""
-            WITH RECURSIVE walk AS (
-                (SELECT id, bulk_request_id, status, 1 AS n FROM {table} {first} LIMIT 1)
-                UNION ALL
-                SELECT q.id, q.bulk_request_id, q.status, walk.n + 1
-                FROM walk CROSS JOIN LATERAL (
-                    SELECT id, bulk_request_id, status FROM {table} {step} LIMIT 1
-                ) AS q
-                WHERE walk.n < %s
+            SELECT EXISTS (
+                SELECT 1 FROM (
+                    SELECT bulk_request_id, status FROM {DocumentQuery._meta.db_table} {window} LIMIT %s
+                ) AS nearby
+                WHERE nearby.bulk_request_id = %s AND nearby.status = %s
             )
-            SELECT EXISTS (SELECT 1 FROM walk WHERE bulk_request_id = %s AND status = %s)
             """,
-            [*params, NEARBY_WINDOW, bulk_request_id, QueryStatus.PROCESSING],
+            [*([after] if after is not None else []), NEARBY_WINDOW, bulk_request_id, QueryStatus.PROCESSING],
         )
         row = cursor.fetchone()
         return bool(row and row[0])
