@@ -48,10 +48,16 @@ PHASES = {
 }
 
 
-def run(rows: int, processes: int, threads: int, *, pg_admin_url: str | None = None) -> dict[str, float]:
+def pipeline_env(pg_admin_url: str | None = None) -> dict[str, str]:
+    """bench/pipeline.py's environment: the supported ceilings (1,000,000 rows, 500 MB) and the server to use."""
     env = {**os.environ, "BULK_MAX_ROWS": "1000000", "BULK_MAX_FILE_BYTES": str(500 * 1024 * 1024)}
     if pg_admin_url:
         env["BENCH_PG_ADMIN_URL"] = pg_admin_url
+    return env
+
+
+def run(rows: int, processes: int, threads: int, *, pg_admin_url: str | None = None) -> dict[str, float]:
+    env = pipeline_env(pg_admin_url)
     command = [sys.executable, "bench/pipeline.py", "--rows", str(rows)]
     command += ["--processes", str(processes), "--threads", str(threads)]
     out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout

@@ -13,14 +13,13 @@ Usage: .venv/bin/python bench/statements.py [--rows 100000 1000000] [--top 25]
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
 from collections import defaultdict
 
 from _stack import ROOT  # also puts the project on sys.path
-from scale import TUNED
+from scale import TUNED, pipeline_env
 
 from devtools.postgres import PostgresServer
 
@@ -46,13 +45,8 @@ def profile(server: PostgresServer, rows: int) -> dict[str, tuple[float, int]]:
 
     with psycopg.connect(server.admin_url, autocommit=True) as conn:
         conn.execute("SELECT pg_stat_statements_reset()")
-    env = {
-        **os.environ,
-        "BULK_MAX_ROWS": "1000000",
-        "BULK_MAX_FILE_BYTES": str(500 * 1024 * 1024),
-        "BENCH_PG_ADMIN_URL": server.admin_url,
-    }
     command = [sys.executable, "bench/pipeline.py", "--rows", str(rows)]
+    env = pipeline_env(server.admin_url)
     out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
     print(out, flush=True)
     kinds: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])

@@ -6,8 +6,6 @@ with every request and patient ever stored. Run with `-s` to read the plans."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -25,8 +23,8 @@ from bulkimport.services.apply import _fairest_pending_chunk
 from bulkimport.services.plan import absent_patients
 from docqueries.models import DocumentQuery, QueryStatus
 from metriport_bulk.lib.bulkdb import due_by
-from metriport_bulk.lib.bulkdb.postgres import bound_cursor
 from patients.models import Patient, PatientFacility
+from tests.helpers.plans import explained
 from webhooks.models import WebhookMessage
 
 pytestmark = [pytest.mark.real_services, pytest.mark.django_db]
@@ -44,36 +42,6 @@ def assert_indexed(name: str, plan: str) -> None:
 def no_seqscan() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
-
-
-class _ExplainCursor:
-    """Stands in for bound_cursor's cursor: EXPLAINs what the store would execute, runs nothing."""
-
-    def __init__(self, cursor: Any) -> None:
-        self.cursor = cursor
-        self.plans: list[str] = []
-
-    def execute(self, sql: str, params: Any = None) -> None:
-        self.cursor.execute(f"EXPLAIN {sql}", params)
-        self.plans.append("\n".join(line for (line,) in self.cursor.fetchall()))
-
-    def fetchall(self) -> list[Any]:
-        return []
-
-
-@contextmanager
-def explained(monkeypatch: pytest.MonkeyPatch, module: Any) -> Iterator[list[str]]:
-    plans: list[str] = []
-
-    @contextmanager
-    def explain_cursor() -> Iterator[_ExplainCursor]:
-        with bound_cursor() as cursor:
-            wrapper = _ExplainCursor(cursor)
-            yield wrapper
-            plans.extend(wrapper.plans)
-
-    monkeypatch.setattr(module, "bound_cursor", explain_cursor)
-    yield plans
 
 
 def test_the_plans_statements_use_indexes(monkeypatch):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from contextlib import contextmanager
 
 import pytest
 from django.db import connection
@@ -20,6 +19,7 @@ from docqueries.signals import document_queries_ended
 from docqueries.store import store
 from docqueries.store.claimed import ClaimedPatient, ClaimedQuery
 from tests.helpers.docqueries import make_patients
+from tests.helpers.plans import explained
 
 pytestmark = pytest.mark.django_db
 
@@ -139,37 +139,18 @@ def test_the_probe_after_an_ended_query_reads_the_queries_started_after_it_not_t
     """The (bulk request, status) index keeps an entry of every ended query until a vacuum, and a probe
     through it walks them all before it reaches one still processing. The probe after the query that ended
     reaches the queries started after it by the primary key, a page at a time, and the sweeper's the queries
-    started last: each reads one page of the 3,000 queries, not the 2,990 that ended. EXPLAIN ANALYZE of the store's own
-    statement on an analyzed table (run with `-s` to read the plans)."""
+    started last: each reads one page of the 3,000 queries, not the 2,990 that ended. EXPLAIN ANALYZE of the
+    store's own statement on an analyzed table (run with `-s` to read the plans)."""
     import docqueries.store.postgres as docquery_sql
-    from metriport_bulk.lib.bulkdb.postgres import bound_cursor
-
-    plans: list[str] = []
-
-    class Explained:
-        def __init__(self, cursor):
-            self.cursor = cursor
-
-        def execute(self, sql, params):
-            self.cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}", params)
-            plans.append("\n".join(line for (line,) in self.cursor.fetchall()))
-
-        def fetchone(self):
-            return (True,)
-
-    @contextmanager
-    def explaining():
-        with bound_cursor() as cursor:
-            yield Explained(cursor)
 
     request_id = uuid.uuid4()
     queries = _queries(tenant, request_id, 3_000)
     _end(queries[:2_990])
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE docqueries_documentquery")
-    monkeypatch.setattr(docquery_sql, "bound_cursor", explaining)
-    docquery_sql.processing_nearby(request_id, queries[2_989].id)
-    docquery_sql.processing_nearby(request_id, None)  # the sweeper's: the last queries started
+    with explained(monkeypatch, docquery_sql, analyze=True) as plans:
+        docquery_sql.processing_nearby(request_id, queries[2_989].id)
+        docquery_sql.processing_nearby(request_id, None)  # the sweeper's: the last queries started
     after, latest = plans
     print(after, latest, sep="\n")
     assert "Index Scan using docqueries_documentquery_pkey" in after and "Index Cond: (id > " in after, after
