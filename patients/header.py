@@ -250,8 +250,9 @@ def _out_of_range_index(normalized: str) -> tuple[str, str] | None:
 def build_column_plan(header: list[str]) -> ColumnPlan:
     """Map header cells to fields; raise CsvFileError (NO_HEADER, DUPLICATE_COLUMNS, MISSING_COLUMNS).
 
-    Messages name canonical fields and column positions, never the header text: when the first line
-    is data rather than a header, its cells are PHI.
+    Errors name canonical fields and column positions, never the header text: when the first line is data
+    rather than a header, its cells are PHI. Only a warning, of a line that names every required column (a
+    header), quotes a cell.
     """
     positions: dict[tuple[str, int], list[int]] = {}
     alias_positions: dict[tuple[str, int], list[int]] = {}
@@ -315,10 +316,10 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
         if meant is not None and meant not in suggestions and _field_of(meant) not in {f for f, _ in positions}:
             suggestions[meant] = (cols[0], header[cols[0]])
     if missing:
+        # By position only: a first line with a required column missing may be a row of data whose cells
+        # merely look like column names (a state "ID", a last name "Zipp"), and those cells are PHI.
         hints = [
-            f"column {suggestions[name][0] + 1} ({_quoted(suggestions[name][1])}) may be {name}: rename it {name}"
-            for name in missing
-            if name in suggestions
+            f"column {suggestions[name][0] + 1} may be {name}: rename it {name}" for name in missing if name in suggestions
         ]
         raise CsvFileError(
             FileErrorCode.MISSING_COLUMNS,
