@@ -11,8 +11,12 @@ dashed line for linear time through the size nearest 100,000); the figures go to
 `--tuned-postgres` runs on a PostgreSQL server of its own with production memory and WAL settings instead of
 the machine's shared server with PostgreSQL's defaults (devtools.postgres, initdb into a temporary directory).
 
+A warm-up run of 10,000 rows comes first and is not counted (`--warm-up 0`: none). The first run on a
+fresh server, or after a fresh install (Python compiling its modules), was up to half again as slow as the
+next, which made the smaller size's mean slower and the ratio look better than it is.
+
 Usage: .venv/bin/python bench/scale.py [--rows 10000 100000 1000000] [--processes 2] [--threads 1] [--plot f.png]
-       [--tuned-postgres] [--no-bracket]
+       [--tuned-postgres] [--no-bracket] [--warm-up 10000]
 """
 
 from __future__ import annotations
@@ -136,6 +140,14 @@ def main() -> None:
         action="store_false",
         help="run each size once (by default the smaller sizes run again after the largest, and count as their mean)",
     )
+    parser.add_argument(
+        "--warm-up",
+        type=int,
+        default=10_000,
+        metavar="ROWS",
+        help="one run of this many rows first, not counted (0: none): a first run on a fresh server, or after "
+        "a fresh install, pays for its cold caches",
+    )
     parser.add_argument("--replot", type=Path, help="draw the PNG again from a JSON an earlier run wrote")
     args = parser.parse_args()
     if args.replot:
@@ -155,6 +167,9 @@ def main() -> None:
     runs: dict[int, list[dict[str, float]]] = {}
     try:
         pg_admin_url = server.admin_url if server else None
+        if args.warm_up:
+            print(f"warm-up run of {args.warm_up:,} rows (not counted):", flush=True)
+            run(args.warm_up, args.processes, args.threads, pg_admin_url=pg_admin_url)
         for rows in order:
             runs.setdefault(rows, []).append(run(rows, args.processes, args.threads, pg_admin_url=pg_admin_url))
     finally:
