@@ -76,7 +76,7 @@ def profile(server: PostgresServer, rows: int) -> tuple[dict[str, tuple[float, i
     kinds: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     with psycopg.connect(server.admin_url, autocommit=True) as conn:
         found = conn.execute("SELECT query, toplevel, total_exec_time, calls FROM pg_stat_statements").fetchall()
-        counts = {label: float(conn.execute(sql).fetchone()[0] or 0) for label, sql in SERVER_COUNTS.items()}
+        counts = {label: float(conn.execute(sql).fetchone()[0] or 0) for label, sql in SERVER_COUNTS.items()}  # type: ignore[index]
     for query, toplevel, milliseconds, calls in found:
         if not toplevel and query.lstrip().upper().startswith("COPY"):
             continue  # a COPY's own query, counted again below its top-level COPY
@@ -134,8 +134,8 @@ def main() -> None:
     for label in SERVER_COUNTS:
         values = [profiles[rows][1][label] for rows in sizes]
         ratio = f"{values[-1] / values[0]:.1f}x" if values[0] else "-"
-        cells = " | ".join(f"{value:,.2f}" if value % 1 else f"{value:,.0f}" for value in values)
-        print(f"| {label} | {cells} | {ratio} |")
+        shown = " | ".join(f"{value:,.2f}" if value % 1 else f"{value:,.0f}" for value in values)
+        print(f"| {label} | {shown} | {ratio} |")
 
 
 if __name__ == "__main__":

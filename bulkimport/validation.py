@@ -139,6 +139,11 @@ class CsvImport:
         """Bytes of the upload consumed so far (for progress bars)."""
         return self._reader.bytes_read
 
+    @property
+    def offset(self) -> int:
+        """With `track_offsets`: the stream's bytes up to the end of the last row read (a row boundary)."""
+        return self._reader.offset
+
     def rows(self) -> Iterator[RowResult]:
         """The data rows, in order, validated and normalized. Single pass."""
         self._start()

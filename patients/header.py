@@ -319,7 +319,9 @@ def build_column_plan(header: list[str]) -> ColumnPlan:
         # By position only: a first line with a required column missing may be a row of data whose cells
         # merely look like column names (a state "ID", a last name "Zipp"), and those cells are PHI.
         hints = [
-            f"column {suggestions[name][0] + 1} may be {name}: rename it {name}" for name in missing if name in suggestions
+            f"column {suggestions[name][0] + 1} may be {name}: rename it {name}"
+            for name in missing
+            if name in suggestions
         ]
         raise CsvFileError(
             FileErrorCode.MISSING_COLUMNS,

@@ -206,8 +206,9 @@ def _segments_start(request_id: uuid.UUID, token: int, header_end: int, segments
 def bulk_segments_parse(*, request_id: uuid.UUID, token: int) -> None:
     """Claims, parses and stores the request's next free segment (a re-run of a crashed one first deletes
     what its earlier attempt stored), then the next, until none is free; the worker that stores the last one
-    plans the request. Stops after a segment when another request waits for its parse, sending itself again
-    behind it, so a big file's segments never keep a new request's parse waiting for all of them. A parse that
+    plans the request. Stops after its batch of rows when another request waits for its parse, leaving the
+    rest of its segment free and sending itself again behind it: that request's message may sit prefetched by
+    this worker's process, so it waits for one batch (PARSE_BATCH_SIZE rows), not for a segment. A parse that
     restarted (its `token` is gone) or a request that ended makes this a no-op."""
     while True:
         request = BulkRequest.objects.filter(
@@ -218,7 +219,7 @@ def bulk_segments_parse(*, request_id: uuid.UUID, token: int) -> None:
             return
         fence = _SegmentFence(request.id, token, segment.id, segment.attempts)
         try:
-            last = _parse_segment(request, segment, fence)
+            end = _parse_segment(request, segment, fence)
         except ParseLeaseLost:
             logger.info("bulk request %s: parse segment %s lease lost", request.id, segment.index)
             return
@@ -226,14 +227,22 @@ def bulk_segments_parse(*, request_id: uuid.UUID, token: int) -> None:
             # Released: a worker parsing the other segments (or the sweeper's message) takes it at once.
             BulkParseSegment.objects.filter(id=segment.id, attempts=segment.attempts).update(heartbeat_at=None)
             raise
-        if last:
+        if end == "failed":
+            return
+        if end == "last":
             request.refresh_from_db()
             _plan_and_move_on(request, token, request.total)
             return
-        waiting = BulkRequest.objects.filter(status=BulkStatus.PROCESSING, phase=BulkPhase.PARSING, parse_attempts=0)
-        if waiting.exclude(id=request_id).exists():
+        if end == "stopped" or _another_parse_waits(request_id):
             dispatch.segments_now(request_id, token, count=1)
             return
+
+
+def _another_parse_waits(request_id: uuid.UUID) -> bool:
+    """Another request's parse has not begun: its message waits for a worker (perhaps prefetched by this one's
+    process, behind the segment this worker is on)."""
+    waiting = BulkRequest.objects.filter(status=BulkStatus.PROCESSING, phase=BulkPhase.PARSING, parse_attempts=0)
+    return waiting.exclude(id=request_id).exists()
 
 
 def _segment_claim(request_id: uuid.UUID, token: int) -> BulkParseSegment | None:
@@ -253,8 +262,13 @@ def _segment_claim(request_id: uuid.UUID, token: int) -> BulkParseSegment | None
     return None
 
 
-def _parse_segment(request: BulkRequest, segment: BulkParseSegment, fence: _SegmentFence) -> bool:
-    """Stores the segment's rows; True when it was the request's last segment to be done."""
+def _parse_segment(
+    request: BulkRequest, segment: BulkParseSegment, fence: _SegmentFence
+) -> typing.Literal["last", "done", "stopped", "failed"]:
+    """Stores the segment's rows: "last" when it was the request's last segment to be done, "done" when others
+    are left. "stopped": another request's parse waits, so after a batch this worker left the rest of the
+    segment free for any worker (_segment_stop) and stored nothing more. "failed": a file error failed the
+    request."""
     numbers = (segment.first_number, segment.last_number)
     with transaction.atomic():
         fence.check()
@@ -267,12 +281,18 @@ def _parse_segment(request: BulkRequest, segment: BulkParseSegment, fence: _Segm
                 max_rows=settings.BULK_MAX_ROWS,
                 max_bytes=settings.BULK_MAX_FILE_BYTES,
                 first_number=segment.first_number,
+                track_offsets=True,
             )
             rows = checked_rows(request, csv_import)
             beat = time.monotonic()
             while stored := _store_rows(request, fence, itertools.islice(rows, PARSE_BATCH_SIZE), count, invalid):
                 count += stored.rows
                 invalid += stored.invalid
+                if segment.first_number + count <= segment.last_number and _another_parse_waits(request.id):
+                    # The stream is the header's bytes, then the segment's from `start`.
+                    resume_at = segment.start + csv_import.offset - segment.header_end
+                    _segment_stop(request, segment, fence, stored=count, invalid=invalid, resume_at=resume_at)
+                    return "stopped"
                 if time.monotonic() - beat > settings.BULK_STALE_SECONDS / 4:
                     # Outside the rows' transactions, whose shared hold on the request row would make two
                     # segments' heartbeats wait for each other: here it waits for one batch at most.
@@ -281,7 +301,7 @@ def _parse_segment(request: BulkRequest, segment: BulkParseSegment, fence: _Segm
     except CsvFileError as exc:
         # The scan read the same immutable bytes without an error; should they differ, the file fails whole.
         _file_failed(request.id, segment.token, exc)
-        return False
+        return "failed"
     if count != segment.last_number - segment.first_number + 1:
         raise RuntimeError(f"parse segment {segment.id}: {count} rows stored, its scan counted otherwise")
     now = timezone.now()
@@ -290,11 +310,29 @@ def _parse_segment(request: BulkRequest, segment: BulkParseSegment, fence: _Segm
         # (its total is the scan's).
         _heartbeat(request.id, segment.token, processed=F("processed") + invalid, failed=F("failed") + invalid)
         if not BulkParseSegment.objects.filter(id=segment.id, attempts=fence.attempt, done_at__isnull=True).update(
-            done_at=now, heartbeat_at=now, invalid=invalid
+            done_at=now, heartbeat_at=now, invalid=F("invalid") + invalid
         ):
             raise ParseLeaseLost()
         # The request row's lock orders the segments' last commits: one of them sees every other one done.
-        return not BulkParseSegment.objects.filter(request_id=request.id, done_at__isnull=True).exists()
+        others = BulkParseSegment.objects.filter(request_id=request.id, done_at__isnull=True).exists()
+        return "done" if others else "last"
+
+
+def _segment_stop(
+    request: BulkRequest, segment: BulkParseSegment, fence: _SegmentFence, *, stored: int, invalid: int, resume_at: int
+) -> None:
+    """The segment's rest (its rows after the `stored` ones, its bytes from `resume_at`) left free for any
+    worker: the rows stored stay theirs (a later attempt deletes and stores only the rest), and the request's
+    counts take their invalid rows, as a done segment's (its own `invalid` too)."""
+    with transaction.atomic():
+        _heartbeat(request.id, segment.token, processed=F("processed") + invalid, failed=F("failed") + invalid)
+        if not BulkParseSegment.objects.filter(id=segment.id, attempts=fence.attempt, done_at__isnull=True).update(
+            first_number=segment.first_number + stored,
+            start=resume_at,
+            heartbeat_at=None,
+            invalid=F("invalid") + invalid,
+        ):
+            raise ParseLeaseLost()
 
 
 def chunks_create(request_id: uuid.UUID, *, total: int) -> list[int]:

@@ -324,18 +324,55 @@ def test_a_cancel_during_segments_stops_them_and_settles_every_stored_row(broker
     assert len(result_rows(request.id)) == 15
 
 
-def test_a_worker_sees_another_request_waiting_and_sends_itself_behind_it(broker, segments, monkeypatch):
+def test_a_worker_sees_another_request_waiting_and_sends_itself_behind_it_after_a_batch(broker, segments, monkeypatch):
+    """The waiting request's parse message may sit prefetched by this worker's process: the worker stops after
+    the batch it is on, not at the end of its segment, and leaves the segment's rest free. Every row is stored
+    once, as one parser stores them."""
     sent: list[tuple[object, ...]] = []
-    request = submit(make_tenant("Big"), BODY)
-    scan_only(monkeypatch, request.id)
+    reference, request = scanned_beside_one_piece(segments, monkeypatch)
     waiting = submit(make_tenant("Small"), sample_bytes(5, seed=2))  # its parse message is queued, not run
     monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
     run_parse_segments(request.id)
     assert sent == [(request.id, 1, {"count": 1})]
-    assert BulkParseSegment.objects.filter(request_id=request.id, done_at__isnull=False).count() == 1
+    first = BulkParseSegment.objects.get(request_id=request.id, index=0)
+    # The first batch of 15 rows stored; the segment's rest, rows 16 to 40, free for any worker.
+    assert (first.first_number, first.last_number, first.done_at, first.heartbeat_at) == (16, 40, None, None)
+    assert BulkRow.objects.filter(request_id=request.id).count() == 15
+    invalid = BulkRow.objects.filter(request_id=request.id, status=RowStatus.FAILED).count()
+    assert invalid > 0  # BODY is 20% invalid: the stop counts them
+    counted = BulkRequest.objects.get(id=request.id)
+    assert (counted.processed, counted.failed, first.invalid) == (invalid, invalid, invalid)
+    # The rest's bytes start where row 16's line does (the sample has one line per row).
+    assert BODY[first.start :].startswith(BODY.splitlines(keepends=True)[16])
     services.bulk_request_parse(request_id=waiting.id)
     run_parse_segments(request.id)  # its message, once the waiting request's parse has begun
     assert BulkRequest.objects.get(id=request.id).phase == BulkPhase.APPLYING
+    assert stored(request.id) == stored(reference.id)
+    assert (
+        BulkParseSegment.objects.get(id=first.id).invalid
+        == BulkRowError.objects.filter(request_id=request.id, row_number__range=(1, 40))
+        .values("row_number")
+        .distinct()
+        .count()
+    )
+
+
+def test_a_segment_stopped_for_another_request_then_crashed_stores_every_row_once(broker, segments, monkeypatch):
+    """After a stop, the worker that takes the segment's rest crashes in its second batch; the next one deletes
+    only the rest's rows and stores them again: the stopped worker's rows and counts stay as they were."""
+    reference, request = scanned_beside_one_piece(segments, monkeypatch)
+    waiting = submit(make_tenant("Small"), sample_bytes(5, seed=2))
+    monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: None)
+    run_parse_segments(request.id)  # stops after its first batch
+    services.bulk_request_parse(request_id=waiting.id)
+    original = parse._store_rows
+    monkeypatch.setattr(parse, "_store_rows", failing_on_call(original, 2, ConnectionError("database went away")))
+    with pytest.raises(ConnectionError):
+        run_parse_segments(request.id)
+    monkeypatch.setattr(parse, "_store_rows", original)
+    assert BulkRow.objects.filter(request_id=request.id).count() == 30  # the stopped batch and the rest's first
+    run_parse_segments(request.id)
+    assert stored(request.id) == stored(reference.id)
 
 
 def test_the_sweeper_sends_workers_only_to_a_parse_nobody_is_on(broker, segments, monkeypatch):
