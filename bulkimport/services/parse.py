@@ -29,6 +29,7 @@ from bulkimport.models import (
     BulkRow,
     BulkRowError,
     BulkStatus,
+    ChunkStatus,
     RowStatus,
 )
 from bulkimport.services import dispatch
@@ -206,9 +207,10 @@ def _segments_start(request_id: uuid.UUID, token: int, header_end: int, segments
 def bulk_segments_parse(*, request_id: uuid.UUID, token: int) -> None:
     """Claims, parses and stores the request's next free segment (a re-run of a crashed one first deletes
     what its earlier attempt stored), then the next, until none is free; the worker that stores the last one
-    plans the request. Stops after its batch of rows when another request waits for its parse, leaving the
-    rest of its segment free and sending itself again behind it: that request's message may sit prefetched by
-    this worker's process, so it waits for one batch (PARSE_BATCH_SIZE rows), not for a segment. A parse that
+    plans the request. Stops after its batch of rows when another request waits for its parse or its first
+    chunk (_another_request_waits), leaving the rest of its segment free and sending itself again behind it:
+    that request's message may sit prefetched by this worker's process, so it waits for one batch
+    (PARSE_BATCH_SIZE rows), not for a segment. A parse that
     restarted (its `token` is gone) or a request that ended makes this a no-op."""
     while True:
         request = BulkRequest.objects.filter(
@@ -233,16 +235,29 @@ def bulk_segments_parse(*, request_id: uuid.UUID, token: int) -> None:
             request.refresh_from_db()
             _plan_and_move_on(request, token, request.total)
             return
-        if end == "stopped" or _another_parse_waits(request_id):
+        if end == "stopped" or _another_request_waits(request_id):
             dispatch.segments_now(request_id, token, count=1)
             return
 
 
-def _another_parse_waits(request_id: uuid.UUID) -> bool:
-    """Another request's parse has not begun: its message waits for a worker (perhaps prefetched by this one's
-    process, behind the segment this worker is on)."""
-    waiting = BulkRequest.objects.filter(status=BulkStatus.PROCESSING, phase=BulkPhase.PARSING, parse_attempts=0)
-    return waiting.exclude(id=request_id).exists()
+def _another_request_waits(request_id: uuid.UUID) -> bool:
+    """Another request's parse has not begun, or its first chunk (all of a small import) was sent lately and
+    is still to apply: its message waits for a worker, perhaps prefetched by this one's process behind the
+    segment this worker is on. A first chunk sent longer ago than a quarter of BULK_STALE_SECONDS counts no
+    more: its message may be lost (the sweeper sends it again, and it counts again), and a parse must not stop
+    after every batch meanwhile."""
+    parse = BulkRequest.objects.filter(status=BulkStatus.PROCESSING, phase=BulkPhase.PARSING, parse_attempts=0)
+    if parse.exclude(id=request_id).exists():
+        return True
+    lately = timezone.now() - timedelta(seconds=settings.BULK_STALE_SECONDS / 4)
+    first_chunk = BulkChunk.objects.filter(
+        index=0,
+        status=ChunkStatus.PENDING,
+        enqueued_at__gte=lately,
+        request__status=BulkStatus.PROCESSING,
+        request__phase=BulkPhase.APPLYING,
+    )
+    return first_chunk.exclude(request_id=request_id).exists()
 
 
 def _segment_claim(request_id: uuid.UUID, token: int) -> BulkParseSegment | None:
@@ -266,8 +281,8 @@ def _parse_segment(
     request: BulkRequest, segment: BulkParseSegment, fence: _SegmentFence
 ) -> typing.Literal["last", "done", "stopped", "failed"]:
     """Stores the segment's rows: "last" when it was the request's last segment to be done, "done" when others
-    are left. "stopped": another request's parse waits, so after a batch this worker left the rest of the
-    segment free for any worker (_segment_stop) and stored nothing more. "failed": a file error failed the
+    are left. "stopped": another request waits (_another_request_waits), so after a batch this worker left the
+    rest of the segment free for any worker (_segment_stop) and stored nothing more. "failed": a file error failed the
     request."""
     numbers = (segment.first_number, segment.last_number)
     with transaction.atomic():
@@ -288,7 +303,7 @@ def _parse_segment(
             while stored := _store_rows(request, fence, itertools.islice(rows, PARSE_BATCH_SIZE), count, invalid):
                 count += stored.rows
                 invalid += stored.invalid
-                if segment.first_number + count <= segment.last_number and _another_parse_waits(request.id):
+                if segment.first_number + count <= segment.last_number and _another_request_waits(request.id):
                     # The stream is the header's bytes, then the segment's from `start`.
                     resume_at = segment.start + csv_import.offset - segment.header_end
                     _segment_stop(request, segment, fence, stored=count, invalid=invalid, resume_at=resume_at)

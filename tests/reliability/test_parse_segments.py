@@ -65,6 +65,10 @@ def parsed_in_one_piece(tenant, settings, body: bytes = BODY):
     services.bulk_request_parse(request_id=request.id)
     assert not BulkParseSegment.objects.filter(request_id=request.id).exists()
     settings.BULK_PARSE_SEGMENT_ROWS = rows_per_segment
+    # Its chunk messages never run here: sent long ago, they wait for no worker (a waiting first chunk would
+    # stop the other request's segments after each batch).
+    long_ago = timezone.now() - timedelta(hours=1)
+    BulkChunk.objects.filter(request_id=request.id).update(enqueued_at=long_ago)
     return request
 
 
@@ -83,6 +87,12 @@ def scanned_beside_one_piece(settings, monkeypatch) -> tuple[BulkRequest, BulkRe
     request = submit(tenant, BODY)
     scan_only(monkeypatch, request.id)
     return reference, request
+
+
+def parse_and_apply(request_id) -> None:
+    """A small request's parse and its only chunk, run here (its messages, once a worker takes them)."""
+    services.bulk_request_parse(request_id=request_id)
+    services.bulk_chunk_apply(chunk_id=BulkChunk.objects.get(request_id=request_id, index=0).id)
 
 
 def run_all(*targets) -> list[BaseException]:
@@ -344,7 +354,7 @@ def test_a_worker_sees_another_request_waiting_and_sends_itself_behind_it_after_
     assert (counted.processed, counted.failed, first.invalid) == (invalid, invalid, invalid)
     # The rest's bytes start where row 16's line does (the sample has one line per row).
     assert BODY[first.start :].startswith(BODY.splitlines(keepends=True)[16])
-    services.bulk_request_parse(request_id=waiting.id)
+    parse_and_apply(waiting.id)
     run_parse_segments(request.id)  # its message, once the waiting request's parse has begun
     assert BulkRequest.objects.get(id=request.id).phase == BulkPhase.APPLYING
     assert stored(request.id) == stored(reference.id)
@@ -357,6 +367,41 @@ def test_a_worker_sees_another_request_waiting_and_sends_itself_behind_it_after_
     )
 
 
+def test_a_worker_on_a_segment_stops_after_a_batch_for_another_requests_first_chunk(broker, segments, monkeypatch):
+    """A small import parsed and waiting for its only chunk (its message may sit prefetched behind this
+    worker's segment): the worker stops after its batch; once that chunk is applied, segments run to their
+    end again."""
+    sent: list[tuple[object, ...]] = []
+    reference, request = scanned_beside_one_piece(segments, monkeypatch)
+    small = submit(make_tenant("Small"), sample_bytes(5, seed=2))
+    services.bulk_request_parse(request_id=small.id)  # parsed; its chunk message is queued, not run
+    assert BulkRequest.objects.get(id=small.id).phase == BulkPhase.APPLYING
+    monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
+    run_parse_segments(request.id)
+    assert sent == [(request.id, 1, {"count": 1})]
+    assert BulkRow.objects.filter(request_id=request.id).count() == 15
+    services.bulk_chunk_apply(chunk_id=BulkChunk.objects.get(request_id=small.id, index=0).id)
+    assert BulkChunk.objects.get(request_id=small.id, index=0).status == "done"
+    run_parse_segments(request.id)
+    assert len(sent) == 1  # nothing waits now: every segment ran to its end
+    assert stored(request.id) == stored(reference.id)
+
+
+def test_a_first_chunk_sent_long_ago_stops_no_segment(broker, segments, monkeypatch):
+    """A first chunk still pending a quarter of BULK_STALE_SECONDS after its message was sent (the message
+    lost, until the sweeper sends it again) does not make every parse in segments stop after each batch."""
+    sent: list[tuple[object, ...]] = []
+    reference, request = scanned_beside_one_piece(segments, monkeypatch)
+    small = submit(make_tenant("Small"), sample_bytes(5, seed=2))
+    services.bulk_request_parse(request_id=small.id)
+    stale = timezone.now() - timedelta(seconds=segments.BULK_STALE_SECONDS / 4 + 1)
+    BulkChunk.objects.filter(request_id=small.id).update(enqueued_at=stale)
+    monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
+    run_parse_segments(request.id)
+    assert sent == []
+    assert stored(request.id) == stored(reference.id)
+
+
 def test_a_segment_stopped_for_another_request_then_crashed_stores_every_row_once(broker, segments, monkeypatch):
     """After a stop, the worker that takes the segment's rest crashes in its second batch; the next one deletes
     only the rest's rows and stores them again: the stopped worker's rows and counts stay as they were."""
@@ -364,7 +409,7 @@ def test_a_segment_stopped_for_another_request_then_crashed_stores_every_row_onc
     waiting = submit(make_tenant("Small"), sample_bytes(5, seed=2))
     monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: None)
     run_parse_segments(request.id)  # stops after its first batch
-    services.bulk_request_parse(request_id=waiting.id)
+    parse_and_apply(waiting.id)
     original = parse._store_rows
     monkeypatch.setattr(parse, "_store_rows", failing_on_call(original, 2, ConnectionError("database went away")))
     with pytest.raises(ConnectionError):
