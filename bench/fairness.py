@@ -10,7 +10,11 @@ variants alternating run by run (`--repeat`), each in worker processes started f
 upload's PUT to `completed` (medical data included). Targets: B beside A within 2x of B alone; A beside B
 within 1.15x of A alone.
 
+`--phases` also prints when each import entered each phase (seconds after its upload), to see which step of B
+waited.
+
 Usage: .venv/bin/python bench/fairness.py [--rows 100000] [--small 100] [--processes 2] [--threads 2] [--repeat 1]
+       [--phases]
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ import time
 from _stack import ROOT, running_workers, start_stack
 
 
-def _upload_and_wait(path: str, *, label: str, results: dict[str, float], start_after: float = 0.0) -> None:
+def _upload_and_wait(
+    path: str, *, label: str, results: dict[str, float], start_after: float = 0.0, phases: bool = False
+) -> None:
     import requests
 
     from bulkimport import services
@@ -42,11 +48,16 @@ def _upload_and_wait(path: str, *, label: str, results: dict[str, float], start_
         started = time.monotonic()
         assert requests.put(url, data=body, timeout=120).status_code == 200
     deadline = started + 600
+    seen: list[tuple[str, float]] = []
     while time.monotonic() < deadline:
-        current = BulkRequest.objects.filter(id=request.id).values_list("status", flat=True).first()
+        current, phase = BulkRequest.objects.filter(id=request.id).values_list("status", "phase").get()
+        if not seen or seen[-1][0] != f"{current}/{phase}":
+            seen.append((f"{current}/{phase}", time.monotonic() - started))
         if current in (BulkStatus.COMPLETED, BulkStatus.FAILED):
             assert current == BulkStatus.COMPLETED, f"{label}: {current}"
             results[label] = time.monotonic() - started
+            if phases:
+                print(f"    {label}: " + ", ".join(f"{state} {seconds:.2f} s" for state, seconds in seen), flush=True)
             return
         time.sleep(0.05)
     raise AssertionError(f"{label}: not completed in 600 s")
@@ -59,14 +70,14 @@ def _scenario(name: str, *, big: str, small: str, fair: bool, args, env: dict[st
     results: dict[str, float] = {}
     with running_workers(args.processes, args.threads, worker_env):
         if name == "B alone":
-            _upload_and_wait(small, label="B", results=results)
+            _upload_and_wait(small, label="B", results=results, phases=args.phases)
         elif name == "A alone":
-            _upload_and_wait(big, label="A", results=results)
+            _upload_and_wait(big, label="A", results=results, phases=args.phases)
         else:
 
             def run(path: str, label: str, delay: float) -> None:
                 try:
-                    _upload_and_wait(path, label=label, results=results, start_after=delay)
+                    _upload_and_wait(path, label=label, results=results, start_after=delay, phases=args.phases)
                 finally:
                     connections.close_all()
 
@@ -90,6 +101,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="per worker process (2: see README, Sizing)")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of both variants, alternating")
     parser.add_argument("--only-fair", action="store_true", help="skip the first-come-first-served variant")
+    parser.add_argument("--phases", action="store_true", help="print when each import entered each phase")
     args = parser.parse_args()
 
     env = start_stack("fairness")
