@@ -60,6 +60,11 @@ def statement_kind(query: str) -> str:
     return text[:110]
 
 
+def _one_value(conn, sql: str) -> float:
+    row = conn.execute(sql).fetchone()
+    return float(row[0] or 0) if row else 0.0
+
+
 def profile(server: PostgresServer, rows: int) -> tuple[dict[str, tuple[float, int]], dict[str, float]]:
     """Kind -> (seconds of execution, calls) of one bench/pipeline.py run of `rows` rows, and the server's
     counts of it (SERVER_COUNTS)."""
@@ -76,7 +81,7 @@ def profile(server: PostgresServer, rows: int) -> tuple[dict[str, tuple[float, i
     kinds: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     with psycopg.connect(server.admin_url, autocommit=True) as conn:
         found = conn.execute("SELECT query, toplevel, total_exec_time, calls FROM pg_stat_statements").fetchall()
-        counts = {label: float(conn.execute(sql).fetchone()[0] or 0) for label, sql in SERVER_COUNTS.items()}  # type: ignore[index]
+        counts = {label: _one_value(conn, sql) for label, sql in SERVER_COUNTS.items()}
     for query, toplevel, milliseconds, calls in found:
         if not toplevel and query.lstrip().upper().startswith("COPY"):
             continue  # a COPY's own query, counted again below its top-level COPY

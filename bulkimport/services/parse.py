@@ -210,8 +210,8 @@ def bulk_segments_parse(*, request_id: uuid.UUID, token: int) -> None:
     plans the request. Stops after its batch of rows when another request waits for its parse or its first
     chunk (_another_request_waits), leaving the rest of its segment free and sending itself again behind it:
     that request's message may sit prefetched by this worker's process, so it waits for one batch
-    (PARSE_BATCH_SIZE rows), not for a segment. A parse that
-    restarted (its `token` is gone) or a request that ended makes this a no-op."""
+    (PARSE_BATCH_SIZE rows), not for a segment. A parse that restarted (its `token` is gone) or a request that
+    ended makes this a no-op."""
     while True:
         request = BulkRequest.objects.filter(
             id=request_id, status=BulkStatus.PROCESSING, phase=BulkPhase.PARSING, parse_attempts=token
@@ -282,8 +282,8 @@ def _parse_segment(
 ) -> typing.Literal["last", "done", "stopped", "failed"]:
     """Stores the segment's rows: "last" when it was the request's last segment to be done, "done" when others
     are left. "stopped": another request waits (_another_request_waits), so after a batch this worker left the
-    rest of the segment free for any worker (_segment_stop) and stored nothing more. "failed": a file error failed the
-    request."""
+    rest of the segment free for any worker (_segment_stop) and stored nothing more. "failed": a file error
+    failed the request."""
     numbers = (segment.first_number, segment.last_number)
     with transaction.atomic():
         fence.check()
