@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from bulkimport.models import (
@@ -321,13 +321,7 @@ def _parse_segment(
         raise RuntimeError(f"parse segment {segment.id}: {count} rows stored, its scan counted otherwise")
     now = timezone.now()
     with transaction.atomic():
-        # The request row first, as a single parser's commit; its counts take the segment's invalid rows once
-        # (its total is the scan's).
-        _heartbeat(request.id, segment.token, processed=F("processed") + invalid, failed=F("failed") + invalid)
-        if not BulkParseSegment.objects.filter(id=segment.id, attempts=fence.attempt, done_at__isnull=True).update(
-            done_at=now, heartbeat_at=now, invalid=F("invalid") + invalid
-        ):
-            raise ParseLeaseLost()
+        fence.settle(invalid=invalid, done_at=now, heartbeat_at=now)
         # The request row's lock orders the segments' last commits: one of them sees every other one done.
         others = BulkParseSegment.objects.filter(request_id=request.id, done_at__isnull=True).exists()
         return "done" if others else "last"
@@ -337,17 +331,10 @@ def _segment_stop(
     request: BulkRequest, segment: BulkParseSegment, fence: _SegmentFence, *, stored: int, invalid: int, resume_at: int
 ) -> None:
     """The segment's rest (its rows after the `stored` ones, its bytes from `resume_at`) left free for any
-    worker: the rows stored stay theirs (a later attempt deletes and stores only the rest), and the request's
-    counts take their invalid rows, as a done segment's (its own `invalid` too)."""
+    worker: the rows stored stay theirs (a later attempt deletes and stores only the rest), and their invalid
+    rows are counted as a done segment's are."""
     with transaction.atomic():
-        _heartbeat(request.id, segment.token, processed=F("processed") + invalid, failed=F("failed") + invalid)
-        if not BulkParseSegment.objects.filter(id=segment.id, attempts=fence.attempt, done_at__isnull=True).update(
-            first_number=segment.first_number + stored,
-            start=resume_at,
-            heartbeat_at=None,
-            invalid=F("invalid") + invalid,
-        ):
-            raise ParseLeaseLost()
+        fence.settle(invalid=invalid, first_number=segment.first_number + stored, start=resume_at, heartbeat_at=None)
 
 
 def chunks_create(request_id: uuid.UUID, *, total: int) -> list[int]:
@@ -467,15 +454,25 @@ class _SegmentFence:
     segment_id: int
     attempt: int
 
+    def held(self) -> QuerySet[BulkParseSegment]:
+        """The segment's row while this parser holds its lease: not taken over, not done."""
+        return BulkParseSegment.objects.filter(id=self.segment_id, attempts=self.attempt, done_at__isnull=True)
+
     def check(self) -> None:
         lease = BulkRequest.objects.filter(
             id=self.request_id, parse_attempts=self.token, phase=BulkPhase.PARSING, status=BulkStatus.PROCESSING
         )
         if not exists_shared(lease):
             raise ParseLeaseLost()
-        if not BulkParseSegment.objects.filter(id=self.segment_id, attempts=self.attempt, done_at__isnull=True).update(
-            heartbeat_at=timezone.now()
-        ):
+        if not self.held().update(heartbeat_at=timezone.now()):
+            raise ParseLeaseLost()
+
+    def settle(self, *, invalid: int, **fields: Any) -> None:
+        """A segment's end or stop, in the caller's transaction: the request row first, as a single parser's
+        commit, its counts taking the invalid rows this parser stored (its total is the scan's); then the
+        segment's `fields` and its own `invalid`, while this parser still holds it (else ParseLeaseLost)."""
+        _heartbeat(self.request_id, self.token, processed=F("processed") + invalid, failed=F("failed") + invalid)
+        if not self.held().update(invalid=F("invalid") + invalid, **fields):
             raise ParseLeaseLost()
 
     def progress(self, *, rows: int, invalid: int) -> None:
