@@ -241,15 +241,18 @@ def bulk_segments_parse(*, request_id: uuid.UUID, token: int) -> None:
 
 
 def _another_request_waits(request_id: uuid.UUID) -> bool:
-    """Another request's parse has not begun, or its first chunk (all of a small import) was sent lately and
-    is still to apply: its message waits for a worker, perhaps prefetched by this one's process behind the
-    segment this worker is on. A first chunk sent longer ago than a quarter of BULK_STALE_SECONDS counts no
-    more: its message may be lost (the sweeper sends it again, and it counts again), and a parse must not stop
-    after every batch meanwhile."""
-    parse = BulkRequest.objects.filter(status=BulkStatus.PROCESSING, phase=BulkPhase.PARSING, parse_attempts=0)
+    """Another request's parse, sent lately, has not begun, or its first chunk (all of a small import) was sent
+    lately and is still to apply: its message waits for a worker, perhaps prefetched by this one's process
+    behind the segment this worker is on. A message sent longer ago than a quarter of BULK_STALE_SECONDS counts
+    no more: it may be lost (the sweeper sends it again, and it counts again), and a parse must not stop after
+    every batch meanwhile. A parse is sent when its request is noticed or re-sent by the sweeper, which both
+    set its heartbeat."""
+    lately = timezone.now() - timedelta(seconds=settings.BULK_STALE_SECONDS / 4)
+    parse = BulkRequest.objects.filter(
+        status=BulkStatus.PROCESSING, phase=BulkPhase.PARSING, parse_attempts=0, heartbeat_at__gte=lately
+    )
     if parse.exclude(id=request_id).exists():
         return True
-    lately = timezone.now() - timedelta(seconds=settings.BULK_STALE_SECONDS / 4)
     first_chunk = BulkChunk.objects.filter(
         index=0,
         status=ChunkStatus.PENDING,

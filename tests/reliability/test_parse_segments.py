@@ -402,6 +402,55 @@ def test_a_first_chunk_sent_long_ago_stops_no_segment(broker, segments, monkeypa
     assert stored(request.id) == stored(reference.id)
 
 
+def test_a_parse_sent_long_ago_and_never_begun_stops_no_segment(broker, segments, monkeypatch):
+    """A request noticed a quarter of BULK_STALE_SECONDS ago whose parse has not begun (its message lost, until
+    the sweeper sends it again) does not make every parse in segments stop after each batch."""
+    sent: list[tuple[object, ...]] = []
+    reference, request = scanned_beside_one_piece(segments, monkeypatch)
+    waiting = submit(make_tenant("Small"), sample_bytes(5, seed=2))
+    stale = timezone.now() - timedelta(seconds=segments.BULK_STALE_SECONDS / 4 + 1)
+    BulkRequest.objects.filter(id=waiting.id).update(heartbeat_at=stale)
+    monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
+    run_parse_segments(request.id)
+    assert sent == []
+    assert stored(request.id) == stored(reference.id)
+
+
+def test_the_sweeper_sends_a_lost_parse_again_once_a_stale_period_and_segments_stop_for_it_again(
+    broker, segments, monkeypatch
+):
+    """The sweeper's send of a parse never begun counts as its send: segments stop for it again, and the sweeper
+    sends it no more until another stale period has passed. A parse that began and went quiet keeps its stale
+    heartbeat, so the sent message takes over its lease."""
+    sent: list[tuple[object, ...]] = []
+    monkeypatch.setattr(dispatch, "parse_now", lambda request_id: sent.append(("parse", request_id)))
+    monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
+    reference, request = scanned_beside_one_piece(segments, monkeypatch)
+    BulkParseSegment.objects.filter(request_id=request.id).update(enqueued_at=timezone.now())  # workers are sent
+    waiting = submit(make_tenant("Small"), sample_bytes(5, seed=2))
+    long_ago = timezone.now() - timedelta(seconds=segments.BULK_STALE_SECONDS + 60)
+    BulkRequest.objects.filter(id=waiting.id).update(heartbeat_at=long_ago)
+    sent.clear()  # the sends of the uploads above
+    assert services.bulk_requests_resume() == 1
+    assert sent == [("parse", waiting.id)]
+    assert BulkRequest.objects.get(id=waiting.id).heartbeat_at > long_ago
+    assert services.bulk_requests_resume() == 0  # sent just now
+    sent.clear()
+    run_parse_segments(request.id)
+    assert sent == [(request.id, 1, {"count": 1})]  # stopped after its first batch, for the parse sent again
+    assert BulkRow.objects.filter(request_id=request.id).count() == 15
+    # A parse that began, then went quiet: sent again with its heartbeat as it was, and its lease is taken.
+    BulkRequest.objects.filter(id=waiting.id).update(parse_attempts=1, heartbeat_at=long_ago)
+    sent.clear()
+    assert services.bulk_requests_resume(request_id=waiting.id) == 1
+    assert sent == [("parse", waiting.id)]
+    assert BulkRequest.objects.get(id=waiting.id).heartbeat_at == long_ago
+    parse_and_apply(waiting.id)
+    assert BulkRequest.objects.get(id=waiting.id).parse_attempts == 2
+    run_parse_segments(request.id)
+    assert stored(request.id) == stored(reference.id)
+
+
 def test_a_segment_stopped_for_another_request_then_crashed_stores_every_row_once(broker, segments, monkeypatch):
     """After a stop, the worker that takes the segment's rest crashes in its second batch; the next one deletes
     only the rest's rows and stores them again: the stopped worker's rows and counts stay as they were."""
