@@ -387,29 +387,20 @@ def test_a_worker_on_a_segment_stops_after_a_batch_for_another_requests_first_ch
     assert stored(request.id) == stored(reference.id)
 
 
-def test_a_first_chunk_sent_long_ago_stops_no_segment(broker, segments, monkeypatch):
-    """A first chunk still pending a quarter of BULK_STALE_SECONDS after its message was sent (the message
-    lost, until the sweeper sends it again) does not make every parse in segments stop after each batch."""
+@pytest.mark.parametrize("waiting_for", ["parse", "first chunk"])
+def test_a_message_sent_long_ago_stops_no_segment(broker, segments, monkeypatch, waiting_for):
+    """Another request's parse not begun, or its first chunk still pending, a quarter of BULK_STALE_SECONDS after
+    its message was sent (the message lost, until the sweeper sends it again) does not make every parse in
+    segments stop after each batch."""
     sent: list[tuple[object, ...]] = []
     reference, request = scanned_beside_one_piece(segments, monkeypatch)
     small = submit(make_tenant("Small"), sample_bytes(5, seed=2))
-    services.bulk_request_parse(request_id=small.id)
     stale = timezone.now() - timedelta(seconds=segments.BULK_STALE_SECONDS / 4 + 1)
-    BulkChunk.objects.filter(request_id=small.id).update(enqueued_at=stale)
-    monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
-    run_parse_segments(request.id)
-    assert sent == []
-    assert stored(request.id) == stored(reference.id)
-
-
-def test_a_parse_sent_long_ago_and_never_begun_stops_no_segment(broker, segments, monkeypatch):
-    """A request noticed a quarter of BULK_STALE_SECONDS ago whose parse has not begun (its message lost, until
-    the sweeper sends it again) does not make every parse in segments stop after each batch."""
-    sent: list[tuple[object, ...]] = []
-    reference, request = scanned_beside_one_piece(segments, monkeypatch)
-    waiting = submit(make_tenant("Small"), sample_bytes(5, seed=2))
-    stale = timezone.now() - timedelta(seconds=segments.BULK_STALE_SECONDS / 4 + 1)
-    BulkRequest.objects.filter(id=waiting.id).update(heartbeat_at=stale)
+    if waiting_for == "parse":
+        BulkRequest.objects.filter(id=small.id).update(heartbeat_at=stale)  # noticed then
+    else:
+        services.bulk_request_parse(request_id=small.id)
+        BulkChunk.objects.filter(request_id=small.id).update(enqueued_at=stale)
     monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
     run_parse_segments(request.id)
     assert sent == []
