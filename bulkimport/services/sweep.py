@@ -43,13 +43,13 @@ def bulk_requests_resume(*, force: bool = False, request_id: uuid.UUID | None = 
         if segments is not None:
             resumed += segments
         elif request.phase == BulkPhase.PARSING and quiet:
+            # A parse never begun is sent now: workers on other requests' segments stop for it again
+            # (services.parse._another_request_waits), and the next send waits a stale period. A begun one's
+            # lease is left stale, or released when forced, so this message takes it over.
+            this = BulkRequest.objects.filter(id=request.id)
+            this.filter(parse_attempts=0).update(heartbeat_at=now)
             if force:
-                BulkRequest.objects.filter(id=request.id).update(heartbeat_at=None)
-            else:
-                # A parse never begun is sent now: workers on other requests' segments stop for it again
-                # (services.parse._another_request_waits), and the next send waits a stale period. A begun
-                # one keeps its stale heartbeat, which lets this message take over its lease.
-                BulkRequest.objects.filter(id=request.id, parse_attempts=0).update(heartbeat_at=now)
+                this.filter(parse_attempts__gt=0).update(heartbeat_at=None)
             dispatch.parse_now(request.id)  # from the start (a parse that ended in its segments' plan included)
             resumed += 1
         elif request.phase == BulkPhase.APPLYING:

@@ -411,8 +411,9 @@ def test_the_sweeper_sends_a_lost_parse_again_once_a_stale_period_and_segments_s
     broker, segments, monkeypatch
 ):
     """The sweeper's send of a parse never begun counts as its send: segments stop for it again, and the sweeper
-    sends it no more until another stale period has passed. A parse that began and went quiet keeps its stale
-    heartbeat, so the sent message takes over its lease."""
+    sends it no more until another stale period has passed (an operator's forced resume sends it at once, and
+    counts too). A parse that began and went quiet keeps its stale heartbeat, or has it cleared when forced, so
+    the sent message takes over its lease."""
     sent: list[tuple[object, ...]] = []
     monkeypatch.setattr(dispatch, "parse_now", lambda request_id: sent.append(("parse", request_id)))
     monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
@@ -426,6 +427,11 @@ def test_the_sweeper_sends_a_lost_parse_again_once_a_stale_period_and_segments_s
     assert sent == [("parse", waiting.id)]
     assert BulkRequest.objects.get(id=waiting.id).heartbeat_at > long_ago
     assert services.bulk_requests_resume() == 0  # sent just now
+    # An operator's forced resume sends it at once, and that counts as its send too.
+    BulkRequest.objects.filter(id=waiting.id).update(heartbeat_at=long_ago)
+    assert services.bulk_requests_resume(force=True, request_id=waiting.id) == 1
+    assert sent == [("parse", waiting.id)] * 2
+    assert BulkRequest.objects.get(id=waiting.id).heartbeat_at > long_ago
     sent.clear()
     run_parse_segments(request.id)
     assert sent == [(request.id, 1, {"count": 1})]  # stopped after its first batch, for the parse sent again
@@ -436,6 +442,11 @@ def test_the_sweeper_sends_a_lost_parse_again_once_a_stale_period_and_segments_s
     assert services.bulk_requests_resume(request_id=waiting.id) == 1
     assert sent == [("parse", waiting.id)]
     assert BulkRequest.objects.get(id=waiting.id).heartbeat_at == long_ago
+    # An operator's forced resume releases it at once.
+    sent.clear()
+    assert services.bulk_requests_resume(force=True, request_id=waiting.id) == 1
+    assert sent == [("parse", waiting.id)]
+    assert BulkRequest.objects.get(id=waiting.id).heartbeat_at is None
     parse_and_apply(waiting.id)
     assert BulkRequest.objects.get(id=waiting.id).parse_attempts == 2
     run_parse_segments(request.id)
