@@ -309,7 +309,7 @@ def _parse_segment(
                 if segment.first_number + count <= segment.last_number and _another_request_waits(request.id):
                     # The stream is the header's bytes, then the segment's from `start`.
                     resume_at = segment.start + csv_import.offset - segment.header_end
-                    _segment_stop(request, segment, fence, stored=count, invalid=invalid, resume_at=resume_at)
+                    _segment_stop(segment, fence, stored=count, invalid=invalid, resume_at=resume_at)
                     return "stopped"
                 if time.monotonic() - beat > settings.BULK_STALE_SECONDS / 4:
                     # Outside the rows' transactions, whose shared hold on the request row would make two
@@ -331,7 +331,7 @@ def _parse_segment(
 
 
 def _segment_stop(
-    request: BulkRequest, segment: BulkParseSegment, fence: _SegmentFence, *, stored: int, invalid: int, resume_at: int
+    segment: BulkParseSegment, fence: _SegmentFence, *, stored: int, invalid: int, resume_at: int
 ) -> None:
     """The segment's rest (its rows after the `stored` ones, its bytes from `resume_at`) left free for any
     worker: the rows stored stay theirs (a later attempt deletes and stores only the rest), and their invalid
