@@ -2,7 +2,8 @@
 processes (`manage.py rundramatiq`), the scheduler noticing the upload, 100,000 rows by default.
 
 Prints wall time per phase (upload noticed -> parsed -> applied -> medical data -> completed), rows/s and the peak RSS of
-each worker process. Usage: .venv/bin/python bench/pipeline.py [--rows 100000] [--processes 2] [--threads 1]
+each worker process; `--tenths`, how long each tenth of the chunks and of the Document Queries took.
+Usage: .venv/bin/python bench/pipeline.py [--rows 100000] [--processes 2] [--threads 1] [--tenths]
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ def main() -> None:
     parser.add_argument("--invalid-ratio", type=float, default=0.05)
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--queues", nargs="*", help="queues the workers consume (default: all)")
+    parser.add_argument(
+        "--tenths", action="store_true", help="also print how long each tenth of the chunks and of the queries took"
+    )
     args = parser.parse_args()
 
     env = start_stack("pipeline")
@@ -83,6 +87,7 @@ def main() -> None:
                     break
                 time.sleep(0.05)
             rss = {pid: peak_rss_mb(pid) for pid in children_of(workers_pid)}
+        tenths = _tenths(request.id) if args.tenths else []
 
     end_to_end = marks["completed"] - marks["noticed"]
     print(f"status: {current.status} {current.reason}")
@@ -102,6 +107,32 @@ def main() -> None:
     print(f"worker processes: {args.processes} x {args.threads} threads")
     for pid, mb in sorted(rss.items()):
         print(f"  worker pid {pid}: peak RSS {mb:.0f} MB")
+    for line in tenths:
+        print(line)
+
+
+def _tenths(request_id) -> list[str]:
+    """How long each tenth of the request's chunks (in the order they were applied) and of its Document
+    Queries (in the order they ended) took: flat when each costs the same early and late in the run, rising
+    when something grows with what is already written."""
+    from bulkimport.models import BulkChunk
+    from docqueries.models import DocumentQuery
+
+    lines = []
+    for label, times in (
+        ("chunks applied", BulkChunk.objects.filter(request_id=request_id).values_list("updated_at", flat=True)),
+        (
+            "queries ended",
+            DocumentQuery.objects.filter(bulk_request_id=request_id).values_list("finished_at", flat=True),
+        ),
+    ):
+        ordered = sorted(at for at in times if at is not None)
+        if len(ordered) < 10:
+            continue
+        ends = [ordered[len(ordered) * k // 10 - 1] for k in range(1, 11)]
+        spans = [(ends[k] - ends[k - 1]).total_seconds() for k in range(1, 10)]
+        lines.append(f"{label}, each tenth after the first (s): " + " ".join(f"{span:.2f}" for span in spans))
+    return lines
 
 
 if __name__ == "__main__":

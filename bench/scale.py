@@ -16,7 +16,7 @@ fresh server, or after a fresh install (Python compiling its modules), was up to
 next, which made the smaller size's mean slower and the ratio look better than it is.
 
 Usage: .venv/bin/python bench/scale.py [--rows 10000 100000 1000000] [--processes 2] [--threads 1] [--plot f.png]
-       [--tuned-postgres] [--no-bracket] [--warm-up 10000]
+       [--tuned-postgres] [--no-bracket] [--warm-up 10000] [--tenths]
 """
 
 from __future__ import annotations
@@ -60,10 +60,12 @@ def pipeline_env(pg_admin_url: str | None = None) -> dict[str, str]:
     return env
 
 
-def run(rows: int, processes: int, threads: int, *, pg_admin_url: str | None = None) -> dict[str, float]:
+def run(
+    rows: int, processes: int, threads: int, *, pg_admin_url: str | None = None, tenths: bool = False
+) -> dict[str, float]:
     env = pipeline_env(pg_admin_url)
     command = [sys.executable, "bench/pipeline.py", "--rows", str(rows)]
-    command += ["--processes", str(processes), "--threads", str(threads)]
+    command += ["--processes", str(processes), "--threads", str(threads), *(["--tenths"] if tenths else [])]
     out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
     print(out, flush=True)
     figures = {name: float(re.search(pattern, out).group(1)) for name, pattern in PHASES.items()}  # type: ignore[union-attr]
@@ -148,6 +150,9 @@ def main() -> None:
         help="one run of this many rows first, not counted (0: none): a first run on a fresh server, or after "
         "a fresh install, pays for its cold caches",
     )
+    parser.add_argument(
+        "--tenths", action="store_true", help="print how long each tenth of the chunks and queries took (pipeline.py)"
+    )
     parser.add_argument("--replot", type=Path, help="draw the PNG again from a JSON an earlier run wrote")
     args = parser.parse_args()
     if args.replot:
@@ -171,7 +176,8 @@ def main() -> None:
             print(f"warm-up run of {args.warm_up:,} rows (not counted):", flush=True)
             run(args.warm_up, args.processes, args.threads, pg_admin_url=pg_admin_url)
         for rows in order:
-            runs.setdefault(rows, []).append(run(rows, args.processes, args.threads, pg_admin_url=pg_admin_url))
+            figures = run(rows, args.processes, args.threads, pg_admin_url=pg_admin_url, tenths=args.tenths)
+            runs.setdefault(rows, []).append(figures)
     finally:
         if server:
             server.remove()
