@@ -81,7 +81,10 @@ class BulkRequestAdmin(PhiGuardMixin, SearchByIdMixin, LargeTableAdminMixin, adm
     fieldsets = (
         (None, {"fields": ("id", "customer", "facility", "status", "phase", "dry_run", "reason", "header_warnings")}),
         ("Counts", {"fields": ("total", "processed", "successful", "failed", "parse_attempts", "medical_data")}),
-        ("Times", {"fields": ("created_at", "started_at", "finished_at", "heartbeat_at", "duration")}),
+        (
+            "Times",
+            {"fields": ("created_at", "started_at", "finished_at", "heartbeat_at", "finish_sent_at", "duration")},
+        ),
     )  # the files: one "Files" section in the summary above the form (downloads, sizes, storage keys)
 
     @admin.display(description="medical data")

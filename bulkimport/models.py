@@ -58,6 +58,9 @@ class BulkRequest(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # Touched by every step that makes progress; the sweeper resumes requests whose heartbeat is stale.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When its finish's message was sent, while no worker has begun it (phase `finishing` only): a parse in
+    # segments stops for it as for another request's parse (services.parse._another_request_waits).
+    finish_sent_at = models.DateTimeField(null=True, blank=True)
     upload_key = models.CharField(max_length=500, blank=True, default="")
     input_key = models.CharField(max_length=500, blank=True, default="")
     input_size = models.BigIntegerField(null=True, blank=True)

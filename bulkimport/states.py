@@ -61,7 +61,10 @@ def phase_transition(request_id: uuid.UUID, *, source: str, target: str, guard: 
     the caller then sends the next step's message, so exactly one does."""
     if target not in PHASES.get(source, set()):
         raise IllegalTransition(f"phase {source or 'none'} -> {target} is not allowed")
-    fields.setdefault("heartbeat_at", timezone.now())
+    now = timezone.now()
+    fields.setdefault("heartbeat_at", now)
+    # The caller sends the finish's message on entering `finishing`; any other move leaves none waiting.
+    fields.setdefault("finish_sent_at", now if target == BulkPhase.FINISHING else None)
     requests = BulkRequest.objects.filter(id=request_id, status=BulkStatus.PROCESSING, phase=source)
     if guard is not None:
         requests = requests.filter(guard)

@@ -39,7 +39,8 @@ def bulk_request_finish(*, request_id: uuid.UUID) -> None:
         # A query that ended between the check and the phase change found no request waiting: look again.
         bulk_documents_check(request_ids=[request.id])
         return
-    BulkRequest.objects.filter(id=request.id).update(heartbeat_at=timezone.now())
+    # Begun: no longer a finish that waits for a worker (services.parse._another_request_waits).
+    BulkRequest.objects.filter(id=request.id).update(heartbeat_at=timezone.now(), finish_sent_at=None)
     key = result_key(request)
     invalid_key = write_result(request, key)
     counts = final_counts(request.id)

@@ -207,10 +207,10 @@ def _segments_start(request_id: uuid.UUID, token: int, header_end: int, segments
 def bulk_segments_parse(*, request_id: uuid.UUID, token: int) -> None:
     """Claims, parses and stores the request's next free segment (a re-run of a crashed one first deletes
     what its earlier attempt stored), then the next, until none is free; the worker that stores the last one
-    plans the request. Stops after its batch of rows when another request waits for its parse or its first
-    chunk (_another_request_waits), leaving the rest of its segment free and sending itself again behind it:
-    that request's message may sit prefetched by this worker's process, so it waits for one batch
-    (PARSE_BATCH_SIZE rows), not for a segment. A parse that restarted (its `token` is gone) or a request that
+    plans the request. Stops after its batch of rows when another request waits for its parse, its first
+    chunk or its finish (_another_request_waits), leaving the rest of its segment free and sending itself
+    again behind it: that request's message may sit prefetched by this worker's process, so it waits for one
+    batch (PARSE_BATCH_SIZE rows), not for a segment. A parse that restarted (its `token` is gone) or a request that
     ended makes this a no-op."""
     while True:
         request = BulkRequest.objects.filter(
@@ -241,17 +241,17 @@ def bulk_segments_parse(*, request_id: uuid.UUID, token: int) -> None:
 
 
 def _another_request_waits(request_id: uuid.UUID) -> bool:
-    """Another request's parse, sent lately, has not begun, or its first chunk (all of a small import) was sent
-    lately and is still to apply: its message waits for a worker, perhaps prefetched by this one's process
-    behind the segment this worker is on. A message sent longer ago than a quarter of BULK_STALE_SECONDS counts
-    no more: it may be lost (the sweeper sends it again, and it counts again), and a parse must not stop after
-    every batch meanwhile. A parse is sent when its request is noticed or re-sent by the sweeper, which both
-    set its heartbeat."""
+    """Another request's parse or finish, sent lately, has not begun, or its first chunk (all of a small
+    import) was sent lately and is still to apply: its message waits for a worker, perhaps prefetched by this
+    one's process behind the segment this worker is on. A message sent longer ago than a quarter of
+    BULK_STALE_SECONDS counts no more: it may be lost (the sweeper sends it again, and it counts again), and a
+    parse must not stop after every batch meanwhile. A parse is sent when its request is noticed or re-sent by
+    the sweeper, which both set its heartbeat; a finish's send sets `finish_sent_at`, and its beginning clears
+    it, so a big request's result file being written stops no parse."""
     lately = timezone.now() - timedelta(seconds=settings.BULK_STALE_SECONDS / 4)
-    parse = BulkRequest.objects.filter(
-        status=BulkStatus.PROCESSING, phase=BulkPhase.PARSING, parse_attempts=0, heartbeat_at__gte=lately
-    )
-    if parse.exclude(id=request_id).exists():
+    parse = Q(phase=BulkPhase.PARSING, parse_attempts=0, heartbeat_at__gte=lately)
+    finish = Q(phase=BulkPhase.FINISHING, finish_sent_at__gte=lately)
+    if BulkRequest.objects.filter(parse | finish, status=BulkStatus.PROCESSING).exclude(id=request_id).exists():
         return True
     first_chunk = BulkChunk.objects.filter(
         index=0,

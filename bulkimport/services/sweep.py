@@ -57,6 +57,8 @@ def bulk_requests_resume(*, force: bool = False, request_id: uuid.UUID | None = 
         elif request.phase == BulkPhase.DOCUMENTS:
             resumed += bulk_documents_check(request_ids=[request.id])
         elif request.phase == BulkPhase.FINISHING and quiet:
+            # Sent now: parses in segments stop for it again, as for a parse never begun.
+            BulkRequest.objects.filter(id=request.id, phase=BulkPhase.FINISHING).update(finish_sent_at=now)
             dispatch.finish_now(request.id)
             resumed += 1
     return resumed

@@ -105,19 +105,28 @@ def test_request_waits_for_its_queries_then_completes(broker):
     services.bulk_request_parse(request_id=request.id)
     for chunk in request.chunks.all():
         services.bulk_chunk_apply(chunk_id=chunk.id)
+    assert finish_waits(request.id)  # its message sent, not begun (what a parse in segments stops for)
     services.bulk_request_finish(request_id=request.id)
     waiting = BulkRequest.objects.get(id=request.id)
     assert (waiting.status, waiting.phase, waiting.result_key) == (BulkStatus.PROCESSING, BulkPhase.DOCUMENTS, "")
+    assert not finish_waits(request.id)
     assert bulk_query_counts(bulk_request_id=request.id) == {"total": 2, "completed": 0, "failed": 0, "pending": 2}
     # Late or duplicate finish messages while it waits change nothing; neither does the sweeper.
     services.bulk_request_finish(request_id=request.id)
     services.bulk_requests_resume(force=True)
     assert BulkRequest.objects.get(id=request.id).phase == BulkPhase.DOCUMENTS
     answer_document_queries(request.id)
+    assert finish_waits(request.id)  # the last query's end sent it again
     services.bulk_request_finish(request_id=request.id)
     done = BulkRequest.objects.get(id=request.id)
-    assert done.status == BulkStatus.COMPLETED
+    assert (done.status, done.finish_sent_at) == (BulkStatus.COMPLETED, None)
     assert bulk_query_counts(bulk_request_id=request.id) == {"total": 2, "completed": 2, "failed": 0, "pending": 0}
+
+
+def finish_waits(request_id) -> bool:
+    """The request is finishing and its finish's message is marked sent and not begun."""
+    request = BulkRequest.objects.get(id=request_id)
+    return request.phase == BulkPhase.FINISHING and request.finish_sent_at is not None
 
 
 def test_queries_open_at_the_deadline_are_reported_timed_out(broker, settings):

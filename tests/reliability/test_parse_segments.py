@@ -24,7 +24,7 @@ from bulkimport.models import (
     BulkStatus,
     RowStatus,
 )
-from bulkimport.services import dispatch, parse
+from bulkimport.services import dispatch, finish, parse
 from tests.helpers.bulk import result_rows, run_parse_segments, sample_bytes, submit, wait_final
 from tests.helpers.factories import make_tenant
 from tests.helpers.reliability import failing_on_call, without_ids
@@ -90,9 +90,12 @@ def scanned_beside_one_piece(settings, monkeypatch) -> tuple[BulkRequest, BulkRe
 
 
 def parse_and_apply(request_id) -> None:
-    """A small request's parse and its only chunk, run here (its messages, once a worker takes them)."""
+    """A small request's parse, its only chunk and its finish, run here (its messages, once a worker takes
+    them): it waits for its Document Queries then, for no worker."""
     services.bulk_request_parse(request_id=request_id)
     services.bulk_chunk_apply(chunk_id=BulkChunk.objects.get(request_id=request_id, index=0).id)
+    services.bulk_request_finish(request_id=request_id)
+    assert BulkRequest.objects.get(id=request_id).phase == BulkPhase.DOCUMENTS
 
 
 def run_all(*targets) -> list[BaseException]:
@@ -382,25 +385,59 @@ def test_a_worker_on_a_segment_stops_after_a_batch_for_another_requests_first_ch
     assert BulkRow.objects.filter(request_id=request.id).count() == 15
     services.bulk_chunk_apply(chunk_id=BulkChunk.objects.get(request_id=small.id, index=0).id)
     assert BulkChunk.objects.get(request_id=small.id, index=0).status == "done"
+    services.bulk_request_finish(request_id=small.id)  # then waits for its Document Queries, for no worker
     run_parse_segments(request.id)
     assert len(sent) == 1  # nothing waits now: every segment ran to its end
     assert stored(request.id) == stored(reference.id)
 
 
-@pytest.mark.parametrize("waiting_for", ["parse", "first chunk"])
-def test_a_message_sent_long_ago_stops_no_segment(broker, segments, monkeypatch, waiting_for):
-    """Another request's parse not begun, or its first chunk still pending, a quarter of BULK_STALE_SECONDS after
-    its message was sent (the message lost, until the sweeper sends it again) does not make every parse in
-    segments stop after each batch."""
+def test_a_worker_on_a_segment_stops_after_a_batch_for_another_requests_finish_and_not_while_it_runs(
+    broker, segments, monkeypatch
+):
+    """A small dry run parsed and waiting for its finish (its message may sit prefetched behind this worker's
+    segment): the worker stops after its batch. A finish that has begun waits for no worker: segments run on
+    while it writes its result file (a million rows' takes half a minute), and to their end after it."""
     sent: list[tuple[object, ...]] = []
     reference, request = scanned_beside_one_piece(segments, monkeypatch)
-    small = submit(make_tenant("Small"), sample_bytes(5, seed=2))
+    small = submit(make_tenant("Small"), sample_bytes(5, seed=2), dry_run=True)
+    services.bulk_request_parse(request_id=small.id)  # parsed; its finish message is queued, not run
+    waiting = BulkRequest.objects.get(id=small.id)
+    assert (waiting.phase, waiting.finish_sent_at is not None) == (BulkPhase.FINISHING, True)
+    monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
+    run_parse_segments(request.id)
+    assert sent == [(request.id, 1, {"count": 1})]
+    assert BulkRow.objects.filter(request_id=request.id).count() == 15
+    write_result = finish.write_result
+
+    def segments_while_writing(*args, **kwargs):
+        assert BulkRequest.objects.get(id=small.id).finish_sent_at is None
+        run_parse_segments(request.id)  # the other workers, while this one writes the small request's result
+        return write_result(*args, **kwargs)
+
+    monkeypatch.setattr(finish, "write_result", segments_while_writing)
+    services.bulk_request_finish(request_id=small.id)
+    assert BulkRequest.objects.get(id=small.id).status == BulkStatus.COMPLETED
+    assert len(sent) == 1  # no stop while it ran: every segment ran to its end
+    assert stored(request.id) == stored(reference.id)
+
+
+@pytest.mark.parametrize("waiting_for", ["parse", "first chunk", "finish"])
+def test_a_message_sent_long_ago_stops_no_segment(broker, segments, monkeypatch, waiting_for):
+    """Another request's parse not begun, its first chunk still pending, or its finish not begun, a quarter of
+    BULK_STALE_SECONDS after its message was sent (the message lost, until the sweeper sends it again) does not
+    make every parse in segments stop after each batch."""
+    sent: list[tuple[object, ...]] = []
+    reference, request = scanned_beside_one_piece(segments, monkeypatch)
+    small = submit(make_tenant("Small"), sample_bytes(5, seed=2), dry_run=waiting_for == "finish")
     stale = timezone.now() - timedelta(seconds=segments.BULK_STALE_SECONDS / 4 + 1)
     if waiting_for == "parse":
         BulkRequest.objects.filter(id=small.id).update(heartbeat_at=stale)  # noticed then
-    else:
+    elif waiting_for == "first chunk":
         services.bulk_request_parse(request_id=small.id)
         BulkChunk.objects.filter(request_id=small.id).update(enqueued_at=stale)
+    else:
+        services.bulk_request_parse(request_id=small.id)
+        BulkRequest.objects.filter(id=small.id, phase=BulkPhase.FINISHING).update(finish_sent_at=stale)
     monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
     run_parse_segments(request.id)
     assert sent == []
@@ -451,6 +488,28 @@ def test_the_sweeper_sends_a_lost_parse_again_once_a_stale_period_and_segments_s
     assert BulkRequest.objects.get(id=waiting.id).parse_attempts == 2
     run_parse_segments(request.id)
     assert stored(request.id) == stored(reference.id)
+
+
+def test_the_sweepers_send_of_a_quiet_finish_makes_segments_stop_for_it(broker, segments, monkeypatch):
+    """A finish sent long ago and never begun (its message lost) is sent again by the sweeper, which counts as
+    its send: segments stop for it again."""
+    sent: list[tuple[object, ...]] = []
+    monkeypatch.setattr(dispatch, "finish_now", lambda request_id: sent.append(("finish", request_id)))
+    monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
+    reference, request = scanned_beside_one_piece(segments, monkeypatch)
+    BulkParseSegment.objects.filter(request_id=request.id).update(enqueued_at=timezone.now())  # workers are sent
+    small = submit(make_tenant("Small"), sample_bytes(5, seed=2), dry_run=True)
+    services.bulk_request_parse(request_id=small.id)
+    long_ago = timezone.now() - timedelta(seconds=segments.BULK_STALE_SECONDS + 60)
+    BulkRequest.objects.filter(id=small.id).update(heartbeat_at=long_ago, finish_sent_at=long_ago)
+    sent.clear()
+    assert services.bulk_requests_resume() == 1
+    assert sent == [("finish", small.id)]
+    assert BulkRequest.objects.get(id=small.id).finish_sent_at > long_ago
+    sent.clear()
+    run_parse_segments(request.id)
+    assert sent == [(request.id, 1, {"count": 1})]  # stopped after its first batch, for the finish sent again
+    assert BulkRow.objects.filter(request_id=request.id).count() == 15
 
 
 def test_a_segment_stopped_for_another_request_then_crashed_stores_every_row_once(broker, segments, monkeypatch):
