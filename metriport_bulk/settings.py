@@ -142,7 +142,10 @@ if env("TEST_DATABASE_NAME"):
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The embedded worker writes from threads: take the write lock up front and wait for it instead of
-    # failing with "database is locked"; WAL lets readers (the API) run beside the writer.
+    # failing with "database is locked"; WAL lets readers (the API) run beside the writer. The backend
+    # serves this process's writers in turn, so a web request's write never waits for a whole import
+    # (metriport_bulk/sqlite/base.py).
+    DATABASES["default"]["ENGINE"] = "metriport_bulk.sqlite"
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",

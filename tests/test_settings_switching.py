@@ -24,7 +24,7 @@ def _settings_with(env: dict) -> dict:
 def test_embedded_default_needs_no_services(tmp_path):
     got = _settings_with({"DATA_DIR": str(tmp_path)})
     assert got == {
-        "engine": "django.db.backends.sqlite3",
+        "engine": "metriport_bulk.sqlite",  # Django's SQLite backend, its writers served in turn
         "storage": "django.core.files.storage.FileSystemStorage",
         "broker": "StubBroker",
         "embedded": True,

@@ -45,7 +45,7 @@ def production_settings(app_configs, **kwargs) -> list[Warning]:
                 id="metriport_bulk.W001",
             )
         )
-    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    if "sqlite" in settings.DATABASES["default"]["ENGINE"]:
         warnings.append(
             Warning(
                 "The database is SQLite (the embedded default).",

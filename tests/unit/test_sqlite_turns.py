@@ -1,0 +1,182 @@
+"""The embedded default's SQLite backend (metriport_bulk/sqlite): the writers of one process take turns in
+the order they came, so a web request's write waits for the transactions queued before it, never for every
+chunk of an import that commits one after the other. Run on a database file of its own, in both passes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db.utils import ConnectionHandler, OperationalError
+
+from metriport_bulk.sqlite.base import FairLock, is_write, write_lock
+
+DEADLINE = 30  # seconds a condition may take on a busy machine
+
+
+def wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.005)
+
+
+def test_the_lock_is_handed_to_its_waiters_in_the_order_they_came():
+    lock, order = FairLock(), []
+    assert lock.acquire(timeout=1)
+
+    def waiter(name: str) -> None:
+        assert lock.acquire(timeout=DEADLINE)
+        order.append(name)
+        lock.release()
+
+    threads = []
+    for position, name in enumerate("abcd", start=1):
+        threads.append(threading.Thread(target=waiter, args=(name,)))
+        threads[-1].start()
+        wait_until(lambda position=position: lock.queued() == position, f"{name} in line")
+    lock.release()
+    for thread in threads:
+        thread.join(DEADLINE)
+    assert order == list("abcd")
+    assert lock.acquire(timeout=0)  # free again
+
+
+def test_a_waiter_that_gives_up_leaves_the_line_to_the_next():
+    lock = FairLock()
+    assert lock.acquire(timeout=1)
+    assert not lock.acquire(timeout=0.05)
+    assert lock.queued() == 0
+    got = threading.Event()
+    thread = threading.Thread(target=lambda: lock.acquire(timeout=DEADLINE) and got.set())
+    thread.start()
+    wait_until(lambda: lock.queued() == 1, "the next in line")
+    lock.release()
+    thread.join(DEADLINE)
+    assert got.is_set()
+    assert not lock.acquire(timeout=0)  # held by the thread it was handed to
+
+
+@pytest.mark.parametrize(
+    ("sql", "writes"),
+    [
+        ("SELECT 1", False),
+        ("  pragma foreign_keys", False),
+        ("WITH x AS (SELECT 1) SELECT * FROM x", False),
+        ("WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x", True),
+        ('UPDATE "patients_customer" SET "name" = %s', True),
+        ("INSERT INTO t VALUES (1)", True),
+        ("CREATE TABLE t (id integer)", True),
+        ("VACUUM", True),
+    ],
+)
+def test_what_counts_as_a_write(sql, writes):
+    assert is_write(sql) is writes
+
+
+@pytest.fixture
+def sqlite_db(tmp_path, django_db_blocker):
+    """A ConnectionHandler of one database, a file of its own, on the embedded default's backend; each thread
+    gets its own connection from it (as Django's), closed at the end. Not the suite's database: pytest-django
+    is only told to let it be opened."""
+    path = str(tmp_path / "turns.sqlite3")
+    handler = ConnectionHandler(
+        {
+            "default": {
+                "ENGINE": "metriport_bulk.sqlite",
+                "NAME": path,
+                "OPTIONS": {
+                    "transaction_mode": "IMMEDIATE",
+                    "timeout": DEADLINE,
+                    "init_command": "PRAGMA journal_mode=WAL;",
+                },
+            }
+        }
+    )
+    with django_db_blocker.unblock():
+        connection = handler["default"]
+        connection.cursor().execute("CREATE TABLE t (id integer PRIMARY KEY AUTOINCREMENT, who text)")
+        yield handler, path
+        handler.close_all()
+
+
+def begin(connection) -> None:
+    """What `atomic` does first on SQLite (its outermost block)."""
+    connection.set_autocommit(False, force_begin_transaction_with_broken_autocommit=True)
+
+
+def commit(connection) -> None:
+    connection.commit()
+    connection.set_autocommit(True)
+
+
+@pytest.mark.parametrize("kind", ["transaction", "autocommit"])
+def test_a_write_waits_for_the_transaction_before_it_not_for_every_one_after(sqlite_db, kind):
+    """A thread commits 20 transactions one after the other (an import's chunks). Another thread's write,
+    asked for while the sixth is open, is written right after it: before, SQLite's polling let the chunks
+    that followed take the lock first, and the write waited for all of them."""
+    handler, path = sqlite_db
+    sixth_open = threading.Event()
+
+    def chunks() -> None:
+        connection = handler["default"]
+        try:
+            for index in range(20):
+                begin(connection)
+                connection.cursor().execute("INSERT INTO t (who) VALUES (%s)", [f"chunk {index}"])
+                if index == 5:
+                    sixth_open.set()
+                    wait_until(lambda: write_lock(path).queued() == 1, "the other write in line")
+                commit(connection)
+        finally:
+            connection.close()
+
+    def request() -> None:
+        connection = handler["default"]
+        try:
+            if kind == "transaction":
+                begin(connection)
+                connection.cursor().execute("INSERT INTO t (who) VALUES ('request')")
+                commit(connection)
+            else:
+                connection.cursor().execute("INSERT INTO t (who) VALUES ('request')")
+        finally:
+            connection.close()
+
+    importer = threading.Thread(target=chunks)
+    importer.start()
+    assert sixth_open.wait(DEADLINE)
+    writer = threading.Thread(target=request)
+    writer.start()
+    importer.join(DEADLINE)
+    writer.join(DEADLINE)
+    written = [who for (who,) in handler["default"].cursor().execute("SELECT who FROM t ORDER BY id").fetchall()]
+    assert written == [f"chunk {i}" for i in range(6)] + ["request"] + [f"chunk {i}" for i in range(6, 20)]
+
+
+def test_a_write_that_gets_no_turn_in_time_fails_as_sqlite_would_and_leaves_the_line(sqlite_db):
+    handler, path = sqlite_db
+    holder = handler["default"]
+    begin(holder)
+    holder.cursor().execute("INSERT INTO t (who) VALUES ('holder')")
+    failed: list[BaseException] = []
+
+    def impatient() -> None:
+        connection = handler["default"]
+        connection.settings_dict = {**connection.settings_dict, "OPTIONS": {"timeout": 0.1}}
+        try:
+            connection.cursor().execute("INSERT INTO t (who) VALUES ('impatient')")
+        except OperationalError as exc:
+            failed.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=impatient)
+    thread.start()
+    thread.join(DEADLINE)
+    assert [str(exc) for exc in failed] == ["database is locked: no turn to write within 0.1 s"]
+    assert write_lock(path).queued() == 0
+    commit(holder)
+    holder.cursor().execute("INSERT INTO t (who) VALUES ('after')")  # the turn came back: nothing is stuck
+    assert [who for (who,) in holder.cursor().execute("SELECT who FROM t ORDER BY id")] == ["holder", "after"]
