@@ -43,13 +43,25 @@ class FairLock:
                 return True
             turn = threading.Event()
             self._waiters.append(turn)
-        if turn.wait(timeout):
-            return True  # handed over by release()
+        try:
+            if turn.wait(timeout):
+                return True  # handed over by release()
+        except BaseException:
+            # Interrupted while waiting (a worker's time limit raises in its thread): out of the line, and a
+            # turn handed over meanwhile goes on to the next, or no writer would ever get one again.
+            self._leave(turn, handed_on=True)
+            raise
+        return self._leave(turn, handed_on=False)
+
+    def _leave(self, turn: threading.Event, *, handed_on: bool) -> bool:
+        """A waiter gives up: True when its turn came after all (and it keeps it unless `handed_on`)."""
         with self._mutex:
-            if turn.is_set():
-                return True  # handed over as the wait gave up
-            self._waiters.remove(turn)
-            return False
+            if not turn.is_set():
+                self._waiters.remove(turn)
+                return False
+        if handed_on:
+            self.release()
+        return True
 
     def queued(self) -> int:
         """How many wait for it now."""

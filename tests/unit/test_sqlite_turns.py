@@ -58,6 +58,42 @@ def test_a_waiter_that_gives_up_leaves_the_line_to_the_next():
     assert not lock.acquire(timeout=0)  # held by the thread it was handed to
 
 
+def test_a_waiter_interrupted_in_line_leaves_it_and_passes_on_a_turn_it_was_given():
+    """A worker's time limit raises inside its thread, wherever it is: a writer interrupted while in line
+    must neither stay in it nor keep a turn handed to it, or no writer would get one again."""
+    lock = FairLock()
+    assert lock.acquire(timeout=1)
+
+    class TimeLimit(BaseException):
+        pass
+
+    class Interrupting(threading.Event):
+        def wait(self, timeout=None):
+            lock.release()  # the turn is handed to this waiter just as the interruption comes
+            raise TimeLimit
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(threading, "Event", Interrupting)
+        with pytest.raises(TimeLimit):
+            lock.acquire(timeout=DEADLINE)
+    assert lock.queued() == 0
+    assert lock.acquire(timeout=0)  # passed on: free
+    lock.release()
+    assert lock.acquire(timeout=1)
+
+    class Interrupted(threading.Event):
+        def wait(self, timeout=None):
+            raise TimeLimit  # interrupted while the lock is still held by the first
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(threading, "Event", Interrupted)
+        with pytest.raises(TimeLimit):
+            lock.acquire(timeout=DEADLINE)
+    assert lock.queued() == 0
+    lock.release()
+    assert lock.acquire(timeout=0)
+
+
 @pytest.mark.parametrize(
     ("sql", "writes"),
     [
