@@ -1,8 +1,9 @@
 """End-to-end pipeline benchmark on the real stack: PostgreSQL + Redis + SeaweedFS S3, N Dramatiq worker
 processes (`manage.py rundramatiq`), the scheduler noticing the upload, 100,000 rows by default.
 
-Prints wall time per phase (upload noticed -> parsed -> applied -> medical data -> completed), rows/s and the peak RSS of
-each worker process; `--tenths`, how long each tenth of the Document Queries took to start (the chunks) and to end.
+Prints wall time per phase (upload noticed -> parsed -> applied -> medical data -> completed), rows/s and the
+peak RSS of each worker process; `--tenths`, how long each tenth of the Document Queries took to start (the
+chunks) and to end.
 Usage: .venv/bin/python bench/pipeline.py [--rows 100000] [--processes 2] [--threads 1] [--tenths]
 """
 

@@ -210,8 +210,8 @@ def bulk_segments_parse(*, request_id: uuid.UUID, token: int) -> None:
     plans the request. Stops after its batch of rows when another request waits for its parse, its first
     chunk or its finish (_another_request_waits), leaving the rest of its segment free and sending itself
     again behind it: that request's message may sit prefetched by this worker's process, so it waits for one
-    batch (PARSE_BATCH_SIZE rows), not for a segment. A parse that restarted (its `token` is gone) or a request that
-    ended makes this a no-op."""
+    batch (PARSE_BATCH_SIZE rows), not for a segment. A parse that restarted (its `token` is gone) or a
+    request that ended makes this a no-op."""
     while True:
         request = BulkRequest.objects.filter(
             id=request_id, status=BulkStatus.PROCESSING, phase=BulkPhase.PARSING, parse_attempts=token
