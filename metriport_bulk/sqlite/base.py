@@ -150,19 +150,16 @@ class FairCursorWrapper(base.SQLiteCursorWrapper):
         self._wrapper = wrapper
 
     def execute(self, query, params=None):
-        if self._wrapper._holds or self.connection.in_transaction or not is_write(query):
-            return super().execute(query, params)
-        self._wrapper.take_write_turn()
-        try:
-            return super().execute(query, params)
-        finally:
-            self._wrapper.end_write_turn()
+        return self._in_turn(query, super().execute, query, params)
 
     def executemany(self, query, param_list):
+        return self._in_turn(query, super().executemany, query, param_list)
+
+    def _in_turn(self, query: str, run, *args):
         if self._wrapper._holds or self.connection.in_transaction or not is_write(query):
-            return super().executemany(query, param_list)
+            return run(*args)
         self._wrapper.take_write_turn()
         try:
-            return super().executemany(query, param_list)
+            return run(*args)
         finally:
             self._wrapper.end_write_turn()
