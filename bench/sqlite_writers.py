@@ -20,9 +20,9 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _stack import ROOT  # also puts the project on sys.path
+
 BACKENDS = {"turns": "metriport_bulk.sqlite", "stock": "django.db.backends.sqlite3"}
 MARKER = "SQLITE_WRITERS "
 
@@ -33,7 +33,6 @@ def child(rows: int, backend: str) -> None:
     for name in [key for key in os.environ if key.startswith(("DATABASE_URL", "BROKER_URL", "S3_", "TEST_"))]:
         del os.environ[name]
     os.environ.update(DATA_DIR=data_dir, DJANGO_SETTINGS_MODULE="metriport_bulk.settings")
-    sys.path.insert(0, str(ROOT))
     from django.conf import settings
 
     settings.DATABASES["default"]["ENGINE"] = BACKENDS[backend]  # before any connection is made

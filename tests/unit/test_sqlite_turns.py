@@ -5,21 +5,14 @@ chunk of an import that commits one after the other. Run on a database file of i
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.db.utils import ConnectionHandler, OperationalError
 
 from metriport_bulk.sqlite.base import FairLock, is_write, write_lock
+from tests.helpers.waiting import wait_until
 
 DEADLINE = 30  # seconds a condition may take on a busy machine
-
-
-def wait_until(condition, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.005)
 
 
 def test_the_lock_is_handed_to_its_waiters_in_the_order_they_came():
@@ -35,7 +28,7 @@ def test_the_lock_is_handed_to_its_waiters_in_the_order_they_came():
     for position, name in enumerate("abcd", start=1):
         threads.append(threading.Thread(target=waiter, args=(name,)))
         threads[-1].start()
-        wait_until(lambda position=position: lock.queued() == position, f"{name} in line")
+        wait_until(lambda position=position: lock.queued() == position, DEADLINE, f"{name} in line")
     lock.release()
     for thread in threads:
         thread.join(DEADLINE)
@@ -51,7 +44,7 @@ def test_a_waiter_that_gives_up_leaves_the_line_to_the_next():
     got = threading.Event()
     thread = threading.Thread(target=lambda: lock.acquire(timeout=DEADLINE) and got.set())
     thread.start()
-    wait_until(lambda: lock.queued() == 1, "the next in line")
+    wait_until(lambda: lock.queued() == 1, DEADLINE, "the next in line")
     lock.release()
     thread.join(DEADLINE)
     assert got.is_set()
@@ -163,7 +156,7 @@ def test_a_write_waits_for_the_transaction_before_it_not_for_every_one_after(sql
                 connection.cursor().execute("INSERT INTO t (who) VALUES (%s)", [f"chunk {index}"])
                 if index == 5:
                     sixth_open.set()
-                    wait_until(lambda: write_lock(path).queued() == 1, "the other write in line")
+                    wait_until(lambda: write_lock(path).queued() == 1, DEADLINE, "the other write in line")
                 commit(connection)
         finally:
             connection.close()
