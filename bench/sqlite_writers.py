@@ -1,10 +1,14 @@
 """Another writer beside an import on the embedded default (SQLite, the in-process worker; issue 24's
 fairness, on the laptop default): a thread writes one row every 50 ms, half in a transaction and half in
-autocommit, as web requests and admin actions do, while the embedded worker parses and applies a file; it
-prints how long those writes waited. Two backends, alternating run by run, each in a process of its own:
+autocommit, as web requests and admin actions do, while the embedded worker (EMBEDDED_WORKER_THREADS
+threads) parses and applies a file; it prints how long those writes waited. Three variants, alternating run
+by run, each in a process of its own:
 
-  turns   metriport_bulk.sqlite (the default): this process's writers queue first come, first served
-  stock   Django's own SQLite backend: every writer polls for SQLite's lock
+  web first  metriport_bulk.sqlite (the default), each write in a web request (the thread between Django's
+             request_started and request_finished, as its handler sends them): the requests' line and the
+             worker's take turns
+  one line   metriport_bulk.sqlite, the writes not in a request: one line, first come, first served
+  stock      Django's own SQLite backend (the writes in requests): every writer polls for SQLite's lock
 
 Usage: .venv/bin/python bench/sqlite_writers.py [--rows 20000] [--rounds 2]
 """
@@ -23,11 +27,16 @@ import time
 
 from _stack import ROOT  # also puts the project on sys.path
 
-BACKENDS = {"turns": "metriport_bulk.sqlite", "stock": "django.db.backends.sqlite3"}
+# variant -> (backend, the writes in web requests)
+VARIANTS = {
+    "web first": ("metriport_bulk.sqlite", True),
+    "one line": ("metriport_bulk.sqlite", False),
+    "stock": ("django.db.backends.sqlite3", True),
+}
 MARKER = "SQLITE_WRITERS "
 
 
-def child(rows: int, backend: str) -> None:
+def child(rows: int, variant: str) -> None:
     """One run in a fresh DATA_DIR (its own SQLite file); prints the figures as one JSON line."""
     data_dir = tempfile.mkdtemp(prefix="bench-sqlite-")
     for name in [key for key in os.environ if key.startswith(("DATABASE_URL", "BROKER_URL", "S3_", "TEST_"))]:
@@ -35,11 +44,13 @@ def child(rows: int, backend: str) -> None:
     os.environ.update(DATA_DIR=data_dir, DJANGO_SETTINGS_MODULE="metriport_bulk.settings")
     from django.conf import settings
 
-    settings.DATABASES["default"]["ENGINE"] = BACKENDS[backend]  # before any connection is made
+    backend, in_request = VARIANTS[variant]
+    settings.DATABASES["default"]["ENGINE"] = backend  # before any connection is made
     import django
 
     django.setup()
     from django.core.management import call_command
+    from django.core.signals import request_finished, request_started
     from django.db import connections, transaction
 
     call_command("migrate", interactive=False, verbosity=0)
@@ -62,6 +73,8 @@ def child(rows: int, backend: str) -> None:
         while not done.is_set():
             writes += 1
             kind = "transaction" if writes % 2 else "autocommit"
+            if in_request:
+                request_started.send(sender=None)
             started = time.monotonic()
             if kind == "transaction":
                 with transaction.atomic():
@@ -69,6 +82,8 @@ def child(rows: int, backend: str) -> None:
             else:
                 Customer.objects.filter(id=other.id).update(name=f"Other {writes}")
             waits[kind].append(time.monotonic() - started)
+            if in_request:
+                request_finished.send(sender=None)
             time.sleep(0.05)
         connections.close_all()
 
@@ -88,7 +103,7 @@ def child(rows: int, backend: str) -> None:
     worker.stop()
     every = sorted(waits["transaction"] + waits["autocommit"])
     figures = {
-        "backend": backend,
+        "variant": variant,
         "import_s": seconds,
         "writes": len(every),
         "median_ms": statistics.median(every) * 1000,
@@ -102,23 +117,23 @@ def child(rows: int, backend: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each backend, alternating")
-    parser.add_argument("--child", choices=sorted(BACKENDS), help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each variant, alternating")
+    parser.add_argument("--child", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.rows, args.child)
         return
     print(f"{args.rows:,} rows parsed and applied by the embedded worker; another thread writes every 50 ms")
-    print("| backend | import (parse + apply) | writes | median wait | longest wait (in a transaction, autocommit) |")
+    print("| variant | import (parse + apply) | writes | median wait | longest wait (in a transaction, autocommit) |")
     print("|---|---|---|---|---|")
     for _ in range(args.rounds):
-        for backend in BACKENDS:
-            command = [sys.executable, __file__, "--rows", str(args.rows), "--child", backend]
+        for variant in VARIANTS:
+            command = [sys.executable, __file__, "--rows", str(args.rows), "--child", variant]
             out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
             line = next(line for line in out.splitlines() if line.startswith(MARKER))
             run = json.loads(line[len(MARKER) :])
             print(
-                f"| {backend} | {run['import_s']:.2f} s | {run['writes']} | {run['median_ms']:.0f} ms | "
+                f"| {variant} | {run['import_s']:.2f} s | {run['writes']} | {run['median_ms']:.0f} ms | "
                 f"{run['max_s']:.2f} s ({run['max_transaction_s']:.2f} s, {run['max_autocommit_s']:.2f} s) |",
                 flush=True,
             )

@@ -6,12 +6,16 @@ after the other, so a web request's write (a new bulk request, an admin action) 
 held the lock, and waited for most of the import: 11.9 s during a 12 s import of 20,000 rows, 14.4 s during
 one of 50,000 (docs/benchmarks.md). Past the 60 s `timeout` it fails with "database is locked".
 
-Here the writers of this process queue on a first-come, first-served lock before they ask SQLite for its
-write lock: a transaction (`atomic`, which begins IMMEDIATE, taking the write lock up front) from its BEGIN to
-its COMMIT or ROLLBACK, and a write in autocommit for its one statement. A request's write then waits for the
-transactions queued before it (a chunk each, one per worker thread at most), not for every chunk left. Reads
-never queue (WAL: they run beside the writer). Other processes on the same file (a management command beside
-the server) still meet at SQLite's own lock, as before.
+Here the writers of this process queue on a lock of their own before they ask SQLite for its write lock: a
+transaction (`atomic`, which begins IMMEDIATE, taking the write lock up front) from its BEGIN to its COMMIT or
+ROLLBACK, and a write in autocommit for its one statement. The lock is handed over in two lines, each first
+come, first served: the writes of web requests (a thread between Django's request_started and
+request_finished) and everyone else's (the worker's threads, the scheduler). While both have writers waiting
+the two lines take turns, so a request's write waits for the transaction in progress (a chunk, about a second
+on SQLite) and one more per request's write ahead of it, never for every chunk queued by the worker's threads
+(one each), and the worker still gets every other turn however many requests write. Reads never queue (WAL:
+they run beside the writer). Other processes on the same file (a management command beside the server) still
+meet at SQLite's own lock, as before.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import collections
 import threading
 
+from django.core.signals import request_finished, request_started
 from django.db.backends.sqlite3 import base
 from django.db.utils import OperationalError
 
@@ -29,20 +34,27 @@ _WRITE_WORDS = (" INSERT ", " UPDATE ", " DELETE ", " REPLACE ")
 
 class FairLock:
     """A lock handed to its waiters in the order they asked for it (threading.Lock wakes any of them, and the
-    thread that released it may take it again first). `acquire` gives up after `timeout` seconds."""
+    thread that released it may take it again first), in two lines: `first` waiters (web requests) and the
+    others. While both lines wait they take turns, a `first` waiter first. `acquire` gives up after `timeout`
+    seconds."""
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._held = False
-        self._waiters: collections.deque[threading.Event] = collections.deque()
+        self._lines: tuple[collections.deque[threading.Event], collections.deque[threading.Event]] = (
+            collections.deque(),  # first
+            collections.deque(),
+        )
+        self._last_was_first = False  # whom the lock was last given to: the turns between the lines
 
-    def acquire(self, timeout: float) -> bool:
+    def acquire(self, timeout: float, *, first: bool = False) -> bool:
         with self._mutex:
-            if not self._held and not self._waiters:
+            if not self._held and not any(self._lines):
                 self._held = True
+                self._last_was_first = first
                 return True
             turn = threading.Event()
-            self._waiters.append(turn)
+            self._lines[0 if first else 1].append(turn)
         try:
             if turn.wait(timeout):
                 return True  # handed over by release()
@@ -57,7 +69,9 @@ class FairLock:
         """A waiter gives up: True when its turn came after all (and it keeps it unless `handed_on`)."""
         with self._mutex:
             if not turn.is_set():
-                self._waiters.remove(turn)
+                for line in self._lines:
+                    if turn in line:
+                        line.remove(turn)
                 return False
         if handed_on:
             self.release()
@@ -66,15 +80,42 @@ class FairLock:
     def queued(self) -> int:
         """How many wait for it now."""
         with self._mutex:
-            return len(self._waiters)
+            return sum(len(line) for line in self._lines)
 
     def release(self) -> None:
         with self._mutex:
-            if self._waiters:
-                self._waiters.popleft().set()  # still held: now by the next in line
+            first, others = self._lines
+            if first and (not others or not self._last_was_first):
+                self._last_was_first = True
+                first.popleft().set()  # still held: now by the next in line
+            elif others:
+                self._last_was_first = False
+                others.popleft().set()
             else:
                 self._held = False
 
+
+_serving = threading.local()
+
+
+def serving_request() -> bool:
+    """Whether this thread is serving a web request now (between Django's request_started and
+    request_finished, which the handler sends in the request's thread)."""
+    return getattr(_serving, "request", False)
+
+
+def _request_started(**kwargs: object) -> None:
+    _serving.request = True
+
+
+def _request_finished(**kwargs: object) -> None:
+    _serving.request = False
+
+
+# Connected when this module is first imported: the app's ready() imports it for a database on this backend,
+# before the first request.
+request_started.connect(_request_started, dispatch_uid="metriport_bulk.sqlite.request_started")
+request_finished.connect(_request_finished, dispatch_uid="metriport_bulk.sqlite.request_finished")
 
 _locks: dict[str, FairLock] = {}
 _locks_mutex = threading.Lock()
@@ -103,7 +144,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def take_write_turn(self) -> None:
         timeout = float(self.settings_dict.get("OPTIONS", {}).get("timeout", 5))
-        if not self._write_lock().acquire(timeout):
+        if not self._write_lock().acquire(timeout, first=serving_request()):
             raise OperationalError(f"database is locked: no turn to write within {timeout:g} s")
         self._holds = True
 

@@ -1,15 +1,18 @@
 """The embedded default's SQLite backend (metriport_bulk/sqlite): the writers of one process take turns in
-the order they came, so a web request's write waits for the transactions queued before it, never for every
-chunk of an import that commits one after the other. Run on a database file of its own, in both passes."""
+the order they came, in two lines (web requests, and the worker's threads and the rest) that take turns
+while both wait, so a web request's write waits for the transaction in progress, never for every chunk of
+an import that commits one after the other nor for the chunks the worker's other threads queued. Run on a
+database file of its own, in both passes."""
 
 from __future__ import annotations
 
 import threading
 
 import pytest
+from django.core.signals import request_finished, request_started
 from django.db.utils import ConnectionHandler, OperationalError
 
-from metriport_bulk.sqlite.base import FairLock, is_write, write_lock
+from metriport_bulk.sqlite.base import FairLock, is_write, serving_request, write_lock
 from tests.helpers.waiting import wait_until
 
 DEADLINE = 30  # seconds a condition may take on a busy machine
@@ -33,6 +36,29 @@ def test_the_lock_is_handed_to_its_waiters_in_the_order_they_came():
     for thread in threads:
         thread.join(DEADLINE)
     assert order == list("abcd")
+    assert lock.acquire(timeout=0)  # free again
+
+
+def test_web_requests_and_the_others_take_turns_while_both_wait_a_request_first():
+    lock, order = FairLock(), []
+    assert lock.acquire(timeout=1)
+
+    def waiter(name: str) -> None:
+        assert lock.acquire(timeout=DEADLINE, first=name.startswith("request"))
+        order.append(name)
+        lock.release()
+
+    # Come in this order: three of the worker's, then two requests' writes.
+    names = ["worker 1", "worker 2", "worker 3", "request 1", "request 2"]
+    threads = []
+    for position, name in enumerate(names, start=1):
+        threads.append(threading.Thread(target=waiter, args=(name,)))
+        threads[-1].start()
+        wait_until(lambda position=position: lock.queued() == position, DEADLINE, f"{name} in line")
+    lock.release()
+    for thread in threads:
+        thread.join(DEADLINE)
+    assert order == ["request 1", "worker 1", "request 2", "worker 2", "worker 3"]
     assert lock.acquire(timeout=0)  # free again
 
 
@@ -182,6 +208,79 @@ def test_a_write_waits_for_the_transaction_before_it_not_for_every_one_after(sql
     writer.join(DEADLINE)
     written = [who for (who,) in handler["default"].cursor().execute("SELECT who FROM t ORDER BY id").fetchall()]
     assert written == [f"chunk {i}" for i in range(6)] + ["request"] + [f"chunk {i}" for i in range(6, 20)]
+
+
+@pytest.mark.parametrize("kind", ["transaction", "autocommit"])
+def test_a_web_requests_write_goes_before_the_chunks_the_workers_other_threads_queued(sqlite_db, kind):
+    """The worker's other threads each queue a chunk while one thread's sixth chunk is open, then a web
+    request writes (its thread between request_started and request_finished, as Django's handler sends them):
+    the request's write comes right after the open chunk, not after the queued ones; the worker's threads go
+    on in their order. In one line, the request's write came after all three."""
+    handler, path = sqlite_db
+    sixth_open = threading.Event()
+
+    def write(name: str, *, in_transaction: bool = True) -> None:
+        connection = handler["default"]
+        if in_transaction:
+            begin(connection)
+            connection.cursor().execute("INSERT INTO t (who) VALUES (%s)", [name])
+            commit(connection)
+        else:
+            connection.cursor().execute("INSERT INTO t (who) VALUES (%s)", [name])
+
+    def chunks() -> None:
+        connection = handler["default"]
+        try:
+            for index in range(8):
+                begin(connection)
+                connection.cursor().execute("INSERT INTO t (who) VALUES (%s)", [f"chunk {index}"])
+                if index == 5:
+                    sixth_open.set()
+                    wait_until(lambda: write_lock(path).queued() == 4, DEADLINE, "the others' writes in line")
+                commit(connection)
+        finally:
+            connection.close()
+
+    def other_thread(name: str) -> None:
+        try:
+            write(name)
+        finally:
+            handler["default"].close()
+
+    served: list[bool] = []
+
+    def request() -> None:
+        request_started.send(sender=None)
+        try:
+            served.append(serving_request())
+            write("request", in_transaction=kind == "transaction")
+        finally:
+            handler["default"].close()
+            request_finished.send(sender=None)
+            served.append(serving_request())
+
+    importer = threading.Thread(target=chunks)
+    importer.start()
+    assert sixth_open.wait(DEADLINE)
+    threads = []
+    for position, name in enumerate(["thread 2", "thread 3", "thread 4"], start=1):
+        threads.append(threading.Thread(target=other_thread, args=(name,)))
+        threads[-1].start()
+        wait_until(lambda position=position: write_lock(path).queued() == position, DEADLINE, f"{name} in line")
+    threads.append(threading.Thread(target=request))
+    threads[-1].start()
+    for thread in [importer, *threads]:
+        thread.join(DEADLINE)
+    written = [who for (who,) in handler["default"].cursor().execute("SELECT who FROM t ORDER BY id").fetchall()]
+    assert written == [
+        *(f"chunk {i}" for i in range(6)),
+        "request",
+        "thread 2",
+        "thread 3",
+        "thread 4",
+        *(f"chunk {i}" for i in range(6, 8)),
+    ]
+    assert served == [True, False]
 
 
 def test_a_write_that_gets_no_turn_in_time_fails_as_sqlite_would_and_leaves_the_line(sqlite_db):
