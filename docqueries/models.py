@@ -42,6 +42,9 @@ class DocumentQuery(models.Model):
     attempts = models.IntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=300, blank=True, default="")
+    # Sent to the express lane (a bulk request's first chunk, a single patient): while its first step is due
+    # and not taken, a worker on another request's parse segment stops for it (bulkimport.services.parse).
+    express = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         verbose_name = "Document Query"
@@ -55,6 +58,12 @@ class DocumentQuery(models.Model):
             models.Index(fields=["customer", "-started_at"], name="docquery_customer_idx"),
             # A bulk request waiting for its medical data probes and counts its queries by status.
             models.Index(fields=["bulk_request_id", "status"], name="docquery_bulk_status_idx"),
+            # Express queries whose first step waits for a worker (a few thousand at most: a first chunk's).
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="processing", express=True, attempts=0),
+                name="docquery_express_due_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -39,6 +39,7 @@ from bulkimport.services.plan import bulk_request_plan, plan_document_queries, p
 from bulkimport.states import phase_transition
 from bulkimport.validation import CsvFileError, CsvImport, RowResult, Segment, row_reason
 from cohorts.services import cohorts_for_import
+from docqueries.services import express_queries_waiting
 from metriport_bulk.lib import storage
 from metriport_bulk.lib.bulkdb import copy_insert, exists_shared
 from metriport_bulk.lib.csvio import too_large_message
@@ -241,9 +242,10 @@ def bulk_segments_parse(*, request_id: uuid.UUID, token: int) -> None:
 
 
 def _another_request_waits(request_id: uuid.UUID) -> bool:
-    """Another request's parse or finish, sent lately, has not begun, or its first chunk (all of a small
-    import) was sent lately and is still to apply: its message waits for a worker, perhaps prefetched by this
-    one's process behind the segment this worker is on. A message sent longer ago than a quarter of
+    """Another request's parse or finish, sent lately, has not begun, its first chunk (all of a small import)
+    was sent lately and is still to apply, or an express Document Query (another request's first chunk's, a
+    single patient's) became due lately and is not taken: its message waits for a worker, perhaps prefetched
+    by this one's process behind the segment this worker is on. A message sent longer ago than a quarter of
     BULK_STALE_SECONDS counts no more: it may be lost (the sweeper sends it again, and it counts again), and a
     parse must not stop after every batch meanwhile. A parse is sent when its request is noticed or re-sent by
     the sweeper, which both set its heartbeat; a finish's send sets `finish_sent_at`, and its beginning clears
@@ -260,7 +262,9 @@ def _another_request_waits(request_id: uuid.UUID) -> bool:
         request__status=BulkStatus.PROCESSING,
         request__phase=BulkPhase.APPLYING,
     )
-    return first_chunk.exclude(request_id=request_id).exists()
+    if first_chunk.exclude(request_id=request_id).exists():
+        return True
+    return express_queries_waiting(since=lately, besides=request_id)
 
 
 def _segment_claim(request_id: uuid.UUID, token: int) -> BulkParseSegment | None:

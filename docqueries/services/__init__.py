@@ -31,7 +31,7 @@ from docqueries.services.budget import (
 )
 from docqueries.services.bulk import bulk_queries_open, bulk_queries_started, bulk_query_counts
 from docqueries.services.dispatch import DISPATCH_BATCH_SIZE, SET_BATCH_SIZE
-from docqueries.services.lanes import document_queries_held_back
+from docqueries.services.lanes import document_queries_held_back, express_queries_waiting
 from docqueries.services.run import QUERY_DEADLINE, document_queries_run, retry_delay
 from docqueries.services.start import document_queries_start, on_patient_written
 from docqueries.services.sweep import document_query_sweep
@@ -57,6 +57,7 @@ __all__ = [
     "document_queries_start",
     "document_queries_held_back",
     "document_query_sweep",
+    "express_queries_waiting",
     "on_patient_written",
     "retry_delay",
 ]

@@ -22,6 +22,7 @@ every query queued meanwhile, at every tick."""
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -30,7 +31,7 @@ from django.db.models import Min, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from docqueries.models import LaneProgress
+from docqueries.models import DocumentQuery, LaneProgress, QueryStatus
 from docqueries.services.dispatch import LANE
 
 # A worker in the middle of one long message (a batch of gateway calls) says this often that its lane is
@@ -74,6 +75,20 @@ def document_queries_held_back() -> None:
     """Workers are applying a bulk chunk, which comes before the later chunks' queries: those queries wait
     behind it, they are not lost."""
     lane_held_back(LANE)
+
+
+def express_queries_waiting(*, since: datetime, besides: uuid.UUID) -> bool:
+    """Whether an express query (a bulk request's first chunk, a single patient) of another request than
+    `besides`, or of none, has its first step due since `since` and not taken by a worker: its message waits
+    in the express lane, perhaps prefetched by a worker busy with something long. A step due before `since`
+    counts no more (its message may be lost: the sweeper sends it again, to the ordinary lane). A worker's
+    claim moves the step past its lease (a batch of the sandbox's on PostgreSQL holds row locks instead, for
+    the batch's fraction of a second); a poll or a retry counts an attempt: neither counts then."""
+    now = timezone.now()
+    waiting = DocumentQuery.objects.filter(
+        status=QueryStatus.PROCESSING, express=True, attempts=0, next_attempt_at__range=(since, now)
+    )
+    return waiting.exclude(bulk_request_id=besides).exists()
 
 
 def lost_before(now: datetime) -> datetime:

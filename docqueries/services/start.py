@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from docqueries.backends import get_backend
@@ -39,6 +40,7 @@ def document_queries_start(
         patient_ids=wanted,
         bulk_request_id=bulk_request_id,
         first_step=timezone.now() + timedelta(seconds=delay),
+        express=express and settings.FAIR_SCHEDULING,
     )
     dispatch_on_commit(created, delay_seconds=delay, express=express)
     return len(created)

@@ -15,11 +15,18 @@ from metriport_bulk.lib.bulkdb import choose
 
 class QueryStore(Protocol):
     def start(
-        self, *, customer_id: uuid.UUID, patient_ids: list[str], bulk_request_id: uuid.UUID | None, first_step: datetime
+        self,
+        *,
+        customer_id: uuid.UUID,
+        patient_ids: list[str],
+        bulk_request_id: uuid.UUID | None,
+        first_step: datetime,
+        express: bool,
     ) -> list[Any]:
         """Creates a processing query for each of the customer's patients among `patient_ids` that is not opted
         out (and, outside a bulk request, has no query processing); a (patient, bulk request) that has one
-        already is skipped. Returns the ids created, in the caller's transaction."""
+        already is skipped. `express`: its messages go to the express lane. Returns the ids created, in the
+        caller's transaction."""
         ...
 
     def claim_batch(self, query_ids: list[str], *, due: datetime, lease_until: datetime) -> list[ClaimedQuery]:

@@ -16,12 +16,17 @@ from patients.models import Patient
 
 START_COLUMNS = (
     "id", "customer_id", "patient_id", "bulk_request_id", "status", "started_at", "documents", "attempts",
-    "next_attempt_at", "error",
+    "next_attempt_at", "error", "express",
 )  # fmt: skip
 
 
 def start(
-    *, customer_id: uuid.UUID, patient_ids: list[str], bulk_request_id: uuid.UUID | None, first_step: datetime
+    *,
+    customer_id: uuid.UUID,
+    patient_ids: list[str],
+    bulk_request_id: uuid.UUID | None,
+    first_step: datetime,
+    express: bool,
 ) -> list[Any]:
     patients = set(
         Patient.objects.filter(customer_id=customer_id, id__in=patient_ids, hie_opt_out=False).values_list(
@@ -41,7 +46,19 @@ def start(
         DocumentQuery,
         START_COLUMNS,
         [
-            (uuid.uuid4(), customer_id, patient_id, bulk_request_id, QueryStatus.PROCESSING, now, [], 0, first_step, "")
+            (
+                uuid.uuid4(),
+                customer_id,
+                patient_id,
+                bulk_request_id,
+                QueryStatus.PROCESSING,
+                now,
+                [],
+                0,
+                first_step,
+                "",
+                express,
+            )
             for patient_id in sorted(patients, key=str)
         ],
     )

@@ -26,7 +26,12 @@ UUID7 = """encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing
 
 
 def start(
-    *, customer_id: uuid.UUID, patient_ids: list[str], bulk_request_id: uuid.UUID | None, first_step: datetime
+    *,
+    customer_id: uuid.UUID,
+    patient_ids: list[str],
+    bulk_request_id: uuid.UUID | None,
+    first_step: datetime,
+    express: bool,
 ) -> list[Any]:
     """One INSERT ... SELECT: the customer's patients among `patient_ids` (an array parameter), minus
     conflicts; returns the ids created."""
@@ -41,8 +46,8 @@ def start(
             f"""
             INSERT INTO docqueries_documentquery
                 (id, customer_id, patient_id, bulk_request_id, status, started_at, documents, attempts,
-                 next_attempt_at, error)
-            SELECT {UUID7}, p.customer_id, p.id, %s, %s, %s, '[]'::jsonb, 0, %s, ''
+                 next_attempt_at, error, express)
+            SELECT {UUID7}, p.customer_id, p.id, %s, %s, %s, '[]'::jsonb, 0, %s, '', %s
             FROM unnest(%s::uuid[]) AS wanted(id)
             -- OFFSET 0 keeps this one primary-key lookup per wanted id: on fresh tables (stale statistics)
             -- the planner would otherwise scan all of the customer's patients.
@@ -60,6 +65,7 @@ def start(
                 QueryStatus.PROCESSING,
                 now,
                 first_step,
+                express,
                 patient_ids,
                 customer_id,
                 *([] if bulk_request_id is not None else [QueryStatus.PROCESSING]),

@@ -167,3 +167,26 @@ def test_query_ids_are_time_ordered_uuids_on_postgresql(tenant, sent, django_cap
         int.from_bytes(max(q for q, _ in earlier).bytes[:6], "big")
         == int.from_bytes(min(q for q, _ in later).bytes[:6], "big")
     )
+
+
+@pytest.mark.parametrize(
+    ("express", "fair", "marked"),
+    [(True, True, True), (False, True, False), (True, False, False)],
+    ids=["express lane", "ordinary lane", "no fair scheduling: one lane"],
+)
+def test_a_query_sent_to_the_express_lane_is_marked_so(tenant, settings, express, fair, marked):
+    """A worker on a parse segment stops for an express query not taken (bulkimport.services.parse), so the
+    query says whether its messages went to that lane; without fair scheduling every query goes to the
+    ordinary one."""
+    settings.FAIR_SCHEDULING = fair
+    patients = make_patients(tenant.customer, 2)
+    assert (
+        document_queries_start(
+            customer_id=tenant.customer.id,
+            patient_ids=[p.id for p in patients],
+            bulk_request_id=uuid.uuid4(),
+            express=express,
+        )
+        == 2
+    )
+    assert [q.express for q in DocumentQuery.objects.all()] == [marked, marked]

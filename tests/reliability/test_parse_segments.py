@@ -25,6 +25,9 @@ from bulkimport.models import (
     RowStatus,
 )
 from bulkimport.services import dispatch, finish, parse
+from docqueries.models import DocumentQuery
+from docqueries.services import document_queries_start
+from patients.models import Patient
 from tests.helpers.bulk import result_rows, run_parse_segments, sample_bytes, submit, wait_final
 from tests.helpers.factories import make_tenant
 from tests.helpers.reliability import failing_on_call, without_ids
@@ -91,11 +94,19 @@ def scanned_beside_one_piece(settings, monkeypatch) -> tuple[BulkRequest, BulkRe
 
 def parse_and_apply(request_id) -> None:
     """A small request's parse, its only chunk and its finish, run here (its messages, once a worker takes
-    them): it waits for its Document Queries then, for no worker."""
+    them), and its first chunk's Document Queries taken by a worker: it waits for them then, for no worker."""
     services.bulk_request_parse(request_id=request_id)
     services.bulk_chunk_apply(chunk_id=BulkChunk.objects.get(request_id=request_id, index=0).id)
+    queries_taken(DocumentQuery.objects.filter(bulk_request_id=request_id))
     services.bulk_request_finish(request_id=request_id)
     assert BulkRequest.objects.get(id=request_id).phase == BulkPhase.DOCUMENTS
+
+
+def queries_taken(queries) -> None:
+    """A worker took these Document Queries' messages: their steps are past its lease, as its claim leaves them
+    (a first chunk's are express: due and not taken, they stop other requests' segments)."""
+    assert queries.exists()
+    queries.update(next_attempt_at=timezone.now() + timedelta(hours=1))
 
 
 def run_all(*targets) -> list[BaseException]:
@@ -385,6 +396,7 @@ def test_a_worker_on_a_segment_stops_after_a_batch_for_another_requests_first_ch
     assert BulkRow.objects.filter(request_id=request.id).count() == 15
     services.bulk_chunk_apply(chunk_id=BulkChunk.objects.get(request_id=small.id, index=0).id)
     assert BulkChunk.objects.get(request_id=small.id, index=0).status == "done"
+    queries_taken(DocumentQuery.objects.filter(bulk_request_id=small.id))
     services.bulk_request_finish(request_id=small.id)  # then waits for its Document Queries, for no worker
     run_parse_segments(request.id)
     assert len(sent) == 1  # nothing waits now: every segment ran to its end
@@ -421,16 +433,82 @@ def test_a_worker_on_a_segment_stops_after_a_batch_for_another_requests_finish_a
     assert stored(request.id) == stored(reference.id)
 
 
-@pytest.mark.parametrize("waiting_for", ["parse", "first chunk", "finish"])
+def express_queries(kind: str, settings) -> tuple[BulkRequest | None, object]:
+    """Express Document Queries whose first step is due now and not taken: another import's first chunk's
+    (its request then waits for them) or a single patient's (a patient written through the API)."""
+    settings.DOCQUERY_SANDBOX_DELAY_SECONDS = 0  # due at once
+    if kind == "first chunk":
+        small = submit(make_tenant("Small"), sample_bytes(5, seed=2))
+        services.bulk_request_parse(request_id=small.id)
+        services.bulk_chunk_apply(chunk_id=BulkChunk.objects.get(request_id=small.id, index=0).id)
+        services.bulk_request_finish(request_id=small.id)
+        assert BulkRequest.objects.get(id=small.id).phase == BulkPhase.DOCUMENTS
+        queries = DocumentQuery.objects.filter(bulk_request_id=small.id)
+    else:
+        small, tenant = None, make_tenant("Single")
+        patient = Patient.objects.create(customer=tenant.customer, first_name="A", last_name="B", dob="1980-01-01")
+        assert document_queries_start(customer_id=tenant.customer.id, patient_ids=[patient.id], express=True) == 1
+        queries = DocumentQuery.objects.filter(patient=patient)
+    assert queries.exists() and not queries.filter(express=False).exists()
+    return small, queries
+
+
+@pytest.mark.parametrize("kind", ["first chunk", "single patient"])
+def test_a_worker_on_a_segment_stops_after_a_batch_for_an_express_document_query_until_a_worker_takes_it(
+    broker, segments, monkeypatch, kind
+):
+    """Another import's first chunk's Document Queries, or a single patient's, go to the express lane; while one
+    is due and no worker has taken it (its message may sit prefetched behind this worker's segment), the
+    worker stops after its batch. Once a worker has taken it, segments run to their end. The queries of the
+    ordinary lane (a later chunk's) stop none: they come after chunks by design."""
+    sent: list[tuple[object, ...]] = []
+    reference, request = scanned_beside_one_piece(segments, monkeypatch)
+    _, queries = express_queries(kind, segments)
+    monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
+    run_parse_segments(request.id)
+    assert sent == [(request.id, 1, {"count": 1})]
+    assert BulkRow.objects.filter(request_id=request.id).count() == 15
+    queries.update(express=False)  # as if sent to the ordinary lane
+    run_parse_segments(request.id)
+    assert len(sent) == 1  # no stop for it
+    queries.update(express=True)
+    queries_taken(queries)
+    run_parse_segments(request.id)
+    assert len(sent) == 1  # nothing waits now: every segment ran to its end
+    assert stored(request.id) == stored(reference.id)
+
+
+@pytest.mark.parametrize("after", ["a poll", "its own request"])
+def test_an_express_query_polled_or_of_the_request_being_parsed_stops_no_segment(broker, segments, monkeypatch, after):
+    """A query whose first step was answered "not yet" is polled on the ordinary lane (it counts an attempt),
+    and the queries of the request being parsed wait for nothing it could yield to: neither stops a segment."""
+    sent: list[tuple[object, ...]] = []
+    reference, request = scanned_beside_one_piece(segments, monkeypatch)
+    _, queries = express_queries("single patient", segments)
+    if after == "a poll":
+        queries.update(attempts=1)  # due again: its poll
+    else:
+        queries.update(bulk_request_id=request.id)
+    monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
+    run_parse_segments(request.id)
+    assert sent == []
+    assert stored(request.id) == stored(reference.id)
+
+
+@pytest.mark.parametrize("waiting_for", ["parse", "first chunk", "finish", "express query"])
 def test_a_message_sent_long_ago_stops_no_segment(broker, segments, monkeypatch, waiting_for):
-    """Another request's parse not begun, its first chunk still pending, or its finish not begun, a quarter of
-    BULK_STALE_SECONDS after its message was sent (the message lost, until the sweeper sends it again) does not
-    make every parse in segments stop after each batch."""
+    """Another request's parse not begun, its first chunk still pending, its finish not begun, or an express
+    Document Query not taken, a quarter of BULK_STALE_SECONDS after its message was sent or became due (the
+    message lost, until the sweeper sends it again) does not make every parse in segments stop after each
+    batch."""
     sent: list[tuple[object, ...]] = []
     reference, request = scanned_beside_one_piece(segments, monkeypatch)
     small = submit(make_tenant("Small"), sample_bytes(5, seed=2), dry_run=waiting_for == "finish")
     stale = timezone.now() - timedelta(seconds=segments.BULK_STALE_SECONDS / 4 + 1)
-    if waiting_for == "parse":
+    if waiting_for == "express query":
+        _, queries = express_queries("single patient", segments)
+        queries.update(next_attempt_at=stale)  # due then
+    if waiting_for in ("parse", "express query"):
         BulkRequest.objects.filter(id=small.id).update(heartbeat_at=stale)  # noticed then
     elif waiting_for == "first chunk":
         services.bulk_request_parse(request_id=small.id)
