@@ -42,8 +42,9 @@ class DocumentQuery(models.Model):
     attempts = models.IntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=300, blank=True, default="")
-    # Sent to the express lane (a bulk request's first chunk, a single patient): while its first step is due
-    # and not taken, a worker on another request's parse segment stops for it (bulkimport.services.parse).
+    # Its message is on the express lane (a bulk request's first chunk, a single patient; sent again to the
+    # ordinary lane, it is no more): while its first step is due and not taken, a worker on another request's
+    # parse segment stops for it (bulkimport.services.parse).
     express = models.BooleanField(default=False, db_default=False)
 
     class Meta:

@@ -81,9 +81,10 @@ def express_queries_waiting(*, since: datetime, besides: uuid.UUID) -> bool:
     """Whether an express query (a bulk request's first chunk, a single patient) of another request than
     `besides`, or of none, has its first step due since `since` and not taken by a worker: its message waits
     in the express lane, perhaps prefetched by a worker busy with something long. A step due before `since`
-    counts no more (its message may be lost: the sweeper sends it again, to the ordinary lane). A worker's
-    claim moves the step past its lease (a batch of the sandbox's on PostgreSQL holds row locks instead, for
-    the batch's fraction of a second); a poll or a retry counts an attempt: neither counts then."""
+    counts no more (its message may be lost). A worker's claim moves the step past its lease (a batch of the
+    sandbox's on PostgreSQL holds row locks instead, for the batch's fraction of a second). A poll or a retry
+    counts an attempt, and a query sent again to the ordinary lane (the sweeper's, a customer's rate limit) is
+    express no more: none of them counts then."""
     now = timezone.now()
     waiting = DocumentQuery.objects.filter(
         status=QueryStatus.PROCESSING, express=True, attempts=0, next_attempt_at__range=(since, now)

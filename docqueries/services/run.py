@@ -230,7 +230,10 @@ def _defer_customer(query: ClaimedQuery, remaining: list[str], *, wait: float, d
     """The customer is out of gateway tokens for `wait` seconds: its query and its other due queries of this
     batch try again then. Returns the rest of the batch (other customers' queries go on now)."""
     retry_at = timezone.now() + timedelta(seconds=wait)
-    _release(query.id, at=retry_at)
+    # They try again through the ordinary lane: no longer express queries waiting (services.lanes).
+    DocumentQuery.objects.filter(id=query.id, status=QueryStatus.PROCESSING).update(
+        next_attempt_at=retry_at, express=False
+    )
     same_customer = {
         str(query_id)
         for query_id in DocumentQuery.objects.filter(
@@ -239,7 +242,7 @@ def _defer_customer(query: ClaimedQuery, remaining: list[str], *, wait: float, d
     }
     DocumentQuery.objects.filter(
         due_by("next_attempt_at", timezone.now() + EARLY_TOLERANCE), id__in=same_customer
-    ).update(next_attempt_at=retry_at)
+    ).update(next_attempt_at=retry_at, express=False)
     deferred[wait].extend([query.id, *same_customer])
     return [query_id for query_id in remaining if query_id not in same_customer]
 

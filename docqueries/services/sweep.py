@@ -31,6 +31,7 @@ def document_query_sweep() -> None:
         )
         if not stuck:
             return
-        DocumentQuery.objects.filter(id__in=stuck).update(next_attempt_at=now)
+        # Sent again to the ordinary lane: no longer an express query waiting (services.lanes).
+        DocumentQuery.objects.filter(id__in=stuck).update(next_attempt_at=now, express=False)
         dispatch_on_commit(stuck)
     logger.info("document query sweep resumed %s queries", len(stuck))

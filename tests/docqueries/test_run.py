@@ -26,12 +26,13 @@ DOCUMENT = {"id": "doc-1", "fileName": "ccd.xml", "contentType": "application/xm
 DOCUMENT_DTO = {"id": "doc-1", "fileName": "ccd.xml", "description": "CCD", "mimeType": "application/xml", "size": 1234}
 
 
-def _start(tenant, patients, bulk_request_id=None) -> int:
+def _start(tenant, patients, bulk_request_id=None, *, express: bool = False) -> int:
     with transaction.atomic():
         return document_queries_start(
             customer_id=tenant.customer.id,
             patient_ids=[p.id for p in patients],
             bulk_request_id=bulk_request_id or uuid.uuid4(),
+            express=express,
         )
 
 
@@ -156,7 +157,7 @@ def test_gateway_calls_are_rate_limited_per_customer(tenant, other_tenant, gatew
     gateway.default = lambda item: Receiver.json_reply({"documents": []})
     mine = make_patients(tenant.customer, 3)
     theirs = make_patients(other_tenant.customer, 1, prefix="other")
-    _start(tenant, mine)
+    _start(tenant, mine, express=True)  # a first chunk's: the express lane
     _start(other_tenant, theirs)
     gateway.wait_for_count(2)
     wait_until(lambda: DocumentQuery.objects.filter(status=QueryStatus.COMPLETED).count() == 2, message="two completed")
@@ -175,6 +176,9 @@ def test_gateway_calls_are_rate_limited_per_customer(tenant, other_tenant, gatew
     waiting = DocumentQuery.objects.filter(status=QueryStatus.PROCESSING)
     assert waiting.count() == 2
     assert all(q.next_attempt_at > timezone.now() + timedelta(seconds=20) and q.attempts == 0 for q in waiting)
+    # They try again through the ordinary lane: no longer express queries waiting for a worker (a parse segment
+    # would stop for those, bulkimport.services.parse).
+    assert [q.express for q in waiting] == [False, False]
 
 
 def test_the_sweeper_resumes_a_query_whose_message_was_lost(tenant, hook, webhook_receiver):

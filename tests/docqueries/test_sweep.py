@@ -92,6 +92,19 @@ def test_with_no_lane_moving_a_query_due_past_the_grace_period_is_resent(tenant,
 
 
 @pytest.mark.django_db
+def test_a_lost_express_query_is_sent_again_on_the_ordinary_lane_and_is_express_no_more(tenant):
+    """The sweeper re-sends to the ordinary lane: the query no longer counts as an express one waiting for a
+    worker (a parse segment stops for those, bulkimport.services.parse)."""
+    _lane(frontier_ago=5, progress_ago=1)
+    lost = _due_query(tenant, due_ago=60)
+    DocumentQuery.objects.filter(id=lost.id).update(express=True)
+    document_query_sweep()
+    lost.refresh_from_db()
+    assert lost.express is False
+    assert lost.next_attempt_at > timezone.now() - timedelta(seconds=GRACE)  # made due now: re-sent
+
+
+@pytest.mark.django_db
 def test_the_slowest_moving_lane_bounds_what_is_lost():
     now = timezone.now()
     assert lost_before(now) == now - timedelta(seconds=GRACE)  # no lane yet: the grace period alone
