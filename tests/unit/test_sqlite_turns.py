@@ -166,6 +166,41 @@ def commit(connection) -> None:
     connection.set_autocommit(True)
 
 
+def write(handler, name: str, *, in_transaction: bool) -> None:
+    """One row written by this thread's connection, in a transaction of its own or in autocommit; the
+    connection closed after."""
+    connection = handler["default"]
+    try:
+        if in_transaction:
+            begin(connection)
+            connection.cursor().execute("INSERT INTO t (who) VALUES (%s)", [name])
+            commit(connection)
+        else:
+            connection.cursor().execute("INSERT INTO t (who) VALUES (%s)", [name])
+    finally:
+        connection.close()
+
+
+def chunks(handler, path: str, count: int, *, sixth_open: threading.Event, waiting: int) -> None:
+    """`count` transactions one after the other (an import's chunks); the sixth stays open until `waiting`
+    other writes are in line."""
+    connection = handler["default"]
+    try:
+        for index in range(count):
+            begin(connection)
+            connection.cursor().execute("INSERT INTO t (who) VALUES (%s)", [f"chunk {index}"])
+            if index == 5:
+                sixth_open.set()
+                wait_until(lambda: write_lock(path).queued() == waiting, DEADLINE, "the other writes in line")
+            commit(connection)
+    finally:
+        connection.close()
+
+
+def written(handler) -> list[str]:
+    return [who for (who,) in handler["default"].cursor().execute("SELECT who FROM t ORDER BY id").fetchall()]
+
+
 @pytest.mark.parametrize("kind", ["transaction", "autocommit"])
 def test_a_write_waits_for_the_transaction_before_it_not_for_every_one_after(sqlite_db, kind):
     """A thread commits 20 transactions one after the other (an import's chunks). Another thread's write,
@@ -173,41 +208,16 @@ def test_a_write_waits_for_the_transaction_before_it_not_for_every_one_after(sql
     that followed take the lock first, and the write waited for all of them."""
     handler, path = sqlite_db
     sixth_open = threading.Event()
-
-    def chunks() -> None:
-        connection = handler["default"]
-        try:
-            for index in range(20):
-                begin(connection)
-                connection.cursor().execute("INSERT INTO t (who) VALUES (%s)", [f"chunk {index}"])
-                if index == 5:
-                    sixth_open.set()
-                    wait_until(lambda: write_lock(path).queued() == 1, DEADLINE, "the other write in line")
-                commit(connection)
-        finally:
-            connection.close()
-
-    def request() -> None:
-        connection = handler["default"]
-        try:
-            if kind == "transaction":
-                begin(connection)
-                connection.cursor().execute("INSERT INTO t (who) VALUES ('request')")
-                commit(connection)
-            else:
-                connection.cursor().execute("INSERT INTO t (who) VALUES ('request')")
-        finally:
-            connection.close()
-
-    importer = threading.Thread(target=chunks)
+    importer = threading.Thread(
+        target=chunks, args=(handler, path, 20), kwargs={"sixth_open": sixth_open, "waiting": 1}
+    )
     importer.start()
     assert sixth_open.wait(DEADLINE)
-    writer = threading.Thread(target=request)
+    writer = threading.Thread(target=write, args=(handler, "request"), kwargs={"in_transaction": kind == "transaction"})
     writer.start()
     importer.join(DEADLINE)
     writer.join(DEADLINE)
-    written = [who for (who,) in handler["default"].cursor().execute("SELECT who FROM t ORDER BY id").fetchall()]
-    assert written == [f"chunk {i}" for i in range(6)] + ["request"] + [f"chunk {i}" for i in range(6, 20)]
+    assert written(handler) == [f"chunk {i}" for i in range(6)] + ["request"] + [f"chunk {i}" for i in range(6, 20)]
 
 
 @pytest.mark.parametrize("kind", ["transaction", "autocommit"])
@@ -218,61 +228,30 @@ def test_a_web_requests_write_goes_before_the_chunks_the_workers_other_threads_q
     on in their order. In one line, the request's write came after all three."""
     handler, path = sqlite_db
     sixth_open = threading.Event()
-
-    def write(name: str, *, in_transaction: bool = True) -> None:
-        connection = handler["default"]
-        if in_transaction:
-            begin(connection)
-            connection.cursor().execute("INSERT INTO t (who) VALUES (%s)", [name])
-            commit(connection)
-        else:
-            connection.cursor().execute("INSERT INTO t (who) VALUES (%s)", [name])
-
-    def chunks() -> None:
-        connection = handler["default"]
-        try:
-            for index in range(8):
-                begin(connection)
-                connection.cursor().execute("INSERT INTO t (who) VALUES (%s)", [f"chunk {index}"])
-                if index == 5:
-                    sixth_open.set()
-                    wait_until(lambda: write_lock(path).queued() == 4, DEADLINE, "the others' writes in line")
-                commit(connection)
-        finally:
-            connection.close()
-
-    def other_thread(name: str) -> None:
-        try:
-            write(name)
-        finally:
-            handler["default"].close()
-
     served: list[bool] = []
 
     def request() -> None:
         request_started.send(sender=None)
         try:
             served.append(serving_request())
-            write("request", in_transaction=kind == "transaction")
+            write(handler, "request", in_transaction=kind == "transaction")
         finally:
-            handler["default"].close()
             request_finished.send(sender=None)
             served.append(serving_request())
 
-    importer = threading.Thread(target=chunks)
+    importer = threading.Thread(target=chunks, args=(handler, path, 8), kwargs={"sixth_open": sixth_open, "waiting": 4})
     importer.start()
     assert sixth_open.wait(DEADLINE)
     threads = []
     for position, name in enumerate(["thread 2", "thread 3", "thread 4"], start=1):
-        threads.append(threading.Thread(target=other_thread, args=(name,)))
+        threads.append(threading.Thread(target=write, args=(handler, name), kwargs={"in_transaction": True}))
         threads[-1].start()
         wait_until(lambda position=position: write_lock(path).queued() == position, DEADLINE, f"{name} in line")
     threads.append(threading.Thread(target=request))
     threads[-1].start()
     for thread in [importer, *threads]:
         thread.join(DEADLINE)
-    written = [who for (who,) in handler["default"].cursor().execute("SELECT who FROM t ORDER BY id").fetchall()]
-    assert written == [
+    assert written(handler) == [
         *(f"chunk {i}" for i in range(6)),
         "request",
         "thread 2",
