@@ -84,7 +84,9 @@ def express_queries_waiting(*, since: datetime, besides: uuid.UUID) -> bool:
     counts no more (its message may be lost). A worker's claim moves the step past its lease (a batch of the
     sandbox's on PostgreSQL holds row locks instead, for the batch's fraction of a second). A poll or a retry
     counts an attempt, and a query sent again to the ordinary lane (the sweeper's, a customer's rate limit) is
-    express no more: none of them counts then."""
+    express no more: none of them counts then. The later batches of an express chain (dispatch.express_continue
+    sends each when the one before has run) count while they wait for their turn too, though their message is
+    not sent yet: a segment may stop for them to no purpose, within the same window."""
     now = timezone.now()
     waiting = DocumentQuery.objects.filter(
         status=QueryStatus.PROCESSING, express=True, attempts=0, next_attempt_at__range=(since, now)

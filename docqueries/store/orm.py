@@ -39,28 +39,14 @@ def start(
         patients -= set(processing.values_list("patient_id", flat=True))
     if not patients:
         return []
-    now = timezone.now()
+    # The columns after the ids, the same for every query this call starts.
+    fixed: tuple[Any, ...] = (QueryStatus.PROCESSING, timezone.now(), [], 0, first_step, "", express)
     # ON CONFLICT DO NOTHING: a concurrent start of the same (patient, bulk request) wins quietly; what comes
     # back is exactly what this call created.
     return generic.insert_ignoring_conflicts(
         DocumentQuery,
         START_COLUMNS,
-        [
-            (
-                uuid.uuid4(),
-                customer_id,
-                patient_id,
-                bulk_request_id,
-                QueryStatus.PROCESSING,
-                now,
-                [],
-                0,
-                first_step,
-                "",
-                express,
-            )
-            for patient_id in sorted(patients, key=str)
-        ],
+        [(uuid.uuid4(), customer_id, patient_id, bulk_request_id, *fixed) for patient_id in sorted(patients, key=str)],
     )
 
 
