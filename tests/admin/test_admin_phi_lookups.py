@@ -52,6 +52,7 @@ NOT_PHI = {
         "attempts",
         "next_attempt_at",
         "error",
+        "express",
     },
     "webhooks.webhookmessage": {
         "id",
