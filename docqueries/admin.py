@@ -55,6 +55,7 @@ class DocumentQueryAdmin(
         "finished_at",
         "attempts",
         "next_attempt_at",
+        "express",
         "error",
         "document_count",
         "documents",

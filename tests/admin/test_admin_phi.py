@@ -114,6 +114,7 @@ def test_document_list_hidden_without_the_permission(patient, no_phi_client, sup
     url = reverse("admin:docqueries_documentquery_change", args=[query.id])
     hidden = no_phi_client.get(url).content.decode()
     assert "Discharge summary" not in hidden and HIDDEN in hidden
+    assert "Express:" in hidden  # which lane its message took is no PHI: support without the permission reads it
     assert "Discharge summary" in support_client.get(url).content.decode()
     listing = no_phi_client.get(reverse("admin:docqueries_documentquery_changelist"), {"q": str(patient.id)})
     assert list(listing.context["cl"].result_list) == [query]
