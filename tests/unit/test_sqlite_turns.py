@@ -18,38 +18,17 @@ from tests.helpers.waiting import wait_until
 DEADLINE = 30  # seconds a condition may take on a busy machine
 
 
-def test_the_lock_is_handed_to_its_waiters_in_the_order_they_came():
+def served_order(names: list[str], *, requests: tuple[str, ...] = ()) -> list[str]:
+    """A held lock, a waiter per name queued in this order (`requests`: in the web requests' line), then
+    released: the order the waiters got it in. The lock is free again after."""
     lock, order = FairLock(), []
     assert lock.acquire(timeout=1)
 
     def waiter(name: str) -> None:
-        assert lock.acquire(timeout=DEADLINE)
+        assert lock.acquire(timeout=DEADLINE, first=name in requests)
         order.append(name)
         lock.release()
 
-    threads = []
-    for position, name in enumerate("abcd", start=1):
-        threads.append(threading.Thread(target=waiter, args=(name,)))
-        threads[-1].start()
-        wait_until(lambda position=position: lock.queued() == position, DEADLINE, f"{name} in line")
-    lock.release()
-    for thread in threads:
-        thread.join(DEADLINE)
-    assert order == list("abcd")
-    assert lock.acquire(timeout=0)  # free again
-
-
-def test_web_requests_and_the_others_take_turns_while_both_wait_a_request_first():
-    lock, order = FairLock(), []
-    assert lock.acquire(timeout=1)
-
-    def waiter(name: str) -> None:
-        assert lock.acquire(timeout=DEADLINE, first=name.startswith("request"))
-        order.append(name)
-        lock.release()
-
-    # Come in this order: three of the worker's, then two requests' writes.
-    names = ["worker 1", "worker 2", "worker 3", "request 1", "request 2"]
     threads = []
     for position, name in enumerate(names, start=1):
         threads.append(threading.Thread(target=waiter, args=(name,)))
@@ -58,8 +37,20 @@ def test_web_requests_and_the_others_take_turns_while_both_wait_a_request_first(
     lock.release()
     for thread in threads:
         thread.join(DEADLINE)
-    assert order == ["request 1", "worker 1", "request 2", "worker 2", "worker 3"]
     assert lock.acquire(timeout=0)  # free again
+    return order
+
+
+def test_the_lock_is_handed_to_its_waiters_in_the_order_they_came():
+    assert served_order(list("abcd")) == list("abcd")
+
+
+def test_web_requests_and_the_others_take_turns_while_both_wait_a_request_first():
+    # Come in this order: three of the worker's, then two requests' writes.
+    order = served_order(
+        ["worker 1", "worker 2", "worker 3", "request 1", "request 2"], requests=("request 1", "request 2")
+    )
+    assert order == ["request 1", "worker 1", "request 2", "worker 2", "worker 3"]
 
 
 def test_a_waiter_that_gives_up_leaves_the_line_to_the_next():
