@@ -56,8 +56,10 @@ def _claim(query_id: QueryId, *, now: datetime) -> ClaimedQuery | None:
     return found[0] if found else None
 
 
-def _release(query_id: QueryId, *, at: datetime) -> None:
-    DocumentQuery.objects.filter(id=query_id, status=QueryStatus.PROCESSING).update(next_attempt_at=at)
+def _release(query_id: QueryId, *, at: datetime, express: bool | None = None) -> None:
+    """Hands a claimed query back, due `at`; `express=False`: its next message goes to the ordinary lane."""
+    changes = {} if express is None else {"express": express}
+    DocumentQuery.objects.filter(id=query_id, status=QueryStatus.PROCESSING).update(next_attempt_at=at, **changes)
 
 
 def _release_quietly(query_id: QueryId) -> None:
@@ -231,9 +233,7 @@ def _defer_customer(query: ClaimedQuery, remaining: list[str], *, wait: float, d
     batch try again then. Returns the rest of the batch (other customers' queries go on now)."""
     retry_at = timezone.now() + timedelta(seconds=wait)
     # They try again through the ordinary lane: no longer express queries waiting (services.lanes).
-    DocumentQuery.objects.filter(id=query.id, status=QueryStatus.PROCESSING).update(
-        next_attempt_at=retry_at, express=False
-    )
+    _release(query.id, at=retry_at, express=False)
     same_customer = {
         str(query_id)
         for query_id in DocumentQuery.objects.filter(

@@ -92,12 +92,14 @@ def scanned_beside_one_piece(settings, monkeypatch) -> tuple[BulkRequest, BulkRe
     return reference, request
 
 
-def parse_and_apply(request_id) -> None:
+def parse_and_apply(request_id, *, queries_taken_by_a_worker: bool = True) -> None:
     """A small request's parse, its only chunk and its finish, run here (its messages, once a worker takes
-    them), and its first chunk's Document Queries taken by a worker: it waits for them then, for no worker."""
+    them), and its first chunk's Document Queries taken by a worker (unless told not): it waits for them then,
+    for no worker."""
     services.bulk_request_parse(request_id=request_id)
     services.bulk_chunk_apply(chunk_id=BulkChunk.objects.get(request_id=request_id, index=0).id)
-    queries_taken(DocumentQuery.objects.filter(bulk_request_id=request_id))
+    if queries_taken_by_a_worker:
+        queries_taken(DocumentQuery.objects.filter(bulk_request_id=request_id))
     services.bulk_request_finish(request_id=request_id)
     assert BulkRequest.objects.get(id=request_id).phase == BulkPhase.DOCUMENTS
 
@@ -433,24 +435,21 @@ def test_a_worker_on_a_segment_stops_after_a_batch_for_another_requests_finish_a
     assert stored(request.id) == stored(reference.id)
 
 
-def express_queries(kind: str, settings) -> tuple[BulkRequest | None, object]:
+def express_queries(kind: str, settings):
     """Express Document Queries whose first step is due now and not taken: another import's first chunk's
     (its request then waits for them) or a single patient's (a patient written through the API)."""
     settings.DOCQUERY_SANDBOX_DELAY_SECONDS = 0  # due at once
     if kind == "first chunk":
         small = submit(make_tenant("Small"), sample_bytes(5, seed=2))
-        services.bulk_request_parse(request_id=small.id)
-        services.bulk_chunk_apply(chunk_id=BulkChunk.objects.get(request_id=small.id, index=0).id)
-        services.bulk_request_finish(request_id=small.id)
-        assert BulkRequest.objects.get(id=small.id).phase == BulkPhase.DOCUMENTS
+        parse_and_apply(small.id, queries_taken_by_a_worker=False)
         queries = DocumentQuery.objects.filter(bulk_request_id=small.id)
     else:
-        small, tenant = None, make_tenant("Single")
+        tenant = make_tenant("Single")
         patient = Patient.objects.create(customer=tenant.customer, first_name="A", last_name="B", dob="1980-01-01")
         assert document_queries_start(customer_id=tenant.customer.id, patient_ids=[patient.id], express=True) == 1
         queries = DocumentQuery.objects.filter(patient=patient)
     assert queries.exists() and not queries.filter(express=False).exists()
-    return small, queries
+    return queries
 
 
 @pytest.mark.parametrize("kind", ["first chunk", "single patient"])
@@ -463,7 +462,7 @@ def test_a_worker_on_a_segment_stops_after_a_batch_for_an_express_document_query
     ordinary lane (a later chunk's) stop none: they come after chunks by design."""
     sent: list[tuple[object, ...]] = []
     reference, request = scanned_beside_one_piece(segments, monkeypatch)
-    _, queries = express_queries(kind, segments)
+    queries = express_queries(kind, segments)
     monkeypatch.setattr(dispatch, "segments_now", lambda *args, **kwargs: sent.append((*args, kwargs)))
     run_parse_segments(request.id)
     assert sent == [(request.id, 1, {"count": 1})]
@@ -484,7 +483,7 @@ def test_an_express_query_polled_or_of_the_request_being_parsed_stops_no_segment
     and the queries of the request being parsed wait for nothing it could yield to: neither stops a segment."""
     sent: list[tuple[object, ...]] = []
     reference, request = scanned_beside_one_piece(segments, monkeypatch)
-    _, queries = express_queries("single patient", segments)
+    queries = express_queries("single patient", segments)
     if after == "a poll":
         queries.update(attempts=1)  # due again: its poll
     else:
@@ -506,7 +505,7 @@ def test_a_message_sent_long_ago_stops_no_segment(broker, segments, monkeypatch,
     small = submit(make_tenant("Small"), sample_bytes(5, seed=2), dry_run=waiting_for == "finish")
     stale = timezone.now() - timedelta(seconds=segments.BULK_STALE_SECONDS / 4 + 1)
     if waiting_for == "express query":
-        _, queries = express_queries("single patient", segments)
+        queries = express_queries("single patient", segments)
         queries.update(next_attempt_at=stale)  # due then
     if waiting_for in ("parse", "express query"):
         BulkRequest.objects.filter(id=small.id).update(heartbeat_at=stale)  # noticed then
