@@ -35,12 +35,13 @@ def document_queries_start(
     if not wanted:
         return 0
     delay = get_backend().first_step_after()
+    express = express and settings.FAIR_SCHEDULING  # without fair scheduling there is one lane
     created = store().start(
         customer_id=customer_id,
         patient_ids=wanted,
         bulk_request_id=bulk_request_id,
         first_step=timezone.now() + timedelta(seconds=delay),
-        express=express and settings.FAIR_SCHEDULING,
+        express=express,
     )
     dispatch_on_commit(created, delay_seconds=delay, express=express)
     return len(created)
