@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, IntegerField, Q, QuerySet, Value
 from django.utils import timezone
 
 from bulkimport.models import (
@@ -250,21 +250,30 @@ def _another_request_waits(request_id: uuid.UUID) -> bool:
     parse must not stop after every batch meanwhile. A parse is sent when its request is noticed or re-sent by
     the sweeper, which both set its heartbeat; a finish's send sets `finish_sent_at`, and its beginning clears
     it, so a big request's result file being written stops no parse."""
+    return waiting_elsewhere(request_id).exists()
+
+
+def waiting_elsewhere(request_id: uuid.UUID) -> QuerySet[Any]:
+    """_another_request_waits' question as one statement: a row for each message that waits."""
     lately = timezone.now() - timedelta(seconds=settings.BULK_STALE_SECONDS / 4)
     parse = Q(phase=BulkPhase.PARSING, parse_attempts=0, heartbeat_at__gte=lately)
     finish = Q(phase=BulkPhase.FINISHING, finish_sent_at__gte=lately)
-    if BulkRequest.objects.filter(parse | finish, status=BulkStatus.PROCESSING).exclude(id=request_id).exists():
-        return True
-    first_chunk = BulkChunk.objects.filter(
+    requests = BulkRequest.objects.filter(parse | finish, status=BulkStatus.PROCESSING).exclude(id=request_id)
+    first_chunks = BulkChunk.objects.filter(
         index=0,
         status=ChunkStatus.PENDING,
         enqueued_at__gte=lately,
         request__status=BulkStatus.PROCESSING,
         request__phase=BulkPhase.APPLYING,
-    )
-    if first_chunk.exclude(request_id=request_id).exists():
-        return True
-    return express_queries_waiting(since=lately, besides=request_id)
+    ).exclude(request_id=request_id)
+    queries = express_queries_waiting(since=lately, besides=request_id)
+    # One statement, asked after every batch: each part is an indexed lookup, and the first row found ends it.
+    return _one(requests).union(_one(first_chunks), _one(queries), all=True)
+
+
+def _one(queryset: QuerySet[Any]) -> QuerySet[Any]:
+    """`queryset`'s rows as a constant column, so that the rows of different tables make one union."""
+    return queryset.values_list(Value(1, output_field=IntegerField()))
 
 
 def _segment_claim(request_id: uuid.UUID, token: int) -> BulkParseSegment | None:

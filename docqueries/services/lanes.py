@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Min, Value
+from django.db.models import Min, QuerySet, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -77,21 +77,22 @@ def document_queries_held_back() -> None:
     lane_held_back(LANE)
 
 
-def express_queries_waiting(*, since: datetime, besides: uuid.UUID) -> bool:
-    """Whether an express query (a bulk request's first chunk, a single patient) of another request than
-    `besides`, or of none, has its first step due since `since` and not taken by a worker: its message waits
-    in the express lane, perhaps prefetched by a worker busy with something long. A step due before `since`
-    counts no more (its message may be lost). A worker's claim moves the step past its lease (a batch of the
+def express_queries_waiting(*, since: datetime, besides: uuid.UUID) -> QuerySet[DocumentQuery]:
+    """The express queries (a bulk request's first chunk, a single patient) of another request than `besides`,
+    or of none, whose first step came due since `since` and that no worker has taken: their messages wait in
+    the express lane, perhaps prefetched by a worker busy with something long. A step due before `since` counts
+    no more (its message may be lost). A worker's claim moves the step past its lease (a batch of the
     sandbox's on PostgreSQL holds row locks instead, for the batch's fraction of a second). A poll or a retry
     counts an attempt, and a query sent again to the ordinary lane (the sweeper's, a customer's rate limit) is
     express no more: none of them counts then. The later batches of an express chain (dispatch.express_continue
     sends each when the one before has run) count while they wait for their turn too, though their message is
-    not sent yet: a segment may stop for them to no purpose, within the same window."""
+    not sent yet: a segment may stop for them to no purpose, within the same window. A query set, so that a
+    caller may ask it in one statement with its own (bulkimport.services.parse._another_request_waits)."""
     now = timezone.now()
     waiting = DocumentQuery.objects.filter(
         status=QueryStatus.PROCESSING, express=True, attempts=0, next_attempt_at__range=(since, now)
     )
-    return waiting.exclude(bulk_request_id=besides).exists()
+    return waiting.exclude(bulk_request_id=besides)
 
 
 def lost_before(now: datetime) -> datetime:
