@@ -18,6 +18,8 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils.module_loading import import_string
 
+from metriport_bulk.lib import storage
+
 logger = logging.getLogger(__name__)
 
 
@@ -38,6 +40,14 @@ class EmbeddedWorker(dramatiq.Worker):
             self.webhook_worker.stop(timeout=timeout)
         super().stop(timeout=timeout)
         _drop_worker_middleware(self)
+
+
+class WarmUp(dramatiq.Middleware):
+    """A worker process builds its S3 client as it boots (storage.warm_up), not in its first request's parse.
+    Dramatiq logs a failure here and boots on: the first file then fails as it would have."""
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        storage.warm_up()
 
 
 def _drop_worker_middleware(worker: dramatiq.Worker) -> None:

@@ -273,6 +273,8 @@ _dramatiq_middleware = [
     "dramatiq.middleware.Retries",
     # Closes Django connections around each message so long-lived workers never reuse a dead one.
     "django_dramatiq.middleware.DbConnectionsMiddleware",
+    # Each worker process builds its S3 client as it boots, not in the middle of its first request's parse.
+    "metriport_bulk.runtime.WarmUp",
 ]
 # Dramatiq's own Prometheus exporter in each worker process (messages, durations, retries by actor), on
 # dramatiq_prom_host:dramatiq_prom_port (default 0.0.0.0:9191; set PROMETHEUS_MULTIPROC_DIR for several).
