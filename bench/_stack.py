@@ -103,15 +103,17 @@ def start_workers(processes: int, threads: int, env: dict[str, str], queues: lis
 
 def wait_for_workers(root_pid: int, processes: int, timeout: float = 60.0) -> None:
     """rundramatiq execs dramatiq, whose process forks `processes` workers that import Django, load the actors
-    and connect to the broker: wait until they exist and their start-up work is done (together they use less
-    than a fifth of a core over a second; an idle worker's polling uses a few percent)."""
+    and connect to the broker: wait until they exist and their start-up work is done (each uses less than
+    three tenths of a core over a second, against a whole core while it starts). An idle worker's polling
+    (every DRAMATIQ_WORKER_TIMEOUT, on each of its queues) uses 5-13% of a core, depending on the machine: a
+    fixed fifth of a core for all of them together was not always reached on a slower machine."""
     deadline = time.monotonic() + timeout
     busy: float | None = None
     while time.monotonic() < deadline:
         workers = [pid for pid in children_of(root_pid) if not children_of(pid)]
         if len(workers) >= processes:
             used = cpu_seconds(workers)
-            if busy is not None and used - busy < 0.2:
+            if busy is not None and used - busy < 0.3 * len(workers):
                 return
             busy = used
         time.sleep(1.0)
