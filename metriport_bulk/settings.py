@@ -264,6 +264,12 @@ DRAMATIQ_NAMESPACE = env("DRAMATIQ_NAMESPACE", "metriport-bulk")
 # process starts: `rundramatiq` loads these settings first and its workers inherit the environment.
 DRAMATIQ_WORKER_TIMEOUT = env_int("DRAMATIQ_WORKER_TIMEOUT", 100)
 os.environ["dramatiq_worker_timeout"] = str(DRAMATIQ_WORKER_TIMEOUT)  # noqa: SIM112 - Dramatiq spells it so
+# On Redis, the longest pause of an idle consumer of the queues no step of an import waits for: every delay
+# queue (its messages are fetched ahead of their time and held until due) and the webhooks' queues (those of
+# webhooks.tasks). Each idle consumer polling every 100 ms took 12% of a core per worker process
+# (metriport_bulk.lib.broker).
+DRAMATIQ_BACKGROUND_TIMEOUT = env_int("DRAMATIQ_BACKGROUND_TIMEOUT", 1000)
+DRAMATIQ_BACKGROUND_QUEUES = ("webhooks", "webhooks-status")
 _dramatiq_middleware = [
     "dramatiq.middleware.AgeLimit",
     "dramatiq.middleware.TimeLimit",
@@ -282,7 +288,7 @@ if env_bool("DRAMATIQ_PROMETHEUS", False):
     _dramatiq_middleware.append("dramatiq.middleware.Prometheus")
 if BROKER_URL.startswith(("redis://", "rediss://")):
     DRAMATIQ_BROKER = {
-        "BROKER": "dramatiq.brokers.redis.RedisBroker",
+        "BROKER": "metriport_bulk.lib.broker.RedisBroker",
         "OPTIONS": {"url": BROKER_URL, "namespace": DRAMATIQ_NAMESPACE},
         "MIDDLEWARE": _dramatiq_middleware,
     }

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = (
     "import json; from django.conf import settings; import django; django.setup(); import dramatiq; "
     "print(json.dumps({'engine': settings.DATABASES['default']['ENGINE'], 'storage': settings.STORAGES['default']['BACKEND'],"
-    " 'broker': type(dramatiq.get_broker()).__name__, 'embedded': settings.EMBEDDED_WORKER}))"
+    " 'broker': type(dramatiq.get_broker()).__module__ + '.' + type(dramatiq.get_broker()).__name__, 'embedded': settings.EMBEDDED_WORKER}))"
 )
 
 
@@ -26,7 +26,7 @@ def test_embedded_default_needs_no_services(tmp_path):
     assert got == {
         "engine": "metriport_bulk.sqlite",  # Django's SQLite backend, its writers served in turn
         "storage": "django.core.files.storage.FileSystemStorage",
-        "broker": "StubBroker",
+        "broker": "dramatiq.brokers.stub.StubBroker",
         "embedded": True,
     }
 
@@ -43,21 +43,26 @@ def test_real_services_from_environment():
     assert got == {
         "engine": "django.db.backends.postgresql",
         "storage": "storages.backends.s3.S3Storage",
-        "broker": "RedisBroker",
+        "broker": "metriport_bulk.lib.broker.RedisBroker",  # Dramatiq's, polling less where it may
         "embedded": False,
     }
 
 
 def test_rabbitmq_broker_from_environment():
-    assert _settings_with({"BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/"})["broker"] == "RabbitmqBroker"
+    assert (
+        _settings_with({"BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/"})["broker"]
+        == "dramatiq.brokers.rabbitmq.RabbitmqBroker"
+    )
 
 
 def test_the_suite_itself_runs_on_real_services(settings):
     import dramatiq
     from django.db import connection
 
+    from metriport_bulk.lib.broker import RedisBroker
+
     assert connection.vendor == "postgresql"
-    assert type(dramatiq.get_broker()).__name__ == "RedisBroker"
+    assert isinstance(dramatiq.get_broker(), RedisBroker)
     assert settings.S3_BUCKET and settings.S3_ENDPOINT_URL
 
 
