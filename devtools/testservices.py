@@ -112,6 +112,10 @@ def configure_test_services() -> None:
     run_id = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
     os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_URLS", "true")
     os.environ.setdefault("DOCQUERY_SANDBOX_DELAY_SECONDS", "0.2")
+    # The sandbox's queries (0.2 s) and the tests' webhook retries are delayed less than the default pause of
+    # the delay queues' and webhooks' idle consumers (1 s, metriport_bulk.lib.broker): with it, a delayed
+    # message waited up to a second for its pick-up, and the webhook tests took a third longer.
+    os.environ.setdefault("DRAMATIQ_BACKGROUND_TIMEOUT", "200")
     os.environ.setdefault("SECRET_KEY", "test-secret-key")
     if mode == "embedded":
         _use_embedded_default(run_id)

@@ -10,12 +10,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = (
     "import json; from django.conf import settings; import django; django.setup(); import dramatiq; "
     "print(json.dumps({'engine': settings.DATABASES['default']['ENGINE'], 'storage': settings.STORAGES['default']['BACKEND'],"
-    " 'broker': type(dramatiq.get_broker()).__module__ + '.' + type(dramatiq.get_broker()).__name__, 'embedded': settings.EMBEDDED_WORKER}))"
+    " 'broker': type(dramatiq.get_broker()).__module__ + '.' + type(dramatiq.get_broker()).__name__, 'embedded': settings.EMBEDDED_WORKER,"
+    " 'polls': [settings.DRAMATIQ_WORKER_TIMEOUT, settings.DRAMATIQ_BACKGROUND_TIMEOUT]}))"
 )
 
 
 def _settings_with(env: dict) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "BROKER_URL", "S3_", "TEST_"))}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "BROKER_URL", "S3_", "TEST_", "DRAMATIQ_"))
+    }
     clean.update(env, DJANGO_SETTINGS_MODULE="metriport_bulk.settings")
     out = subprocess.run([sys.executable, "-c", PROBE], env=clean, cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -28,6 +33,7 @@ def test_embedded_default_needs_no_services(tmp_path):
         "storage": "django.core.files.storage.FileSystemStorage",
         "broker": "dramatiq.brokers.stub.StubBroker",
         "embedded": True,
+        "polls": [100, 1000],
     }
 
 
@@ -45,6 +51,7 @@ def test_real_services_from_environment():
         "storage": "storages.backends.s3.S3Storage",
         "broker": "metriport_bulk.lib.broker.RedisBroker",  # Dramatiq's, polling less where it may
         "embedded": False,
+        "polls": [100, 1000],  # an import's steps' queues, then the delay queues' and the webhooks'
     }
 
 
@@ -70,7 +77,11 @@ KEY_PROBE = "from django.conf import settings; print(settings.SECRET_KEY)"
 
 
 def _secret_key(env: dict) -> str:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "BROKER_URL", "S3_", "TEST_"))}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "BROKER_URL", "S3_", "TEST_", "DRAMATIQ_"))
+    }
     clean.pop("SECRET_KEY", None)
     clean.update(env, DJANGO_SETTINGS_MODULE="metriport_bulk.settings")
     out = subprocess.run(
