@@ -265,11 +265,12 @@ DRAMATIQ_NAMESPACE = env("DRAMATIQ_NAMESPACE", "metriport-bulk")
 DRAMATIQ_WORKER_TIMEOUT = env_int("DRAMATIQ_WORKER_TIMEOUT", 100)
 os.environ["dramatiq_worker_timeout"] = str(DRAMATIQ_WORKER_TIMEOUT)  # noqa: SIM112 - Dramatiq spells it so
 # On Redis, the longest pause of an idle consumer of the queues no step of an import waits for: every delay
-# queue (its messages are fetched ahead of their time and held until due) and the webhooks' queues (those of
-# webhooks.tasks). Each idle consumer polling every 100 ms took 12% of a core per worker process
-# (metriport_bulk.lib.broker).
+# queue (its messages are fetched ahead of their time and held until due), the ordinary lane of Document
+# Queries (a big import's backlog; a first chunk's and a single patient's take the express lane) and the
+# webhooks' queues (docqueries.tasks, webhooks.tasks). Every idle consumer polling every 100 ms took 12% of a
+# core per worker process (metriport_bulk.lib.broker).
 DRAMATIQ_BACKGROUND_TIMEOUT = env_int("DRAMATIQ_BACKGROUND_TIMEOUT", 1000)
-DRAMATIQ_BACKGROUND_QUEUES = ("webhooks", "webhooks-status")
+DRAMATIQ_BACKGROUND_QUEUES = ("docqueries", "webhooks", "webhooks-status")
 _dramatiq_middleware = [
     "dramatiq.middleware.AgeLimit",
     "dramatiq.middleware.TimeLimit",

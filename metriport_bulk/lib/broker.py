@@ -5,11 +5,13 @@ On Redis every consumer (one per queue a worker process consumes, and one per de
 queue empty polls again with a growing pause of at most the worker timeout. At DRAMATIQ_WORKER_TIMEOUT's
 100 ms, a worker consuming every queue made about 150 round trips a second while idle or busy with another
 queue, 12% of a core on a slower machine, taken from the import it runs (docs/benchmarks.md). Only the
-steps of an import need the short pause (a parse, its segments, a chunk, a finish, a first chunk's Document
-Queries: each would wait for it). Delayed messages (retries, the Document Queries' polls) are fetched ahead
-of their time and held until due, so a longer pause delays none whose delay is longer than it; webhooks are
-not waited on by any step. Those consumers pause up to DRAMATIQ_BACKGROUND_TIMEOUT instead. RabbitMQ pushes
-messages and the embedded default's in-process broker blocks: neither polls."""
+steps of an import need the short pause (a parse, its segments, a chunk, a finish, a first chunk's or a
+single patient's Document Queries on the express lane: each would wait for it). Delayed messages (retries,
+the Document Queries' polls) are fetched ahead of their time and held until due, so a longer pause delays
+none whose delay is longer than it; the ordinary lane of Document Queries is a big import's backlog, busy
+while it lasts; webhooks are waited on by no step. Those consumers (DRAMATIQ_BACKGROUND_QUEUES and every
+delay queue) pause up to DRAMATIQ_BACKGROUND_TIMEOUT instead. RabbitMQ pushes messages and the embedded
+default's in-process broker blocks: neither polls."""
 
 from __future__ import annotations
 
