@@ -105,7 +105,7 @@ def wait_for_workers(root_pid: int, processes: int, timeout: float = 60.0) -> No
     """rundramatiq execs dramatiq, whose process forks `processes` workers that import Django, load the actors
     and connect to the broker: wait until they exist and their start-up work is done (each uses less than
     three tenths of a core over a second, against a whole core while it starts). An idle worker's polling
-    (every DRAMATIQ_WORKER_TIMEOUT, on each of its queues) uses 5-13% of a core, depending on the machine: a
+    (metriport_bulk.lib.broker) uses 3-13% of a core, depending on the machine and the timeouts: a
     fixed fifth of a core for all of them together was not always reached on a slower machine."""
     deadline = time.monotonic() + timeout
     busy: float | None = None

@@ -5,7 +5,8 @@ processes and by redis-server, measured over --seconds each. The variants run al
 
 On Redis an idle consumer polls its queue with a growing pause, up to its timeout; each worker process has a
 consumer per queue and per delay queue. The queues of an import's steps pause up to DRAMATIQ_WORKER_TIMEOUT,
-the delay queues and the webhooks' up to DRAMATIQ_BACKGROUND_TIMEOUT (metriport_bulk.lib.broker). A shorter
+the others (delay queues, the Document Queries' ordinary lane, the webhooks') up to
+DRAMATIQ_BACKGROUND_TIMEOUT (metriport_bulk.lib.broker). A shorter
 timeout means a message waits less for an idle worker (`bench/pipeline.py` prints those waits) and more polls
 while nothing happens.
 

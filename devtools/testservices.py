@@ -113,8 +113,9 @@ def configure_test_services() -> None:
     os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_URLS", "true")
     os.environ.setdefault("DOCQUERY_SANDBOX_DELAY_SECONDS", "0.2")
     # The sandbox's queries (0.2 s) and the tests' webhook retries are delayed less than the default pause of
-    # the delay queues' and webhooks' idle consumers (1 s, metriport_bulk.lib.broker): with it, a delayed
-    # message waited up to a second for its pick-up, and the webhook tests took a third longer.
+    # the idle consumers of delay queues, the ordinary Document Query lane and the webhooks (1 s,
+    # metriport_bulk.lib.broker): with it, a delayed message waited up to a second for its pick-up, and the
+    # webhook tests took a third longer.
     os.environ.setdefault("DRAMATIQ_BACKGROUND_TIMEOUT", "200")
     os.environ.setdefault("SECRET_KEY", "test-secret-key")
     if mode == "embedded":

@@ -3,8 +3,8 @@ nothing.
 
 On Redis every consumer (one per queue a worker process consumes, and one per delay queue) that finds its
 queue empty polls again with a growing pause of at most the worker timeout. At DRAMATIQ_WORKER_TIMEOUT's
-100 ms, a worker consuming every queue made about 150 round trips a second while idle or busy with another
-queue, 12% of a core on a slower machine, taken from the import it runs (docs/benchmarks.md). Only the
+100 ms, the dozen consumers of a worker consuming every queue took 12% of a core on a slower machine, idle or
+busy with another queue, so taken from the import it runs (docs/benchmarks.md, bench/idle_workers.py). Only the
 steps of an import need the short pause (a parse, its segments, a chunk, a finish, a first chunk's or a
 single patient's Document Queries on the express lane: each would wait for it). Delayed messages (retries,
 the Document Queries' polls) are fetched ahead of their time and held until due, so a longer pause delays
