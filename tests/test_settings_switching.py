@@ -15,12 +15,14 @@ PROBE = (
 )
 
 
+def _inherited() -> dict[str, str]:
+    """This process's environment without what configures the services, the tests' or the workers' own."""
+    prefixes = ("DATABASE_URL", "BROKER_URL", "S3_", "TEST_", "DRAMATIQ_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
 def _settings_with(env: dict) -> dict:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DATABASE_URL", "BROKER_URL", "S3_", "TEST_", "DRAMATIQ_"))
-    }
+    clean = _inherited()
     clean.update(env, DJANGO_SETTINGS_MODULE="metriport_bulk.settings")
     out = subprocess.run([sys.executable, "-c", PROBE], env=clean, cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -51,7 +53,7 @@ def test_real_services_from_environment():
         "storage": "storages.backends.s3.S3Storage",
         "broker": "metriport_bulk.lib.broker.RedisBroker",  # Dramatiq's, polling less where it may
         "embedded": False,
-        "polls": [100, 1000],  # an import's steps' queues, then the delay queues' and the webhooks'
+        "polls": [100, 1000],  # an import's steps' queues, then the others (delay queues, docqueries, webhooks)
     }
 
 
@@ -77,11 +79,7 @@ KEY_PROBE = "from django.conf import settings; print(settings.SECRET_KEY)"
 
 
 def _secret_key(env: dict) -> str:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DATABASE_URL", "BROKER_URL", "S3_", "TEST_", "DRAMATIQ_"))
-    }
+    clean = _inherited()
     clean.pop("SECRET_KEY", None)
     clean.update(env, DJANGO_SETTINGS_MODULE="metriport_bulk.settings")
     out = subprocess.run(
