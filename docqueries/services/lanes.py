@@ -87,7 +87,7 @@ def express_queries_waiting(*, since: datetime, besides: uuid.UUID) -> QuerySet[
     express no more: none of them counts then. The later batches of an express chain (dispatch.express_continue
     sends each when the one before has run) count while they wait for their turn too, though their message is
     not sent yet: a segment may stop for them to no purpose, within the same window. A query set, so that a
-    caller may ask it in one statement with its own (bulkimport.services.parse._another_request_waits)."""
+    caller may ask it in one statement with its own (bulkimport.services.parse.waiting_elsewhere)."""
     now = timezone.now()
     waiting = DocumentQuery.objects.filter(
         status=QueryStatus.PROCESSING, express=True, attempts=0, next_attempt_at__range=(since, now)
