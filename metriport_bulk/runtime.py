@@ -31,14 +31,21 @@ WEBHOOK_WORKER_THREADS = 4
 class EmbeddedWorker(dramatiq.Worker):
     """The in-process worker: its threads consume every queue but `webhooks`, which a second worker with
     threads of its own consumes, so webhook deliveries (slow receivers included) never occupy the threads
-    of imports. `stop()` stops both."""
+    of imports. `stop()` stops both, side by side: each waits for its threads' messages and for its
+    consumers' polls to end."""
 
     webhook_worker: dramatiq.Worker | None = None
 
     def stop(self, timeout: int = 600_000) -> None:
+        webhooks = None
         if self.webhook_worker is not None:
-            self.webhook_worker.stop(timeout=timeout)
+            webhooks = threading.Thread(
+                target=self.webhook_worker.stop, kwargs={"timeout": timeout}, name="stop-webhook-worker"
+            )
+            webhooks.start()
         super().stop(timeout=timeout)
+        if webhooks is not None:
+            webhooks.join()
         _drop_worker_middleware(self)
 
 
