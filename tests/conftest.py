@@ -12,10 +12,13 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from rest_framework.test import APIClient
 
+from tests.helpers import flush
 from tests.helpers.api import client_for
 from tests.helpers.factories import Tenant, make_tenant
 from tests.helpers.receiver import Receiver
 from tests.helpers.runtime import ROUND_JOB, live_worker
+
+flush.install()  # a transactional test's teardown empties only the tables it wrote to (tests/helpers/flush.py)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
