@@ -1,0 +1,46 @@
+"""A worker process freezes what it holds once booted (runtime.freeze_boot_objects, run by the WarmUp
+middleware): full collections stop walking the process's long-lived objects, and nothing collectable at boot
+is kept for good."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+
+from metriport_bulk.runtime import WarmUp
+
+
+class _Node:
+    """A container in a reference cycle: only the collector frees it."""
+
+    other: _Node | None = None
+
+
+def _tracked(obj: object) -> bool:
+    """Whether the collector still walks `obj` (frozen objects are in no generation it collects)."""
+    return any(tracked is obj for tracked in gc.get_objects())
+
+
+def test_a_booted_worker_keeps_its_objects_out_of_the_collectors_walks_and_frees_its_garbage_first():
+    gc.unfreeze()  # what earlier tests' workers froze in this process comes back under the collector
+    held = [object()]  # the process keeps it, as it keeps its modules and settings
+    cycle = _Node()
+    cycle.other = cycle
+    garbage = weakref.ref(cycle)
+    gc.collect()  # the cycle survives into the oldest generation, which only a full collection walks
+    del cycle  # now unreachable garbage there, as what a process's imports leave behind
+    assert _tracked(held) and garbage() is not None and gc.get_freeze_count() == 0
+
+    worker = dramatiq.Worker(StubBroker(middleware=[WarmUp()]), worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        assert gc.get_freeze_count() > 0
+        assert not _tracked(held)  # frozen: no collection walks it again
+        assert garbage() is None  # collected before the freeze, not kept for good
+        after_boot = [object()]
+        assert _tracked(after_boot)  # what the worker makes from now on is collected as before
+    finally:
+        worker.stop()
