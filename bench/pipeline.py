@@ -3,14 +3,16 @@ processes (`manage.py rundramatiq`), the scheduler noticing the upload, 100,000 
 
 Prints wall time per phase (upload noticed -> parsed -> applied -> medical data -> completed), rows/s and the
 peak RSS of each worker process; `--tenths`, how long each tenth of the Document Queries took to start (the
-chunks) and to end.
-Usage: .venv/bin/python bench/pipeline.py [--rows 100000] [--processes 2] [--threads 1] [--tenths]
+chunks) and to end; `--gc`, the garbage collections of each worker process by generation (count and time:
+bench/gcstats/sitecustomize.py records them).
+Usage: .venv/bin/python bench/pipeline.py [--rows 100000] [--processes 2] [--threads 1] [--tenths] [--gc]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -31,9 +33,20 @@ def main() -> None:
     parser.add_argument(
         "--tenths", action="store_true", help="also print how long each tenth of the queries took to start and to end"
     )
+    parser.add_argument("--gc", action="store_true", help="also print each worker process's garbage collections")
     args = parser.parse_args()
 
     env = start_stack("pipeline")
+    gc_dir = tempfile.mkdtemp(prefix="bench-gc-") if args.gc else None
+    if gc_dir:
+        recorder = str(ROOT / "bench" / "gcstats")
+        env = {
+            **env,
+            "BENCH_GC_DIR": gc_dir,
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, (recorder, env.get("PYTHONPATH", os.environ.get("PYTHONPATH"))))
+            ),
+        }
     import requests
 
     from bulkimport import services
@@ -88,6 +101,9 @@ def main() -> None:
                     break
                 time.sleep(0.05)
             rss = {pid: peak_rss_mb(pid) for pid in children_of(workers_pid)}
+            collections = {pid: _collections(gc_dir, pid) for pid in rss} if gc_dir else {}
+        if gc_dir:
+            shutil.rmtree(gc_dir, ignore_errors=True)
         tenths = _tenths(request.id) if args.tenths else []
 
     end_to_end = marks["completed"] - marks["noticed"]
@@ -108,8 +124,28 @@ def main() -> None:
     print(f"worker processes: {args.processes} x {args.threads} threads")
     for pid, mb in sorted(rss.items()):
         print(f"  worker pid {pid}: peak RSS {mb:.0f} MB")
+    for pid, generations in sorted(collections.items()):
+        print(
+            f"  worker pid {pid}: garbage collections "
+            + ", ".join(
+                f"generation {g}: {count} in {ms / 1000:.2f} s" for g, (count, ms) in sorted(generations.items())
+            )
+        )
     for line in tenths:
         print(line)
+
+
+def _collections(gc_dir: str, pid: int) -> dict[int, tuple[int, float]]:
+    """Generation -> (collections, milliseconds) of process `pid`, from bench/gcstats/sitecustomize.py's file."""
+    totals: dict[int, tuple[int, float]] = {}
+    path = os.path.join(gc_dir, str(pid))
+    if os.path.exists(path):
+        with open(path) as lines:
+            for line in lines:
+                generation, ms = line.split()
+                count, total = totals.get(int(generation), (0, 0.0))
+                totals[int(generation)] = (count + 1, total + float(ms))
+    return totals
 
 
 def _tenths(request_id) -> list[str]:
