@@ -63,7 +63,7 @@ class WarmUp(dramatiq.Middleware):
 def freeze_boot_objects() -> None:
     """Moves every object the process holds once booted (its modules, Django's settings and URL patterns,
     botocore's service model) out of the garbage collector's reach: they live as long as the process, and each
-    full collection walked them all again, 80-130 ms each, 1.3-1.6 s of each worker's time in a 100,000-row
+    full collection walked them all again, 80-130 ms each, 1.2-1.6 s of each worker's time in a 100,000-row
     import (docs/benchmarks.md, nineteenth session). What is garbage already is collected first, so nothing
     collectable is kept for good; objects made later are collected as before."""
     gc.collect()

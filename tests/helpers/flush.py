@@ -3,8 +3,9 @@ data every test shares.
 
 Django's own teardown (TransactionTestCase._fixture_teardown: the `flush` command) truncates every table,
 then re-creates the content types and permissions (post_migrate). That took 0.4 s after each of about 500
-transactional tests on PostgreSQL, an eighth of the suite: TRUNCATE makes new files for each of the ~40 tables
-and their indexes, empty or not, and post_migrate queries and re-inserts every app's permissions.
+transactional tests on PostgreSQL, about a tenth of the suite's time: TRUNCATE makes new files for each of
+the ~40 tables and their indexes, empty or not, and post_migrate queries and re-inserts every app's
+permissions.
 
 Here the tables that hold a row are found in one statement, and only those are flushed, with the statements
 Django's `flush` runs for the database in use (TRUNCATE on PostgreSQL, DELETE on SQLite). The content types and
