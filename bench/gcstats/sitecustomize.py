@@ -5,18 +5,22 @@ in BENCH_GC_DIR. A forked process keeps the callback and writes under its own id
 import gc
 import os
 import time
-
-_DIR = os.environ.get("BENCH_GC_DIR")
-_started: list[float] = []
-
-
-def _record(phase: str, info: dict) -> None:
-    if phase == "start":
-        _started[:] = [time.perf_counter()]
-    elif _started:
-        with open(os.path.join(_DIR, str(os.getpid())), "a") as out:
-            out.write(f"{info['generation']} {(time.perf_counter() - _started[0]) * 1000:.3f}\n")
+from collections.abc import Callable
+from typing import Any
 
 
-if _DIR:
-    gc.callbacks.append(_record)
+def _recorder(directory: str) -> Callable[[str, dict[str, Any]], None]:
+    started: list[float] = []
+
+    def record(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            with open(os.path.join(directory, str(os.getpid())), "a") as out:
+                out.write(f"{info['generation']} {(time.perf_counter() - started[0]) * 1000:.3f}\n")
+
+    return record
+
+
+if os.environ.get("BENCH_GC_DIR"):
+    gc.callbacks.append(_recorder(os.environ["BENCH_GC_DIR"]))
