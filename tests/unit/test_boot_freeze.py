@@ -1,13 +1,16 @@
 """A worker process freezes what it holds once booted (runtime.freeze_boot_objects, run by the WarmUp
-middleware): full collections stop walking the process's long-lived objects, and nothing collectable at boot
-is kept for good."""
+middleware), and so does a web process (deploy/gunicorn.conf.py's post_worker_init): full collections stop
+walking the process's long-lived objects, and nothing collectable at boot is kept for good."""
 
 from __future__ import annotations
 
 import gc
+import runpy
 import weakref
+from pathlib import Path
 
 import dramatiq
+from django.urls import get_resolver
 from dramatiq.brokers.stub import StubBroker
 
 from metriport_bulk.runtime import WarmUp
@@ -44,3 +47,12 @@ def test_a_booted_worker_keeps_its_objects_out_of_the_collectors_walks_and_frees
         assert _tracked(after_boot)  # what the worker makes from now on is collected as before
     finally:
         worker.stop()
+
+
+def test_a_web_process_freezes_once_its_url_patterns_are_loaded():
+    gc.unfreeze()
+    config = runpy.run_path(str(Path(__file__).resolve().parents[2] / "deploy" / "gunicorn.conf.py"))
+    config["post_worker_init"](None)  # gunicorn calls it in each web process once the app is loaded
+    assert gc.get_freeze_count() > 0
+    # The URL patterns (and the views they import) were loaded first, and frozen with the rest.
+    assert not _tracked(get_resolver().url_patterns)
