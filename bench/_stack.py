@@ -150,3 +150,21 @@ def running_workers(
             scheduler.stop()
         os.killpg(workers.pid, signal.SIGKILL)
         workers.wait()
+
+
+def gc_recording(env: dict[str, str], directory: str | Path) -> dict[str, str]:
+    """`env` for processes whose garbage collections bench/gcstats/sitecustomize.py records into `directory`
+    (its folder first on PYTHONPATH, before the one `env` or this process has; read them back with
+    gc_recorded)."""
+    inherited = env.get("PYTHONPATH", os.environ.get("PYTHONPATH"))
+    path = os.pathsep.join(filter(None, (str(ROOT / "bench" / "gcstats"), inherited)))
+    return {**env, "BENCH_GC_DIR": str(directory), "PYTHONPATH": path}
+
+
+def gc_recorded(directory: str | Path) -> dict[int, list[tuple[int, float]]]:
+    """Process id -> (generation, milliseconds) of each garbage collection it ran, in order."""
+    found: dict[int, list[tuple[int, float]]] = {}
+    for recorded in sorted(Path(directory).iterdir()):
+        lines = (line.split() for line in recorded.read_text().splitlines())
+        found[int(recorded.name)] = [(int(generation), float(ms)) for generation, ms in lines]
+    return found

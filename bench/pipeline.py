@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from _stack import ROOT, children_of, peak_rss_mb, running_workers, start_stack
+from _stack import ROOT, children_of, gc_recorded, gc_recording, peak_rss_mb, running_workers, start_stack
 
 
 def main() -> None:
@@ -39,14 +39,7 @@ def main() -> None:
     env = start_stack("pipeline")
     gc_dir = tempfile.mkdtemp(prefix="bench-gc-") if args.gc else None
     if gc_dir:
-        recorder = str(ROOT / "bench" / "gcstats")
-        env = {
-            **env,
-            "BENCH_GC_DIR": gc_dir,
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, (recorder, env.get("PYTHONPATH", os.environ.get("PYTHONPATH"))))
-            ),
-        }
+        env = gc_recording(env, gc_dir)
     import requests
 
     from bulkimport import services
@@ -101,7 +94,8 @@ def main() -> None:
                     break
                 time.sleep(0.05)
             rss = {pid: peak_rss_mb(pid) for pid in children_of(workers_pid)}
-            collections = {pid: _collections(gc_dir, pid) for pid in rss} if gc_dir else {}
+            recorded = gc_recorded(gc_dir) if gc_dir else {}
+            collections = {pid: _by_generation(recorded.get(pid, [])) for pid in rss} if gc_dir else {}
         if gc_dir:
             shutil.rmtree(gc_dir, ignore_errors=True)
         tenths = _tenths(request.id) if args.tenths else []
@@ -135,16 +129,12 @@ def main() -> None:
         print(line)
 
 
-def _collections(gc_dir: str, pid: int) -> dict[int, tuple[int, float]]:
-    """Generation -> (collections, milliseconds) of process `pid`, from bench/gcstats/sitecustomize.py's file."""
+def _by_generation(collections: list[tuple[int, float]]) -> dict[int, tuple[int, float]]:
+    """Generation -> (collections, milliseconds)."""
     totals: dict[int, tuple[int, float]] = {}
-    path = os.path.join(gc_dir, str(pid))
-    if os.path.exists(path):
-        with open(path) as lines:
-            for line in lines:
-                generation, ms = line.split()
-                count, total = totals.get(int(generation), (0, 0.0))
-                totals[int(generation)] = (count + 1, total + float(ms))
+    for generation, ms in collections:
+        count, total = totals.get(generation, (0, 0.0))
+        totals[generation] = (count + 1, total + ms)
     return totals
 
 

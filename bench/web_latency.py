@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,8 +21,8 @@ import time
 from pathlib import Path
 
 import requests
+from _stack import ROOT, gc_recorded, gc_recording
 
-ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CONFIG = ROOT / "deploy" / "gunicorn.conf.py"
 # The bundled config but for its post_worker_init hook.
@@ -33,10 +34,10 @@ globals().update(
 """
 
 
-def run(args: argparse.Namespace, config: Path, tmp: Path) -> tuple[list[float], dict[str, list[float]]]:
+def run(args: argparse.Namespace, config: Path, tmp: Path) -> tuple[list[float], dict[int, list[float]]]:
     data, collections = tmp / "data", tmp / "gc"
     for folder in (data, collections):
-        subprocess.run(["rm", "-rf", str(folder)], check=True)
+        shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir()
     env = {**os.environ, "DATA_DIR": str(data), "DJANGO_SETTINGS_MODULE": "metriport_bulk.settings"}
     manage = [str(BIN / "python"), "manage.py"]
@@ -45,12 +46,7 @@ def run(args: argparse.Namespace, config: Path, tmp: Path) -> tuple[list[float],
         [*manage, "create_customer", "Latency probe", "--with-key"], cwd=ROOT, env=env, check=True, capture_output=True
     )
     key = next(line.split("=", 1)[1] for line in created.stdout.decode().splitlines() if line.startswith("api_key="))
-    web_env = {
-        **env,
-        "GUNICORN_BIND": f"127.0.0.1:{args.port}",
-        "BENCH_GC_DIR": str(collections),
-        "PYTHONPATH": str(ROOT / "bench" / "gcstats"),
-    }
+    web_env = gc_recording({**env, "GUNICORN_BIND": f"127.0.0.1:{args.port}"}, collections)
     web = subprocess.Popen(
         [str(BIN / "gunicorn"), "-c", str(config), "metriport_bulk.wsgi"],
         cwd=ROOT,
@@ -81,10 +77,7 @@ def run(args: argparse.Namespace, config: Path, tmp: Path) -> tuple[list[float],
     finally:
         web.send_signal(signal.SIGTERM)
         web.wait(timeout=60)
-    full = {}
-    for recorded in sorted(collections.iterdir()):
-        lines = [line.split() for line in recorded.read_text().splitlines()]
-        full[recorded.name] = [float(ms) for generation, ms in lines if generation == "2"]
+    full = {pid: [ms for generation, ms in runs if generation == 2] for pid, runs in gc_recorded(collections).items()}
     return sorted(times), full
 
 
