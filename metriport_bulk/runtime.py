@@ -137,8 +137,19 @@ class SchedulerThread(threading.Thread):
         self.join(timeout=30)
 
 
+def scheduler_boot() -> None:
+    """What `run_scheduler` does once before its loop, as a worker does at boot (WarmUp): imports every job,
+    builds the S3 client its upload polling uses, then freezes what the process holds (freeze_boot_objects),
+    so its full collections walk only what its jobs make."""
+    for path in settings.SCHEDULER_JOBS:
+        import_string(path)
+    storage.warm_up()
+    freeze_boot_objects()
+
+
 def run_scheduler_forever(interval: float | None = None) -> None:
     interval = interval if interval is not None else settings.SCHEDULER_INTERVAL_SECONDS
+    scheduler_boot()
     while True:
         started = time.monotonic()
         run_scheduled_jobs_once()

@@ -1,6 +1,7 @@
 """A worker process freezes what it holds once booted (runtime.freeze_boot_objects, run by the WarmUp
-middleware), and so does a web process (deploy/gunicorn.conf.py's post_worker_init): full collections stop
-walking the process's long-lived objects, and nothing collectable at boot is kept for good."""
+middleware), and so do a web process (deploy/gunicorn.conf.py's post_worker_init) and the scheduler
+(runtime.scheduler_boot): full collections stop walking the process's long-lived objects, and nothing
+collectable at boot is kept for good."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import weakref
 from pathlib import Path
 
 import dramatiq
+from django.conf import settings
 from django.urls import get_resolver
+from django.utils.module_loading import import_string
 from dramatiq.brokers.stub import StubBroker
 
-from metriport_bulk.runtime import WarmUp
+from metriport_bulk.runtime import WarmUp, scheduler_boot
 
 
 class _Node:
@@ -56,3 +59,12 @@ def test_a_web_process_freezes_once_its_url_patterns_are_loaded():
     assert gc.get_freeze_count() > 0
     # The URL patterns (and the views they import) were loaded first, and frozen with the rest.
     assert not _tracked(get_resolver().url_patterns)
+
+
+def test_the_scheduler_freezes_once_its_jobs_are_imported():
+    gc.unfreeze()
+    scheduler_boot()  # run_scheduler does it once, before its loop
+    assert gc.get_freeze_count() > 0
+    # Every job's function (and the module that holds it) was imported first, and frozen with the rest.
+    jobs = [import_string(path) for path in settings.SCHEDULER_JOBS]
+    assert jobs and not any(_tracked(job) for job in jobs)
